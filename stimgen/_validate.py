@@ -1,0 +1,100 @@
+"""Shared input validation and rng handling.
+
+Every public function validates its input at the boundary with these helpers, so that a
+bad value raises one ``ValueError`` naming the parameter, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+
+def positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a finite float > 0 (>= 0 with ``allow_zero``) or raise."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
+        allowed = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {allowed}, got {value!r}")
+    return x
+
+
+def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int >= ``minimum`` or raise (floats must be whole)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
+    if not math.isfinite(x) or x != int(x) or int(x) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(x)
+
+
+def in_range(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """Return ``value`` as a float inside the stated interval or raise."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    ok_low = x >= low if low_inclusive else x > low
+    ok_high = x <= high if high_inclusive else x < high
+    if not (math.isfinite(x) and ok_low and ok_high):
+        lb = "[" if low_inclusive else "("
+        hb = "]" if high_inclusive else ")"
+        raise ValueError(f"{name} must be in {lb}{low:g}, {high:g}{hb}, got {value!r}")
+    return x
+
+
+def choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``choices``; otherwise raise listing them."""
+    options = list(choices)
+    if value not in options:
+        raise ValueError(
+            f"{name} must be one of {', '.join(repr(c) for c in options)}; got {value!r}"
+        )
+    return value
+
+
+def finite_array(name: str, array: Any, *, ndim: Iterable[int] | None = None) -> np.ndarray:
+    """Return ``np.asarray(array)`` after checking its dimensionality and finiteness."""
+    a = np.asarray(array)
+    if ndim is not None:
+        dims = tuple(ndim)
+        if a.ndim not in dims:
+            want = " or ".join(str(d) for d in dims)
+            raise ValueError(f"{name} must have {want} dimensions, got shape {a.shape}")
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a real numeric array, got dtype {a.dtype}")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return a
+
+
+def pair(name: str, value: Any) -> tuple[float, float]:
+    """Return a 2-sequence of numbers as a tuple of floats or raise."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair of numbers [a, b], got {value!r}") from None
+    return lo, hi
+
+
+def rng(seed: Any) -> np.random.Generator:
+    """Normalize ``seed`` (None, int, SeedSequence, Generator) to a Generator."""
+    return np.random.default_rng(seed)
