@@ -1,0 +1,191 @@
+"""Reading and writing images and arrays, hashing, and atomic outputs.
+
+Conventions
+-----------
+* :func:`read_image` never rescales by dtype: a PNG comes back as its stored integers
+  (uint8 or uint16), a ``.npy`` file as stored. Scaling to float is the caller's explicit
+  choice (e.g. ``scale=1/255`` in :func:`stimgen.dataset_stats`).
+* Palette images are expanded to RGB(A); the alpha channel is dropped unless
+  ``keep_alpha=True``; 16-bit grayscale PNGs come back as uint16.
+* Every file that must not be seen half-written goes through :func:`atomic_write_bytes`
+  (write to a temporary sibling, fsync, rename) or :func:`atomic_directory`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "atomic_directory",
+    "atomic_write_bytes",
+    "read_image",
+    "sha256_bytes",
+    "sha256_file",
+    "write_png",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".ppm", ".pgm")
+
+
+def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarray:
+    """Read an image file or a ``.npy`` array without rescaling.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npy`` file, or any image Pillow decodes (PNG, JPEG, TIFF, ...).
+    keep_alpha : bool
+        Keep the alpha channel of LA/RGBA/PA images (default: drop it).
+
+    Returns
+    -------
+    ndarray
+        ``(H, W)`` for grayscale, ``(H, W, C)`` channel-last otherwise; dtype as stored
+        (uint8, uint16, int32 or float32 for images).
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be decoded (the message names the path).
+    FileNotFoundError
+        If the file does not exist.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no such file: {p}")
+    if p.suffix.lower() == ".npy":
+        try:
+            return np.load(p, allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001 - re-raised with the path
+            raise ValueError(f"cannot read array file {p}: {exc}") from exc
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            im.load()
+            mode = im.mode
+            if mode == "P" or mode == "PA":
+                im = im.convert("RGBA" if ("transparency" in im.info or mode == "PA") else "RGB")
+                mode = im.mode
+            if mode == "1":
+                im = im.convert("L")
+                mode = "L"
+            if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+                im = im.convert("RGB")
+                mode = "RGB"
+            arr = np.asarray(im)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"cannot decode image {p}: {exc}") from exc
+    if mode.startswith("I;16"):
+        arr = arr.astype(np.uint16, copy=False)
+    if arr.ndim == 3 and not keep_alpha and mode in ("LA", "RGBA", "PA"):
+        arr = arr[..., :-1]
+        if arr.shape[-1] == 1:
+            arr = arr[..., 0]
+    return np.ascontiguousarray(arr)
+
+
+def write_png(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a uint8 or uint16 ``(H, W)`` or ``(H, W, 3|4)`` array as PNG, atomically.
+
+    No scaling happens here: quantize first (:func:`stimgen.quantize`).
+    """
+    from PIL import Image
+
+    a = np.asarray(array)
+    if a.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"write_png needs uint8 or uint16 data, got dtype {a.dtype}; quantize first")
+    if a.dtype == np.uint16 and a.ndim != 2:
+        raise ValueError(f"16-bit PNG output supports (H, W) grayscale only, got shape {a.shape}")
+    im = Image.fromarray(a)
+    buf = BytesIO()
+    im.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of a byte string."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_bytes):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary sibling and an atomic rename."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
+    """Build a directory in a temporary sibling and rename it into place when complete.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The final directory. It must not exist unless ``force`` is true, in which case
+        the old directory is replaced only after the new one is complete.
+    force : bool
+        Replace an existing directory (after success only).
+
+    Yields
+    ------
+    Path
+        The temporary directory to write into. On any exception (including
+        KeyboardInterrupt) it is removed and ``path`` is left untouched.
+    """
+    final = Path(path)
+    if final.exists() and not force:
+        raise FileExistsError(f"output directory {final} already exists (use --force to replace it)")
+    parent = final.parent if str(final.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"parent directory {parent} of the output does not exist")
+    if not os.access(parent, os.W_OK):
+        raise PermissionError(f"cannot write into {parent}")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old: Path | None = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=parent))
+        os.rmdir(old)
+        os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        if old is not None:
+            os.replace(old, final)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
