@@ -1,0 +1,482 @@
+"""Noise stimuli: white, band-limited through any hub filter, and 1/f^alpha.
+
+Contents
+--------
+white_noise       gaussian, uniform, binary or exactly flat-spectrum white noise
+filtered_noise    white noise through any :mod:`stimgen.filters` filter (FFT domain)
+power_law_noise   1/f^alpha noise (pink alpha=1, brown alpha=2), optionally band-limited
+make_filter       family name + band in cpd (+ orientation) -> filter (the one place)
+bandpass_noise    the one-call API in the user's units, returning images and their record
+noise_from_record regenerate images from a record
+
+Conventions
+-----------
+* Output is float (float32 by default) in the signed-contrast convention (0 = mean
+  luminance); :func:`bandpass_noise` and :func:`power_law_noise` set the RMS contrast about
+  the mean exactly and never min-max normalize. Values beyond [-1, 1] are *not* clipped
+  here; the record states their fraction (clip explicitly with
+  :func:`stimgen.contrast.clip_contrast`).
+* White noise has variance 1 for every kind; filtered white noise of variance ``v`` has
+  expected power spectrum ``v |H(f)|^2``.
+* Randomness: every function takes ``rng`` (None, int, SeedSequence or Generator). The
+  output does not depend on how a batch is chunked: the same ``rng`` gives the same images.
+* Batches are generated in chunks of about ``chunk_bytes`` (64 MB), so peak memory stays
+  bounded: one chunk of white noise and its half spectrum on top of the output.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import _validate as v
+from .contrast import set_rms_contrast
+from .filters import (
+    Filter,
+    Orientation,
+    PowerLaw,
+    _peak_band,
+    apply_filter,
+    check_fits_image,
+    design_filter,
+)
+from .geometry import ViewingGeometry, as_ppd, resolve_shape
+
+__all__ = [
+    "KINDS",
+    "NOISE_FAMILIES",
+    "bandpass_noise",
+    "filtered_noise",
+    "make_filter",
+    "noise_from_record",
+    "power_law_noise",
+    "white_noise",
+]
+
+#: Kinds of white noise.
+KINDS = ("gaussian", "uniform", "binary", "flat")
+#: Families accepted by :func:`bandpass_noise` and :func:`make_filter`.
+NOISE_FAMILIES = ("dog", "log_gaussian", "butterworth", "ideal", "power_law", "white")
+VALUE_CONVENTION = "signed contrast: 0 = mean luminance, display range [-1, 1]"
+
+_DEFAULT_CHUNK_BYTES = 64 * 2**20
+
+
+def _shape2(shape_px: Any) -> tuple[int, int]:
+    vals = [shape_px, shape_px] if np.ndim(shape_px) == 0 else list(shape_px)
+    if len(vals) != 2:
+        raise ValueError(f"shape_px must be (height, width), got {shape_px!r}")
+    h, w = (v.positive_int("shape_px", s) for s in vals)
+    if h < 2 or w < 2:
+        raise ValueError(f"shape_px must be at least 2 x 2 pixels, got {shape_px!r}")
+    return h, w
+
+
+def _float_dtype(dtype: Any) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def _draw_white(gen: np.random.Generator, shape: tuple[int, ...], kind: str, dt: np.dtype) -> np.ndarray:
+    """Variance-1 white noise of ``kind`` with ``shape`` (last two axes spatial)."""
+    if kind == "gaussian":
+        return gen.standard_normal(shape, dtype=dt)
+    if kind == "uniform":
+        a = gen.random(shape, dtype=dt)
+        a -= dt.type(0.5)
+        a *= dt.type(2.0 * math.sqrt(3.0))
+        return a
+    if kind == "binary":
+        return np.where(gen.random(shape, dtype=np.float32) < 0.5, dt.type(-1.0), dt.type(1.0))
+    # flat: unit-modulus spectrum with random phases (the phases of gaussian noise)
+    from scipy import fft
+
+    h, w = shape[-2:]
+    spec = fft.rfft2(gen.standard_normal(shape, dtype=dt), axes=(-2, -1))
+    mag = np.abs(spec)
+    mag[mag == 0] = 1.0
+    spec /= mag
+    spec[..., 0, 0] = 0.0
+    n = h * w
+    spec *= dt.type(n / math.sqrt(n - 1))  # variance exactly 1 (Parseval)
+    return fft.irfft2(spec, s=(h, w), axes=(-2, -1)).astype(dt, copy=False)
+
+
+def white_noise(
+    shape_px: Any,
+    *,
+    n: int | None = None,
+    kind: str = "gaussian",
+    rng: Any = None,
+    dtype: Any = np.float32,
+) -> np.ndarray:
+    """White noise of variance 1.
+
+    Parameters
+    ----------
+    shape_px : (int, int)
+        Image height and width in pixels.
+    n : int, optional
+        Number of images; None returns one ``(H, W)`` image, an int ``(n, H, W)``.
+    kind : {"gaussian", "uniform", "binary", "flat"}
+        Pixel distribution: N(0, 1); uniform on [-sqrt 3, sqrt 3); +-1 with equal
+        probability; or "flat", whose DFT has exactly equal amplitude ``H W / sqrt(H W - 1)``
+        at every non-zero frequency (random phases, zero mean, variance 1).
+    rng : None, int, SeedSequence or Generator
+        Source of randomness.
+    dtype : {float32, float64}
+        Output dtype.
+
+    Returns
+    -------
+    ndarray, shape (H, W) or (n, H, W)
+    """
+    h, w = _shape2(shape_px)
+    v.choice("kind", kind, KINDS)
+    dt = _float_dtype(dtype)
+    gen = v.rng(rng)
+    if n is None:
+        return _draw_white(gen, (h, w), kind, dt)
+    return _draw_white(gen, (v.positive_int("n", n), h, w), kind, dt)
+
+
+def filtered_noise(
+    shape_px: Any,
+    filt: Filter,
+    *,
+    n: int | None = None,
+    kind: str = "gaussian",
+    rng: Any = None,
+    dtype: Any = np.float32,
+    workers: int | None = None,
+    chunk_bytes: int = _DEFAULT_CHUNK_BYTES,
+) -> np.ndarray:
+    """White noise of ``kind`` filtered by ``filt`` in the FFT domain (not contrast-scaled).
+
+    Parameters
+    ----------
+    shape_px : (int, int)
+        Image height and width in pixels.
+    filt : Filter
+        Any filter of :mod:`stimgen.filters` (transfer in cycles/pixel).
+    n : int, optional
+        Number of images (None: one ``(H, W)`` image).
+    kind : {"gaussian", "uniform", "binary", "flat"}
+        White-noise kind (see :func:`white_noise`).
+    rng : None, int, SeedSequence or Generator
+        Source of randomness; the result does not depend on ``chunk_bytes``.
+    dtype : {float32, float64}
+        Output dtype (and computation precision).
+    workers : int, optional
+        Threads for ``scipy.fft``.
+    chunk_bytes : int
+        Approximate size of one generation chunk in bytes.
+
+    Returns
+    -------
+    ndarray, shape (H, W) or (n, H, W)
+        Expected power spectrum ``|H(f)|^2`` (white-noise variance 1).
+    """
+    if not isinstance(filt, Filter):
+        raise ValueError(f"filt must be a stimgen filter, got {type(filt).__name__}")
+    h, w = _shape2(shape_px)
+    v.choice("kind", kind, KINDS)
+    dt = _float_dtype(dtype)
+    gen = v.rng(rng)
+    if n is None:
+        return apply_filter(_draw_white(gen, (h, w), kind, dt), filt, workers=workers)
+    count = v.positive_int("n", n)
+    per_chunk = max(1, int(v.positive_int("chunk_bytes", chunk_bytes) // (h * w * dt.itemsize)))
+    out = np.empty((count, h, w), dtype=dt)
+    for start in range(0, count, per_chunk):
+        stop = min(count, start + per_chunk)
+        white = _draw_white(gen, (stop - start, h, w), kind, dt)
+        apply_filter(white, filt, workers=workers, out=out[start:stop])
+    return out
+
+
+def make_filter(
+    family: str,
+    *,
+    ppd: float | ViewingGeometry,
+    band_cpd: Any = None,
+    peak_cpd: float | None = None,
+    octaves: float | None = None,
+    level: str = "half_amplitude",
+    order: int = 4,
+    orientation_deg: float | None = None,
+    orientation_bandwidth_deg: float = 30.0,
+    alpha: float = 1.0,
+) -> Filter | None:
+    """Turn a noise family and a band in cycles/degree into a filter.
+
+    Parameters
+    ----------
+    family : {"dog", "log_gaussian", "butterworth", "ideal", "power_law", "white"}
+        Filter family ("white": no radial filter).
+    ppd : float or ViewingGeometry
+        Pixels per degree.
+    band_cpd, peak_cpd, octaves, level, order
+        The band, as for :func:`stimgen.filters.design_filter`. For "power_law" the band is
+        optional (hard limits) and "white" takes none.
+    orientation_deg, orientation_bandwidth_deg : float, optional
+        Orientation window (see :class:`stimgen.filters.Orientation`) multiplied in.
+    alpha : float
+        Power-spectrum exponent for "power_law".
+
+    Returns
+    -------
+    Filter or None
+        None for white noise without an orientation window.
+    """
+    fam = v.choice("family", family, NOISE_FAMILIES)
+    p = as_ppd(ppd)
+    filt: Filter | None
+    if fam == "white":
+        if band_cpd is not None or peak_cpd is not None or octaves is not None:
+            raise ValueError("family 'white' takes no band; use a band-pass family")
+        filt = None
+    elif fam == "power_law":
+        if band_cpd is None and (peak_cpd is not None or octaves is not None):
+            if peak_cpd is None or octaves is None:
+                raise ValueError("a band needs band_cpd=[low, high] or both peak_cpd and octaves")
+            band_cpd = _peak_band(peak_cpd, octaves)
+        filt = (
+            PowerLaw(v.positive("alpha", alpha, allow_zero=True))
+            if band_cpd is None
+            else PowerLaw.from_band(band_cpd, ppd=p, alpha=alpha, level=level)
+        )
+    else:
+        filt = design_filter(
+            fam, ppd=p, band_cpd=band_cpd, peak_cpd=peak_cpd, octaves=octaves, level=level, order=order
+        )
+    if orientation_deg is not None:
+        window = Orientation(orientation_deg, orientation_bandwidth_deg)
+        filt = window if filt is None else filt * window
+    return filt
+
+
+def _seed_record(rng: Any) -> tuple[np.random.Generator, Any]:
+    """Generator plus a JSON-ready seed record that regenerates it (None for Generators)."""
+    if isinstance(rng, np.random.Generator):
+        return rng, None
+    if rng is None:
+        ss = np.random.SeedSequence()
+        return np.random.default_rng(ss), {"entropy": ss.entropy, "spawn_key": []}
+    if isinstance(rng, np.random.SeedSequence):
+        return np.random.default_rng(rng), {"entropy": rng.entropy, "spawn_key": list(rng.spawn_key)}
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
+        return np.random.default_rng(int(rng)), {"entropy": int(rng), "spawn_key": []}
+    raise ValueError(f"rng must be None, a non-negative int, a SeedSequence or a Generator, got {rng!r}")
+
+
+def bandpass_noise(
+    size_px: Any = None,
+    size_deg: Any = None,
+    *,
+    ppd: float | ViewingGeometry,
+    band_cpd: Any = None,
+    peak_cpd: float | None = None,
+    octaves: float | None = None,
+    family: str = "dog",
+    level: str = "half_amplitude",
+    order: int = 4,
+    orientation_deg: float | None = None,
+    orientation_bandwidth_deg: float = 30.0,
+    alpha: float = 1.0,
+    rms_contrast: float = 0.2,
+    mean: float = 0.0,
+    kind: str = "gaussian",
+    n: int | None = None,
+    rng: Any = None,
+    dtype: Any = np.float32,
+    workers: int | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Band-limited noise in the user's units, with a record that regenerates it.
+
+    Parameters
+    ----------
+    size_px : int or (int, int), optional
+        Image height and width in pixels.
+    size_deg : float or (float, float), optional
+        Image height and width in degrees (rounded to whole pixels); give one of the sizes.
+    ppd : float or ViewingGeometry
+        Pixels per degree.
+    band_cpd : (float, float), optional
+        Band edges in cycles/degree at ``level``.
+    peak_cpd, octaves : float, optional
+        Alternatively the peak (cycles/degree) and bandwidth (octaves).
+    family : {"dog", "log_gaussian", "butterworth", "ideal", "power_law", "white"}
+        Filter family. A balanced DoG cannot be narrower than 1.7647 octaves at half
+        amplitude; use "log_gaussian" or "butterworth" for narrow bands.
+    level : {"half_amplitude", "half_power"}
+        Amplitude level that defines the band edges.
+    order : int
+        Butterworth order.
+    orientation_deg, orientation_bandwidth_deg : float, optional
+        Optional orientation window (stripe orientation, degrees counter-clockwise from
+        vertical; full width at half amplitude).
+    alpha : float
+        Power-spectrum exponent for "power_law".
+    rms_contrast : float
+        RMS contrast of every image, in (0, 1].
+    mean : float
+        Mean signed contrast (0 = background luminance).
+    kind : {"gaussian", "uniform", "binary", "flat"}
+        White noise fed to the filter.
+    n : int, optional
+        Number of images (None: a single ``(H, W)`` image).
+    rng : None, int, SeedSequence or Generator
+        Seed. With None, fresh entropy is drawn and recorded.
+    dtype : {float32, float64}
+        Output dtype.
+    workers : int, optional
+        Threads for ``scipy.fft``.
+
+    Returns
+    -------
+    images : ndarray, shape (H, W) or (n, H, W)
+        Signed-contrast noise with exactly ``rms_contrast`` per image (not clipped).
+    record : dict
+        Every parameter that made the images (resolved sigmas/cutoffs in the ``filter``
+        entry, the design band in cpd with its level, ppd, size, seed): pass it to
+        :func:`noise_from_record` to regenerate them bit for bit.
+
+    Examples
+    --------
+    >>> img, rec = bandpass_noise(size_deg=8, ppd=35.84, band_cpd=(1, 4), rng=1)
+    >>> img.shape, round(float(img.std()), 6)
+    ((287, 287), 0.2)
+    """
+    p = as_ppd(ppd)
+    shape, actual_deg = resolve_shape(size_px=size_px, size_deg=size_deg, ppd=p)
+    filt = make_filter(
+        family,
+        ppd=p,
+        band_cpd=band_cpd,
+        peak_cpd=peak_cpd,
+        octaves=octaves,
+        level=level,
+        order=order,
+        orientation_deg=orientation_deg,
+        orientation_bandwidth_deg=orientation_bandwidth_deg,
+        alpha=alpha,
+    )
+    design = None
+    if filt is not None and (filt.radial or family != "white"):
+        passband = filt.passband(level)
+        check_fits_image(passband, shape, p)
+        design = passband.to_dict(p)
+    c = v.in_range("rms_contrast", rms_contrast, 0.0, 1.0, low_inclusive=False)
+    gen, seed = _seed_record(rng)
+    if filt is None:
+        images = white_noise(shape, n=n, kind=kind, rng=gen, dtype=dtype)
+    else:
+        images = filtered_noise(shape, filt, n=n, kind=kind, rng=gen, dtype=dtype, workers=workers)
+    set_rms_contrast(images, c, mean=mean, out=images)
+    record: dict[str, Any] = {
+        "family": family,
+        "level": level,
+        "ppd": p,
+        "shape_px": list(shape),
+        "size_deg": list(actual_deg) if actual_deg else None,
+        "band_cpd": None if band_cpd is None else [float(x) for x in band_cpd],
+        "peak_cpd": peak_cpd,
+        "octaves": octaves,
+        "order": order,
+        "orientation_deg": orientation_deg,
+        "orientation_bandwidth_deg": orientation_bandwidth_deg,
+        "alpha": alpha,
+        "filter": None if filt is None else filt.to_record(),
+        "design": design,
+        "rms_contrast": c,
+        "mean": float(mean),
+        "kind": kind,
+        "n": n,
+        "dtype": np.dtype(dtype).name,
+        "seed": seed,
+        "fraction_outside_range": float(np.count_nonzero(np.abs(images) > 1.0) / images.size),
+        "value_convention": VALUE_CONVENTION,
+    }
+    return images, record
+
+
+_RECORD_ARGS = (
+    "ppd", "band_cpd", "peak_cpd", "octaves", "family", "level", "order", "orientation_deg",
+    "orientation_bandwidth_deg", "alpha", "rms_contrast", "mean", "kind", "n", "dtype",
+)
+
+
+def noise_from_record(record: dict[str, Any], *, workers: int | None = None) -> np.ndarray:
+    """Regenerate the images of a :func:`bandpass_noise` record (needs its ``seed``).
+
+    Raises
+    ------
+    ValueError
+        If the record has no seed (it was made from a Generator) or lacks a field.
+    """
+    seed = record.get("seed")
+    if not seed:
+        raise ValueError("record has no seed (made from a Generator): it cannot be regenerated")
+    missing = [k for k in (*_RECORD_ARGS, "shape_px") if k not in record]
+    if missing:
+        raise ValueError(f"record lacks the fields {missing}")
+    ss = np.random.SeedSequence(seed["entropy"], spawn_key=tuple(seed.get("spawn_key", ())))
+    kwargs = {k: record[k] for k in _RECORD_ARGS}
+    images, _ = bandpass_noise(size_px=record["shape_px"], rng=ss, workers=workers, **kwargs)
+    return images
+
+
+def power_law_noise(
+    shape_px: Any,
+    alpha: float = 1.0,
+    *,
+    n: int | None = None,
+    band_cpd: Any = None,
+    ppd: float | ViewingGeometry | None = None,
+    rms_contrast: float = 0.2,
+    mean: float = 0.0,
+    kind: str = "gaussian",
+    rng: Any = None,
+    dtype: Any = np.float32,
+    workers: int | None = None,
+) -> np.ndarray:
+    """1/f^alpha noise: power spectrum proportional to ``1 / f^alpha``.
+
+    Parameters
+    ----------
+    shape_px : (int, int)
+        Image height and width in pixels.
+    alpha : float
+        Power-spectrum exponent (>= 0): 0 white, 1 pink, 2 brown (amplitude ``1/f``, the
+        average natural-image spectrum).
+    n : int, optional
+        Number of images.
+    band_cpd : (float, float), optional
+        Hard band limits in cycles/degree (needs ``ppd``).
+    ppd : float or ViewingGeometry, optional
+        Pixels per degree (only for ``band_cpd``).
+    rms_contrast, mean : float
+        RMS contrast in (0, 1] and mean, in signed contrast.
+    kind, rng, dtype, workers
+        As for :func:`filtered_noise`.
+
+    Returns
+    -------
+    ndarray, shape (H, W) or (n, H, W)
+    """
+    a = v.positive("alpha", alpha, allow_zero=True)
+    if band_cpd is not None:
+        if ppd is None:
+            raise ValueError("band_cpd needs ppd (or a viewing geometry)")
+        filt = PowerLaw.from_band(band_cpd, ppd=ppd, alpha=a)
+        check_fits_image(filt.passband(), _shape2(shape_px), ppd)
+    else:
+        filt = PowerLaw(a)
+    c = v.in_range("rms_contrast", rms_contrast, 0.0, 1.0, low_inclusive=False)
+    images = filtered_noise(shape_px, filt, n=n, kind=kind, rng=rng, dtype=dtype, workers=workers)
+    return set_rms_contrast(images, c, mean=mean, out=images)
