@@ -19,6 +19,7 @@ the last two axes. Nothing here rescales by dtype; integers appear only in :func
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -105,7 +106,9 @@ def set_rms_contrast(
     -------
     ndarray
         ``(x - mean(x)) * rms_contrast / std(x) + mean``, per image. Statistics are
-        accumulated in float64; the output keeps the input's float dtype.
+        accumulated in float64 and the mean is subtracted in two parts, so even float32
+        images far from zero come out exact to float32 precision; no full-size float64
+        temporary is made. The output keeps the input's float dtype.
 
     Raises
     ------
@@ -117,16 +120,22 @@ def set_rms_contrast(
     a = _images("images", images)
     if a.dtype.kind != "f":
         raise ValueError(f"images must be float, got dtype {a.dtype}; convert explicitly first")
-    axes = (-2, -1)
-    mu = np.mean(a, axis=axes, dtype=np.float64, keepdims=True)
-    sd = np.std(a, axis=axes, dtype=np.float64, keepdims=True)
-    if np.any(sd == 0):
-        raise ValueError("an image is constant (std 0): its RMS contrast cannot be set")
     res = out if out is not None else np.empty_like(a)
-    np.subtract(a, mu.astype(a.dtype), out=res)
-    res *= (c / sd).astype(a.dtype)
-    if m != 0.0:
-        res += a.dtype.type(m)
+    if res.shape != a.shape:
+        raise ValueError(f"out has shape {res.shape}, expected {a.shape}")
+    t = a.dtype.type
+    for img, r in zip(a if a.ndim == 3 else a[None], res if res.ndim == 3 else res[None], strict=True):
+        # per image, so float64 statistics need no full-size float64 temporary
+        mu = img.mean(dtype=np.float64)
+        mu_hi = t(mu)
+        np.subtract(img, mu_hi, out=r)
+        r -= t(mu - float(mu_hi))  # the part of the mean float32 cannot hold
+        sd = math.sqrt(float(np.square(r).sum(dtype=np.float64)) / r.size)
+        if sd == 0:
+            raise ValueError("an image is constant (std 0): its RMS contrast cannot be set")
+        r *= t(c / sd)
+        if m != 0.0:
+            r += t(m)
     return res
 
 
