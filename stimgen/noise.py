@@ -20,7 +20,7 @@ Conventions
   expected power spectrum ``v |H(f)|^2``.
 * Randomness: every function takes ``rng`` (None, int, SeedSequence or Generator). The
   output does not depend on how a batch is chunked: the same ``rng`` gives the same images.
-* Batches are generated in chunks of about ``chunk_bytes`` (64 MB), so peak memory stays
+* Batches are generated in chunks of about ``chunk_bytes`` (16 MB), so peak memory stays
   bounded: one chunk of white noise and its half spectrum on top of the output.
 """
 
@@ -61,7 +61,7 @@ KINDS = ("gaussian", "uniform", "binary", "flat")
 NOISE_FAMILIES = ("dog", "log_gaussian", "butterworth", "ideal", "power_law", "white")
 VALUE_CONVENTION = "signed contrast: 0 = mean luminance, display range [-1, 1]"
 
-_DEFAULT_CHUNK_BYTES = 64 * 2**20
+_DEFAULT_CHUNK_BYTES = 16 * 2**20
 
 
 def _shape2(shape_px: Any) -> tuple[int, int]:

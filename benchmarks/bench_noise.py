@@ -1,0 +1,91 @@
+"""Benchmark: band-limited noise generation against its floor and the spatial recipe.
+
+Prints, for 512x512 and 2048x2048 DoG noise (single image and a batch), the time of
+``stimgen.bandpass_noise`` as a ratio to
+
+* the floor: a bare float32 pipeline measured in the same run (draw white noise,
+  ``scipy.fft.rfft2``, multiply by a cached transfer grid, ``irfft2``), target <= 1.3x;
+* the spatial-convolution recipe of PROBLEMS.md P1 (two ``scipy.ndimage.gaussian_filter``
+  calls subtracted, float32).
+
+Peak memory per image is measured with tracemalloc (numpy allocations are traced).
+
+Run: ``python benchmarks/bench_noise.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+
+import numpy as np
+from scipy import fft, ndimage
+
+from stimgen import DoG, bandpass_noise
+
+PPD = 35.8375
+BAND = (1.0, 5.0)
+
+
+def best_time(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def floor(shape, n, grid, rng):
+    white = rng.standard_normal((n, *shape), dtype=np.float32)
+    spec = fft.rfft2(white, axes=(-2, -1))
+    spec *= grid
+    return fft.irfft2(spec, s=shape, axes=(-2, -1))
+
+
+def spatial(shape, n, dog, rng):
+    out = np.empty((n, *shape), np.float32)
+    for i in range(n):
+        white = rng.standard_normal(shape, dtype=np.float32)
+        out[i] = ndimage.gaussian_filter(white, dog.sigma_center_px, mode="wrap") - ndimage.gaussian_filter(
+            white, dog.sigma_surround_px, mode="wrap"
+        )
+    return out
+
+
+def peak_bytes(fn) -> int:
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smaller batches, fewer repeats")
+    args = ap.parse_args()
+    dog = DoG.from_band(BAND, ppd=PPD)
+    cases = [((512, 512), 1), ((512, 512), 64 if args.quick else 256), ((2048, 2048), 1),
+             ((2048, 2048), 4 if args.quick else 16)]
+    print(f"DoG band {BAND} cpd at {PPD} ppd: sigmas {dog.sigma_center_px:.3f}, "
+          f"{dog.sigma_surround_px:.3f} px")
+    print(f"{'case':>18} {'floor ms/img':>13} {'stimgen ms/img':>15} {'ratio':>6} "
+          f"{'spatial ms/img':>15} {'spatial/stimgen':>16} {'peak MB/img':>12}")
+    for shape, n in cases:
+        repeat = 3 if n > 1 else 7
+        grid = dog.grid(shape)
+        rng = np.random.default_rng(0)
+        t_floor = best_time(lambda: floor(shape, n, grid, rng), repeat) / n
+        t_ours = best_time(lambda: bandpass_noise(size_px=shape, ppd=PPD, band_cpd=BAND, n=n, rng=1), repeat) / n
+        n_sp = min(n, 4)
+        t_sp = best_time(lambda: spatial(shape, n_sp, dog, rng), 1 if shape[0] > 1000 else 2) / n_sp
+        mem = peak_bytes(lambda: bandpass_noise(size_px=shape, ppd=PPD, band_cpd=BAND, n=n, rng=1)) / n
+        print(f"{str(shape) + ' x' + str(n):>18} {t_floor * 1e3:13.2f} {t_ours * 1e3:15.2f} "
+              f"{t_ours / t_floor:6.2f} {t_sp * 1e3:15.2f} {t_sp / t_ours:16.1f} {mem / 2**20:12.2f}")
+    print("target: ratio (stimgen / floor) <= 1.3; output float32 is 1.0 MB per 512x512 image")
+
+
+if __name__ == "__main__":
+    main()
