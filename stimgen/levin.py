@@ -12,6 +12,8 @@ levin_weights    the weights w_rs of every pixel to its window neighbours, (H, W
 levin_affinity   the sparse matrix I - W (identity rows for constrained pixels)
 levin_cost       J(U) = sum_r (U(r) - sum_s w_rs U(s))^2 and its gradient
 colorize         solve for the chrominance from scribbles and return RGB
+scribble_mask    the pixels where a marked image differs from the gray one
+rgb_to_yiq, ...  the NTSC YIQ and BT.601 YUV conversions used by colorize
 NeighbourWeights the (weights, offsets, valid) triple returned by levin_weights
 
 Conventions
@@ -31,7 +33,8 @@ Conventions
   ``"gaussian"`` (the authors' reference implementation, ``getColorExact.m``)
       ``w_rs ~ exp(-(Y_s - Y_r)^2 / c_r)``, ``c_r = max(0.6 var_r, min_s (Y_s - Y_r)^2 /
       ln 100, 2 eps)``, var_r the population variance of the window *including* r.
-      ``c_r`` plays the role of ``2 sigma_r^2``. Weights are >= 0.
+      ``c_r`` plays the role of ``2 sigma_r^2``. Weights are > 0 for every in-image
+      neighbour (the raw weight is >= exp(-2 N_r / 0.6), N_r pixels in the window).
   ``"correlation"`` (the paper's equation 3, regularized)
       ``w_rs ~ 1 + (Y_r - mu_r)(Y_s - mu_r) / (sigma_r^2 + eps)`` with mu_r, sigma_r^2 the
       mean and population variance of the window including r. Without ``eps`` a flat
@@ -59,6 +62,7 @@ __all__ = [
     "levin_weights",
     "rgb_to_yiq",
     "rgb_to_yuv",
+    "scribble_mask",
     "yiq_to_rgb",
     "yuv_to_rgb",
 ]
@@ -135,23 +139,85 @@ def _span(d: int, n: int) -> tuple[slice, slice]:
     return slice(lo, hi), slice(lo + d, hi + d)
 
 
-def _valid(shape: tuple[int, int], offsets: np.ndarray) -> np.ndarray:
+def _valid_planes(shape: tuple[int, int], offsets: np.ndarray) -> np.ndarray:
+    """``(K, H, W)`` bool: neighbour k of pixel (i, j) lies inside the image."""
     h, w = shape
+    dy, dx = offsets[:, 0, None], offsets[:, 1, None]
     rows, cols = np.arange(h), np.arange(w)
-    dy, dx = offsets[:, 0], offsets[:, 1]
-    rv = (rows[:, None] + dy >= 0) & (rows[:, None] + dy < h)  # (H, K)
-    cv = (cols[:, None] + dx >= 0) & (cols[:, None] + dx < w)  # (W, K)
-    return rv[:, None, :] & cv[None, :, :]
+    rv = (rows + dy >= 0) & (rows + dy < h)  # (K, H)
+    cv = (cols + dx >= 0) & (cols + dx < w)  # (K, W)
+    return rv[:, :, None] & cv[:, None, :]
 
 
-def _neighbours(y: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """``out[i, j, k] = y[i + dy_k, j + dx_k]`` where inside the image, else 0."""
+_BLOCK = 1 << 16  # elements per (K, rows, W) working block: stays in cache
+
+
+def _window_counts(n: int, half: int) -> np.ndarray:
+    """Pixels of the clipped window ``[i - half, i + half] & [0, n)`` along one axis."""
+    i = np.arange(n)
+    return (np.minimum(i + half, n - 1) - np.maximum(i - half, 0) + 1).astype(np.float64)
+
+
+def _weight_planes(y: np.ndarray, offsets: np.ndarray, form: str, eps: float) -> np.ndarray:
+    """Normalized weights as ``(K, H, W)`` planes (0 outside the image).
+
+    Works on differences ``d_k = Y_s - Y_r`` so that every reduction runs over contiguous
+    planes: with S1 = sum_s d, S2 = sum_s d^2 over the n valid neighbours and N = n + 1,
+    mu_r - Y_r = S1 / N and var_r = S2 / N - (S1 / N)^2. Rows are processed in blocks
+    small enough to stay in cache.
+    """
     h, w = y.shape
-    out = np.zeros((h, w, len(offsets)), dtype=y.dtype)
-    for k, (dy, dx) in enumerate(offsets):  # K array operations, not a per-pixel loop
-        (ry, sy), (rx, sx) = _span(int(dy), h), _span(int(dx), w)
-        out[ry, rx, k] = y[sy, sx]
+    k = len(offsets)
+    half = int(np.abs(offsets).max())
+    n_win = _window_counts(h, half)[:, None] * _window_counts(w, half)[None, :]
+    out = np.empty((k, h, w))
+    rows = max(1, min(h, _BLOCK // (k * w)))
+    tmp = np.empty((k, rows, w)) if form == "correlation" else None
+    col_spans = [_span(int(dx), w) for dx in offsets[:, 1]]
+    for r0 in range(0, h, rows):  # blocks of rows; each block is K plane operations
+        r1 = min(h, r0 + rows)
+        d = out[:, r0:r1]
+        for i, (dy, ((rx, sx))) in enumerate(zip(offsets[:, 0], col_spans, strict=True)):
+            a, b = max(r0, -dy), min(r1, h - dy)  # rows of the block whose neighbour exists
+            plane = d[i]
+            plane[: max(a - r0, 0)] = 0.0
+            plane[max(b - r0, 0) :] = 0.0
+            if b > a:
+                np.subtract(y[a + dy : b + dy, sx], y[a:b, rx], out=plane[a - r0 : b - r0, rx])
+                plane[a - r0 : b - r0, : rx.start] = 0.0
+                plane[a - r0 : b - r0, rx.stop :] = 0.0
+        nb = n_win[r0:r1]
+        m1 = d.sum(axis=0) / nb  # mu_r - Y_r
+        if form == "gaussian":
+            np.square(d, out=d)
+            var = d.sum(axis=0) / nb - m1 * m1
+            _fill_outside(d, offsets, col_spans, r0, r1, h, np.inf)  # exp(-inf) = 0
+            c = np.maximum(np.maximum(0.6 * var, d.min(axis=0) / _LN100), 2.0 * eps)
+            d *= (-1.0 / c)[None]
+            np.exp(d, out=d)
+        else:
+            t = tmp[:, : r1 - r0]
+            np.square(d, out=t)
+            var = t.sum(axis=0) / nb - m1 * m1
+            np.maximum(var, 0.0, out=var)  # rounding can leave -1e-17 in flat windows
+            # 1 + (Y_r - mu_r)(Y_s - mu_r) / (var + eps) = 1 + (d - m1) * (-m1 / (var + eps))
+            d -= m1[None]
+            d *= (-m1 / (var + eps))[None]
+            d += 1.0
+            _fill_outside(d, offsets, col_spans, r0, r1, h, 0.0)
+        d *= (1.0 / d.sum(axis=0))[None]
     return out
+
+
+def _fill_outside(d, offsets, col_spans, r0, r1, h, value) -> None:
+    """Set the entries of block rows ``[r0, r1)`` whose neighbour is outside the image."""
+    for i, (dy, (rx, _)) in enumerate(zip(offsets[:, 0], col_spans, strict=True)):
+        a, b = max(r0, -dy), min(r1, h - dy)
+        plane = d[i]
+        plane[: max(a - r0, 0)] = value
+        plane[max(b - r0, 0) :] = value
+        plane[:, : rx.start] = value
+        plane[:, rx.stop :] = value
 
 
 # -- weights ------------------------------------------------------------------------------
@@ -203,28 +269,13 @@ def levin_weights(
     >>> nw.weights.shape, nw.offsets[3].tolist(), int(nw.valid[0, 0].sum())
     ((2, 3, 8), [0, -1], 3)
     """
-    y = _luminance(luminance)
-    form = v.choice("form", form, FORMS)
-    window = _window(window)
-    eps = _eps(eps)
-    offsets = _offsets(window)
-    valid = _valid(y.shape, offsets)
-    ys = _neighbours(y, offsets)
-    n_win = valid.sum(axis=-1) + 1.0  # pixels in the clipped window, r included
-    mu = (y + ys.sum(axis=-1)) / n_win  # invalid entries of ys are 0
-    dev_r = y - mu
-    dev_s = np.where(valid, ys - mu[..., None], 0.0)
-    var = (dev_r**2 + np.einsum("ijk,ijk->ij", dev_s, dev_s)) / n_win
-    if form == "gaussian":
-        d2 = (ys - y[..., None]) ** 2
-        mgv = np.min(np.where(valid, d2, np.inf), axis=-1)
-        c = np.maximum(np.maximum(0.6 * var, mgv / _LN100), 2.0 * eps)
-        w = np.exp(-d2 / c[..., None])
-    else:
-        w = 1.0 + dev_s * (dev_r / (var + eps))[..., None]
-    w *= valid
-    w /= w.sum(axis=-1, keepdims=True)
-    return NeighbourWeights(w, offsets, valid)
+    y, planes, offsets = _planes_checked(luminance, form, window, eps)
+    valid = _valid_planes(y.shape, offsets)
+    return NeighbourWeights(
+        np.ascontiguousarray(np.moveaxis(planes, 0, -1)),
+        offsets,
+        np.ascontiguousarray(np.moveaxis(valid, 0, -1)),
+    )
 
 
 # -- affinity matrix -----------------------------------------------------------------------
@@ -239,32 +290,45 @@ def _mask(mask: Any, shape: tuple[int, ...], name: str = "mask") -> np.ndarray:
     return m
 
 
-def _affinity_from(nw: NeighbourWeights, mask: np.ndarray | None):
-    from scipy.sparse import csr_array
+def _affinity_from(planes: np.ndarray, offsets: np.ndarray, mask: np.ndarray | None):
+    """CSR ``I - W`` from ``(K, H, W)`` weight planes; identity rows where ``mask``.
 
-    w, offsets, valid = nw
-    h, wd, k = w.shape
+    The planes are the matrix's diagonals: ``A[r, r + s_k] = -w_k(r)`` with
+    ``s_k = drow_k * W + dcol_k``. They are laid out as DIA data (one shifted copy per
+    offset) and converted by scipy's compiled DIA -> CSR routine, which drops the zeros
+    (neighbours outside the image, including the row wrap-around at the left and right
+    edges, and weights that underflow to 0).
+    """
+    from scipy.sparse import dia_array
+
+    k, h, wd = planes.shape
     n = h * wd
-    half = k // 2  # the diagonal sits between offsets (0, -1) and (0, 1)
-    data = np.empty((n, k + 1))
-    data[:, :half] = -w.reshape(n, k)[:, :half]
-    data[:, half] = 1.0
-    data[:, half + 1 :] = -w.reshape(n, k)[:, half:]
-    keep = np.empty((n, k + 1), dtype=bool)
-    keep[:, :half] = valid.reshape(n, k)[:, :half]
-    keep[:, half] = True
-    keep[:, half + 1 :] = valid.reshape(n, k)[:, half:]
-    if mask is not None:
-        keep[mask.ravel()] = False
-        keep[mask.ravel(), half] = True
+    flat = planes.reshape(k, n)
+    keep = None if mask is None else ~mask.ravel()
     shifts = offsets[:, 0] * wd + offsets[:, 1]
-    shifts = np.concatenate([shifts[:half], [0], shifts[half:]])
-    idx_dtype = np.int32 if n * (k + 1) < 2**31 else np.int64
-    cols = np.arange(n, dtype=idx_dtype)[:, None] + shifts.astype(idx_dtype)
-    indptr = np.zeros(n + 1, dtype=idx_dtype)
-    np.cumsum(keep.sum(axis=1), out=indptr[1:])
-    # valid neighbours in row-major offset order have increasing column indices
-    return csr_array((data[keep], cols[keep], indptr), shape=(n, n))
+    # On images narrower than the window two offsets can share a diagonal (e.g. (0, -1)
+    # and (-1, 1) when W = 2); their in-image entries never share a row, so they add.
+    diagonals, slot = np.unique(np.append(shifts, 0), return_inverse=True)
+    data = np.zeros((len(diagonals), n))
+    data[slot[-1]] = 1.0
+    for i, s in enumerate(shifts):  # DIA column j holds A[j - s, j]
+        lo, hi = max(int(s), 0), n + min(int(s), 0)
+        if hi <= lo:
+            continue
+        dst = data[slot[i], lo:hi]
+        if keep is None:
+            dst -= flat[i, lo - s : hi - s]
+        else:
+            dst -= flat[i, lo - s : hi - s] * keep[lo - s : hi - s]
+    dia = dia_array((data, diagonals), shape=(n, n))
+    return dia.tocsr()
+
+
+def _planes_checked(luminance: Any, form: str, window: int, eps: float):
+    y = _luminance(luminance)
+    form = v.choice("form", form, FORMS)
+    offsets = _offsets(_window(window))
+    return y, _weight_planes(y, offsets, form, _eps(eps)), offsets
 
 
 def levin_affinity(
@@ -290,8 +354,8 @@ def levin_affinity(
     Returns
     -------
     scipy.sparse.csr_array, shape (H*W, H*W), float64
-        Row and column index ``r = row * W + column``; sorted indices, explicit zeros
-        kept only where a weight underflows.
+        Row and column index ``r = row * W + column``; sorted indices; entries whose
+        weight is exactly 0 are not stored.
 
     Notes
     -----
@@ -299,32 +363,30 @@ def levin_affinity(
     out-of-image entries are dropped), with no Python loop over pixels. Without a mask,
     every row sums to 0 (``L @ ones == 0``).
     """
-    y = _luminance(luminance)
+    y, planes, offsets = _planes_checked(luminance, form, window, eps)
     m = None if mask is None else _mask(mask, y.shape)
-    return _affinity_from(levin_weights(y, form=form, window=window, eps=eps), m)
+    return _affinity_from(planes, offsets, m)
 
 
 # -- cost --------------------------------------------------------------------------------
-def _apply(nw: NeighbourWeights, u: np.ndarray) -> np.ndarray:
+def _apply(planes: np.ndarray, offsets: np.ndarray, u: np.ndarray) -> np.ndarray:
     """``(W u)(r) = sum_s w_rs u(s)`` with shifts; u is (H, W) or (H, W, C)."""
-    w, offsets, _ = nw
-    h, wd = w.shape[:2]
+    h, wd = planes.shape[1:]
     out = np.zeros(u.shape)
     for k, (dy, dx) in enumerate(offsets):
         (ry, sy), (rx, sx) = _span(int(dy), h), _span(int(dx), wd)
-        wk = w[ry, rx, k]
+        wk = planes[k, ry, rx]
         out[ry, rx] += (wk[..., None] if u.ndim == 3 else wk) * u[sy, sx]
     return out
 
 
-def _apply_transpose(nw: NeighbourWeights, e: np.ndarray) -> np.ndarray:
+def _apply_transpose(planes: np.ndarray, offsets: np.ndarray, e: np.ndarray) -> np.ndarray:
     """``(W^T e)(s) = sum_r w_rs e(r)``."""
-    w, offsets, _ = nw
-    h, wd = w.shape[:2]
+    h, wd = planes.shape[1:]
     out = np.zeros(e.shape)
     for k, (dy, dx) in enumerate(offsets):
         (ry, sy), (rx, sx) = _span(int(dy), h), _span(int(dx), wd)
-        wk = w[ry, rx, k]
+        wk = planes[k, ry, rx]
         out[sy, sx] += (wk[..., None] if e.ndim == 3 else wk) * e[ry, rx]
     return out
 
@@ -362,13 +424,12 @@ def levin_cost(
     ``sum((L @ U.ravel())**2)`` with ``L = levin_affinity(luminance)``. The sum runs over
     every pixel: scribble constraints are not part of J.
     """
-    y = _luminance(luminance)
+    y, planes, offsets = _planes_checked(luminance, form, window, eps)
     uu = v.finite_array("u", u, ndim=(2, 3)).astype(np.float64, copy=False)
     if uu.shape[:2] != y.shape:
         raise ValueError(f"u shape {uu.shape} does not match the luminance shape {y.shape}")
-    nw = levin_weights(y, form=form, window=window, eps=eps)
-    e = uu - _apply(nw, uu)
-    grad = 2.0 * (e - _apply_transpose(nw, e))
+    e = uu - _apply(planes, offsets, uu)
+    grad = 2.0 * (e - _apply_transpose(planes, offsets, e))
     return float(np.sum(e * e)), grad
 
 
@@ -400,6 +461,83 @@ def yuv_to_rgb(yuv: Any) -> np.ndarray:
     return _convert(yuv, np.linalg.inv(_RGB2YUV), "yuv")
 
 
+# -- the colorization solve -------------------------------------------------------------
+def _dissection_order(h: int, w: int, sep: int, leaf: int = 4) -> np.ndarray:
+    """Geometric nested-dissection order of an ``h x w`` pixel grid.
+
+    A rectangle is split across its longer side by a separator ``sep`` pixels wide (wide
+    enough that no window couples the two halves); the halves are ordered first
+    (recursively), the separator last. This keeps the fill of the LU factors near the
+    O(N log N) of nested dissection, which general-purpose orderings do not reach on
+    these 8-neighbour grids.
+    """
+    label = np.empty((h, w), dtype=np.int64)
+    count = 0
+
+    def put(r0: int, r1: int, c0: int, c1: int) -> None:
+        nonlocal count
+        label[r0:r1, c0:c1] = count
+        count += 1
+
+    def rec(r0: int, r1: int, c0: int, c1: int) -> None:
+        nh, nw = r1 - r0, c1 - c0
+        if nh <= 0 or nw <= 0:
+            return
+        if nh * nw <= leaf * leaf or max(nh, nw) <= 2 * sep + 1:
+            put(r0, r1, c0, c1)
+        elif nh >= nw:
+            mid = r0 + (nh - sep) // 2
+            rec(r0, mid, c0, c1)
+            rec(mid + sep, r1, c0, c1)
+            put(mid, mid + sep, c0, c1)
+        else:
+            mid = c0 + (nw - sep) // 2
+            rec(r0, r1, c0, mid)
+            rec(r0, r1, mid + sep, c1)
+            put(r0, r1, mid, mid + sep)
+
+    rec(0, h, 0, w)
+    # pixels of each leaf or separator in row-major order, parts in post-order
+    return np.argsort(label.ravel(), kind="stable")
+
+
+def _solve_free(a, fixed: np.ndarray, values: np.ndarray, shape, sep: int, *, pivot: bool):
+    """Solve ``A_ff x = -A_fc values_c`` for the free pixels, all columns at once.
+
+    Returns the free pixel indices (in nested-dissection order) and their values.
+    """
+    from scipy.sparse.linalg import splu
+
+    order = _dissection_order(*shape, sep=max(sep, 1))
+    free = order[~fixed[order]]
+    fixed_idx = np.flatnonzero(fixed)
+    rows = a[free]
+    rhs = -(rows[:, fixed_idx] @ values[fixed_idx])
+    # Gaussian weights are > 0 between all window neighbours (var_r >= d^2 / (2 N_r), so
+    # d^2 / c_r <= 2 N_r / 0.6 and the raw weight is >= exp(-30) for 3x3) and sum to 1:
+    # with one scribble, A_ff is an irreducibly diagonally dominant M-matrix, and LU
+    # without pivoting is stable. The correlation form (negative weights) pivots.
+    try:
+        lu = splu(
+            rows[:, free].tocsc(),
+            permc_spec="NATURAL",
+            diag_pivot_thresh=1.0 if pivot else 0.0,
+            options={"SymmetricMode": True},
+        )
+        x = lu.solve(rhs)
+    except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
+        x = np.full_like(rhs, np.nan)
+        reason = f" ({exc})"
+    else:
+        reason = ""
+    if not np.isfinite(x).all():
+        raise ValueError(
+            f"the colorization system is singular for these weights{reason}; "
+            "try form='gaussian' or a larger eps"
+        )
+    return free, x
+
+
 # -- colorization ------------------------------------------------------------------------
 def _float_image(name: str, a: Any, ndim: tuple[int, ...]) -> np.ndarray:
     arr = v.finite_array(name, a, ndim=ndim)
@@ -411,6 +549,33 @@ def _float_image(name: str, a: Any, ndim: tuple[int, ...]) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[-1] != 3:
         raise ValueError(f"{name} must be (H, W) or (H, W, 3), got shape {arr.shape}")
     return np.asarray(arr, dtype=np.float64)
+
+
+def scribble_mask(gray: Any, scribbles: Any, *, threshold: float = 0.01) -> np.ndarray:
+    """Pixels where a marked image differs from the gray image (the authors' rule).
+
+    Parameters
+    ----------
+    gray : array_like, shape (H, W) or (H, W, 3), float
+        The gray image in [0, 1] (luminance, or RGB with equal channels).
+    scribbles : array_like, shape (H, W, 3), float
+        The gray image with colour scribbles painted on it, RGB in [0, 1].
+    threshold : float
+        Sum over the channels of ``|scribbles - gray|`` above which a pixel counts as
+        scribbled, in [0, 1] units (>= 0, default 0.01: about 1 level of an 8-bit image
+        in each channel is tolerated).
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+    """
+    g = _float_image("gray", gray, (2, 3))
+    s = _float_image("scribbles", scribbles, (3,))
+    if s.shape[:2] != g.shape[:2]:
+        raise ValueError(f"scribbles shape {s.shape} does not match the gray image shape {g.shape}")
+    threshold = v.positive("threshold", threshold, allow_zero=True)
+    g3 = g if g.ndim == 3 else g[..., None]
+    return np.abs(s - g3).sum(axis=-1) > threshold
 
 
 def colorize(
@@ -459,8 +624,10 @@ def colorize(
     Each chrominance channel solves ``A U = b``, where A is :func:`levin_affinity` with
     identity rows at the scribbles (as in the authors' ``getColorExact.m``): every free
     pixel equals the weighted average of its neighbours, scribbled pixels keep their
-    value. The scribbled unknowns are eliminated, the free block is factorized once
-    (``scipy.sparse.linalg.splu``) and both channels are solved with it.
+    value. The scribbled unknowns are eliminated, the free block is ordered by geometric
+    nested dissection and factorized once (``scipy.sparse.linalg.splu``; no pivoting for
+    the Gaussian form, whose block is an M-matrix), and both channels are solved with the
+    one factorization. A 256 x 256 image takes about 0.25 s.
     """
     space = v.choice("space", space, tuple(_SPACES))
     g = _float_image("gray", gray, (2, 3))
@@ -471,31 +638,28 @@ def colorize(
     matrix = _SPACES[space]
     y = g if g.ndim == 2 else g @ matrix[0]
     if mask is None:
-        threshold = v.positive("threshold", threshold, allow_zero=True)
-        g3 = g if g.ndim == 3 else g[..., None]
-        m = np.abs(s - g3).sum(axis=-1) > threshold
+        m = scribble_mask(g, s, threshold=threshold)
     else:
         m = _mask(mask, hw)
     n_scribbled = int(m.sum())
     if n_scribbled == 0:
         raise ValueError(
             "mask has no scribbled pixels: mark at least one pixel with a colour"
-            + (f" (none differs from gray by more than threshold={threshold:g})" if mask is None else "")
+            + (
+                f" (none differs from gray by more than threshold={threshold:g})"
+                if mask is None
+                else ""
+            )
         )
     chroma = np.zeros((*hw, 2))
     chroma[m] = s[m] @ matrix[1:].T
     if n_scribbled < m.size:
-        from scipy.sparse.linalg import splu
-
-        nw = levin_weights(y, form=form, window=window, eps=eps)
-        a = _affinity_from(nw, None)
-        flat = m.ravel()
-        free = np.flatnonzero(~flat)
-        fixed = np.flatnonzero(flat)
-        a_free = a[free]
-        rhs = -(a_free[:, fixed] @ chroma.reshape(-1, 2)[fixed])
-        lu = splu(a_free[:, free].tocsc(), permc_spec="COLAMD")
-        chroma.reshape(-1, 2)[free] = lu.solve(rhs)
+        _, planes, offsets = _planes_checked(y, form, window, eps)
+        a = _affinity_from(planes, offsets, None)
+        free, x = _solve_free(
+            a, m.ravel(), chroma.reshape(-1, 2), hw, window // 2, pivot=form != "gaussian"
+        )
+        chroma.reshape(-1, 2)[free] = x
     full = np.concatenate([y[..., None], chroma], axis=-1)
     rgb = full @ np.linalg.inv(matrix).T
     if clip:
