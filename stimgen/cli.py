@@ -19,6 +19,9 @@ from typing import Any
 from ._version import __version__
 
 Handler = Callable[[argparse.Namespace], int]
+# order of the subcommands in --help: the main job first, analysis tools last
+_HELP_ORDER = ("run", "verify", "regenerate", "noise", "spectrum", "design", "geometry",
+               "stats", "flow", "colorize")
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Handler]]] = {}
 
 
@@ -96,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"stimgen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (help_text, configure) in _COMMANDS.items():
+    order = {name: i for i, name in enumerate(_HELP_ORDER)}
+    for name, (help_text, configure) in sorted(_COMMANDS.items(), key=lambda kv: order.get(kv[0], 99)):
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_handler=configure(p))
     return parser
@@ -111,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._handler(args) or 0)
+    except BrokenPipeError:  # e.g. `stimgen ... --json | head`: the reader left, not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ValueError, OSError) as exc:
         msg = " ".join(str(exc).split()) or type(exc).__name__
         print(f"stimgen {args.command}: error: {msg}", file=sys.stderr)
@@ -345,6 +354,404 @@ def _spectrum(p: argparse.ArgumentParser) -> Handler:
             for level in ("half_amplitude", "half_power"):
                 lo, hi = m.band_cpd(level)
                 print(f"band at {level}: {lo:.4g}-{hi:.4g} cpd ({m.octaves(level):.3f} octaves)")
+        return 0
+
+    return run
+
+
+@command("colorize", "colorize a gray image from colour scribbles (Levin et al. 2004)")
+def _colorize(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("gray", metavar="GRAY", help="gray image file (grayscale or RGB PNG, .npy)")
+    p.add_argument(
+        "scribbles", metavar="SCRIBBLES", help="the gray image with colour scribbles (RGB)"
+    )
+    p.add_argument("--out", required=True, help="output RGB PNG (8 bit)")
+    p.add_argument("--form", choices=["gaussian", "correlation"], default="gaussian",
+                   help="weight form (default: gaussian, the authors' code)")
+    p.add_argument("--space", choices=["yiq", "yuv"], default="yiq",
+                   help="luminance-chrominance space (default: yiq)")
+    p.add_argument("--threshold", type=float, default=0.01,
+                   help="sum of |SCRIBBLES - GRAY| over RGB, in [0, 1] units, above which "
+                        "a pixel counts as scribbled (default 0.01)")
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        import numpy as np
+
+        from .io import read_image, write_png
+        from .levin import colorize, scribble_mask
+
+        def load(path: str) -> np.ndarray:
+            a = read_image(path)
+            full_scale = {"uint8": 255.0, "uint16": 65535.0}.get(a.dtype.name)
+            if full_scale is not None:  # explicit: integer image levels -> [0, 1]
+                return a / full_scale
+            if a.dtype.kind != "f":
+                raise ValueError(f"{path}: unsupported dtype {a.dtype} (8/16-bit or float)")
+            return a.astype(np.float64)
+
+        gray, marked = load(args.gray), load(args.scribbles)
+        if marked.ndim == 2:
+            marked = np.repeat(marked[..., None], 3, axis=-1)
+        rgb = colorize(gray, marked, form=args.form, space=args.space, threshold=args.threshold)
+        mask = scribble_mask(gray, marked, threshold=args.threshold)
+        write_png(args.out, np.round(rgb * 255.0).astype(np.uint8))
+        info = {
+            "out": args.out,
+            "shape_px": list(rgb.shape[:2]),
+            "scribbled_pixels": int(mask.sum()),
+            "form": args.form,
+            "space": args.space,
+        }
+        if args.json:
+            print_json(info)
+        else:
+            h, w = info["shape_px"]
+            print(f"wrote {args.out} ({h} x {w} px, {info['scribbled_pixels']} scribbled pixels)")
+        return 0
+
+    return run
+
+
+@command("run", "generate a stimulus set from a YAML experiment file (manifest, figures)")
+def _run(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("experiment", help="experiment file (.yaml)")
+    p.add_argument("--out", help="output directory (default: ./<name>); must not exist")
+    p.add_argument("--seed", type=int, help="seed entropy overriding the file's seed")
+    p.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p.add_argument("--scheduler", choices=("local", "dask"), default="local",
+                   help="where workers run (dask: a dask.distributed scheduler)")
+    p.add_argument("--address", help="HOST:PORT of the dask scheduler")
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from .experiment import ExperimentError, RunFailed, run_experiment
+
+        try:
+            m = run_experiment(
+                args.experiment, args.out, jobs=args.jobs, seed=args.seed, force=args.force,
+                progress=False if args.no_progress else None, scheduler=args.scheduler,
+                address=args.address,
+            )
+        except ExperimentError as exc:
+            for line in exc.lines:
+                print(line, file=sys.stderr)
+            n = len(exc.problems)
+            print(f"stimgen run: error: {n} problem{'s' * (n != 1)} in {exc.source}; nothing was written",
+                  file=sys.stderr)
+            return 2
+        except RunFailed as exc:
+            print(f"stimgen run: error: {' '.join(str(exc).split())}; nothing was written", file=sys.stderr)
+            return 1
+        summary = {
+            "path": m["path"],
+            "n_stimuli": m["n_stimuli"],
+            "n_pass": m["n_pass"],
+            "seed_entropy": m["seed_entropy"],
+            "ppd": m["geometry"]["ppd"],
+            "shape_px": m["shape_px"],
+            "conditions": [
+                {"index": c["index"], "label": c["label"], "repeats": c["repeats"], "pass": c["pass"],
+                 "n_pass": c["n_pass"], "measured": c["measured"]}
+                for c in m["conditions"]
+            ],
+            "figures": m["figures"],
+        }
+        if args.json:
+            print_json(summary)
+            return 0
+        h, w = m["shape_px"]
+        print(f"wrote {m['n_stimuli']} stimuli ({h} x {w} px at {m['geometry']['ppd']:.4g} ppd) "
+              f"to {m['path']}")
+        print(f"seed entropy: {m['seed_entropy']}")
+        for c in m["conditions"]:
+            meas = c["measured"]
+            if "alpha" in meas:
+                got = f"alpha {meas['alpha']:.3g} (design {meas['design_alpha']:.3g})"
+            else:
+                lo, hi = meas["band_cpd"]
+                got = f"band {lo:.3g}-{hi:.3g} cpd, peak {meas['peak_cpd']:.3g} cpd"
+            verdict = "pass" if c["pass"] else "FAIL"
+            print(f"  {c['index']:>3} {c['label']}: {got}  [{verdict}; {c['n_pass']}/{c['repeats']} stimuli pass]")
+        print(f"spectra pass: {m['n_pass']}/{m['n_stimuli']} stimuli; manifest: manifest.json")
+        return 0
+
+    return run
+
+
+@command("verify", "check a stimulus set against its manifest (hashes and spectra)")
+def _verify(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("directory", help="stimulus set directory (with manifest.json)")
+    p.add_argument("--no-spectra", action="store_true", help="only re-hash the files")
+    p.add_argument("--require-pass", action="store_true",
+                   help="also fail when a stimulus failed its spectral check at generation")
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from .experiment import verify_set
+
+        rep = verify_set(args.directory, spectra=not args.no_spectra, require_pass=args.require_pass)
+        if args.json:
+            print_json(rep.to_dict())
+        else:
+            what = "hashes" if args.no_spectra else "hashes and spectra"
+            for line in rep.failures:
+                print(f"FAIL {line}")
+            for line in rep.notes:
+                print(f"note {line}")
+            status = "OK" if rep.ok else f"{len(rep.failures)} problem(s)"
+            print(f"{rep.path}: {rep.n_stimuli} stimuli, {rep.n_files} files, {what} checked: {status}")
+        return 0 if rep.ok else 1
+
+    return run
+
+
+@command("regenerate", "rebuild one stimulus of a set from its manifest and compare the bytes")
+def _regenerate(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("directory", help="stimulus set directory (with manifest.json)")
+    p.add_argument("--index", type=int, required=True, help="0-based stimulus index")
+    p.add_argument("--out", help="write the regenerated files into this directory")
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from .experiment import regenerate_stimulus
+
+        res = regenerate_stimulus(args.directory, args.index, out=args.out)
+        if args.json:
+            print_json(res)
+        else:
+            print(f"stimulus {res['index']} (condition {res['condition']['index']}: "
+                  f"{res['condition']['label']})")
+            for f in res["files"]:
+                state = "identical" if f["match"] else "DIFFERENT"
+                print(f"  {f['file']}: {state} (sha256 {f['sha256_regenerated'][:16]}...)")
+        return 0 if res["match"] else 1
+
+    return run
+
+
+@command(
+    "design",
+    "filter passband in cpd: the band of given DoG sigmas, or the filter for a requested band",
+)
+def _design(p: argparse.ArgumentParser) -> Handler:
+    levels = ("half_amplitude", "half_power")
+    families = p.add_subparsers(dest="design_family", metavar="FAMILY")
+
+    def family(name: str, help_text: str) -> argparse.ArgumentParser:
+        sp = families.add_parser(name, help=help_text, description=help_text)
+        sp.add_argument("--band-cpd", nargs=2, type=float, metavar=("LO", "HI"),
+                        help="band edges at --level in cycles/degree")
+        sp.add_argument("--peak-cpd", type=float, metavar="F", help="peak frequency in cpd")
+        sp.add_argument("--octaves", type=float, metavar="B",
+                        help="bandwidth in octaves at --level (with --peak-cpd)")
+        return sp
+
+    def finish(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--level", choices=levels, default="half_amplitude",
+                        help="amplitude level of the band edges: 1/2 (default) or 1/sqrt 2")
+        add_geometry_args(sp)
+        add_json_flag(sp)
+        sp.add_argument("--plot", metavar="FILE.png",
+                        help="draw the transfer function(s) on a cpd axis into this file")
+
+    dog = family("dog", "difference of Gaussians: band <-> sigmas")
+    dog.add_argument("--sigmas-px", nargs=2, type=float, metavar=("S1", "S2"),
+                     help="centre and surround sigma in pixels: report their band")
+    dog.add_argument("--sigmas-deg", nargs=2, type=float, metavar=("S1", "S2"),
+                     help="centre and surround sigma in degrees: report their band")
+    dog.add_argument("--weight", type=float,
+                     help="surround kernel sum / centre kernel sum (with sigmas; default 1)")
+    finish(dog)
+    finish(family("log_gaussian", "log-Gaussian (octave-symmetric, any bandwidth)"))
+    bw = family("butterworth", "Butterworth band-pass (half power at each cutoff)")
+    bw.add_argument("--cutoffs-cpd", nargs=2, type=float, metavar=("LO", "HI"),
+                    help="the cutoffs themselves in cpd (LO 0: low-pass): report their band")
+    bw.add_argument("--order", type=int, default=4, help="filter order (default 4)")
+    finish(bw)
+
+    def build(args: argparse.Namespace, geometry: Any) -> tuple[Any, str]:
+        from . import filters as fl
+
+        fam = args.design_family
+        modes = {
+            "--band-cpd": args.band_cpd is not None,
+            "--peak-cpd with --octaves": args.peak_cpd is not None or args.octaves is not None,
+            "--sigmas-px": getattr(args, "sigmas_px", None) is not None,
+            "--sigmas-deg": getattr(args, "sigmas_deg", None) is not None,
+            "--cutoffs-cpd": getattr(args, "cutoffs_cpd", None) is not None,
+        }
+        allowed = [m for m in modes if m in {
+            "dog": ("--band-cpd", "--peak-cpd with --octaves", "--sigmas-px", "--sigmas-deg"),
+            "log_gaussian": ("--band-cpd", "--peak-cpd with --octaves"),
+            "butterworth": ("--band-cpd", "--peak-cpd with --octaves", "--cutoffs-cpd"),
+        }[fam]]
+        given = [m for m, on in modes.items() if on]
+        if len(given) != 1:
+            raise ValueError(f"design {fam} needs exactly one of {', '.join(allowed)}")
+        mode = given[0]
+        if mode.startswith("--peak") and (args.peak_cpd is None or args.octaves is None):
+            raise ValueError("--peak-cpd and --octaves must be given together")
+        weight = getattr(args, "weight", None)
+        if weight is not None and not mode.startswith("--sigmas"):
+            raise ValueError("--weight applies only to --sigmas-px or --sigmas-deg")
+        extra = {"order": args.order} if fam == "butterworth" else {}
+        if mode == "--band-cpd":
+            return fl.design_filter(fam, ppd=geometry, band_cpd=args.band_cpd,
+                                    level=args.level, **extra), mode
+        if mode.startswith("--peak"):
+            return fl.design_filter(fam, ppd=geometry, peak_cpd=args.peak_cpd,
+                                    octaves=args.octaves, level=args.level, **extra), mode
+        if mode == "--cutoffs-cpd":
+            lo, hi = args.cutoffs_cpd
+            if lo < 0 or not hi > lo:
+                raise ValueError(
+                    f"--cutoffs-cpd must be LO HI with 0 <= LO < HI, got {lo:g} {hi:g}"
+                )
+            return fl.Butterworth(lo / geometry.ppd if lo > 0 else None,
+                                  fl.as_ppd(hi, "--cutoffs-cpd HI") / geometry.ppd,
+                                  args.order), mode
+        s1, s2 = args.sigmas_px if mode == "--sigmas-px" else args.sigmas_deg
+        if mode == "--sigmas-deg":
+            s1, s2 = (fl.as_ppd(s, "--sigmas-deg") * geometry.ppd for s in (s1, s2))
+        return fl.DoG(s1, s2, 1.0 if weight is None else weight), mode
+
+    def run(args: argparse.Namespace) -> int:
+        if args.design_family is None:
+            raise ValueError("choose a family: stimgen design dog|log_gaussian|butterworth ...")
+        from . import filters as fl
+
+        geometry = geometry_from_args(args)
+        ppd = geometry.ppd
+        filt, mode = build(args, geometry)
+        d = filt.describe(geometry, args.level)
+        d["designed_from"] = mode.lstrip("-").split(" ")[0].replace("-", "_")
+        d["geometry"] = geometry.to_dict()
+        if isinstance(filt, fl.DoG) and filt.weight == 1.0:
+            d["min_octaves"] = fl.dog_min_octaves(args.level)
+        elif isinstance(filt, fl.Butterworth) and d["kind"] == "bandpass":
+            d["min_octaves"] = fl.Butterworth.min_octaves(filt.order, args.level)
+        peak, center = d["peak_cpd"], d["center_cpd"]
+        d["peak_is_center"] = bool(abs(peak - center) <= 1e-6 * max(abs(center), 1e-300))
+        warns = []
+        s1 = d.get("sigma_center_px")
+        if s1 is not None and s1 < 1.0:
+            warns.append(
+                f"sigma_center_px {s1:.3g} < 1 px: a sampled (spatial) kernel aliases and "
+                "misses the designed band; filter in the FFT domain (stimgen.apply_filter)"
+            )
+        hi_edge = d["band_cpd"][1]
+        if hi_edge is not None and math.isfinite(hi_edge) and hi_edge > ppd / 2 * (1 + 1e-9):
+            warns.append(f"band high edge {hi_edge:.4g} cpd exceeds Nyquist ({ppd / 2:.4g} cpd)")
+        if d["kind"] == "bandpass" and d.get("dc_gain", 0.0) > 1e-12:
+            warns.append(
+                f"not zero-mean: the response at 0 cpd is {d['dc_gain']:.3g} x the peak "
+                "(weight != 1 passes or inverts the mean luminance)"
+            )
+        d["warnings"] = warns
+        for w in warns:
+            print(f"stimgen design: warning: {w}", file=sys.stderr)
+        if args.plot:
+            from . import plotting
+
+            if isinstance(filt, fl.DoG):
+                ax = plotting.plot_dog_design(filt, ppd=ppd, level=args.level)
+            else:
+                ax = plotting.plot_transfer(filt, ppd=ppd, level=args.level)
+            plotting.save(ax.figure, args.plot)
+            d["plot"] = args.plot
+        if args.json:
+            print_json(d)
+            return 0
+        _print_design(d)
+        return 0
+
+    return run
+
+
+def _print_design(d: dict[str, Any]) -> None:
+    """Readable summary of a ``stimgen design`` record."""
+    ppd = d["ppd"]
+    level = d["level"].replace("_", " ")
+    print(f"{d['family']} filter, band edges at {level}; {ppd:.4f} ppd, "
+          f"Nyquist {d['nyquist_cpd']:.4g} cpd")
+    if "sigma_center_px" in d:
+        print(f"  sigma centre:    {d['sigma_center_px']:.4f} px = {d['sigma_center_deg']:.5f} deg")
+        print(f"  sigma surround:  {d['sigma_surround_px']:.4f} px = "
+              f"{d['sigma_surround_deg']:.5f} deg  (ratio {d['ratio']:.4f})")
+        if d.get("weight", 1.0) != 1.0:
+            print(f"  surround weight: {d['weight']:.4g}")
+    if "peak_cpp" in d and d["family"] == "log_gaussian":
+        print(f"  sigma:           {d['sigma_octaves']:.4f} octaves (log2 axis)")
+    if d["family"] == "butterworth":
+        cuts = [d.get("low_cutoff_cpd"), d.get("high_cutoff_cpd")]
+        shown = " - ".join("none" if c is None else f"{c:.4f}" for c in cuts)
+        print(f"  cutoffs:         {shown} cpd (half power per factor), order {d['order']}")
+    lo, hi = d["band_cpd"]
+    hi_s = "inf" if hi is None or not math.isfinite(hi) else f"{hi:.4f}"
+    octs = d["octaves"]
+    oct_s = f"{octs:.4f} octaves" if octs is not None and math.isfinite(octs) else "open band"
+    print(f"  band:            {lo:.4f} - {hi_s} cpd  ({oct_s})")
+    if "min_octaves" in d:
+        print(f"  narrowest band:  {d['min_octaves']:.4f} octaves for this family at {level}")
+    print(f"  peak:            {d['peak_cpd']:.4f} cpd  (response {d['peak_value']:.4f})")
+    if not d["peak_is_center"] and d["kind"] == "bandpass":
+        rel = d["peak_cpd"] / d["center_cpd"] - 1
+        print(f"  geometric centre of the edges: {d['center_cpd']:.4f} cpd "
+              f"(the peak is {abs(rel):.1%} {'above' if rel > 0 else 'below'} it)")
+    if "plot" in d:
+        print(f"  plot:            {d['plot']}")
+
+
+@command("stats", "exact per-channel mean and std of an image dataset (files of any size)")
+def _stats(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="directories, image files or globs")
+    p.add_argument("--jobs", type=int, default=None, help="local worker processes (default 1)")
+    p.add_argument("--scheduler", choices=("local", "dask"), default="local")
+    p.add_argument("--address", default=None, help="Dask scheduler HOST:PORT")
+    p.add_argument("--scale", type=float, default=None,
+                   help="multiply stored values by this (default 1/255)")
+    p.add_argument("--skip-errors", action="store_true",
+                   help="skip unreadable files (counted in 'skipped') instead of failing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        import warnings
+
+        from .datastats import dataset_stats
+
+        kw = {} if args.scale is None else {"scale": args.scale}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            s = dataset_stats(
+                args.paths if len(args.paths) > 1 else args.paths[0],
+                jobs=args.jobs,
+                scheduler=args.scheduler,
+                address=args.address,
+                on_error="skip" if args.skip_errors else "raise",
+                progress=not args.no_progress,
+                **kw,
+            )
+        for w in caught:
+            print(f"stimgen stats: warning: {w.message}", file=sys.stderr)
+        if args.json:
+            print_json(s.to_dict())
+            return 0
+
+        def fmt(v: Any) -> str:
+            return "[" + ", ".join(f"{x:.6f}" for x in v) + "]"
+
+        print(f"images: {s.n_images}   pixels: {s.n_pixels}   skipped: {s.skipped}")
+        print(f"mean:          {fmt(s.mean)}")
+        print(f"std:           {fmt(s.std)}   (pooled over all pixels, ddof=0)")
+        print(f"mean of stds:  {fmt(s.mean_of_stds)}   (per-image recipe; not the std)")
+        print(f"within var:    {fmt(s.within_var)}")
+        print(f"between var:   {fmt(s.between_var)}")
+        for path, reason in s.skipped_files:
+            print(f"skipped {path}: {reason}", file=sys.stderr)
         return 0
 
     return run

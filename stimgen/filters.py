@@ -211,15 +211,19 @@ def _numeric_passband(amp: Any, level: str, *, f_max: float = 1e3) -> Passband:
     i = int(np.argmax(a))
     if i == 0:
         f_peak = 0.0
-    elif i == len(f) - 1:
+    elif a[-1] >= a[i] * (1.0 - 1e-9):  # still at its maximum at f_max: high-pass
+        i = len(f) - 1
         f_peak = math.inf
     else:
-        res = optimize.minimize_scalar(
-            lambda lf: -abs(float(amp(np.array([math.exp(lf)]))[0])),
-            bracket=(math.log(f[i - 1]) if i > 1 else math.log(f[1]) - 1, math.log(f[i]), math.log(f[i + 1])),
-            tol=1e-12,
-        )
-        f_peak = math.exp(res.x)
+        try:
+            res = optimize.minimize_scalar(
+                lambda lf: -abs(float(amp(np.array([math.exp(lf)]))[0])),
+                bracket=(math.log(f[i - 1]) if i > 1 else math.log(f[1]) - 1, math.log(f[i]), math.log(f[i + 1])),
+                tol=1e-12,
+            )
+            f_peak = math.exp(res.x)
+        except ValueError:  # a flat top (plateau): no strict bracket; the grid maximum will do
+            f_peak = float(f[i])
     if f_peak == 0.0:
         peak = a[0]
     elif math.isinf(f_peak):
@@ -234,12 +238,12 @@ def _numeric_passband(amp: Any, level: str, *, f_max: float = 1e3) -> Passband:
         return abs(float(amp(np.array([x]))[0])) - target
 
     low = 0.0
-    if 0.0 < f_peak < math.inf:
+    if f_peak > 0.0:
         # largest f below the peak where |H| crosses the level (edge of the main lobe)
         below = np.nonzero(a[: i + 1] < target)[0]
         if below.size:
             j = int(below[-1])
-            low = optimize.brentq(g, f[j], f_peak, xtol=1e-15, rtol=1e-13, maxiter=500)
+            low = optimize.brentq(g, f[j], min(f_peak, f[j + 1]), xtol=1e-15, rtol=1e-13, maxiter=500)
     high = math.inf
     if math.isfinite(f_peak):
         above = np.nonzero(a[i:] < target)[0]
@@ -788,12 +792,37 @@ class Butterworth(Filter):
             h = h / np.sqrt(1.0 + ratio**n2)
         return h
 
+    def passband(self, level: str = "half_amplitude") -> Passband:
+        """Peak, edges and octaves at ``level`` (closed form for low- and high-pass).
+
+        A band-pass peaks exactly at ``sqrt(f_lo f_hi)`` (the response is symmetric on a log
+        axis about it); its high edge is found with Brent's method, the low edge is its
+        mirror image ``peak^2 / high``.
+        """
+        L = _level_fraction(level)
+        k = (1.0 / (L * L) - 1.0) ** (1.0 / (2 * self.order))  # edge / cutoff of one factor
+        lo_c, hi_c = self.low_cutoff_cpp, self.high_cutoff_cpp
+        if lo_c is None:
+            return Passband("lowpass", level, 0.0, 0.0, hi_c * k, 1.0, 1.0)  # type: ignore[operator]
+        if hi_c is None:
+            return Passband("highpass", level, math.inf, lo_c / k, math.inf, 1.0, 0.0)
+        fp = math.sqrt(lo_c * hi_c)
+        hp = float(self.transfer(fp))
+        target = L * hp
+
+        def g(f: float) -> float:
+            return float(self.transfer(f)) - target
+
+        top = 2.0 * fp
+        while g(top) > 0:
+            top *= 2.0
+        f_hi = optimize.brentq(g, fp, top, xtol=1e-300, rtol=1e-15, maxiter=500)
+        return Passband("bandpass", level, fp, fp * fp / f_hi, f_hi, hp, 0.0)
+
     @staticmethod
     def _octaves_for_ratio(q: float, order: int, level: str) -> float:
         """Bandwidth of the band-pass product with ``f_hi / f_lo = q`` (scale-free)."""
-        filt = Butterworth(1.0, q, order)
-        pb = _numeric_passband(filt.transfer, level, f_max=1e3 * q)
-        return pb.octaves
+        return Butterworth(1.0, q, order).passband(level).octaves
 
     @classmethod
     def min_octaves(cls, order: int, level: str = "half_amplitude") -> float:
@@ -1054,7 +1083,10 @@ class Orientation(Filter):
     angle_deg : float
         Orientation of the passed *grating stripes*, in degrees counter-clockwise from
         vertical as seen on the screen: 0 passes vertical stripes (luminance varying left to
-        right), 90 horizontal stripes, 45 stripes running from bottom-left to top-right.
+        right), 90 horizontal stripes, 45 stripes tilted counter-clockwise from vertical,
+        i.e. running from top-left to bottom-right (``\\``), 135 (same as -45) stripes running
+        from bottom-left to top-right (``/``). This equals the angle of the frequency vector
+        from the horizontal axis. PsychoPy's ``ori`` turns clockwise: ``angle_deg = -ori``.
     bandwidth_deg : float
         Full width of the window at half amplitude, in degrees (0 < bw <= 180).
 

@@ -264,3 +264,298 @@ def plot_spectrum(
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title(f"band edges at {level.replace('_', ' ')}", fontsize=9)
     return ax
+
+
+# -- filters: transfer functions on a cpd axis (issue 2) --------------------------------
+def _freq_axis_cpd(pb: Any, ppd: float, n: int = 800) -> Any:
+    """Log-spaced frequencies in cpd covering a passband and reaching Nyquist."""
+    import math
+
+    import numpy as np
+
+    nyq = ppd / 2.0
+    finite = [f for f in (pb.low_cpp, pb.peak_cpp, pb.high_cpp) if 0 < f < math.inf]
+    lo = min(finite) * ppd / 8.0 if finite else nyq / 1000.0
+    hi = max(nyq * 1.05, (max(finite) * ppd * 1.5) if finite else nyq)
+    return np.geomspace(lo, hi, n)
+
+
+def _mark_band(ax: Any, pb: Any, ppd: float, scale: float, color: Any, *, what: str = "") -> None:
+    """Mark the band edges (at the level), the peak and the geometric centre of a passband."""
+    import math
+
+    from .filters import LEVELS
+
+    L = LEVELS[pb.level]
+    y = L * pb.peak_value * scale
+    edges = [f * ppd for f in (pb.low_cpp, pb.high_cpp) if 0 < f < math.inf]
+    if edges:
+        ax.plot(edges, [y] * len(edges), "o", color=color, ms=5, zorder=4)
+        for e in edges:
+            ax.axvline(e, color=color, lw=0.8, ls=":", zorder=1)
+    if len(edges) == 2:
+        ax.hlines(y, edges[0], edges[1], color=color, lw=0.8, ls=":")
+    if 0 < pb.peak_cpp < math.inf:
+        ax.plot([pb.peak_cpp * ppd], [pb.peak_value * scale], "v", color=color, ms=7, zorder=4)
+    if len(edges) == 2 and abs(pb.center_cpp / pb.peak_cpp - 1) > 1e-3:
+        ax.plot([pb.center_cpp * ppd], [pb.peak_value * scale], "|", color=color, ms=12, mew=1.5)
+
+
+def _band_label(pb: Any, ppd: float) -> str:
+    import math
+
+    level = pb.level.replace("_", " ")
+    if pb.kind == "bandpass":
+        return (
+            f"{pb.low_cpp * ppd:.3g}-{pb.high_cpp * ppd:.3g} cpd, {pb.octaves:.3g} oct, "
+            f"peak {pb.peak_cpp * ppd:.3g} cpd ({level})"
+        )
+    if pb.kind == "lowpass":
+        return f"low-pass, edge {pb.high_cpp * ppd:.3g} cpd ({level})"
+    edge = pb.low_cpp * ppd if math.isfinite(pb.low_cpp) else float("nan")
+    return f"high-pass, edge {edge:.3g} cpd ({level})"
+
+
+def _nyquist(ax: Any, ppd: float) -> None:
+    ax.axvline(ppd / 2.0, color="0.5", lw=1.0, ls="--", zorder=0)
+    ax.annotate(
+        "Nyquist", (ppd / 2.0, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+        ha="right", va="top", fontsize=7, color="0.4",
+    )
+
+
+def plot_transfer(
+    filt: Any,
+    *,
+    ppd: Any,
+    level: str = "half_amplitude",
+    ax: Any = None,
+    label: str | None = None,
+    color: Any = None,
+    normalize: bool = False,
+    freqs_cpd: Any = None,
+    marks: bool = True,
+):
+    """Plot a radial filter's transfer function ``H(f)`` on a log cpd axis.
+
+    Parameters
+    ----------
+    filt : stimgen.filters.Filter
+        Any radial filter (or a product with a radial factor).
+    ppd : float or ViewingGeometry
+        Pixels per degree, to turn cycles/pixel into cycles/degree.
+    level : {"half_amplitude", "half_power"}
+        Level that defines the marked band edges.
+    ax : matplotlib Axes, optional
+        Axes to draw into (default: a new figure).
+    label : str, optional
+        Legend label (default: the family and its band in cpd).
+    color : matplotlib color, optional
+        Line colour.
+    normalize : bool
+        Divide by the peak amplitude so different filters compare on one scale.
+    freqs_cpd : array, optional
+        Frequencies in cpd to evaluate at (default: log-spaced around the band, to Nyquist).
+    marks : bool
+        Mark the band edges (circles on the level line), the peak (triangle), the
+        geometric centre of the edges (bar, where it differs from the peak) and Nyquist.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    import numpy as np
+
+    from .geometry import as_ppd
+
+    p = as_ppd(ppd)
+    pb = filt.passband(level)
+    f = _freq_axis_cpd(pb, p) if freqs_cpd is None else np.asarray(freqs_cpd, dtype=float)
+    scale = 1.0 / pb.peak_value if normalize else 1.0
+    _, ax = _axes(ax)
+    h = np.asarray(filt.transfer(f / p), dtype=float) * scale
+    if label is None:
+        label = f"{filt.family}: {_band_label(pb, p)}"
+    (line,) = ax.plot(f, h, color=color, lw=1.8, label=label, zorder=3)
+    if marks:
+        _mark_band(ax, pb, p, scale, line.get_color())
+        _nyquist(ax, p)
+    ax.set_xscale("log")
+    ax.axhline(0.0, color="0.7", lw=0.6, zorder=0)
+    ax.set_xlabel("spatial frequency (cpd)")
+    ax.set_ylabel("transfer H(f) / peak" if normalize else "transfer H(f) (amplitude)")
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+    return ax
+
+
+def plot_dog_design(dog: Any, *, ppd: Any, level: str = "half_amplitude", ax: Any = None):
+    """Both Gaussians' transfer functions and their difference (the DoG) on a cpd axis.
+
+    Parameters
+    ----------
+    dog : stimgen.filters.DoG
+        The difference of Gaussians (sigmas in pixels).
+    ppd : float or ViewingGeometry
+        Pixels per degree.
+    level : {"half_amplitude", "half_power"}
+        Level that defines the marked band edges.
+    ax : matplotlib Axes, optional
+        Axes to draw into (default: a new figure).
+
+    Returns
+    -------
+    matplotlib Axes
+        Centre Gaussian ``G1`` (dashed), surround ``w G2`` (dash-dotted), the DoG
+        ``G1 - w G2`` (solid) with its band edges at ``level``, its peak and Nyquist marked.
+    """
+    from .geometry import as_ppd
+
+    p = as_ppd(ppd)
+    pb = dog.passband(level)
+    f = _freq_axis_cpd(pb, p)
+    _, ax = _axes(ax, figsize=(6.5, 4.2))
+    s1, s2, w = dog.sigma_center_px, dog.sigma_surround_px, dog.weight
+    ax.plot(f, dog.center.transfer(f / p), "--", color="tab:blue", lw=1.2,
+            label=f"centre Gaussian G1, σ = {s1:.3g} px = {s1 / p:.3g} deg")
+    wl = "" if w == 1 else f"{w:.3g} × "
+    ax.plot(f, w * dog.surround.transfer(f / p), "-.", color="tab:orange", lw=1.2,
+            label=f"surround {wl}G2, σ = {s2:.3g} px = {s2 / p:.3g} deg")
+    plot_transfer(dog, ppd=p, level=level, ax=ax, color="black", freqs_cpd=f,
+                  label=f"DoG = G1 − {wl}G2: {_band_label(pb, p)}")
+    ax.set_ylabel("transfer (amplitude)")
+    ax.set_title(f"difference of Gaussians, ratio σ2/σ1 = {dog.ratio:.3g}, {p:.4g} ppd", fontsize=9)
+    return ax
+
+
+def plot_dog_octaves(*, ratio_max: float = 30.0, ax: Any = None):
+    """Octave bandwidth of a balanced DoG against the ratio ``sigma_surround / sigma_center``.
+
+    Parameters
+    ----------
+    ratio_max : float
+        Largest ratio plotted (> 1).
+    ax : matplotlib Axes, optional
+        Axes to draw into (default: a new figure).
+
+    Returns
+    -------
+    matplotlib Axes
+        Both levels, their minima (the ratio -> 1 limit) and the ``log2(ratio)`` asymptote.
+    """
+    import numpy as np
+
+    from .filters import dog_min_octaves, dog_octaves
+
+    _, ax = _axes(ax)
+    r = np.geomspace(1.0 + 1e-4, float(ratio_max), 160)
+    for level, color in (("half_amplitude", "tab:blue"), ("half_power", "tab:red")):
+        b = [dog_octaves(x, level) for x in r]
+        b_min = dog_min_octaves(level)
+        name = level.replace("_", " ")
+        ax.plot(r, b, color=color, lw=1.8, label=f"{name} (minimum {b_min:.4f} oct at ratio → 1)")
+        ax.axhline(b_min, color=color, lw=0.8, ls=":")
+    ax.plot(r, np.log2(r), color="0.5", lw=1.0, ls="--", label="log2(ratio) (large-ratio limit)")
+    ax.set_xscale("log")
+    ax.set_xlabel("ratio σ_surround / σ_centre")
+    ax.set_ylabel("bandwidth (octaves)")
+    ax.set_ylim(0, None)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("balanced DoG: bandwidth depends on the ratio alone", fontsize=9)
+    return ax
+
+
+# == stimulus sets (stimgen.experiment) =================================================
+def plot_condition_spectrum(
+    spectrum: Any,
+    *,
+    design: Any = None,
+    level: str = "half_amplitude",
+    title: str = "",
+    passed: bool | None = None,
+    alpha: float | None = None,
+    ax: Any = None,
+):
+    """One condition of a stimulus set: measured spectrum (mean, spread) vs its design.
+
+    Parameters
+    ----------
+    spectrum : RadialSpectrum
+        Mean and spread over the condition's repeats (with ppd).
+    design : Filter, optional
+        The radial filter of the condition (band-pass families); drawn with
+        :func:`plot_spectrum`.
+    level : {"half_amplitude", "half_power"}
+        Level of the drawn band edges.
+    title : str
+        Condition label.
+    passed : bool, optional
+        Spectral check of the condition, shown in the title.
+    alpha : float, optional
+        For 1/f noise: the designed exponent, drawn as a dashed ``f^-alpha`` line through
+        the measured spectrum's geometric mean.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    import numpy as np
+
+    fig, ax = _axes(ax)
+    plot_spectrum(spectrum, design=design, level=level, ax=ax)
+    if alpha is not None and design is None:
+        f = spectrum.freq_cpd
+        k = np.exp(np.mean(np.log(np.maximum(spectrum.power, 1e-300)) + alpha * np.log(f)))
+        ax.loglog(f, k * f**-alpha, "k--", lw=1.2, label=f"design 1/f^{alpha:g}")
+        ax.set_ylim(np.min(spectrum.power) * 0.3, np.max(spectrum.power) * 3)
+        ax.legend(fontsize=8, loc="lower left")
+    verdict = "" if passed is None else ("  [pass]" if passed else "  [FAIL]")
+    ax.set_title(f"{title}{verdict}\n{ax.get_title()}", fontsize=9)
+    return ax
+
+
+def plot_contact_sheet(
+    rows: Any,
+    *,
+    size_deg: Any = None,
+    panel_in: float = 1.4,
+):
+    """A grid of example stimuli: one row per condition, signed contrast on a fixed scale.
+
+    Parameters
+    ----------
+    rows : list of (str, list of ndarray)
+        Condition label and its example images (signed contrast, shown with -1 black,
+        0 mid-grey, +1 white; never rescaled per image).
+    size_deg : (float, float), optional
+        Stimulus height and width in degrees, stated in the figure title.
+    panel_in : float
+        Panel size in inches.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    import textwrap
+
+    plt = _pyplot()
+    n_rows = max(len(rows), 1)
+    n_cols = max([len(imgs) for _, imgs in rows] + [1])
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(max(panel_in * n_cols, 3.0), (panel_in + 0.25) * n_rows + 0.5),
+        squeeze=False, layout="constrained",
+    )  # fmt: skip
+    for r, (label, imgs) in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(imgs):
+                ax.imshow(imgs[c], cmap="gray", vmin=-1.0, vmax=1.0, interpolation="nearest")
+            else:
+                ax.set_axis_off()
+        short = textwrap.shorten(str(label), width=max(16, int(14 * n_cols * panel_in)))
+        axes[r][0].set_title(short, fontsize=7, loc="left")
+    size = "" if size_deg is None else f", {size_deg[0]:.3g} x {size_deg[1]:.3g} deg"
+    fig.suptitle(f"example stimuli (gray scale: signed contrast -1 to +1{size})", fontsize=9)
+    return fig
