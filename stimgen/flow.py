@@ -1,0 +1,749 @@
+"""Dense Lucas-Kanade optical flow with a reliability output.
+
+Contents
+--------
+lucas_kanade      dense flow between two frames -> :class:`FlowResult`
+movie_flow        median flow over the reliable pixels of a ``(T, H, W)`` movie -> :class:`MovieFlow`
+FlowResult        per-pixel flow, eigenvalues, reliability mask and normal flow
+MovieFlow         per-pair and overall median flow of a movie
+to_deg_per_s      px/frame -> deg/s
+
+Conventions (stated once, used everywhere in this module)
+---------------------------------------------------------
+* **Sign and axis order.** ``u`` is the x (column) component and ``v`` the y (row)
+  component of the displacement of image content *from* ``reference_image`` *to*
+  ``moving_image``, in px/frame::
+
+      moving_image(x + u, y + v) == reference_image(x, y)
+
+  Content drifting rightwards gives ``u > 0``; content drifting downwards (towards
+  increasing row index) gives ``v > 0``. Note that ``skimage.registration.optical_flow_ilk``
+  returns the row component first, ``(v, u)``, and that the textbook normal equations
+  need ``b = -I_t``: ``A [u, v]^T = -[sum I_x I_t, sum I_y I_t]^T`` with
+  ``I_t = moving - reference``.
+* **Structure tensor.** ``A = G_w * [[I_x^2, I_x I_y], [I_x I_y, I_y^2]]`` with a Gaussian
+  window ``G_w`` of standard deviation ``sigma_window`` px. Its eigenvalues are in
+  (image units / px)^2. ``I_x`` and ``I_y`` are Gaussian derivatives of standard deviation
+  ``sigma_derivative`` px (``I_t`` smoothed by the same Gaussian), or Sobel kernels divided
+  by 8 (``I_t`` smoothed by the matching ``[1, 2, 1] / 4`` binomial in both axes).
+* **Reliability (the aperture problem).** A pixel is *reliable* when the smaller eigenvalue
+  of ``A`` reaches the threshold and the flow does not point outside the moving frame.
+  Where only the larger eigenvalue reaches it (a grating, an edge: the tensor is rank 1),
+  only the *normal flow* -- the component along the dominant gradient direction -- is
+  determined; :class:`FlowResult` reports it in ``normal_u``, ``normal_v`` and sets ``u``,
+  ``v`` to NaN there. Where neither eigenvalue reaches it (no texture) everything is NaN.
+* **Large shifts.** Each estimate is refined by warping the moving frame with the current
+  flow (cubic B-spline interpolation) and re-solving, from coarse to fine over a Gaussian
+  pyramid. Downsampling keeps the ratio shift / pattern period, so for narrow-band stimuli
+  the pyramid helps only until the pattern approaches the coarse level's Nyquist limit;
+  ``levels="auto"`` stops before that (see :func:`lucas_kanade`).
+* **Units.** Flow in px/frame; ``to_deg_per_s`` multiplies by ``fps / ppd``. Directions
+  (where reported) are in degrees counter-clockwise from rightward with *up* on the screen
+  positive, i.e. ``atan2(-v, u)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from . import _validate as val
+from .geometry import ViewingGeometry, as_ppd
+
+__all__ = [
+    "FlowResult",
+    "MovieFlow",
+    "auto_levels",
+    "lucas_kanade",
+    "movie_flow",
+    "to_deg_per_s",
+]
+
+_DERIVATIVES = ("gaussian", "sobel")
+#: default eigenvalue threshold, as a fraction of the image-mean trace of the tensor
+RELATIVE_THRESHOLD = 1e-2
+#: smallest image side (px) accepted, and smallest side of a pyramid level
+MIN_SIZE_PX = 8
+_MIN_LEVEL_SIZE_PX = 16
+#: Gaussian antialiasing filter (px) before each 2x pyramid downsampling
+_PYRAMID_SIGMA_PX = 1.0
+_WINDOW_TRUNCATE = 3.0
+_MAX_LEVELS = 6
+#: the window follows the flow smoothed over this many sigma_window (box filter)
+_FLOW_SMOOTHING = 2.0
+#: updates of windows that lost data outside the frame are scaled up by at most 1 / this
+_MIN_VALID_SHARE = 0.25
+
+
+# == result objects ====================================================================
+@dataclass(frozen=True, eq=False)
+class FlowResult:
+    """Dense flow between two frames; every array has the frames' shape ``(H, W)``.
+
+    Attributes
+    ----------
+    u, v : ndarray
+        Flow in px/frame, x (columns, rightwards) and y (rows, downwards), such that
+        ``moving(x + u, y + v) = reference(x, y)``. NaN where not :attr:`reliable`.
+    min_eigenvalue, max_eigenvalue : ndarray
+        Eigenvalues of the structure tensor at the finest level, in (image units / px)^2.
+    reliable : ndarray of bool
+        ``min_eigenvalue >= threshold`` and ``(x + u, y + v)`` inside the moving frame.
+    normal_u, normal_v : ndarray
+        Normal flow in px/frame: the flow projected on the dominant gradient direction
+        (the eigenvector of ``max_eigenvalue``). Defined wherever
+        ``max_eigenvalue >= threshold`` (NaN elsewhere); on a grating it is all the
+        data determine. Equals the projection of ``(u, v)`` where reliable.
+    threshold : float
+        The eigenvalue threshold used, in (image units / px)^2.
+    levels : int
+        Pyramid levels used (1 = single scale).
+    iterations : int
+        Warping iterations per level.
+    sigma_window : float
+        Gaussian window standard deviation in px.
+    derivative : str
+        ``"gaussian"`` or ``"sobel"``.
+    """
+
+    u: np.ndarray
+    v: np.ndarray
+    min_eigenvalue: np.ndarray
+    max_eigenvalue: np.ndarray
+    reliable: np.ndarray
+    normal_u: np.ndarray
+    normal_v: np.ndarray
+    threshold: float
+    levels: int
+    iterations: int
+    sigma_window: float
+    derivative: str
+
+    @property
+    def aperture(self) -> np.ndarray:
+        """Bool mask: only the normal flow is known (rank-1 tensor, e.g. a grating)."""
+        has_normal = (self.max_eigenvalue >= self.threshold) & (self.max_eigenvalue > 0)
+        return has_normal & ~((self.min_eigenvalue >= self.threshold) & (self.min_eigenvalue > 0))
+
+    @property
+    def reliable_fraction(self) -> float:
+        """Fraction of pixels that are reliable, in [0, 1]."""
+        return float(np.count_nonzero(self.reliable)) / self.reliable.size
+
+    def median(self) -> tuple[float, float]:
+        """Median ``(u, v)`` in px/frame over the reliable pixels (NaN, NaN if none)."""
+        if not self.reliable.any():
+            return math.nan, math.nan
+        return float(np.median(self.u[self.reliable])), float(np.median(self.v[self.reliable]))
+
+    def summary(
+        self, *, ppd: float | ViewingGeometry | None = None, fps: float | None = None
+    ) -> dict[str, Any]:
+        """A JSON-ready summary: median flow, reliable fraction, and deg/s when possible.
+
+        Parameters
+        ----------
+        ppd : float or ViewingGeometry, optional
+            Pixels per degree; with ``fps`` adds the deg/s values.
+        fps : float, optional
+            Frame rate in Hz (frames per second).
+        """
+        mu, mv = self.median()
+        d: dict[str, Any] = {
+            "median_u_px_per_frame": mu,
+            "median_v_px_per_frame": mv,
+            "reliable_fraction": self.reliable_fraction,
+            "aperture_fraction": float(np.count_nonzero(self.aperture)) / self.aperture.size,
+            "shape": list(self.u.shape),
+            "threshold": self.threshold,
+            "levels": self.levels,
+            "iterations": self.iterations,
+            "sigma_window_px": self.sigma_window,
+            "derivative": self.derivative,
+            "convention": "moving(x + u, y + v) = reference(x, y); u rightwards, v downwards",
+        }
+        d.update(_speed_dict(mu, mv, ppd, fps))
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class MovieFlow:
+    """Median flow of a movie over its consecutive frame pairs.
+
+    Attributes
+    ----------
+    u, v : float
+        Median over pairs of each pair's median flow over reliable pixels, px/frame
+        (x rightwards, y downwards). NaN if no pair has a reliable pixel.
+    reliable_fraction : float
+        Mean over pairs of the fraction of reliable pixels (inside the margin).
+    pair_u, pair_v : ndarray, shape (P,)
+        Per-pair median flow in px/frame (NaN for pairs without reliable pixels).
+    pair_reliable_fraction : ndarray, shape (P,)
+        Per-pair reliable fraction.
+    pairs : ndarray of int, shape (P,)
+        Index ``t`` of each analysed pair ``(t, t + 1)``.
+    margin_px : int
+        Border excluded from every statistic, in px.
+    """
+
+    u: float
+    v: float
+    reliable_fraction: float
+    pair_u: np.ndarray
+    pair_v: np.ndarray
+    pair_reliable_fraction: np.ndarray
+    pairs: np.ndarray
+    margin_px: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_deg_per_s(self, ppd: float | ViewingGeometry, fps: float) -> tuple[float, float]:
+        """The median flow ``(u, v)`` in deg/s (x rightwards, y downwards)."""
+        return to_deg_per_s(self.u, self.v, ppd=ppd, fps=fps)
+
+    def summary(
+        self, *, ppd: float | ViewingGeometry | None = None, fps: float | None = None
+    ) -> dict[str, Any]:
+        """A JSON-ready summary (see :meth:`FlowResult.summary`)."""
+        d: dict[str, Any] = {
+            "median_u_px_per_frame": self.u,
+            "median_v_px_per_frame": self.v,
+            "reliable_fraction": self.reliable_fraction,
+            "pairs": len(self.pairs),
+            "margin_px": self.margin_px,
+            **self.options,
+        }
+        d.update(_speed_dict(self.u, self.v, ppd, fps))
+        return d
+
+
+def to_deg_per_s(
+    u: Any, v: Any, *, ppd: float | ViewingGeometry, fps: float
+) -> tuple[Any, Any]:
+    """Convert a flow from px/frame to deg/s.
+
+    Parameters
+    ----------
+    u, v : float or ndarray
+        Flow in px/frame (x rightwards, y downwards).
+    ppd : float or ViewingGeometry
+        Pixels per degree (> 0).
+    fps : float
+        Frame rate in Hz (> 0).
+
+    Returns
+    -------
+    (u_deg_per_s, v_deg_per_s)
+        ``u * fps / ppd`` and ``v * fps / ppd``; same axes and signs as the input.
+    """
+    k = val.positive("fps", fps) / as_ppd(ppd)
+    if np.ndim(u) == 0 and np.ndim(v) == 0:
+        return float(u) * k, float(v) * k
+    return np.asarray(u, dtype=float) * k, np.asarray(v, dtype=float) * k
+
+
+def _speed_dict(mu: float, mv: float, ppd: Any, fps: Any) -> dict[str, Any]:
+    if (ppd is None) != (fps is None):
+        raise ValueError("deg/s needs both ppd and fps; got only one of them")
+    if ppd is None:
+        return {}
+    ud, vd = to_deg_per_s(mu, mv, ppd=ppd, fps=fps)
+    speed = math.hypot(ud, vd)
+    return {
+        "ppd": as_ppd(ppd),
+        "fps": float(fps),
+        "median_u_deg_per_s": ud,
+        "median_v_deg_per_s": vd,
+        "speed_deg_per_s": speed,
+        "direction_deg": math.degrees(math.atan2(-vd, ud)) % 360.0 if speed > 0 else math.nan,
+    }
+
+
+# == validation ========================================================================
+def _check_frames(reference_image: Any, moving_image: Any) -> tuple[np.ndarray, np.ndarray]:
+    ref = val.finite_array("reference_image", reference_image, ndim=(2,))
+    mov = val.finite_array("moving_image", moving_image, ndim=(2,))
+    if ref.shape != mov.shape:
+        raise ValueError(
+            f"reference_image and moving_image must have the same shape, "
+            f"got {ref.shape} and {mov.shape}"
+        )
+    if min(ref.shape) < MIN_SIZE_PX:
+        raise ValueError(
+            f"images must be at least {MIN_SIZE_PX}x{MIN_SIZE_PX} px, got shape {ref.shape}"
+        )
+    dtype = np.float32 if (ref.dtype == np.float32 and mov.dtype == np.float32) else np.float64
+    # no rescaling by dtype: integers become floats with the same values
+    return ref.astype(dtype, copy=False), mov.astype(dtype, copy=False)
+
+
+# == pyramid and filters ===============================================================
+def _downsample(image: np.ndarray) -> np.ndarray:
+    """Gaussian antialiasing then every second pixel (level pixel i <-> fine pixel 2i)."""
+    return ndi.gaussian_filter(image, _PYRAMID_SIGMA_PX, mode="mirror")[::2, ::2]
+
+
+def _upsample_flow(f: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Separable linear interpolation of a coarse flow component at fine pixel ``j / 2``,
+    times 2 (coarse px -> fine px)."""
+    for axis, n in enumerate(shape):
+        nc = f.shape[axis]
+        p = np.arange(n) / 2.0
+        i0 = np.minimum(np.floor(p).astype(np.intp), nc - 1)
+        i1 = np.minimum(i0 + 1, nc - 1)
+        w = (p - i0).astype(f.dtype)
+        shp = [1, 1]
+        shp[axis] = n
+        w = w.reshape(shp)
+        f = np.take(f, i0, axis=axis) * (1 - w) + np.take(f, i1, axis=axis) * w
+    return 2 * f
+
+
+def auto_levels(image: Any, *, sigma_window: float = 4.0) -> int:
+    """Pyramid depth that keeps a narrow-band pattern resolved at the coarsest level.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        The reference frame (any real values).
+    sigma_window : float
+        Window standard deviation in px (coarse levels must stay larger than the window).
+
+    Returns
+    -------
+    int
+        The largest ``L`` (1 = single scale) such that at level ``L`` at least half of the
+        image's (mean-removed) power lies below a quarter cycle per coarse pixel, i.e. at
+        fine-scale frequencies ``<= 0.25 / 2**(L - 1)`` cycles/px, and the coarsest level
+        is at least ``max(16, 4 sigma_window)`` px on its smaller side. A pattern of
+        period 16 px gets 2 levels, 1/f noise on 512x512 px 4, white noise 1.
+    """
+    a = val.finite_array("image", image, ndim=(2,)).astype(float)
+    sigma_window = val.positive("sigma_window", sigma_window)
+    a = a - a.mean()
+    power = np.abs(np.fft.rfft2(a)) ** 2
+    fy = np.fft.fftfreq(a.shape[0])[:, None]
+    fx = np.fft.rfftfreq(a.shape[1])[None, :]
+    # the rfft half-plane counts the columns 1..n/2-1 twice in the full spectrum
+    weight = np.full(fx.shape, 2.0)
+    weight[0, 0] = 1.0
+    if a.shape[1] % 2 == 0:
+        weight[0, -1] = 1.0
+    power = power * weight
+    total = power.sum()
+    if total <= 0:
+        return 1
+    f = np.hypot(fy, fx)
+    min_side = max(_MIN_LEVEL_SIZE_PX, 4 * sigma_window)
+    levels = 1
+    while levels < _MAX_LEVELS:
+        cand = levels + 1
+        if min(a.shape) / 2 ** (cand - 1) < min_side:
+            break
+        if power[f <= 0.25 / 2 ** (cand - 1)].sum() < 0.5 * total:
+            break
+        levels = cand
+    return levels
+
+
+class _Derivatives:
+    """Pre-smoothing ``S`` and spatial derivatives of one pyramid level."""
+
+    def __init__(self, kind: str, sigma_derivative: float) -> None:
+        self.kind = kind
+        self.sigma = sigma_derivative
+
+    @property
+    def rim(self) -> int:
+        """Border width in px whose derivatives depend on mirrored pixels (>= 1)."""
+        return 1 if self.kind == "sobel" else max(1, math.ceil(2 * self.sigma))
+
+    def smooth(self, image: np.ndarray) -> np.ndarray:
+        if self.kind == "gaussian":
+            return ndi.gaussian_filter(image, self.sigma, mode="mirror")
+        out = ndi.correlate1d(image, _BINOMIAL, axis=0, mode="mirror")
+        return ndi.correlate1d(out, _BINOMIAL, axis=1, mode="mirror")
+
+    def gradient(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.kind == "gaussian":
+            ix = ndi.gaussian_filter(image, self.sigma, order=(0, 1), mode="mirror")
+            iy = ndi.gaussian_filter(image, self.sigma, order=(1, 0), mode="mirror")
+            return ix, iy
+        # Sobel / 8 = central difference [-1, 0, 1] / 2 (x) binomial [1, 2, 1] / 4
+        ix = ndi.sobel(image, axis=1, mode="mirror") / 8
+        iy = ndi.sobel(image, axis=0, mode="mirror") / 8
+        return ix, iy
+
+
+_BINOMIAL = np.array([0.25, 0.5, 0.25])
+
+
+def _window(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian window sums over in-frame pixels only (zero outside, no mirrored data)."""
+    return ndi.gaussian_filter(a, sigma, mode="constant", truncate=_WINDOW_TRUNCATE)
+
+
+def _tensor(ix: np.ndarray, iy: np.ndarray, sigma: float):
+    axx = _window(ix * ix, sigma)
+    axy = _window(ix * iy, sigma)
+    ayy = _window(iy * iy, sigma)
+    half_tr = 0.5 * (axx + ayy)
+    disc = np.sqrt((0.5 * (axx - ayy)) ** 2 + axy**2)
+    lmax = half_tr + disc
+    det = axx * ayy - axy * axy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lmin = np.where(lmax > 0, det / lmax, 0)
+    lmin = np.maximum(lmin, 0).astype(axx.dtype, copy=False)
+    # eigenvector of lmax, from the better-conditioned of the two equivalent formulas
+    use_x = axx >= ayy
+    ex = np.where(use_x, lmax - ayy, axy)
+    ey = np.where(use_x, axy, lmax - axx)
+    norm = np.hypot(ex, ey)
+    iso = norm == 0  # isotropic tensor: any direction is an eigenvector
+    norm[iso] = 1
+    ex = np.where(iso, 1, ex / norm).astype(axx.dtype, copy=False)
+    ey = np.where(iso, 0, ey / norm).astype(axx.dtype, copy=False)
+    return axx, axy, ayy, lmin, lmax, det, ex, ey
+
+
+def _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, threshold):
+    """Per-pixel ``-A^+``: the full inverse where both eigenvalues pass the threshold,
+    the rank-1 pseudo-inverse ``e e^T / lmax`` where only the larger does, else 0."""
+    full = (lmin >= threshold) & (lmin > 0)
+    rank1 = (lmax >= threshold) & (lmax > 0) & ~full
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_det = np.where(full, 1 / det, 0)
+        inv_l = np.where(rank1, 1 / lmax, 0)
+    mxx = -(ayy * inv_det + ex * ex * inv_l)
+    mxy = -(-axy * inv_det + ex * ey * inv_l)
+    myy = -(axx * inv_det + ey * ey * inv_l)
+    return mxx, mxy, myy
+
+
+def _warp(coeffs: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Cubic B-spline samples of the image whose spline coefficients are ``coeffs``."""
+    return ndi.map_coordinates(
+        coeffs, [rows, cols], order=3, prefilter=False, mode="mirror", output=coeffs.dtype
+    )
+
+
+def _inside(
+    cols: np.ndarray, rows: np.ndarray, shape: tuple[int, int], rim: float = 0.0
+) -> np.ndarray:
+    """Sample points at least ``rim`` px inside the frame's area ``[-0.5, n - 0.5]``."""
+    h, w = shape
+    lo = rim - 0.5
+    return (cols >= lo) & (cols <= w - 0.5 - rim) & (rows >= lo) & (rows <= h - 0.5 - rim)
+
+
+def _smooth_flow(f: np.ndarray, sigma_window: float) -> np.ndarray:
+    """Low-pass of a flow component that keeps affine fields: a symmetric box filter of
+    standard deviation about ``_FLOW_SMOOTHING * sigma_window`` (cost independent of it)."""
+    size = 2 * round(_FLOW_SMOOTHING * sigma_window * math.sqrt(3)) + 1
+    return ndi.uniform_filter(f, size, mode="nearest")
+
+
+# == the estimator =====================================================================
+def lucas_kanade(
+    reference_image: Any,
+    moving_image: Any,
+    *,
+    sigma_window: float = 4.0,
+    derivative: str = "gaussian",
+    sigma_derivative: float = 1.0,
+    levels: int | str = "auto",
+    iterations: int = 3,
+    min_eigenvalue: float | None = None,
+) -> FlowResult:
+    """Dense Lucas-Kanade optical flow, coarse to fine with iterative warping.
+
+    Parameters
+    ----------
+    reference_image : ndarray, shape (H, W)
+        First frame, any real dtype (integers are converted to float without rescaling);
+        finite values; H, W >= 8 px.
+    moving_image : ndarray, shape (H, W)
+        Second frame, same shape.
+    sigma_window : float
+        Standard deviation of the Gaussian integration window in px (> 0), at every
+        pyramid level. Larger windows average more pixels (lower noise, smoother flow).
+    derivative : {"gaussian", "sobel"}
+        Spatial derivatives: Gaussian derivatives of ``sigma_derivative`` px with ``I_t``
+        smoothed by the same Gaussian, or Sobel / 8 with ``I_t`` smoothed by the binomial
+        ``[1, 2, 1] / 4`` in both axes.
+    sigma_derivative : float
+        Standard deviation of the derivative Gaussian in px (> 0; ``"gaussian"`` only).
+    levels : int or "auto"
+        Number of pyramid levels (1 = single scale, each further level halves the size).
+        ``"auto"`` (default) uses :func:`auto_levels` on the reference frame, which keeps
+        narrow-band patterns resolved (not aliased) at the coarsest level.
+    iterations : int
+        Warping iterations per level (>= 1). Each warps the moving frame by the current
+        flow and solves for the remaining displacement.
+    min_eigenvalue : float or None
+        Threshold on the smaller structure-tensor eigenvalue, in (image units / px)^2
+        (>= 0). None (default): ``RELATIVE_THRESHOLD`` (1 %) of the image-mean trace of
+        the tensor, which is invariant to contrast.
+
+    Returns
+    -------
+    FlowResult
+        ``u``, ``v`` (px/frame, NaN where unreliable), ``min_eigenvalue``,
+        ``max_eigenvalue``, ``reliable``, ``normal_u``, ``normal_v`` and the settings used.
+
+    Raises
+    ------
+    ValueError
+        On non-2-D, non-finite, differently shaped or too small frames, or a bad option.
+
+    Notes
+    -----
+    Per level, the reference gradients ``Ix, Iy`` and the tensor ``A`` (window ``G``) are
+    built once. Each iteration warps the smoothed moving frame by the current flow
+    ``d(y) = (u, v)`` (cubic B-spline), ``I_t = S(W) - S(reference)``, and re-solves::
+
+        A(x) d_new(x) = A(x) d_s(x) - G * [grad I (I_t - grad I . (d - d_s))](x)
+
+    where ``d_s`` is ``d`` smoothed over about ``2 sigma_window``. With ``d_s = d``
+    this is the usual incremental update ``A dd = -G * (grad I I_t)`` (textbook
+    ``b = -I_t``), whose pixel-wise warping leaves errors that vary faster than the
+    window uncorrected; with ``d_s = 0`` it is the classic LK window that moves rigidly,
+    which is biased on rotations. Letting the window follow the smoothed field corrects
+    both: the fixed point is exact for translations and affine fields (rotation,
+    expansion), and ``I_t`` vanishes there, so it does not depend on the derivative
+    filters. Pixels whose warp samples outside the moving frame (or within the
+    derivative's reach of its border) give no data: they keep the smoothed estimate, and
+    the updates of windows that contain them are scaled by the share of the tensor that
+    remains. Window sums use in-frame pixels only. Rank-1 pixels are solved with the pseudo-inverse (normal flow only).
+    Identical frames give exactly zero flow: no interpolation happens while the flow is
+    exactly zero.
+
+    References
+    ----------
+    B. D. Lucas and T. Kanade (1981), An iterative image registration technique with an
+    application to stereo vision, IJCAI, 674-679. J.-Y. Bouguet (2000), Pyramidal
+    implementation of the Lucas Kanade feature tracker, Intel Corporation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.ndimage import gaussian_filter
+    >>> rng = np.random.default_rng(0)
+    >>> ref = gaussian_filter(rng.standard_normal((64, 64)), 2.0, mode="wrap")
+    >>> mov = np.roll(ref, 1, axis=1)  # content moves 1 px to the right
+    >>> r = lucas_kanade(ref, mov)
+    >>> u, v = r.median()  # px/frame over reliable pixels
+    >>> print(f"u = {u:.3f}, v = {abs(v):.3f}, reliable: {r.reliable_fraction:.2f}")
+    u = 1.000, v = 0.000, reliable: 0.98
+    """
+    ref, mov = _check_frames(reference_image, moving_image)
+    sigma_window = val.positive("sigma_window", sigma_window)
+    sigma_derivative = val.positive("sigma_derivative", sigma_derivative)
+    val.choice("derivative", derivative, _DERIVATIVES)
+    iterations = val.positive_int("iterations", iterations)
+    if min_eigenvalue is not None:
+        min_eigenvalue = val.positive("min_eigenvalue", min_eigenvalue, allow_zero=True)
+    if isinstance(levels, str):
+        val.choice("levels", levels, ("auto",))
+        n_levels = auto_levels(ref, sigma_window=sigma_window)
+    else:
+        n_levels = val.positive_int("levels", levels)
+        max_levels = 1
+        while min(ref.shape) / 2**max_levels >= MIN_SIZE_PX:
+            max_levels += 1
+        if n_levels > max_levels:
+            raise ValueError(
+                f"levels={n_levels} is too deep for shape {ref.shape}: the coarsest level "
+                f"must keep >= {MIN_SIZE_PX} px per side, so levels <= {max_levels}"
+            )
+
+    refs, movs = [ref], [mov]
+    for _ in range(n_levels - 1):
+        refs.append(_downsample(refs[-1]))
+        movs.append(_downsample(movs[-1]))
+
+    deriv = _Derivatives(derivative, sigma_derivative)
+    u = v = None
+    for lev in range(n_levels - 1, -1, -1):
+        r, m = refs[lev], movs[lev]
+        shape = r.shape
+        if u is None:
+            u = np.zeros(shape, r.dtype)
+            v = np.zeros(shape, r.dtype)
+        else:
+            u = _upsample_flow(u, shape)
+            v = _upsample_flow(v, shape)
+        ix, iy = deriv.gradient(r)
+        # gradients within the derivative kernel's reach of the border see mirrored data
+        # (which turns a grating into a chevron): leave them out of every window sum
+        rim = deriv.rim
+        for g in (ix, iy):
+            g[:rim] = 0
+            g[-rim:] = 0
+            g[:, :rim] = 0
+            g[:, -rim:] = 0
+        s_ref = deriv.smooth(r)
+        s_mov = deriv.smooth(m)
+        coeffs = ndi.spline_filter(s_mov, order=3, mode="mirror", output=r.dtype)
+        axx, axy, ayy, lmin, lmax, det, ex, ey = _tensor(ix, iy, sigma_window)
+        rel_thr = RELATIVE_THRESHOLD * float(np.mean(axx + ayy, dtype=np.float64))
+        thr = rel_thr if (lev > 0 or min_eigenvalue is None) else min_eigenvalue
+        trace_t = ix * ix + iy * iy
+        trace_a = axx + ayy
+        mxx, mxy, myy = _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, thr)
+        yy, xx = np.indices(shape, dtype=r.dtype)
+        for _ in range(iterations):
+            # Linearize around the current per-pixel warp but let the window move as the
+            # smoothed field (u_s, v_s): exact for affine flows, no null space (see Notes)
+            us = _smooth_flow(u, sigma_window)
+            vs = _smooth_flow(v, sigma_window)
+            gain = None
+            if u.any() or v.any():
+                it = _warp(coeffs, yy + v, xx + u) - s_ref
+                it -= ix * (u - us) + iy * (v - vs)
+                # no data where the flow points outside the moving frame or into its
+                # rim (smoothed with mirrored pixels): those pixels keep the smoothed
+                # estimate; the update is rescaled by the valid share of the tensor
+                out = ~_inside(xx + u, yy + v, shape, rim)
+                if out.any():
+                    it[out] = 0
+                    lost = _window(np.where(out, trace_t, 0), sigma_window)
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        share = 1 - lost / trace_a
+                    gain = 1 / np.clip(np.nan_to_num(share, nan=1.0), _MIN_VALID_SHARE, 1)
+            else:  # exactly zero flow: no interpolation, identical frames stay at 0
+                it = s_mov - s_ref
+            bx = _window(ix * it, sigma_window)
+            by = _window(iy * it, sigma_window)
+            du = mxx * bx + mxy * by
+            dv = mxy * bx + myy * by
+            if gain is not None:
+                du *= gain
+                dv *= gain
+            u = us + du
+            v = vs + dv
+
+    # final products at the finest level
+    inside = _inside(xx + u, yy + v, ref.shape)
+    full = (lmin >= thr) & (lmin > 0)
+    has_normal = (lmax >= thr) & (lmax > 0)
+    reliable = full & inside
+    nu = np.where(has_normal, ex * (ex * u + ey * v), np.nan).astype(u.dtype, copy=False)
+    nv = np.where(has_normal, ey * (ex * u + ey * v), np.nan).astype(u.dtype, copy=False)
+    return FlowResult(
+        u=np.where(reliable, u, np.nan).astype(u.dtype, copy=False),
+        v=np.where(reliable, v, np.nan).astype(u.dtype, copy=False),
+        min_eigenvalue=lmin,
+        max_eigenvalue=lmax,
+        reliable=reliable,
+        normal_u=nu,
+        normal_v=nv,
+        threshold=float(thr),
+        levels=n_levels,
+        iterations=iterations,
+        sigma_window=sigma_window,
+        derivative=derivative,
+    )
+
+
+def movie_flow(
+    movie: Any,
+    *,
+    margin_px: int | None = None,
+    max_pairs: int | None = None,
+    sigma_window: float = 4.0,
+    derivative: str = "gaussian",
+    sigma_derivative: float = 1.0,
+    levels: int | str = "auto",
+    iterations: int = 3,
+    min_eigenvalue: float | None = None,
+) -> MovieFlow:
+    """Median flow of a movie over the reliable pixels of its consecutive frame pairs.
+
+    Parameters
+    ----------
+    movie : ndarray, shape (T, H, W)
+        Frames in time order (T >= 2), any real dtype, finite.
+    margin_px : int, optional
+        Border in px excluded from the statistics (>= 0). Default
+        ``ceil(2 * sigma_window)``, where mirrored borders bias the derivatives.
+    max_pairs : int, optional
+        Analyse at most this many pairs ``(t, t + 1)``, evenly spaced over the movie
+        (>= 1; default all ``T - 1``).
+    sigma_window, derivative, sigma_derivative, levels, iterations, min_eigenvalue
+        As in :func:`lucas_kanade`.
+
+    Returns
+    -------
+    MovieFlow
+        ``u``, ``v``: median over pairs of the per-pair median over reliable pixels, in
+        px/frame (x rightwards, y downwards); ``reliable_fraction``; the per-pair values.
+        Use :meth:`MovieFlow.to_deg_per_s` or :func:`to_deg_per_s` for deg/s.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.ndimage import gaussian_filter
+    >>> frame = gaussian_filter(np.random.default_rng(1).standard_normal((64, 64)), 2.0,
+    ...                         mode="wrap")
+    >>> movie = np.stack([np.roll(frame, (-t, 2 * t), axis=(0, 1)) for t in range(4)])
+    >>> m = movie_flow(movie)
+    >>> print(f"{m.u:.2f} {m.v:.2f} px/frame")
+    2.00 -1.00 px/frame
+    >>> print("%.2f %.2f deg/s" % m.to_deg_per_s(ppd=30, fps=60))
+    4.00 -2.00 deg/s
+    """
+    m = val.finite_array("movie", movie, ndim=(3,))
+    t_frames = m.shape[0]
+    if t_frames < 2:
+        raise ValueError(f"movie needs at least 2 frames, got shape {m.shape}")
+    sigma_window = val.positive("sigma_window", sigma_window)
+    if margin_px is None:
+        margin = math.ceil(2 * sigma_window)
+    else:
+        margin = val.positive_int("margin_px", margin_px, minimum=0)
+    if 2 * margin >= min(m.shape[1:]):
+        raise ValueError(
+            f"margin_px={margin} leaves no pixels in frames of shape {m.shape[1:]}; "
+            f"it must be < {min(m.shape[1:]) / 2:g}"
+        )
+    pairs = np.arange(t_frames - 1)
+    if max_pairs is not None:
+        k = val.positive_int("max_pairs", max_pairs)
+        if k < len(pairs):
+            pairs = np.unique(np.round(np.linspace(0, t_frames - 2, k)).astype(int))
+    opts: dict[str, Any] = {
+        "sigma_window": sigma_window,
+        "derivative": derivative,
+        "sigma_derivative": sigma_derivative,
+        "levels": levels,
+        "iterations": iterations,
+        "min_eigenvalue": min_eigenvalue,
+    }
+    inner = (slice(margin, m.shape[1] - margin), slice(margin, m.shape[2] - margin))
+    pu = np.full(len(pairs), np.nan)
+    pv = np.full(len(pairs), np.nan)
+    pf = np.zeros(len(pairs))
+    for i, t in enumerate(pairs):
+        r = lucas_kanade(m[t], m[t + 1], **opts)
+        ok = r.reliable[inner]
+        pf[i] = np.count_nonzero(ok) / ok.size
+        if ok.any():
+            pu[i] = np.median(r.u[inner][ok])
+            pv[i] = np.median(r.v[inner][ok])
+    has = np.isfinite(pu)
+    return MovieFlow(
+        u=float(np.median(pu[has])) if has.any() else math.nan,
+        v=float(np.median(pv[has])) if has.any() else math.nan,
+        reliable_fraction=float(pf.mean()),
+        pair_u=pu,
+        pair_v=pv,
+        pair_reliable_fraction=pf,
+        pairs=pairs,
+        margin_px=margin,
+        options=opts,
+    )
