@@ -322,6 +322,26 @@ class Filter:
         """``{"family": ..., **params}``; :func:`filter_from_record` inverts it."""
         return {"family": self.family, **self.params()}
 
+    # -- design --------------------------------------------------------------------------
+    @classmethod
+    def from_peak(
+        cls,
+        peak_cpd: float,
+        octaves: float,
+        *,
+        ppd: float | ViewingGeometry,
+        level: str = "half_amplitude",
+        **params: Any,
+    ) -> Filter:
+        """Filter whose band is ``octaves`` wide at ``level``, centred on ``peak_cpd`` (cpd).
+
+        For families whose band is symmetric on a log-frequency axis (log-Gaussian,
+        Butterworth band-pass, ideal) the peak is the geometric centre of the edges, so
+        this is ``from_band(peak * 2^(-+octaves/2))``. The DoG overrides it (its peak is not
+        the centre of its band).
+        """
+        return cls.from_band(_peak_band(peak_cpd, octaves), ppd=ppd, level=level, **params)  # type: ignore[attr-defined]
+
     # -- algebra ---------------------------------------------------------------------------
     def __mul__(self, other: Filter) -> Product:
         if not isinstance(other, Filter):
@@ -932,18 +952,6 @@ class LogGaussian(Filter):
         b = math.log2(hi / lo)
         return cls(math.sqrt(lo * hi), b / (2.0 * math.sqrt(-2.0 * math.log(_level_fraction(level)))))
 
-    @classmethod
-    def from_peak(
-        cls,
-        peak_cpd: float,
-        octaves: float,
-        *,
-        ppd: float | ViewingGeometry,
-        level: str = "half_amplitude",
-    ) -> LogGaussian:
-        """Log-Gaussian peaking at ``peak_cpd`` with ``octaves`` bandwidth at ``level``."""
-        return cls.from_band(_peak_band(peak_cpd, octaves), ppd=ppd, level=level)
-
 
 # =========================================================================================
 # Ideal
@@ -993,13 +1001,6 @@ class Ideal(Filter):
         _level_fraction(level)
         lo, hi = _band_cpp(band_cpd, ppd)
         return cls(lo, hi)
-
-    @classmethod
-    def from_peak(
-        cls, peak_cpd: float, octaves: float, *, ppd: float | ViewingGeometry, level: str = "half_amplitude"
-    ) -> Ideal:
-        """Annulus of ``octaves`` width around ``peak_cpd`` on a log axis."""
-        return cls.from_band(_peak_band(peak_cpd, octaves), ppd=ppd, level=level)
 
 
 # =========================================================================================
@@ -1189,7 +1190,7 @@ FAMILIES: dict[str, type[Filter]] = {
     "product": Product,
 }
 
-_DESIGNABLE = ("dog", "log_gaussian", "butterworth", "ideal")
+_DESIGNABLE = ("dog", "log_gaussian", "butterworth", "ideal", "power_law")
 
 
 def filter_from_record(record: dict[str, Any]) -> Filter:
@@ -1215,12 +1216,13 @@ def design_filter(
     octaves: float | None = None,
     level: str = "half_amplitude",
     order: int = 4,
+    alpha: float = 1.0,
 ) -> Filter:
     """Design a band-pass filter of ``family`` from a band in cycles/degree.
 
     Parameters
     ----------
-    family : {"dog", "log_gaussian", "butterworth", "ideal"}
+    family : {"dog", "log_gaussian", "butterworth", "ideal", "power_law"}
         Filter family.
     ppd : float or ViewingGeometry
         Pixels per degree.
@@ -1232,6 +1234,8 @@ def design_filter(
         Amplitude level that defines the edges.
     order : int
         Butterworth order (ignored by other families).
+    alpha : float
+        Power-spectrum exponent of "power_law" (its band is a pair of hard limits).
 
     Returns
     -------
@@ -1241,7 +1245,7 @@ def design_filter(
     fam = v.choice("family", family, _DESIGNABLE)
     _level_fraction(level)
     cls = FAMILIES[fam]
-    extra = {"order": order} if fam == "butterworth" else {}
+    extra = {"butterworth": {"order": order}, "power_law": {"alpha": alpha}}.get(fam, {})
     if band_cpd is not None:
         if peak_cpd is not None or octaves is not None:
             raise ValueError("give either band_cpd or peak_cpd with octaves, not both")

@@ -37,7 +37,6 @@ from .filters import (
     Filter,
     Orientation,
     PowerLaw,
-    _peak_band,
     apply_filter,
     check_fits_image,
     design_filter,
@@ -240,19 +239,12 @@ def make_filter(
         if band_cpd is not None or peak_cpd is not None or octaves is not None:
             raise ValueError("family 'white' takes no band; use a band-pass family")
         filt = None
-    elif fam == "power_law":
-        if band_cpd is None and (peak_cpd is not None or octaves is not None):
-            if peak_cpd is None or octaves is None:
-                raise ValueError("a band needs band_cpd=[low, high] or both peak_cpd and octaves")
-            band_cpd = _peak_band(peak_cpd, octaves)
-        filt = (
-            PowerLaw(v.positive("alpha", alpha, allow_zero=True))
-            if band_cpd is None
-            else PowerLaw.from_band(band_cpd, ppd=p, alpha=alpha, level=level)
-        )
+    elif fam == "power_law" and band_cpd is None and peak_cpd is None and octaves is None:
+        filt = PowerLaw(alpha)
     else:
         filt = design_filter(
-            fam, ppd=p, band_cpd=band_cpd, peak_cpd=peak_cpd, octaves=octaves, level=level, order=order
+            fam, ppd=p, band_cpd=band_cpd, peak_cpd=peak_cpd, octaves=octaves, level=level,
+            order=order, alpha=alpha,
         )
     if orientation_deg is not None:
         window = Orientation(orientation_deg, orientation_bandwidth_deg)

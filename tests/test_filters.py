@@ -339,7 +339,7 @@ def test_design_errors():
         dog_ratio_for_octaves(-1)
     with pytest.raises(ValueError, match=r"level must be one of 'half_amplitude', 'half_power'; got 'half'"):
         dog_octaves(2, "half")
-    with pytest.raises(ValueError, match=r"family must be one of 'dog', 'log_gaussian', 'butterworth', 'ideal'; got 'gauss'"):
+    with pytest.raises(ValueError, match=r"family must be one of 'dog', 'log_gaussian', 'butterworth', 'ideal', 'power_law'; got 'gauss'"):
         design_filter("gauss", ppd=PPD, band_cpd=(1, 5))
     with pytest.raises(ValueError, match="give either band_cpd or peak_cpd with octaves, not both"):
         design_filter("dog", ppd=PPD, band_cpd=(1, 5), peak_cpd=2)
