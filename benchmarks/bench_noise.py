@@ -62,6 +62,24 @@ def peak_bytes(fn) -> int:
     return peak
 
 
+def run_case(dog: DoG, shape: tuple[int, int], n: int) -> dict[str, float]:
+    """Seconds per image for the floor, stimgen and the spatial recipe; peak bytes per image."""
+    repeat = 3 if n > 1 else 7
+    grid = dog.grid(shape)
+    rng = np.random.default_rng(0)
+
+    def ours() -> None:
+        bandpass_noise(size_px=shape, ppd=PPD, band_cpd=BAND, n=n, rng=1)
+
+    n_sp = min(n, 4)
+    return {
+        "floor": best_time(lambda: floor(shape, n, grid, rng), repeat) / n,
+        "ours": best_time(ours, repeat) / n,
+        "spatial": best_time(lambda: spatial(shape, n_sp, dog, rng), 1 if shape[0] > 1000 else 2) / n_sp,
+        "mem": peak_bytes(ours) / n,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller batches, fewer repeats")
@@ -74,16 +92,10 @@ def main() -> None:
     print(f"{'case':>18} {'floor ms/img':>13} {'stimgen ms/img':>15} {'ratio':>6} "
           f"{'spatial ms/img':>15} {'spatial/stimgen':>16} {'peak MB/img':>12}")
     for shape, n in cases:
-        repeat = 3 if n > 1 else 7
-        grid = dog.grid(shape)
-        rng = np.random.default_rng(0)
-        t_floor = best_time(lambda: floor(shape, n, grid, rng), repeat) / n
-        t_ours = best_time(lambda: bandpass_noise(size_px=shape, ppd=PPD, band_cpd=BAND, n=n, rng=1), repeat) / n
-        n_sp = min(n, 4)
-        t_sp = best_time(lambda: spatial(shape, n_sp, dog, rng), 1 if shape[0] > 1000 else 2) / n_sp
-        mem = peak_bytes(lambda: bandpass_noise(size_px=shape, ppd=PPD, band_cpd=BAND, n=n, rng=1)) / n
-        print(f"{str(shape) + ' x' + str(n):>18} {t_floor * 1e3:13.2f} {t_ours * 1e3:15.2f} "
-              f"{t_ours / t_floor:6.2f} {t_sp * 1e3:15.2f} {t_sp / t_ours:16.1f} {mem / 2**20:12.2f}")
+        row = run_case(dog, shape, n)
+        print(f"{str(shape) + ' x' + str(n):>18} {row['floor'] * 1e3:13.2f} {row['ours'] * 1e3:15.2f} "
+              f"{row['ours'] / row['floor']:6.2f} {row['spatial'] * 1e3:15.2f} "
+              f"{row['spatial'] / row['ours']:16.1f} {row['mem'] / 2**20:12.2f}")
     print("target: ratio (stimgen / floor) <= 1.3; output float32 is 1.0 MB per 512x512 image")
 
 
