@@ -1,0 +1,558 @@
+"""Per-image, per-channel standardization, in place and in chunks.
+
+Contents
+--------
+standardize        subtract each image-channel's mean and divide by its standard deviation
+                   (or by given dataset statistics), in place, chunk by chunk
+StandardizeStats   the per-group means and standard deviations that were used
+
+Conventions
+-----------
+* A *group* is one image-channel: all elements that share the indices of the axes that are
+  **not** reduced. With the default ``axis=None`` the reduced axes are the two spatial axes,
+  so ``(N, H, W, C)`` has ``N * C`` groups, ``(N, C, H, W)`` with ``channel_axis=1`` too,
+  ``(H, W, C)`` has ``C`` and ``(H, W)`` one. Any other set of axes may be given
+  (``axis=(0, 1, 2)`` standardizes each channel over the whole batch).
+* Statistics use the two-pass (corrected) algorithm: a pilot mean, then the sums of the
+  deviations from it and of their squares, accumulated in float64 over partial sums of at
+  most 128 rows. Data such as ``1000 + small noise`` or ``1e4 + U[0, 1)`` comes out with
+  mean 0 and std 1 to float32 precision.
+* Standard deviations are population stds (``ddof=0``) unless ``ddof`` says otherwise.
+* Float input is overwritten (``inplace=True``, the default); integer input (uint8,
+  uint16, ...) never is: it goes to a new float32 array (float64 for integers wider than
+  16 bits). Values are never rescaled by dtype: uint8 data is standardized from its
+  0..255 values.
+* Memory: apart from the output, the work needs a scratch buffer of about ``chunk_bytes``
+  (default 2 MiB), whatever the size of the input, so numpy memmaps of any size work.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import warnings
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import _validate
+
+__all__ = ["StandardizeStats", "standardize"]
+
+_DEFAULT_CHUNK_BYTES = 2 << 20
+_MAX_PARTIAL_ROWS = 128  # float32 partial sums span at most this many rows
+_ROW_ELEMENTS = 4096  # preferred number of elements in one reduction row
+_CONSTANT = ("zero", "nan", "raise")
+_NONFINITE = ("raise", "propagate")
+
+
+class StandardizeStats(NamedTuple):
+    """Per-group statistics used by :func:`standardize`.
+
+    Attributes
+    ----------
+    mean : ndarray, float64
+        Means in the input's units, shape = the input's shape without the reduced axes
+        (``(N, C)`` for ``(N, H, W, C)`` input).
+    std : ndarray, float64
+        Standard deviations (with the requested ``ddof``), same shape; 0 for constant
+        groups.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def standardize(
+    images: Any,
+    *,
+    axis: int | Sequence[int] | None = None,
+    channel_axis: int | None = -1,
+    mean: Any = None,
+    std: Any = None,
+    out: np.ndarray | None = None,
+    inplace: bool = True,
+    ddof: int = 0,
+    constant: str = "zero",
+    nonfinite: str = "raise",
+    dtype: Any = None,
+    chunk_bytes: int = _DEFAULT_CHUNK_BYTES,
+    return_stats: bool = False,
+) -> np.ndarray | tuple[np.ndarray, StandardizeStats]:
+    """Standardize each image-channel to mean 0 and standard deviation 1, in place.
+
+    Parameters
+    ----------
+    images : ndarray, shape (N, H, W, C), (H, W, C), (N, C, H, W), (H, W), ... (any units)
+        Image data; numpy memmaps work and are processed chunk by chunk.
+    axis : int or tuple of int, optional
+        Axes reduced over (each combination of the other axes is one group). Default: the
+        two spatial axes, i.e. the last two axes other than ``channel_axis`` (the last two
+        axes when ``channel_axis`` is None).
+    channel_axis : int or None
+        Axis holding the channels (default -1, channel-last). Used for the default
+        ``axis`` and to place 1-D ``mean``/``std``. None for grayscale data.
+    mean, std : array_like, optional (input units)
+        Use these statistics instead of computing them (like torchvision's ``Normalize``):
+        1-D of length C is laid along ``channel_axis``; anything else must broadcast
+        against ``images``. Give both or neither. ``std`` must be > 0.
+    out : ndarray, optional
+        Float array of the same shape to write to (``images`` is then left unchanged).
+    inplace : bool
+        Overwrite float ``images`` (default). False writes to a new array. Integer input
+        is never overwritten.
+    ddof : int
+        Delta degrees of freedom of the std (0: population std, the default).
+    constant : {"zero", "nan", "raise"}
+        What to do with a constant group (std 0): set it to 0 and warn once per call
+        (default), set it to NaN, or raise ``ValueError``.
+    nonfinite : {"raise", "propagate"}
+        NaN or inf in the input raises ``ValueError`` (default) or makes the whole group
+        NaN ("propagate").
+    dtype : dtype, optional
+        Output dtype for integer input or ``inplace=False`` (default: the input's float
+        dtype, float32 for integers up to 16 bits, float64 for wider ones).
+    chunk_bytes : int (bytes)
+        Size of the chunks the data is processed in (default 2 MiB).
+    return_stats : bool
+        Also return the :class:`StandardizeStats` used.
+
+    Returns
+    -------
+    ndarray
+        The standardized array (``images`` itself when standardized in place).
+    StandardizeStats
+        Only with ``return_stats=True``.
+
+    Raises
+    ------
+    ValueError
+        For bad parameters, read-only input with ``inplace=True``, non-finite input
+        (``nonfinite="raise"``) or constant groups (``constant="raise"``). Groups are
+        processed in order; when an error is raised part-way, groups before the offending
+        one have already been standardized in place (use ``inplace=False`` to keep the
+        input intact).
+
+    Notes
+    -----
+    For each group with elements :math:`x_1..x_n`, a pilot mean :math:`K` is followed by
+    :math:`S_1 = \\sum (x_i - K)` and :math:`S_2 = \\sum (x_i - K)^2` (float64), so
+    :math:`\\mu = K + S_1/n` and :math:`\\sigma^2 = (S_2 - S_1^2/n)/(n - \\text{ddof})`
+    (Chan, Golub & LeVeque's corrected two-pass algorithm). The output
+    :math:`(x - \\mu)/\\sigma` is computed in the data's precision with :math:`\\mu` split
+    into a high and a low part, so no precision is lost to a large offset.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from stimgen import standardize
+    >>> rng = np.random.default_rng(0)
+    >>> batch = (1000 + rng.standard_normal((4, 64, 64, 3))).astype(np.float32)
+    >>> out, stats = standardize(batch, return_stats=True)
+    >>> out is batch, stats.mean.shape
+    (True, (4, 3))
+    >>> bool(abs(out.mean(axis=(1, 2), dtype=np.float64)).max() < 1e-6)
+    True
+    """
+    constant = _validate.choice("constant", constant, _CONSTANT)
+    nonfinite = _validate.choice("nonfinite", nonfinite, _NONFINITE)
+    chunk_bytes = _validate.positive_int("chunk_bytes", chunk_bytes, minimum=1024)
+    ddof = _validate.positive_int("ddof", ddof, minimum=0)
+    a = images if isinstance(images, np.ndarray) else np.asarray(images)
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"images must be a real numeric array, got dtype {a.dtype}")
+    if a.ndim < 1 or a.size == 0:
+        raise ValueError(f"images must be a non-empty array, got shape {a.shape}")
+    ca = None if channel_axis is None else _axis_index("channel_axis", channel_axis, a.ndim)
+    red = _reduced_axes(axis, ca, a.ndim)
+    if (mean is None) != (std is None):
+        raise ValueError("give both mean and std (dataset statistics) or neither")
+
+    target = _target(a, images, out=out, inplace=inplace, dtype=dtype)
+
+    if mean is not None:
+        m, s = _given_stats(mean, std, ca, a.shape)
+        if target is not a:
+            _copy_chunked(target, a, chunk_bytes)
+        _apply_given(target, m, s, chunk_bytes, nonfinite)
+        if return_stats:
+            return target, StandardizeStats(np.array(m, dtype=np.float64, copy=True),
+                                            np.array(s, dtype=np.float64, copy=True))
+        return target
+
+    n = math.prod(a.shape[i] for i in red)
+    if n - ddof <= 0:
+        raise ValueError(
+            f"ddof must be smaller than the number of elements per group ({n}), got {ddof}"
+        )
+    if target is not a:
+        _copy_chunked(target, a, chunk_bytes)
+    policy = _Policy(constant=constant, nonfinite=nonfinite, ddof=ddof)
+    layout = _fast_layout(target, red)
+    # non-finite values and constant groups are detected explicitly; silence numpy's
+    # floating-point warnings about them in the arithmetic
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if layout is not None:
+            mu, sd = _standardize_fast(target, *layout, chunk_bytes=chunk_bytes, policy=policy)
+        else:
+            mu, sd = _standardize_generic(target, red, chunk_bytes=chunk_bytes, policy=policy)
+    policy.finish()
+    if return_stats:
+        return target, StandardizeStats(mu, sd)
+    return target
+
+
+# -- validation and set-up -------------------------------------------------------------
+def _axis_index(name: str, value: Any, ndim: int) -> int:
+    try:
+        i = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer axis, got {value!r}") from None
+    if not -ndim <= i < ndim:
+        raise ValueError(f"{name} {value} is out of range for an array with {ndim} dimensions")
+    return i % ndim
+
+
+def _reduced_axes(axis: Any, ca: int | None, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        spatial = [i for i in range(ndim) if i != ca]
+        if len(spatial) < 2:
+            raise ValueError(
+                f"the default axis needs two spatial axes besides channel_axis; got an array "
+                f"with {ndim} dimensions (give axis=...)"
+            )
+        return tuple(spatial[-2:])
+    axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
+    if not axes:
+        raise ValueError("axis must name at least one axis, got ()")
+    red = tuple(sorted(_axis_index("axis", x, ndim) for x in axes))
+    if len(set(red)) != len(red):
+        raise ValueError(f"axis must not repeat an axis, got {axis!r}")
+    return red
+
+
+def _target(a: np.ndarray, images: Any, *, out: Any, inplace: bool, dtype: Any) -> np.ndarray:
+    """The float array the result is written to."""
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise ValueError(f"dtype must be a float dtype, got {dtype}")
+    if out is not None:
+        if not isinstance(out, np.ndarray) or out.shape != a.shape or out.dtype.kind != "f":
+            raise ValueError(
+                f"out must be a float ndarray of shape {a.shape}, got "
+                f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}"
+            )
+        if not out.flags.writeable:
+            raise ValueError("out is read-only")
+        if np.shares_memory(out, a) and out is not a:
+            raise ValueError("out overlaps images; use inplace=True instead")
+        return out
+    if a.dtype.kind == "f" and inplace and (dtype is None or dtype == a.dtype):
+        if not a.flags.writeable:
+            raise ValueError(
+                "images is read-only (e.g. a memmap opened with mode='r'); pass "
+                "inplace=False or out=... to write the result elsewhere"
+            )
+        return a
+    if dtype is None:
+        if a.dtype.kind == "f":
+            dtype = a.dtype
+        else:
+            dtype = np.dtype(np.float32 if a.dtype.itemsize <= 2 else np.float64)
+    return np.empty(a.shape, dtype=dtype)
+
+
+def _copy_chunked(dst: np.ndarray, src: np.ndarray, chunk_bytes: int) -> None:
+    for sl in _leading_blocks(src.shape, max(src.itemsize, dst.itemsize), chunk_bytes):
+        np.copyto(dst[sl], src[sl], casting="unsafe")
+
+
+def _leading_blocks(shape: tuple[int, ...], itemsize: int, chunk_bytes: int):
+    """Slices along axis 0 whose blocks hold about ``chunk_bytes`` (at least one slice)."""
+    if not shape:
+        yield ()
+        return
+    per = max(1, math.prod(shape[1:]) * itemsize)
+    step = max(1, chunk_bytes // per)
+    for i in range(0, shape[0], step):
+        yield (slice(i, min(i + step, shape[0])),)
+
+
+def _given_stats(mean: Any, std: Any, ca: int | None, shape: tuple[int, ...]):
+    m = np.asarray(mean, dtype=np.float64)
+    s = np.asarray(std, dtype=np.float64)
+    if not (np.isfinite(m).all() and np.isfinite(s).all()):
+        raise ValueError("mean and std must be finite")
+    if (s <= 0).any():
+        raise ValueError(f"std must be > 0, got {std!r}")
+    out = []
+    for name, v in (("mean", m), ("std", s)):
+        if v.ndim == 1 and ca is not None and v.shape[0] == shape[ca] and v.shape[0] > 1:
+            v = v.reshape([-1 if i == ca else 1 for i in range(len(shape))])
+        try:
+            np.broadcast_shapes(v.shape, shape)
+        except ValueError:
+            raise ValueError(
+                f"{name} of shape {v.shape} does not broadcast against images of shape {shape} "
+                f"(give one value per channel along channel_axis, or a broadcastable array)"
+            ) from None
+        out.append(v)
+    return out[0], out[1]
+
+
+def _apply_given(target: np.ndarray, m: np.ndarray, s: np.ndarray, chunk_bytes: int,
+                 nonfinite: str) -> None:
+    if nonfinite == "raise" and not _all_finite(target, chunk_bytes):
+        raise ValueError(
+            "images contains NaN or infinite values; pass nonfinite='propagate' to keep them"
+        )
+    inv = 1.0 / s
+    mb = np.broadcast_to(m, target.shape)
+    ib = np.broadcast_to(inv, target.shape)
+    for sl in _leading_blocks(target.shape, 8, chunk_bytes):
+        x = target[sl].astype(np.float64)
+        x -= mb[sl]
+        x *= ib[sl]
+        target[sl] = x
+
+
+def _all_finite(a: np.ndarray, chunk_bytes: int) -> bool:
+    """True if every element of the float array ``a`` is finite (checked in chunks)."""
+    return all(
+        bool(np.isfinite(a[sl]).all()) for sl in _leading_blocks(a.shape, a.itemsize, chunk_bytes)
+    )
+
+
+class _Policy:
+    """Handling of constant and non-finite groups, with one warning per call."""
+
+    def __init__(self, *, constant: str, nonfinite: str, ddof: int) -> None:
+        self.constant = constant
+        self.nonfinite = nonfinite
+        self.ddof = ddof
+        self.n_constant = 0
+        self.n_groups = 0
+
+    def nonfinite_error(self, where: str) -> ValueError:
+        return ValueError(
+            f"images contains NaN or infinite values in {where}; pass nonfinite='propagate' "
+            f"to let those groups become NaN (groups before it were already standardized)"
+        )
+
+    def constant_groups(self, flags: np.ndarray, where: str) -> None:
+        k = int(np.count_nonzero(flags))
+        if k and self.constant == "raise":
+            raise ValueError(
+                f"images has a constant group (std 0) in {where}; pass constant='zero' or "
+                f"'nan' to accept constant image-channels"
+            )
+        self.n_constant += k
+
+    def finish(self) -> None:
+        if self.n_constant and self.constant in ("zero", "nan"):
+            what = "0" if self.constant == "zero" else "NaN"
+            warnings.warn(
+                f"standardize: {self.n_constant} of {self.n_groups} image-channels are "
+                f"constant (std 0) and were set to {what} (constant={self.constant!r})",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+
+# -- fast path: C-contiguous float data whose reduced axes are one contiguous run ----------
+def _fast_layout(a: np.ndarray, red: tuple[int, ...]):
+    """``(O, R, I)`` sizes if ``a`` reshapes without copying to (outer, reduced, inner)."""
+    if a.dtype not in (np.float32, np.float64) or not a.flags.c_contiguous:
+        return None
+    if red != tuple(range(red[0], red[-1] + 1)):
+        return None
+    outer = math.prod(a.shape[: red[0]])
+    reduced = math.prod(a.shape[red[0] : red[-1] + 1])
+    inner = math.prod(a.shape[red[-1] + 1 :])
+    return outer, reduced, inner, a.shape[: red[0]] + a.shape[red[-1] + 1 :]
+
+
+def _row_pixels(reduced: int, inner: int, itemsize: int, chunk_bytes: int) -> int:
+    """Pixels per reduction row: the largest divisor of ``reduced`` giving rows of at most
+    ``_ROW_ELEMENTS`` elements (or one row per group when groups are tiny)."""
+    if reduced * inner * itemsize <= chunk_bytes and reduced * inner <= 4 * _ROW_ELEMENTS:
+        return reduced
+    limit = max(1, _ROW_ELEMENTS // inner)
+    best = 1
+    d = 1
+    while d * d <= reduced:
+        if reduced % d == 0:
+            for k in (d, reduced // d):
+                if best < k <= limit:
+                    best = k
+        d += 1
+    return best
+
+
+def _standardize_fast(
+    a: np.ndarray,
+    outer: int,
+    reduced: int,
+    inner: int,
+    group_shape: tuple[int, ...],
+    *,
+    chunk_bytes: int,
+    policy: _Policy,
+):
+    dt = a.dtype
+    k = _row_pixels(reduced, inner, dt.itemsize, chunk_bytes)
+    L = k * inner
+    rows = reduced // k
+    v = a.reshape(outer, rows, L)
+    row_bytes = L * dt.itemsize
+    r_step = max(1, min(rows, _MAX_PARTIAL_ROWS, chunk_bytes // row_bytes))
+    if r_step == rows:  # whole groups per step: batch several of them
+        g_step = max(1, min(outer, chunk_bytes // (rows * row_bytes)))
+    else:
+        g_step = 1
+    scratch = np.empty(g_step * r_step * L if policy.constant == "raise" else 0, dtype=dt)
+    means = np.empty((outer, inner))
+    stds = np.empty((outer, inner))
+    policy.n_groups = outer * inner
+    hi = np.empty((g_step, 1, L), dtype=dt)
+    lo = np.empty((g_step, 1, L), dtype=dt)
+    inv = np.empty((g_step, 1, L), dtype=dt)
+    for o0 in range(0, outer, g_step):
+        o1 = min(outer, o0 + g_step)
+        g = o1 - o0
+        blk = v[o0:o1]
+        steps = [blk[:, r : r + r_step] for r in range(0, rows, r_step)]
+        # pass 1: pilot mean from float32 (or float64) partial sums over <= 128 rows
+        acc = np.zeros((g, L))
+        for x in steps:
+            p = x.sum(axis=1)
+            if not np.isfinite(p).all():
+                p = x.sum(axis=1, dtype=np.float64)
+            acc += p
+        pilot = acc.reshape(g, k, inner).sum(axis=1) / reduced
+        bad = ~np.isfinite(pilot)
+        if bad.any():
+            if policy.nonfinite == "raise":
+                o, i = np.argwhere(bad)[0]
+                raise policy.nonfinite_error(_where(o0 + o, i, group_shape, inner))
+            pilot[bad] = 0.0
+        pilot_t = np.tile(pilot.astype(dt), k)[:, None, :]
+        # pass 2: sums of deviations from the pilot and of their squares
+        s1 = np.zeros((g, L))
+        s2 = np.zeros((g, L))
+        # (with constant="raise" the deviations go to a scratch buffer so that nothing
+        # is modified before the check; otherwise they overwrite the data)
+        shifted = policy.constant != "raise"
+        for x in steps:
+            d = x if shifted else scratch[: x.size].reshape(x.shape)
+            np.subtract(x, pilot_t, out=d)
+            s1 += d.sum(axis=1)
+            s2 += np.einsum("grl,grl->gl", d, d)
+        S1 = s1.reshape(g, k, inner).sum(axis=1)
+        S2 = s2.reshape(g, k, inner).sum(axis=1)
+        delta = S1 / reduced
+        mu = pilot.astype(dt).astype(np.float64) + delta
+        with np.errstate(invalid="ignore"):
+            var = np.maximum(S2 - S1 * delta, 0.0) / (reduced - policy.ddof)
+        sd = np.sqrt(var)
+        mu[bad] = np.nan
+        sd[bad] = np.nan
+        # constant groups: exact check only where rounding could hide a zero std
+        suspect = (~bad) & ((sd == 0) | (sd <= 1e-2 * np.abs(delta)))
+        const = np.zeros_like(suspect)
+        for o, i in np.argwhere(suspect):
+            col = blk[o].reshape(reduced, inner)[:, i]
+            const[o, i] = bool((col == col[0]).all())
+        if const.any():
+            o, i = np.argwhere(const)[0]
+            policy.constant_groups(const, _where(o0 + o, i, group_shape, inner))
+            sd[const] = 0.0
+        means[o0:o1] = mu
+        stds[o0:o1] = sd
+        # pass 3: (x - mu_hi - mu_lo) * (1 / sd) in the data's precision, where x - mu_hi
+        # is (x - pilot) - delta when the data already holds the deviations from the pilot
+        scale = 1.0 / sd
+        scale[const] = np.nan if policy.constant == "nan" else 0.0
+        if shifted:
+            mu_hi = delta.astype(dt)
+            mu_lo = (delta - mu_hi.astype(np.float64)).astype(dt)
+        else:
+            mu_hi = mu.astype(dt)
+            mu_lo = (mu - mu_hi.astype(np.float64)).astype(dt)
+        mu_hi[bad] = 0
+        mu_lo[bad] = 0
+        hi[:g, 0] = np.tile(mu_hi, k)
+        lo[:g, 0] = np.tile(mu_lo, k)
+        inv[:g, 0] = np.tile(scale.astype(dt), k)
+        # the low part matters only if it moves the output by more than ~1e-12
+        use_lo = bool((np.abs(mu_lo.astype(np.float64) * scale) > 1e-12).any())
+        for x in steps:
+            np.subtract(x, hi[:g], out=x)
+            if use_lo:
+                np.subtract(x, lo[:g], out=x)
+            np.multiply(x, inv[:g], out=x)
+    shape = group_shape
+    return means.reshape(shape), stds.reshape(shape)
+
+
+def _where(o: int, i: int, group_shape: tuple[int, ...], inner: int) -> str:
+    idx = np.unravel_index(o * inner + i, group_shape) if group_shape else ()
+    return f"group {tuple(int(j) for j in idx)} (index over the non-reduced axes)"
+
+
+# -- generic path: any layout, any axes (float64 blocks along axis 0) ---------------------
+def _standardize_generic(a: np.ndarray, red: tuple[int, ...], *, chunk_bytes: int,
+                         policy: _Policy):
+    keep = [i for i in range(a.ndim) if i not in red]
+    gshape = tuple(1 if i in red else a.shape[i] for i in range(a.ndim))
+    n = math.prod(a.shape[i] for i in red)
+    policy.n_groups = math.prod(gshape)
+    blocks = list(_leading_blocks(a.shape, 8, chunk_bytes))
+
+    def gsl(sl):
+        return (slice(None),) if 0 in red else sl
+
+    total = np.zeros(gshape)
+    lo = np.full(gshape, np.inf)
+    hi = np.full(gshape, -np.inf)
+    for sl in blocks:
+        x = a[sl].astype(np.float64)
+        total[gsl(sl)] += x.sum(axis=red, keepdims=True)
+        np.minimum(lo[gsl(sl)], x.min(axis=red, keepdims=True), out=lo[gsl(sl)])
+        np.maximum(hi[gsl(sl)], x.max(axis=red, keepdims=True), out=hi[gsl(sl)])
+    bad = ~np.isfinite(total) | ~np.isfinite(lo) | ~np.isfinite(hi)
+    if bad.any() and policy.nonfinite == "raise":
+        idx = tuple(int(j) for ax, j in enumerate(np.argwhere(bad)[0]) if ax in keep)
+        raise policy.nonfinite_error(f"group {idx} (index over the non-reduced axes)")
+    pilot = np.where(bad, 0.0, total / n)
+    s1 = np.zeros(gshape)
+    s2 = np.zeros(gshape)
+    for sl in blocks:
+        d = a[sl].astype(np.float64)
+        d -= pilot[gsl(sl)]
+        s1[gsl(sl)] += d.sum(axis=red, keepdims=True)
+        d *= d
+        s2[gsl(sl)] += d.sum(axis=red, keepdims=True)
+    delta = s1 / n
+    mu = pilot + delta
+    sd = np.sqrt(np.maximum(s2 - s1 * delta, 0.0) / (n - policy.ddof))
+    const = (lo == hi) & ~bad
+    if const.any():
+        idx = tuple(int(j) for ax, j in enumerate(np.argwhere(const)[0]) if ax in keep)
+        policy.constant_groups(const, f"group {idx} (index over the non-reduced axes)")
+        sd[const] = 0.0
+        mu[const] = lo[const]
+    mu[bad] = np.nan
+    sd[bad] = np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = 1.0 / sd
+    scale[const] = np.nan if policy.constant == "nan" else 0.0
+    for sl in blocks:
+        x = a[sl].astype(np.float64)
+        x -= np.where(bad, 0.0, mu)[gsl(sl)]
+        x *= scale[gsl(sl)]
+        a[sl] = x
+    out_shape = tuple(a.shape[i] for i in keep)
+    return mu.reshape(out_shape), sd.reshape(out_shape)

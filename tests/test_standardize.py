@@ -1,0 +1,297 @@
+"""Tests for stimgen.standardize: exactness, layouts, policies, errors and the memory bound."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stimgen import standardize
+
+
+def _truth(x: np.ndarray, axis: tuple[int, ...], ddof: int = 0):
+    x64 = x.astype(np.float64)
+    return x64.mean(axis=axis), x64.std(axis=axis, ddof=ddof)
+
+
+def _check_stats(stats, mean, std, dtype=np.float32):
+    """float32 data: stats to float32 resolution of the std; float64 data: ~1e-13."""
+    tol = 2e-7 if np.dtype(dtype) != np.float64 else 1e-13
+    np.testing.assert_allclose(stats.mean, mean, rtol=1e-14, atol=tol * std.max())
+    np.testing.assert_allclose(stats.std, std, rtol=tol)
+
+
+def _check_unit(out: np.ndarray, axis: tuple[int, ...], tol: float = 1e-6) -> None:
+    o = out.astype(np.float64)
+    assert np.abs(o.mean(axis=axis)).max() < tol
+    assert np.abs(o.std(axis=axis) - 1).max() < tol
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "offset, spread", [(1000.0, 1e-2), (1e4, None), (0.0, 1.0)], ids=["1000+noise", "1e4+U", "0"]
+)
+def test_offset_data_comes_out_mean0_std1_channel_last(rng, dtype, offset, spread):
+    shape = (6, 48, 40, 3)
+    noise = rng.random(shape) if spread is None else spread * rng.standard_normal(shape)
+    base = (offset + noise).astype(dtype)
+    a = base.copy()
+    out, stats = standardize(a, return_stats=True)
+    assert out is a  # in place
+    mean, std = _truth(base, (1, 2))
+    _check_stats(stats, mean, std, dtype)
+    assert stats.mean.shape == (6, 3)
+    _check_unit(out, (1, 2))
+    # the same as the naive float64 formula, to the output's precision (plus the float64
+    # reference's own rounding of the offset, ~eps64 * offset / std)
+    ref = (base.astype(np.float64) - mean[:, None, None]) / std[:, None, None]
+    atol = 4 * np.finfo(dtype).eps * np.abs(ref).max() + 1e-14 * offset / std.min()
+    np.testing.assert_allclose(out, ref, rtol=0, atol=atol)
+
+
+def test_naive_float32_vectorized_answer_fails_where_standardize_does_not(rng):
+    # P2: float32 accumulation without pairwise summation on 1000 + small noise
+    base = (1000 + 0.01 * rng.standard_normal((2, 256, 256, 3))).astype(np.float32)
+    naive = (base - base.mean(axis=(1, 2), keepdims=True)) / base.std(axis=(1, 2), keepdims=True)
+    ours = standardize(base.copy())
+    err_naive = np.abs(naive.astype(np.float64).mean(axis=(1, 2))).max()
+    err_ours = np.abs(ours.astype(np.float64).mean(axis=(1, 2))).max()
+    assert err_ours < 1e-6
+    assert err_naive > 100 * err_ours
+
+
+def test_channel_first(rng):
+    base = (500 + rng.standard_normal((4, 3, 33, 65))).astype(np.float32)
+    out, stats = standardize(base.copy(), channel_axis=1, return_stats=True)
+    mean, std = _truth(base, (2, 3))
+    _check_stats(stats, mean, std)
+    _check_unit(out, (2, 3))
+
+
+@pytest.mark.parametrize(
+    "shape, kw, axis",
+    [
+        ((40, 50, 3), {}, (0, 1)),
+        ((40, 50), {"channel_axis": None}, (0, 1)),
+        ((5, 40, 50), {"channel_axis": None}, (1, 2)),
+        ((3, 40, 50), {"channel_axis": 0}, (1, 2)),
+        ((7, 20, 30, 3), {"axis": (0, 1, 2)}, (0, 1, 2)),  # per channel over the batch
+        ((7, 20, 30, 3), {"axis": (0, 2)}, (0, 2)),  # not a contiguous run: generic path
+        ((200, 3), {"axis": 0}, (0,)),
+    ],
+)
+def test_layouts_and_general_axes(rng, shape, kw, axis):
+    base = (300 + 5 * rng.standard_normal(shape)).astype(np.float32)
+    out, stats = standardize(base.copy(), return_stats=True, **kw)
+    mean, std = _truth(base, axis)
+    _check_stats(stats, mean, std)
+    _check_unit(out, axis)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 4),
+    h=st.integers(1, 40),
+    w=st.integers(2, 40),
+    c=st.integers(1, 4),
+    offset=st.sampled_from([0.0, 1.0, 1e3, -1e4]),
+    chunk_kib=st.sampled_from([1, 8, 2048]),
+)
+def test_fast_path_equals_generic_path(n, h, w, c, offset, chunk_kib):
+    rng = np.random.default_rng(n * 1000 + h * 10 + w)
+    base = (offset + rng.standard_normal((n, h, w, c))).astype(np.float32)
+    fast, s_fast = standardize(base.copy(), return_stats=True, chunk_bytes=chunk_kib * 1024)
+    fortran = np.asfortranarray(base)  # not C-contiguous: the generic float64 path
+    slow, s_slow = standardize(fortran, return_stats=True)
+    _check_stats(s_fast, s_slow.mean, s_slow.std)
+    np.testing.assert_allclose(fast, slow, atol=1e-5)
+
+
+def test_ddof(rng):
+    base = rng.standard_normal((3, 10, 12, 2))
+    _, stats = standardize(base.copy(), ddof=1, return_stats=True)
+    np.testing.assert_allclose(stats.std, base.std(axis=(1, 2), ddof=1), rtol=1e-12)
+
+
+def test_uint8_goes_to_new_float32_and_input_is_untouched(rng):
+    img = rng.integers(0, 256, (3, 30, 20, 3), dtype=np.uint8)
+    keep = img.copy()
+    out, stats = standardize(img, return_stats=True)
+    assert out.dtype == np.float32 and out is not img
+    np.testing.assert_array_equal(img, keep)
+    mean, std = _truth(img, (1, 2))
+    _check_stats(stats, mean, std)  # in 0..255 units: no rescaling
+    _check_unit(out, (1, 2))
+    assert standardize(img.astype(np.uint16), dtype=np.float64).dtype == np.float64
+
+
+def test_inplace_false_and_out(rng):
+    base = (10 + rng.standard_normal((2, 16, 16, 3))).astype(np.float32)
+    keep = base.copy()
+    out = standardize(base, inplace=False)
+    np.testing.assert_array_equal(base, keep)
+    target = np.empty_like(base, dtype=np.float64)
+    res = standardize(base, out=target)
+    assert res is target
+    np.testing.assert_allclose(target, out, atol=1e-6)
+
+
+def test_given_dataset_statistics_like_torchvision_normalize(rng):
+    img = rng.random((2, 8, 8, 3)).astype(np.float32)
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    out = standardize(img.copy(), mean=mean, std=std)
+    ref = (img.astype(np.float64) - np.array(mean)) / np.array(std)
+    np.testing.assert_allclose(out, ref, rtol=1e-6)
+    chw = np.moveaxis(img, -1, 1).copy()
+    out_cf = standardize(chw, mean=mean, std=std, channel_axis=1)
+    np.testing.assert_allclose(np.moveaxis(out_cf, 1, -1), ref, rtol=1e-6)
+
+
+def test_constant_channels_zero_warns_once(rng):
+    a = rng.standard_normal((3, 8, 8, 3))
+    a[0, ..., 1] = 7.25
+    a[2, ..., 0] = 1e4
+    with pytest.warns(RuntimeWarning, match=r"2 of 9 image-channels are constant") as rec:
+        out, stats = standardize(a, return_stats=True)
+    assert len(rec) == 1
+    assert np.all(out[0, ..., 1] == 0) and np.all(out[2, ..., 0] == 0)
+    assert stats.std[0, 1] == 0 and stats.mean[0, 1] == 7.25
+    _check_unit(out[1], (0, 1))
+
+
+def test_constant_channels_nan_and_raise(rng):
+    a = rng.standard_normal((2, 8, 8, 3)).astype(np.float32)
+    a[1, ..., 2] = 3.0
+    with pytest.warns(RuntimeWarning, match="set to NaN"):
+        out = standardize(a.copy(), constant="nan")
+    assert np.isnan(out[1, ..., 2]).all() and np.isfinite(out[0]).all()
+    b = a.copy()
+    with pytest.raises(ValueError, match=r"constant group .* \(1, 2\)"):
+        standardize(b, constant="raise")
+    np.testing.assert_array_equal(b[1], a[1])  # the offending image is untouched
+
+
+def test_nonfinite_raises_unless_propagate(rng):
+    a = rng.standard_normal((2, 8, 8, 3)).astype(np.float32)
+    a[1, 3, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite values in group"):
+        standardize(a.copy())
+    out = standardize(a.copy(), nonfinite="propagate")
+    assert np.isnan(out[1, ..., 0]).all()
+    _check_unit(out[0], (0, 1))
+    a[1, 3, 3, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        standardize(np.asfortranarray(a))  # generic path too
+
+
+def test_memmap_in_place(tmp_path, rng):
+    path = tmp_path / "batch.dat"
+    mm = np.memmap(path, dtype=np.float32, mode="w+", shape=(4, 32, 32, 3))
+    mm[:] = 100 + rng.standard_normal(mm.shape)
+    mm.flush()
+    res = standardize(mm)
+    assert res is mm
+    mm.flush()
+    again = np.memmap(path, dtype=np.float32, mode="r", shape=(4, 32, 32, 3))
+    _check_unit(np.asarray(again), (1, 2))
+    with pytest.raises(ValueError, match="read-only"):
+        standardize(again)
+    assert standardize(again, inplace=False).shape == again.shape
+
+
+_MEMORY_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, threading, time, tracemalloc
+    import numpy as np
+    from stimgen import standardize
+
+    path, shape = sys.argv[1], (32, 512, 512, 3)
+    mm = np.memmap(path, dtype=np.float32, mode="w+", shape=shape)
+    for i in range(shape[0]):
+        mm[i] = 1000 + np.random.default_rng(i).standard_normal(shape[1:], dtype=np.float32)
+    mm.flush()
+
+    def anon_kib():
+        for line in open("/proc/self/status"):
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1])
+        return 0
+
+    base = anon_kib()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], anon_kib())
+            time.sleep(0.002)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    tracemalloc.start()
+    standardize(mm)
+    traced = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    done.set()
+    t.join()
+    m = np.asarray(mm[-1], dtype=np.float64)
+    print(json.dumps({"nbytes": mm.nbytes, "traced_peak": traced,
+                      "rss_anon_growth": (peak[0] - base) * 1024,
+                      "last_mean": float(abs(m.mean(axis=(0, 1))).max())}))
+    """
+)
+
+
+def test_memory_bound_large_memmap(tmp_path):
+    """A 100 MB memmap standardizes with < 1% extra memory (numpy allocations and RssAnon)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT, str(tmp_path / "big.dat")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    r = json.loads(proc.stdout)
+    assert r["last_mean"] < 1e-6
+    assert r["traced_peak"] < 0.01 * r["nbytes"]
+    assert r["rss_anon_growth"] < 0.01 * r["nbytes"] + (2 << 20)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"constant": "ignore"}, r"constant must be one of 'zero', 'nan', 'raise'; got 'ignore'"),
+        ({"nonfinite": "omit"}, r"nonfinite must be one of"),
+        ({"axis": 5}, r"axis 5 is out of range for an array with 4 dimensions"),
+        ({"axis": (1, 1)}, r"axis must not repeat an axis"),
+        ({"axis": ()}, r"axis must name at least one axis"),
+        ({"channel_axis": 4}, r"channel_axis 4 is out of range"),
+        ({"ddof": 300}, r"ddof must be smaller than the number of elements per group \(64\)"),
+        ({"ddof": -1}, r"ddof must be an integer >= 0"),
+        ({"chunk_bytes": 10}, r"chunk_bytes must be an integer >= 1024"),
+        ({"mean": [0, 0, 0]}, r"give both mean and std"),
+        ({"mean": [0, 0, 0], "std": [1, 0, 1]}, r"std must be > 0"),
+        ({"mean": [0, 0], "std": [1, 1]}, r"mean of shape \(2,\) does not broadcast"),
+        ({"dtype": np.int16}, r"dtype must be a float dtype"),
+        ({"out": np.empty((2, 8, 8))}, r"out must be a float ndarray of shape \(2, 8, 8, 3\)"),
+    ],
+)
+def test_errors(kwargs, match):
+    a = np.random.default_rng(0).standard_normal((2, 8, 8, 3))
+    with pytest.raises(ValueError, match=match):
+        standardize(a, **kwargs)
+
+
+def test_errors_on_input():
+    with pytest.raises(ValueError, match="images must be a real numeric array, got dtype <U1"):
+        standardize(np.array([["a"]]))
+    with pytest.raises(ValueError, match=r"non-empty array, got shape \(0, 4\)"):
+        standardize(np.zeros((0, 4)))
+    with pytest.raises(ValueError, match="the default axis needs two spatial axes"):
+        standardize(np.zeros((4, 3)))
