@@ -1,0 +1,52 @@
+"""The package surface: lazy public API, fast import, CLI entry points."""
+
+import subprocess
+import sys
+
+import pytest
+
+import stimgen
+from stimgen.cli import main
+
+
+def test_every_public_name_resolves():
+    for name in stimgen.__all__:
+        assert getattr(stimgen, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        stimgen.nonexistent  # noqa: B018
+
+
+def test_import_is_light():
+    code = ("import sys, stimgen; "
+            "print(sorted(m for m in ('matplotlib', 'scipy', 'yaml', 'PIL') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"stimgen {stimgen.__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for cmd in ("run", "verify", "regenerate", "noise", "spectrum", "design", "geometry",
+                "stats", "flow", "colorize"):
+        assert f"    {cmd}" in out, cmd
+    assert out.index("    run") < out.index("    design") < out.index("    colorize")
+
+
+def test_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "stimgen", "geometry", "--ppd", "36.8", "--json"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and '"nyquist_cpd": 18.4' in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "stimgen", "geometry", "--ppd", "0"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr == "stimgen geometry: error: ppd must be finite and > 0, got 0.0\n"
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
