@@ -559,3 +559,62 @@ def plot_contact_sheet(
     size = "" if size_deg is None else f", {size_deg[0]:.3g} x {size_deg[1]:.3g} deg"
     fig.suptitle(f"example stimuli (gray scale: signed contrast -1 to +1{size})", fontsize=9)
     return fig
+
+
+# == motion (stimgen.motion) ============================================================
+def plot_space_time(
+    movie: Any,
+    *,
+    record: Any = None,
+    row: int | None = None,
+    ax: Any = None,
+):
+    """Space-time (x-t) slice of a movie: one row of every frame, time running downwards.
+
+    Parameters
+    ----------
+    movie : ndarray, shape (T, H, W)
+        Signed-contrast frames; shown on a fixed [-1, 1] grey scale.
+    record : dict, optional
+        Its record (needs ``ppd`` and ``frame_rate_hz``): axes in degrees and seconds; for
+        :func:`stimgen.motion.drifting_noise` also a dashed line with the requested
+        horizontal velocity ``vx`` (drift makes streaks of slope ``1 / vx``).
+    row : int, optional
+        Row index of the slice (default: the middle row).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    import numpy as np
+
+    m = np.asarray(movie)
+    if m.ndim != 3:
+        raise ValueError(f"movie must have shape (T, H, W), got {m.shape}")
+    r = m.shape[1] // 2 if row is None else int(row)
+    fig, ax = _axes(ax)
+    sl = m[:, r, :]
+    t_n, w = sl.shape
+    if record is not None:
+        ppd, fps = float(record["ppd"]), float(record["frame_rate_hz"])
+        extent = (-0.5 / ppd, (w - 0.5) / ppd, (t_n - 0.5) / fps, -0.5 / fps)
+        ax.imshow(sl, cmap="gray", vmin=-1, vmax=1, aspect="auto", extent=extent,
+                  interpolation="nearest")
+        if "velocity_deg_s" in record:  # drifting noise: the requested trajectory
+            vx = float(record["velocity_deg_s"][0])
+            x0 = w / (2 * ppd)
+            t_end = (t_n - 1) / fps
+            ax.plot([x0, x0 + vx * t_end], [0, t_end], "--", color="C1",
+                    label=f"requested vx = {vx:.3g} deg/s")
+            ax.legend(loc="lower right", fontsize="small")
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_xlabel("x (deg)")
+        ax.set_ylabel("time (s)")
+    else:
+        ax.imshow(sl, cmap="gray", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set_xlabel("x (px)")
+        ax.set_ylabel("frame")
+    ax.set_title(f"space-time slice, row {r}")
+    return ax

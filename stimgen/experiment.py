@@ -1,0 +1,1482 @@
+"""YAML experiment files -> validated plans -> reproducible, verified stimulus sets.
+
+Contents
+--------
+load_experiment       read and validate a YAML file; every default filled in
+validate_experiment   the same for a plain dict (e.g. the experiment stored in a manifest)
+ExperimentError       ValueError carrying every ``FILE:LINE: key.path: message`` problem
+expand_conditions     the list and/or factorial conditions as resolved parameter sets
+generate_stimulus     stimulus ``i`` of an experiment, alone (float image and its facts)
+run_experiment        generate a whole set in parallel, atomically, with manifest and figures
+verify_set            re-hash every file and re-measure every spectrum against the manifest
+regenerate_stimulus   rebuild one stimulus from a manifest and compare its bytes
+RunFailed             a run that could not complete (worker died, disk error); nothing written
+
+Conventions
+-----------
+* Values are signed contrast (0 = mean luminance, display range [-1, 1]); PNG levels are
+  ``round((x + 1) / 2 * (2^bits - 1))`` (see :func:`stimgen.contrast.quantize`).
+* Seeding: one ``SeedSequence(entropy)`` per set; stimulus ``i`` (0-based, in plan order:
+  conditions in order, repeats within a condition) draws everything - the noise, then the
+  dither of each PNG in the order of ``output.formats`` - from
+  ``default_rng(SeedSequence(entropy, spawn_key=(i,)))``. So any stimulus regenerates alone,
+  and the files do not depend on the number of workers or the scheduler.
+* A set is written into a temporary sibling directory and renamed into place only when
+  complete (:func:`stimgen.io.atomic_directory`): a failed or interrupted run leaves nothing.
+* Frequencies in cycles/degree (``_cpd``), sizes in degrees (``_deg``) or pixels (``_px``).
+  Every band states its level (``half_amplitude`` by default).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import copy
+import io as _io
+import itertools
+import json
+import math
+import os
+import platform
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._yamlschema import BAD, Checker, Problem, SchemaError, _Lines, format_path, load_yaml
+
+__all__ = [
+    "ExperimentError",
+    "RunFailed",
+    "VerifyReport",
+    "expand_conditions",
+    "generate_stimulus",
+    "load_experiment",
+    "regenerate_stimulus",
+    "run_experiment",
+    "validate_experiment",
+    "verify_set",
+]
+
+VALUE_CONVENTION = (
+    "signed contrast: 0 = mean luminance, display range [-1, 1]; "
+    "PNG level = round((x + 1) / 2 * (2^bits - 1)) (noisy-bit dither: floor(level + U[0, 1)))"
+)
+MANIFEST_VERSION = 1
+
+FAMILIES = ("dog", "log_gaussian", "butterworth", "ideal", "power_law", "white")
+KINDS = ("gaussian", "uniform", "binary", "flat")
+LEVELS = ("half_amplitude", "half_power")
+FORMATS = ("npy", "png8", "png16")
+DITHERS = ("none", "noisy-bit")
+DTYPES = ("float32", "float64")
+CLIPPING = ("clip", "error")
+
+# -- schema: every key, its default ------------------------------------------------------
+TOP_KEYS = (
+    "name", "description", "seed", "display", "stimulus", "noise",
+    "conditions", "factorial", "repeats", "output", "check",
+)  # fmt: skip
+DISPLAY_DEFAULTS: dict[str, Any] = {
+    "ppd": None,
+    "distance_cm": None,
+    "screen_width_cm": None,
+    "screen_width_px": None,
+    "screen_height_px": None,
+}
+STIMULUS_DEFAULTS: dict[str, Any] = {
+    "size_deg": None,
+    "size_px": None,
+    "rms_contrast": 0.2,
+    "mean": 0.0,
+    "clipping": "clip",
+    "max_clipped_fraction": 0.001,
+}
+NOISE_DEFAULTS: dict[str, Any] = {
+    "family": None,
+    "kind": "gaussian",
+    "level": "half_amplitude",
+    "band_cpd": None,
+    "peak_cpd": None,
+    "octaves": None,
+    "sigma_center_deg": None,
+    "sigma_surround_deg": None,
+    "order": 4,
+    "orientation_deg": None,
+    "orientation_bandwidth_deg": 30.0,
+    "alpha": 1.0,
+}
+OUTPUT_DEFAULTS: dict[str, Any] = {
+    "formats": ["npy", "png8"],
+    "dither": "none",
+    "gamma": None,
+    "dtype": "float32",
+    "figures": True,
+    "examples_per_condition": 4,
+}
+CHECK_DEFAULTS: dict[str, Any] = {
+    "edge_tolerance": None,
+    "peak_tolerance": None,
+    "alpha_tolerance": None,
+    "orientation_tolerance_deg": 5.0,
+}
+CONTRAST_KEYS = ("rms_contrast", "mean")
+PARAM_KEYS = (*NOISE_DEFAULTS, *CONTRAST_KEYS)  # what a condition may vary
+CONDITION_KEYS = ("label", "repeats", *PARAM_KEYS)
+# band groups: a condition that gives keys of one group replaces the base's band entirely
+_BAND_GROUP = {
+    "band_cpd": "band",
+    "peak_cpd": "peak",
+    "octaves": "peak",
+    "sigma_center_deg": "sigmas",
+    "sigma_surround_deg": "sigmas",
+}
+_DESIGNABLE = ("dog", "log_gaussian", "butterworth", "ideal")
+_ELSEWHERE = {
+    **{k: "display" for k in DISPLAY_DEFAULTS},
+    **{k: "stimulus" for k in STIMULUS_DEFAULTS},
+    **{k: "noise" for k in NOISE_DEFAULTS},
+    **{k: "output" for k in OUTPUT_DEFAULTS},
+    **{k: "check" for k in CHECK_DEFAULTS},
+    **{k: "the top level" for k in ("seed", "repeats", "conditions", "factorial", "name")},
+}
+_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+
+
+class ExperimentError(SchemaError):
+    """An experiment failed validation.
+
+    ``str(error)`` has one ``FILE:LINE: key.path: message`` per line; ``.problems`` holds
+    them as :class:`~stimgen._yamlschema.Problem` and ``.lines`` as strings.
+    """
+
+
+class RunFailed(RuntimeError):
+    """A run could not complete (a worker died, a disk error, ...); no set was written."""
+
+
+# =========================================================================================
+# Loading and validation
+# =========================================================================================
+def load_experiment(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate an experiment file; return the resolved experiment.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The YAML file.
+
+    Returns
+    -------
+    dict
+        The resolved experiment: every section and key present, defaults filled in
+        (see docs/experiments.md). ``seed`` stays None when the file gives none (the run
+        draws and records fresh entropy).
+
+    Raises
+    ------
+    ExperimentError
+        With every problem found, each as ``FILE:LINE: key.path: message``.
+    FileNotFoundError
+        If the file does not exist.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no such experiment file: {p}")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ExperimentError(str(p), [Problem(None, "(file)", f"not UTF-8 text: {exc}")]) from None
+    try:
+        data, lines, problems = load_yaml(text, str(p))
+    except SchemaError as exc:
+        raise ExperimentError(str(p), exc.problems) from None
+    return _validate(data, lines, problems, str(p))
+
+
+def validate_experiment(data: Mapping[str, Any], *, source: str = "<experiment>") -> dict[str, Any]:
+    """Validate an experiment given as a dict (as loaded from YAML or stored in a manifest).
+
+    Parameters
+    ----------
+    data : mapping
+        The experiment.
+    source : str
+        Name used in messages (lines are unknown, shown as ``?``).
+
+    Returns
+    -------
+    dict
+        The resolved experiment, as :func:`load_experiment`.
+    """
+    return _validate(copy.deepcopy(dict(data)), _Lines(), [], source)
+
+
+def _validate(data: Any, lines: _Lines, problems: list[Problem], source: str) -> dict[str, Any]:
+    ck = Checker(lines, problems)
+    if data is None:
+        ck.add((), "the file is empty; an experiment needs name, display, stimulus and noise")
+        raise ExperimentError(source, ck.problems)
+    top = ck.mapping((), data, TOP_KEYS, required=("name", "display", "stimulus", "noise"), elsewhere=_ELSEWHERE)
+    if top is BAD:
+        raise ExperimentError(source, ck.problems)
+    res: dict[str, Any] = {}
+    res["name"] = ck.string(("name",), top["name"], pattern=_NAME_PATTERN, what="a name of letters, digits, '.', '_' or '-'") if "name" in top else BAD
+    desc = top.get("description", "")
+    res["description"] = "" if desc is None else ck.string(("description",), desc)
+    seed = top.get("seed")
+    res["seed"] = None if seed is None else ck.number(("seed",), seed, low=0, integer=True)
+    res["display"] = _check_display(ck, top.get("display"))
+    res["stimulus"] = _check_stimulus(ck, top.get("stimulus"))
+    res["noise"] = _check_params(ck, ("noise",), top.get("noise"), NOISE_DEFAULTS, fill=True) if "noise" in top else BAD
+    rep = top.get("repeats", 1)
+    res["repeats"] = ck.number(("repeats",), rep, low=1, integer=True)
+    res["conditions"] = _check_conditions(ck, top.get("conditions"))
+    res["factorial"] = _check_factorial(ck, top.get("factorial"))
+    res["output"] = _check_output(ck, top.get("output"))
+    res["check"] = _check_check(ck, top.get("check"))
+    _check_plan(ck, res)
+    if ck.problems:
+        raise ExperimentError(source, ck.problems)
+    return res
+
+
+def _section(ck: Checker, name: str, value: Any, defaults: Mapping[str, Any]) -> Any:
+    if value is None:
+        return {}
+    return ck.mapping((name,), value, defaults, elsewhere=_ELSEWHERE)
+
+
+def _check_display(ck: Checker, value: Any) -> Any:
+    d = _section(ck, "display", value, DISPLAY_DEFAULTS)
+    if d is BAD or value is None:
+        return BAD
+    out = dict(DISPLAY_DEFAULTS)
+    pos = {"low": 0, "low_open": True}
+    for k in ("ppd", "distance_cm", "screen_width_cm"):
+        if d.get(k) is not None:
+            out[k] = ck.number(("display", k), d[k], **pos)
+    for k in ("screen_width_px", "screen_height_px"):
+        if d.get(k) is not None:
+            out[k] = ck.number(("display", k), d[k], low=1, integer=True)
+    screen = [k for k in ("distance_cm", "screen_width_cm", "screen_width_px") if d.get(k) is not None]
+    if out["ppd"] is not None and (screen or d.get("screen_height_px") is not None):
+        ck.add(("display",), "give either ppd or the screen (distance_cm, screen_width_cm, screen_width_px), not both")
+    elif out["ppd"] is None and len(screen) < 3:
+        missing = [k for k in ("distance_cm", "screen_width_cm", "screen_width_px") if k not in screen]
+        ck.add(("display",), "needs ppd, or distance_cm, screen_width_cm and screen_width_px; missing "
+               + ", ".join(missing), key=True)  # fmt: skip
+    return out
+
+
+def _size(ck: Checker, path: tuple, value: Any, integer: bool) -> Any:
+    if isinstance(value, list):
+        return ck.numbers(path, value, length=2, low=0, low_open=True, integer=integer)
+    x = ck.number(path, value, low=0, low_open=True, integer=integer)
+    return BAD if x is BAD else [x, x]
+
+
+def _check_stimulus(ck: Checker, value: Any) -> Any:
+    s = _section(ck, "stimulus", value, STIMULUS_DEFAULTS)
+    if s is BAD or value is None:
+        return BAD
+    out = dict(STIMULUS_DEFAULTS)
+    given = [k for k in ("size_deg", "size_px") if s.get(k) is not None]
+    if len(given) != 1:
+        ck.add(("stimulus",), "give exactly one of size_deg ([height, width] in deg) and size_px", key=True)
+    for k in given:
+        out[k] = _size(ck, ("stimulus", k), s[k], integer=(k == "size_px"))
+    for k in CONTRAST_KEYS:
+        if k in s:
+            out[k] = _check_param(ck, ("stimulus", k), k, s[k])
+    if "clipping" in s:
+        out["clipping"] = ck.choice(("stimulus", "clipping"), s["clipping"], CLIPPING)
+    if "max_clipped_fraction" in s:
+        out["max_clipped_fraction"] = ck.number(("stimulus", "max_clipped_fraction"), s["max_clipped_fraction"], low=0, high=1)
+    return out
+
+
+def _check_param(ck: Checker, path: tuple, key: str, value: Any) -> Any:
+    """One noise or contrast parameter (None means 'not set' for optional ones)."""
+    optional = ("band_cpd", "peak_cpd", "octaves", "sigma_center_deg", "sigma_surround_deg", "orientation_deg")
+    if value is None and key in optional:
+        return None
+    if key == "family":
+        return ck.choice(path, value, FAMILIES)
+    if key == "kind":
+        return ck.choice(path, value, KINDS)
+    if key == "level":
+        return ck.choice(path, value, LEVELS)
+    if key == "band_cpd":
+        band = ck.numbers(path, value, length=2, low=0, low_open=True)
+        if band is not BAD and band[1] <= band[0]:
+            ck.add(path, f"must be [low, high] with low < high, got {value!r}")
+            return BAD
+        return band
+    if key in ("peak_cpd", "octaves", "sigma_center_deg", "sigma_surround_deg"):
+        return ck.number(path, value, low=0, low_open=True)
+    if key == "order":
+        return ck.number(path, value, low=1, high=32, integer=True)
+    if key == "orientation_deg":
+        return ck.number(path, value)
+    if key == "orientation_bandwidth_deg":
+        return ck.number(path, value, low=0, high=180, low_open=True)
+    if key == "alpha":
+        return ck.number(path, value, low=-2, high=6)
+    if key == "rms_contrast":
+        return ck.number(path, value, low=0, high=1, low_open=True)
+    if key == "mean":
+        return ck.number(path, value, low=-1, high=1, low_open=True, high_open=True)
+    raise AssertionError(key)  # pragma: no cover
+
+
+def _check_params(ck: Checker, path: tuple, value: Any, allowed: Mapping[str, Any] | tuple, *, fill: bool) -> Any:
+    m = ck.mapping(path, value, allowed, elsewhere=_ELSEWHERE)
+    if m is BAD:
+        return BAD
+    out = dict(NOISE_DEFAULTS) if fill else {}
+    for k, val in m.items():
+        if k in PARAM_KEYS:
+            out[k] = _check_param(ck, (*path, k), k, val)
+    groups = {_BAND_GROUP[k] for k, val in m.items() if k in _BAND_GROUP and val is not None}
+    if len(groups) > 1:
+        ck.add(path, "give one way to state the band: band_cpd, or peak_cpd with octaves, "
+               "or sigma_center_deg with sigma_surround_deg", key=True)  # fmt: skip
+    return out
+
+
+def _check_conditions(ck: Checker, value: Any) -> Any:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not value:
+        ck.add(("conditions",), "must be a non-empty list of mappings such as {band_cpd: [1, 2]}")
+        return BAD
+    out = []
+    for i, c in enumerate(value):
+        path = ("conditions", i)
+        if c is None:
+            c = {}
+        m = _check_params(ck, path, c, CONDITION_KEYS, fill=False)
+        if m is BAD:
+            out.append(BAD)
+            continue
+        if "label" in c:
+            m["label"] = ck.string((*path, "label"), c["label"])
+        if "repeats" in c:
+            m["repeats"] = ck.number((*path, "repeats"), c["repeats"], low=1, integer=True)
+        out.append(m)
+    return out
+
+
+def _check_factorial(ck: Checker, value: Any) -> Any:
+    if value is None:
+        return {}
+    m = ck.mapping(("factorial",), value, PARAM_KEYS, elsewhere=_ELSEWHERE)
+    if m is BAD:
+        return BAD
+    out = {}
+    for k, vals in m.items():
+        path = ("factorial", k)
+        if not isinstance(vals, list) or not vals:
+            ck.add(path, f"must be a non-empty list of values for {k}, got {vals!r}")
+            continue
+        out[k] = [_check_param(ck, (*path, j), k, x) for j, x in enumerate(vals)]
+    return out
+
+
+def _check_output(ck: Checker, value: Any) -> Any:
+    o = _section(ck, "output", value, OUTPUT_DEFAULTS)
+    if o is BAD:
+        return BAD
+    out = copy.deepcopy(OUTPUT_DEFAULTS)
+    if "formats" in o:
+        f = o["formats"]
+        if isinstance(f, str):
+            f = [f]
+        if not isinstance(f, list) or not f:
+            ck.add(("output", "formats"), "must be a non-empty list of " + ", ".join(FORMATS))
+            out["formats"] = BAD
+        else:
+            out["formats"] = [ck.choice(("output", "formats", i), x, FORMATS) for i, x in enumerate(f)]
+            if len(set(map(str, f))) != len(f):
+                ck.add(("output", "formats"), f"lists a format twice: {f!r}")
+    if "dither" in o:
+        out["dither"] = ck.choice(("output", "dither"), o["dither"], DITHERS)
+    if o.get("gamma") is not None:
+        out["gamma"] = ck.number(("output", "gamma"), o["gamma"], low=0, low_open=True)
+    if "dtype" in o:
+        out["dtype"] = ck.choice(("output", "dtype"), o["dtype"], DTYPES)
+    if "figures" in o:
+        out["figures"] = ck.boolean(("output", "figures"), o["figures"])
+    if "examples_per_condition" in o:
+        out["examples_per_condition"] = ck.number(("output", "examples_per_condition"), o["examples_per_condition"], low=0, high=64, integer=True)
+    return out
+
+
+def _check_check(ck: Checker, value: Any) -> Any:
+    c = _section(ck, "check", value, CHECK_DEFAULTS)
+    if c is BAD:
+        return BAD
+    out = dict(CHECK_DEFAULTS)
+    for k, val in c.items():
+        if val is not None:
+            out[k] = ck.number(("check", k), val, low=0, low_open=True)
+    return out
+
+
+# =========================================================================================
+# Conditions -> plan
+# =========================================================================================
+@dataclass
+class _Condition:
+    index: int
+    label: str
+    folder: str
+    own: dict[str, Any]  # the condition's own parameters (from conditions[i] and factorial)
+    params: dict[str, Any]  # every noise and contrast parameter, resolved
+    repeats: int
+    first: int  # index of its first stimulus
+    list_index: int = 0  # which entry of ``conditions`` it comes from
+    sources: dict[str, tuple] = field(default_factory=dict, repr=False)
+
+
+def _has_bad(x: Any) -> bool:
+    if x is BAD:
+        return True
+    if isinstance(x, dict):
+        return any(_has_bad(y) for y in x.values())
+    if isinstance(x, list):
+        return any(_has_bad(y) for y in x)
+    return False
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, list):
+        return "-".join(_fmt(y) for y in x)
+    if isinstance(x, float):
+        return f"{x:g}"
+    return str(x)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_")[:60]
+
+
+def expand_conditions(experiment: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The conditions of a resolved experiment, in plan order.
+
+    Every entry of ``conditions`` is crossed with every combination of the ``factorial``
+    lists (``conditions`` outer, factorial inner, factorial keys in file order, last key
+    fastest). A condition's band (any of band_cpd / peak_cpd + octaves / sigmas) replaces
+    the ``noise`` section's band as a whole; other keys override one by one.
+
+    Returns
+    -------
+    list of dict
+        ``index``, ``label``, ``folder`` (relative to ``stimuli/``), ``own`` (the
+        condition's own parameters), ``params`` (all noise and contrast parameters),
+        ``repeats`` and ``first`` (index of its first stimulus).
+    """
+    return [_cond_dict(c) for c in _expand(experiment)]
+
+
+def _cond_dict(c: _Condition) -> dict[str, Any]:
+    return {
+        "index": c.index,
+        "label": c.label,
+        "folder": c.folder,
+        "own": c.own,
+        "params": c.params,
+        "repeats": c.repeats,
+        "first": c.first,
+    }
+
+
+def _expand(exp: Mapping[str, Any]) -> list[_Condition]:
+    base = dict(exp["noise"])
+    sources: dict[str, tuple] = {k: ("noise", k) if k in _given_noise(exp) else ("noise",) for k in base}
+    for k in CONTRAST_KEYS:
+        base[k] = exp["stimulus"][k]
+        sources[k] = ("stimulus", k)
+    listed = exp["conditions"] or [{}]
+    fact = exp["factorial"] or {}
+    fkeys = list(fact)
+    combos = list(itertools.product(*[list(enumerate(fact[k])) for k in fkeys]))
+    conds: list[_Condition] = []
+    first = 0
+    n_total = len(listed) * len(combos)
+    width = max(2, len(str(n_total - 1)))
+    for li, lc in enumerate(listed):
+        for combo in combos:
+            own = {k: val for k, val in lc.items() if k in PARAM_KEYS}
+            src = dict(sources)
+            src.update({k: ("conditions", li, k) for k in own})
+            for k, (j, val) in zip(fkeys, combo, strict=True):
+                own[k] = val
+                src[k] = ("factorial", k, j)
+            params = dict(base)
+            groups = {_BAND_GROUP[k] for k, val in own.items() if k in _BAND_GROUP and val is not None}
+            if groups:
+                for k, g in _BAND_GROUP.items():
+                    if g not in groups:
+                        params[k] = None
+            params.update(own)
+            auto = ", ".join(f"{k}={_fmt(val)}" for k, val in own.items()) or "all"
+            label = lc.get("label") or auto
+            if lc.get("label") and len(combos) > 1:
+                label = f"{lc['label']}, {auto}"
+            index = len(conds)
+            folder = f"c{index:0{width}d}" + (f"_{_slug(label)}" if own or lc.get("label") else "")
+            repeats = int(lc.get("repeats") or exp["repeats"])
+            conds.append(_Condition(index, label, folder, own, params, repeats, first, li, src))
+            first += repeats
+    return conds
+
+
+def _given_noise(exp: Mapping[str, Any]) -> set[str]:
+    return {k for k, val in exp["noise"].items() if val is not None and val != NOISE_DEFAULTS[k]}
+
+
+def _ppd(exp: Mapping[str, Any]) -> float:
+    return _geometry(exp).ppd
+
+
+def _geometry(exp: Mapping[str, Any]):
+    from .geometry import ViewingGeometry
+
+    d = exp["display"]
+    if d["ppd"] is not None:
+        return ViewingGeometry.from_ppd(d["ppd"])
+    return ViewingGeometry(d["distance_cm"], d["screen_width_cm"], d["screen_width_px"], d["screen_height_px"])
+
+
+def _shape(exp: Mapping[str, Any]) -> tuple[tuple[int, int], tuple[float, float]]:
+    from .geometry import resolve_shape
+
+    s = exp["stimulus"]
+    shape, size_deg = resolve_shape(size_px=s["size_px"], size_deg=s["size_deg"], ppd=_ppd(exp))
+    return shape, size_deg  # type: ignore[return-value]
+
+
+def _band_spec_problem(p: Mapping[str, Any]) -> str | None:
+    """Whether the band keys fit the family (before asking the filter hub)."""
+    fam = p["family"]
+    has = {k for k in _BAND_GROUP if p.get(k) is not None}
+    groups = {_BAND_GROUP[k] for k in has}
+    if len(groups) > 1:
+        return "give one way to state the band: band_cpd, or peak_cpd with octaves, or sigmas"
+    if fam == "white":
+        if has:
+            return "family 'white' takes no band (" + ", ".join(sorted(has)) + "); use a band-pass family"
+        if p.get("orientation_deg") is not None:
+            return "family 'white' cannot be oriented; use an oriented band-pass family"
+        return None
+    if fam == "power_law":
+        if groups - {"band"}:
+            return "family 'power_law' takes only band_cpd (optional hard band limits)"
+        return None
+    if "sigmas" in groups:
+        if fam != "dog":
+            return f"sigma_center_deg and sigma_surround_deg define a DoG; family is {fam!r}"
+        if p.get("sigma_center_deg") is None or p.get("sigma_surround_deg") is None:
+            return "a DoG from sigmas needs both sigma_center_deg and sigma_surround_deg"
+        return None
+    if "peak" in groups and (p.get("peak_cpd") is None or p.get("octaves") is None):
+        return "a band from its peak needs both peak_cpd and octaves"
+    if not groups:
+        return (f"family {fam!r} needs a band: band_cpd: [low, high] (cpd), or peak_cpd and octaves"
+                + (", or sigma_center_deg and sigma_surround_deg" if fam == "dog" else ""))  # fmt: skip
+    return None
+
+
+def _make_filter(p: Mapping[str, Any], ppd: float):
+    """The filter of a condition, through the hub (None for white noise)."""
+    from .noise import make_filter
+
+    if p.get("sigma_center_deg") is not None:
+        from .filters import DoG, Orientation
+
+        filt = DoG.from_sigmas_deg(p["sigma_center_deg"], p["sigma_surround_deg"], ppd=ppd)
+        if p.get("orientation_deg") is not None:
+            filt = filt * Orientation(p["orientation_deg"], p["orientation_bandwidth_deg"])
+        return filt
+    return make_filter(
+        p["family"],
+        ppd=ppd,
+        band_cpd=p["band_cpd"],
+        peak_cpd=p["peak_cpd"],
+        octaves=p["octaves"],
+        level=p["level"],
+        order=p["order"],
+        orientation_deg=p["orientation_deg"],
+        orientation_bandwidth_deg=p["orientation_bandwidth_deg"],
+        alpha=p["alpha"],
+    )
+
+
+def _radial_filter(filt: Any) -> Any:
+    from .filters import Product
+
+    if isinstance(filt, Product):
+        radial = [f for f in filt.factors if f.radial]
+        return radial[0] if len(radial) == 1 else None
+    return filt if filt is not None and filt.radial else None
+
+
+def _check_plan(ck: Checker, exp: dict[str, Any]) -> None:
+    """Conditions vs the filter hub: bands designable, below Nyquist, above 1 cycle/image."""
+    from .filters import check_fits_image
+
+    if any(_has_bad(exp[k]) for k in ("display", "noise")) or exp["stimulus"] is BAD:
+        return
+    if _has_bad([exp["stimulus"]["size_deg"], exp["stimulus"]["size_px"]]):
+        return
+    listed = [] if exp["conditions"] is BAD else exp["conditions"]
+    fact = {} if exp["factorial"] is BAD else exp["factorial"]
+    for i, lc in enumerate(listed):
+        for k in fact:
+            if lc is not BAD and k in lc:
+                ck.add(("conditions", i, k), f"{k} is also varied in factorial; give it in one place", key=True)
+    safe = dict(exp)
+    safe["conditions"] = [{} if lc is BAD else lc for lc in listed]
+    safe["factorial"] = fact
+    safe["repeats"] = 1
+    try:
+        geom = _geometry(safe)
+        shape, _ = _shape(safe)
+    except ValueError as exc:
+        ck.add(("stimulus",), str(exc))
+        return
+    ppd = geom.ppd
+    filter_keys = ("family", "level", "order", "orientation_deg", "orientation_bandwidth_deg", "alpha", *_BAND_GROUP)
+    for c in _expand(safe):
+        p = c.params
+        if _has_bad([p[k] for k in filter_keys]) or (listed and listed[c.list_index] is BAD):
+            continue
+        band_keys = [k for k in ("band_cpd", "peak_cpd", "octaves", "sigma_center_deg", "sigma_surround_deg") if p.get(k) is not None]
+        where = c.sources.get(band_keys[0], ("noise",)) if band_keys else c.sources.get("family", ("noise",))
+        fam_src = c.sources.get("family", ("noise",))
+        note = ""
+        if fam_src[0] in ("conditions", "factorial") and where != fam_src:
+            note = f" (with family {p['family']!r} from {format_path(fam_src)})"
+        if p["family"] is None:
+            ck.add(("noise",), "missing required key 'family' (one of " + ", ".join(FAMILIES)
+                   + "), in noise or in every condition", key=True)  # fmt: skip
+            continue
+        msg = _band_spec_problem(p)
+        if msg is not None:
+            ck.add(where, msg + note)
+            continue
+        try:
+            filt = _make_filter(p, ppd)
+            radial = _radial_filter(filt)
+            if radial is not None:
+                check_fits_image(radial.passband(p["level"]), shape, ppd)
+        except ValueError as exc:
+            ck.add(where, " ".join(str(exc).split()) + note)
+
+
+# =========================================================================================
+# Generating one stimulus
+# =========================================================================================
+class _Plan:
+    """Everything a worker needs, derived once per process from the resolved experiment."""
+
+    def __init__(self, exp: Mapping[str, Any]) -> None:
+        self.exp = exp
+        self.geometry = _geometry(exp)
+        self.ppd = self.geometry.ppd
+        self.shape, self.size_deg = _shape(exp)
+        self.conditions = _expand(exp)
+        self.starts = [c.first for c in self.conditions]
+        self.n = sum(c.repeats for c in self.conditions)
+        self._filters: dict[int, Any] = {}
+        self._bins: Any = None
+
+    def locate(self, index: int) -> tuple[_Condition, int]:
+        import bisect
+
+        if not 0 <= index < self.n:
+            raise ValueError(f"stimulus index must be in [0, {self.n - 1}], got {index}")
+        c = self.conditions[bisect.bisect_right(self.starts, index) - 1]
+        return c, index - c.first
+
+    def filter(self, c: _Condition) -> Any:
+        if c.index not in self._filters:
+            self._filters[c.index] = _make_filter(c.params, self.ppd)
+        return self._filters[c.index]
+
+    def bins(self) -> Any:
+        """The radial-spectrum bins of this image shape (a spectrum of zeros, cached)."""
+        if self._bins is None:
+            from .spectrum import radial_spectrum
+
+            self._bins = radial_spectrum(np.ones(self.shape), ppd=self.ppd, bins_per_octave=24)
+        return self._bins
+
+    def design(self, c: _Condition) -> dict[str, Any] | None:
+        radial = _radial_filter(self.filter(c))
+        if radial is None:
+            return None
+        return radial.passband(c.params["level"]).to_dict(self.ppd)
+
+
+_PLANS: dict[str, _Plan] = {}
+
+
+def _plan(exp: Mapping[str, Any]) -> _Plan:
+    key = json.dumps(exp, sort_keys=True)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) > 8:
+            _PLANS.clear()
+        plan = _PLANS[key] = _Plan(exp)
+    return plan
+
+
+def _draw(plan: _Plan, index: int, entropy: int) -> tuple[np.ndarray, float, np.random.Generator, _Condition, int]:
+    """The float image of stimulus ``index`` (clipped), its clipped fraction and its rng."""
+    from .contrast import clip_contrast, set_rms_contrast
+    from .noise import filtered_noise, white_noise
+
+    c, r = plan.locate(index)
+    gen = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(index,)))
+    p = c.params
+    dtype = np.dtype(plan.exp["output"]["dtype"])
+    filt = plan.filter(c)
+    if filt is None:
+        img = white_noise(plan.shape, kind=p["kind"], rng=gen, dtype=dtype)
+    else:
+        img = filtered_noise(plan.shape, filt, kind=p["kind"], rng=gen, dtype=dtype)
+    img = set_rms_contrast(img, p["rms_contrast"], mean=p["mean"], out=img)
+    img, frac = clip_contrast(img, limit=1.0, out=img, warn_above=None)
+    return img, float(frac), gen, c, r
+
+
+def generate_stimulus(experiment: Mapping[str, Any], index: int, entropy: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """Stimulus ``index`` of a resolved experiment, generated alone.
+
+    Parameters
+    ----------
+    experiment : mapping
+        A resolved experiment (:func:`load_experiment`, or ``manifest["experiment"]``).
+    index : int
+        0-based stimulus index in plan order.
+    entropy : int
+        The set's seed entropy (``manifest["seed_entropy"]``).
+
+    Returns
+    -------
+    image : ndarray, shape (H, W)
+        Signed contrast, float (``output.dtype``), clipped to [-1, 1].
+    info : dict
+        ``condition`` (index, label, own parameters), ``repeat``, ``spawn_key``,
+        ``clipped_fraction``.
+    """
+    plan = _plan(experiment)
+    img, frac, _, c, r = _draw(plan, int(index), int(entropy))
+    return img, {
+        "condition": {"index": c.index, "label": c.label, **c.own},
+        "repeat": r,
+        "spawn_key": [int(index)],
+        "clipped_fraction": frac,
+    }
+
+
+def _png_bytes(levels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = _io.BytesIO()
+    Image.fromarray(levels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _encode(plan: _Plan, img: np.ndarray, gen: np.random.Generator) -> tuple[list[tuple[str, bytes, str, list[int]]], float]:
+    """Encode an image in every output format: [(format, bytes, dtype, shape)], clip frac."""
+    from .contrast import quantize
+
+    out = plan.exp["output"]
+    files = []
+    q_clip = 0.0
+    for fmt in out["formats"]:
+        if fmt == "npy":
+            buf = _io.BytesIO()
+            np.save(buf, img, allow_pickle=False)
+            files.append((fmt, buf.getvalue(), str(img.dtype), list(img.shape)))
+        else:
+            bits = 8 if fmt == "png8" else 16
+            levels, frac = quantize(img, bits, dither=out["dither"], gamma=out["gamma"], rng=gen)
+            q_clip = max(q_clip, frac)
+            files.append((fmt, _png_bytes(levels), str(levels.dtype), list(levels.shape)))
+    return files, q_clip
+
+
+def _suffix(fmt: str) -> str:
+    return ".npy" if fmt == "npy" else ".png"
+
+
+def _files_of(plan: _Plan, c: _Condition, r: int) -> dict[str, str]:
+    """Relative paths of a stimulus' files by format (png8 and png16 never share a name)."""
+    both_png = "png8" in plan.exp["output"]["formats"] and "png16" in plan.exp["output"]["formats"]
+    out = {}
+    for fmt in plan.exp["output"]["formats"]:
+        stem = f"stimuli/{c.folder}/{r:04d}"
+        if both_png and fmt == "png16":
+            stem += "_16bit"
+        out[fmt] = stem + _suffix(fmt)
+    return out
+
+
+def _measure(plan: _Plan, c: _Condition, img: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """Per-stimulus spectrum facts for the manifest, and its radial power (for figures)."""
+    from .spectrum import (
+        compare_to_design,
+        default_tolerance,
+        measure_band,
+        measure_slope,
+        radial_spectrum,
+    )
+
+    spec = radial_spectrum(img, ppd=plan.ppd, bins_per_octave=24)
+    p = c.params
+    check = plan.exp["check"]
+    filt = plan.filter(c)
+    radial = _radial_filter(filt)
+    res: dict[str, Any] = {}
+    if p["family"] in ("power_law", "white"):
+        alpha = measure_slope(spec, ppd=plan.ppd, band_cpd=p["band_cpd"])
+        want = 0.0 if p["family"] == "white" else p["alpha"]
+        res.update(peak_cpd=None, band_cpd=None, alpha=alpha, design_alpha=want)
+        res["pass"] = bool(abs(alpha - want) <= _alpha_tolerance(check, 1, plan.shape))
+        return res, spec.power
+    m = measure_band(spec, ppd=plan.ppd)
+    tol = default_tolerance(1, plan.shape)
+    if check["edge_tolerance"] is not None:
+        tol["edge"] = check["edge_tolerance"]
+    if check["peak_tolerance"] is not None:
+        tol["peak"] = check["peak_tolerance"]
+    cmp = compare_to_design(m, radial, ppd=plan.ppd, level=p["level"], tolerance=tol)
+    res.update(peak_cpd=m.peak_cpd, band_cpd=list(m.band_cpd(p["level"])), rel_error=cmp["rel_error"])
+    res["pass"] = cmp["pass"]
+    if p["orientation_deg"] is not None:
+        got = _measured_orientation(img, plan.ppd, cmp["design"]["band_cpd"])
+        err = _axial_difference(got, p["orientation_deg"])
+        res.update(orientation_deg=got, orientation_error_deg=err)
+        res["pass"] = bool(res["pass"] and abs(err) <= check["orientation_tolerance_deg"])
+    return res, spec.power
+
+
+def _measured_orientation(img: np.ndarray, ppd: float, band_cpd: list[float]) -> float:
+    """Dominant stripe orientation in deg (0 vertical, counter-clockwise), in [0, 180).
+
+    The power-weighted circular mean of doubled angles of the power inside the design band.
+    """
+    from .spectrum import orientation_spectrum
+
+    ang, power = orientation_spectrum(img, n_bins=72, ppd=ppd, band_cpd=band_cpd)
+    ok = np.isfinite(power)
+    a2 = np.radians(2 * ang[ok])
+    theta = 0.5 * math.degrees(math.atan2(float(np.sum(power[ok] * np.sin(a2))), float(np.sum(power[ok] * np.cos(a2)))))
+    return theta % 180.0
+
+
+def _axial_difference(a: float, b: float) -> float:
+    """``a - b`` for orientations (period 180 deg), in [-90, 90)."""
+    return (a - b + 90.0) % 180.0 - 90.0
+
+
+def _alpha_tolerance(check: Mapping[str, Any], n_images: int, shape: tuple[int, int]) -> float:
+    """Allowed |measured - design| of the 1/f exponent: ``check.alpha_tolerance`` or a default.
+
+    The default scales with the number of Fourier samples like the band tolerances: the
+    fitted exponent of one 64 x 96 px image scatters by about 0.1 (SD), so the tolerance is
+    ``0.4 * sqrt(64 * 96 / (n H W))``, never below 0.1.
+    """
+    if check["alpha_tolerance"] is not None:
+        return float(check["alpha_tolerance"])
+    return max(0.1, 0.4 * math.sqrt(64 * 96 / (max(n_images, 1) * shape[0] * shape[1])))
+
+
+def _entry(plan: _Plan, index: int, entropy: int) -> tuple[dict[str, Any], list[tuple[str, str, bytes]], np.ndarray, np.ndarray]:
+    """Everything about stimulus ``index``: manifest entry, files (fmt, rel path, bytes), power, image."""
+    from .io import sha256_bytes
+
+    img, frac, gen, c, r = _draw(plan, index, entropy)
+    encoded, q_clip = _encode(plan, img, gen)
+    paths = _files_of(plan, c, r)
+    files = [{"file": paths[f], "format": f, "sha256": sha256_bytes(b), "dtype": dt, "shape": sh} for f, b, dt, sh in encoded]
+    design = plan.design(c)
+    if c.params["family"] in ("power_law", "white"):  # no peak; optional hard band limits
+        design = {"band_cpd": c.params["band_cpd"], "peak_cpd": None}
+    measured, power = _measure(plan, c, img)
+    entry = {
+        "index": index,
+        "file": files[0]["file"],
+        "sha256": files[0]["sha256"],
+        "shape": files[0]["shape"],
+        "dtype": files[0]["dtype"],
+        "files": files,
+        "condition": {"index": c.index, "label": c.label, **c.own},
+        "repeat": r,
+        "spawn_key": [index],
+        "ppd": plan.ppd,
+        "design_band_cpd": None if design is None else design["band_cpd"],
+        "design_peak_cpd": None if design is None else design["peak_cpd"],
+        "band_level": c.params["level"],
+        "rms_contrast": float(np.std(img, dtype=np.float64)),
+        "mean": float(np.mean(img, dtype=np.float64)),
+        "clipped_fraction": max(frac, q_clip),
+        **measured,
+    }
+    return entry, [(paths[f], f, b) for f, b, _, _ in encoded], power, img
+
+
+def _work(task: tuple[str, int, list[int], str, int]) -> list[tuple[dict[str, Any], np.ndarray, np.ndarray | None]]:
+    """Worker: generate, encode, write and measure a chunk of stimuli (spawn-safe)."""
+    exp_json, entropy, indices, outdir, n_examples = task
+    plan = _plan(json.loads(exp_json))
+    root = Path(outdir)
+    results = []
+    for i in indices:
+        entry, files, power, img = _entry(plan, i, entropy)
+        for rel, _, data in files:
+            target = root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as fh:
+                fh.write(data)
+        clip = plan.exp["stimulus"]
+        if clip["clipping"] == "error" and entry["clipped_fraction"] > clip["max_clipped_fraction"]:
+            raise ValueError(
+                f"stimulus {i} ({entry['file']}): {entry['clipped_fraction']:.4%} of pixels "
+                f"were clipped, more than stimulus.max_clipped_fraction = {clip['max_clipped_fraction']:g}; "
+                "lower rms_contrast"
+            )
+        results.append((entry, power, img if entry["repeat"] < n_examples else None))
+    return results
+
+
+# =========================================================================================
+# Running a set
+# =========================================================================================
+def _versions() -> dict[str, Any]:
+    import scipy
+
+    from ._version import __version__
+
+    return {
+        "stimgen_version": __version__,
+        "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+        "scipy_version": scipy.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _chunks(n: int, jobs: int) -> list[list[int]]:
+    size = max(1, min(32, math.ceil(n / max(1, jobs * 4))))
+    return [list(range(s, min(n, s + size))) for s in range(0, n, size)]
+
+
+def run_experiment(
+    experiment: str | os.PathLike | Mapping[str, Any],
+    out: str | os.PathLike | None = None,
+    *,
+    jobs: int | None = None,
+    seed: int | None = None,
+    force: bool = False,
+    progress: bool | None = None,
+    scheduler: str = "local",
+    address: str | None = None,
+) -> dict[str, Any]:
+    """Generate a complete stimulus set: files, ``manifest.json`` and figures.
+
+    Parameters
+    ----------
+    experiment : path or mapping
+        A YAML experiment file, or an experiment dict (validated with
+        :func:`validate_experiment`).
+    out : path, optional
+        Output directory (default: ``./<name>`` in the current directory). Its parent
+        is created if needed. Must not exist unless ``force``.
+    jobs : int, optional
+        Worker processes for the local scheduler (default: all cores; 1 runs in this
+        process). The files do not depend on it.
+    seed : int, optional
+        Seed entropy overriding the file's ``seed``. Without either, fresh entropy is drawn
+        and recorded in the manifest.
+    force : bool
+        Replace an existing ``out`` (only after the new set is complete).
+    progress : bool, optional
+        Draw a progress bar on stderr (default: only when stderr is a terminal).
+    scheduler : {"local", "dask"}
+        "dask" sends the chunks to a ``dask.distributed`` scheduler at ``address``
+        (workers must see ``out``'s parent directory, e.g. a shared filesystem).
+    address : str, optional
+        ``HOST:PORT`` of the Dask scheduler.
+
+    Returns
+    -------
+    dict
+        The manifest, as written to ``out/manifest.json`` (``manifest["path"]`` is not
+        stored in the file but added here: the set's directory).
+
+    Raises
+    ------
+    ExperimentError
+        If the experiment is invalid (nothing is written).
+    FileExistsError
+        If ``out`` exists and ``force`` is false.
+    RunFailed
+        If a worker died or a stimulus could not be written; no set is left behind.
+    """
+    from . import _validate as v
+    from ._progress import Progress
+    from .io import atomic_directory, sha256_bytes
+
+    v.choice("scheduler", scheduler, ("local", "dask"))
+    if scheduler == "dask" and not address:
+        raise ValueError("scheduler 'dask' needs address HOST:PORT of a dask.distributed scheduler")
+    yaml_bytes: bytes | None = None
+    source: str | None = None
+    if isinstance(experiment, Mapping):
+        exp = validate_experiment(experiment)
+    else:
+        exp = load_experiment(experiment)
+        yaml_bytes = Path(experiment).read_bytes()
+        source = Path(experiment).name
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        exp["seed"] = int(seed)  # not via float: 128-bit entropy must stay exact
+    entropy = int(exp["seed"]) if exp["seed"] is not None else int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+    exp["seed"] = entropy
+    if jobs is None:
+        jobs = os.cpu_count() or 1
+    jobs = v.positive_int("jobs", jobs)
+    plan = _plan(exp)
+    final = Path(out) if out is not None else Path.cwd() / exp["name"]
+    if final.exists() and not force:
+        raise FileExistsError(f"output directory {final} already exists (use --force to replace it)")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    exp_json = json.dumps(exp, sort_keys=True)
+    n_examples = exp["output"]["examples_per_condition"] if exp["output"]["figures"] else 0
+    chunks = _chunks(plan.n, jobs if scheduler == "local" else 16)
+    results: list[tuple[dict[str, Any], np.ndarray, np.ndarray | None]] = []
+    with atomic_directory(final, force=force) as tmp:
+        tasks = [(exp_json, entropy, ch, str(tmp), n_examples) for ch in chunks]
+        with Progress(plan.n, exp["name"], enabled=progress) as bar:
+            for chunk_results in _execute(tasks, jobs, scheduler, address):
+                results.extend(chunk_results)
+                bar.update(len(chunk_results))
+        results.sort(key=lambda t: t[0]["index"])
+        if yaml_bytes is not None:
+            (tmp / "experiment.yaml").write_bytes(yaml_bytes)
+        manifest = _manifest(plan, exp, entropy, results, yaml_bytes, source, sha256_bytes)
+        if exp["output"]["figures"]:
+            manifest["figures"] = _figures(plan, results, tmp, manifest)
+        from .io import atomic_write_bytes
+
+        atomic_write_bytes(tmp / "manifest.json", _dumps(manifest).encode())
+    manifest["path"] = str(final)
+    return manifest
+
+
+def _dumps(obj: Any) -> str:
+    from .cli import jsonable
+
+    return json.dumps(jsonable(obj), indent=1) + "\n"
+
+
+def _execute(tasks: list, jobs: int, scheduler: str, address: str | None):
+    """Yield the results of each task, by the chosen scheduler; failures -> RunFailed."""
+    if scheduler == "dask":
+        yield from _execute_dask(tasks, address)
+        return
+    if jobs == 1 or len(tasks) == 1:
+        for t in tasks:
+            try:
+                yield _work(t)
+            except (OSError, ValueError) as exc:
+                raise RunFailed(f"stimulus generation failed: {exc}") from exc
+        return
+    import multiprocessing as mp
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=mp.get_context("spawn"))
+    try:
+        futures = [pool.submit(_work, t) for t in tasks]
+        for fut in cf.as_completed(futures):
+            try:
+                yield fut.result()
+            except BrokenProcessPool as exc:
+                raise RunFailed(
+                    "a worker process died (killed, or out of memory) while generating stimuli"
+                ) from exc
+            except (OSError, ValueError) as exc:
+                raise RunFailed(f"stimulus generation failed: {exc}") from exc
+    finally:
+        # cancel what has not started and wait for running chunks, so nothing writes into
+        # the temporary directory after it is removed
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _execute_dask(tasks: list, address: str | None):
+    try:
+        from dask.distributed import Client, as_completed
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ValueError("scheduler 'dask' needs dask.distributed: pip install 'stimgen[dask]'") from exc
+    try:
+        client = Client(address, timeout="10s")
+    except OSError as exc:
+        raise RunFailed(f"cannot connect to the dask scheduler at {address}: {exc}") from exc
+    futures = []
+    try:
+        futures = client.map(_work, tasks, pure=False)
+        for fut in as_completed(futures):
+            try:
+                yield fut.result()
+            except (OSError, ValueError) as exc:
+                raise RunFailed(f"stimulus generation failed on a dask worker: {exc}") from exc
+    finally:
+        unfinished = [f for f in futures if not f.done()]
+        if unfinished:
+            client.cancel(unfinished)
+        client.close()
+
+
+def _condition_summary(plan: _Plan, c: _Condition, entries: list[dict], powers: list[np.ndarray]) -> dict[str, Any]:
+    from .spectrum import compare_to_design, default_tolerance, measure_band, measure_slope
+
+    filt = plan.filter(c)
+    radial = _radial_filter(filt)
+    spec = _condition_spectrum(plan, powers)
+    out: dict[str, Any] = {
+        **_cond_dict(c),
+        "filter": None if filt is None else filt.to_record(),
+        "design": plan.design(c),
+        "n_pass": sum(bool(e["pass"]) for e in entries),
+        "spectrum": {"freq_cpd": spec.freq_cpd, "power_mean": spec.power, "power_std": spec.power_std, "n_images": spec.n_images},
+    }
+    p = c.params
+    if p["family"] in ("power_law", "white"):
+        alpha = measure_slope(spec, ppd=plan.ppd, band_cpd=p["band_cpd"])
+        want = 0.0 if p["family"] == "white" else p["alpha"]
+        out["measured"] = {"alpha": alpha, "design_alpha": want}
+        out["pass"] = bool(abs(alpha - want) <= _alpha_tolerance(plan.exp["check"], len(powers), plan.shape))
+    else:
+        m = measure_band(spec, ppd=plan.ppd)
+        cmp = compare_to_design(m, radial, ppd=plan.ppd, level=p["level"], tolerance=default_tolerance(len(powers), plan.shape))
+        out["measured"] = cmp["measured"]
+        out["rel_error"] = cmp["rel_error"]
+        out["pass"] = cmp["pass"]
+    return out
+
+
+def _condition_spectrum(plan: _Plan, powers: list[np.ndarray]):
+    """Mean and spread over a condition's repeats of the per-stimulus radial spectra."""
+    from .spectrum import RadialSpectrum
+
+    ref = plan.bins()
+    per = np.asarray(powers)
+    return RadialSpectrum(
+        freq_cpp=ref.freq_cpp,
+        power=per.mean(axis=0),
+        power_std=per.std(axis=0, ddof=1) if len(per) > 1 else np.zeros(per.shape[1]),
+        counts=ref.counts,
+        n_images=len(per),
+        shape_px=ref.shape_px,
+        ppd=plan.ppd,
+    )
+
+
+def _manifest(plan, exp, entropy, results, yaml_bytes, source, sha256_bytes) -> dict[str, Any]:
+    entries = [r[0] for r in results]
+    by_cond: dict[int, tuple[list, list]] = {}
+    for entry, power, _ in results:
+        e, p = by_cond.setdefault(entry["condition"]["index"], ([], []))
+        e.append(entry)
+        p.append(power)
+    conditions = [_condition_summary(plan, c, *by_cond[c.index]) for c in plan.conditions]
+    geometry = plan.geometry.to_dict()
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        **_versions(),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "name": exp["name"],
+        "experiment_file": source,
+        "experiment_sha256": None if yaml_bytes is None else sha256_bytes(yaml_bytes),
+        "experiment": exp,
+        "seed_entropy": entropy,
+        "geometry": geometry,
+        "shape_px": list(plan.shape),
+        "size_deg": list(plan.size_deg),
+        "value_convention": VALUE_CONVENTION,
+        "n_stimuli": plan.n,
+        "n_pass": sum(bool(e["pass"]) for e in entries),
+        "conditions": conditions,
+        "figures": [],
+        "stimuli": entries,
+    }
+
+
+def _figures(plan: _Plan, results: list, tmp: Path, manifest: dict[str, Any]) -> list[str]:
+    from . import plotting
+
+    figdir = tmp / "figures"
+    figdir.mkdir()
+    written = []
+    by_cond: dict[int, list[np.ndarray]] = {}
+    examples: dict[int, list[np.ndarray]] = {}
+    for entry, power, img in results:
+        ci = entry["condition"]["index"]
+        by_cond.setdefault(ci, []).append(power)
+        if img is not None:
+            examples.setdefault(ci, []).append(img)
+    for c, summary in zip(plan.conditions, manifest["conditions"], strict=True):
+        spec = _condition_spectrum(plan, by_cond[c.index])
+        fam = c.params["family"]
+        slope = {"power_law": c.params["alpha"], "white": 0.0}.get(fam)
+        ax = plotting.plot_condition_spectrum(
+            spec, design=None if slope is not None else _radial_filter(plan.filter(c)),
+            level=c.params["level"], title=f"condition {c.index}: {c.label}", passed=summary["pass"],
+            alpha=slope,
+        )  # fmt: skip
+        rel = f"figures/spectrum_{c.folder}.png"
+        plotting.save(ax.figure, tmp / rel)
+        written.append(rel)
+    if examples:
+        rows = [(f"{c.index}: {c.label}", examples.get(c.index, [])) for c in plan.conditions]
+        fig = plotting.plot_contact_sheet(rows, size_deg=plan.size_deg)
+        plotting.save(fig, tmp / "figures/contact_sheet.png")
+        written.append("figures/contact_sheet.png")
+    return written
+
+
+# =========================================================================================
+# Verification and regeneration
+# =========================================================================================
+@dataclass
+class VerifyReport:
+    """Result of :func:`verify_set`: ``ok`` and a list of what does not hold."""
+
+    path: str
+    n_files: int = 0
+    n_stimuli: int = 0
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "ok": self.ok, "n_files": self.n_files, "n_stimuli": self.n_stimuli,
+                "failures": self.failures, "notes": self.notes}  # fmt: skip
+
+
+def read_manifest(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """``(set directory, manifest)`` from a set directory or its manifest.json."""
+    p = Path(path)
+    mpath = p / "manifest.json" if p.is_dir() else p
+    root = mpath.parent
+    if not mpath.is_file():
+        raise FileNotFoundError(f"no manifest.json in {p}")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{mpath} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or "stimuli" not in manifest or "experiment" not in manifest:
+        raise ValueError(f"{mpath} is not a stimgen manifest (no 'stimuli' or 'experiment')")
+    return root, manifest
+
+
+def _image_from_file(path: Path, fmt: str, gamma: float | None) -> np.ndarray:
+    from .io import read_image
+
+    a = read_image(path)
+    if fmt == "npy":
+        return a
+    top = 255.0 if fmt == "png8" else 65535.0
+    lum = a.astype(np.float64) / top
+    if gamma is not None:
+        lum = lum**gamma
+    return lum * 2.0 - 1.0
+
+
+def verify_set(
+    path: str | os.PathLike,
+    *,
+    spectra: bool = True,
+    require_pass: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Check a stimulus set against its manifest.
+
+    Re-hashes every listed file (a changed byte fails), checks the copy of the experiment
+    file, and re-measures each stimulus' spectrum: the measured peak and band (or 1/f
+    exponent) must agree with the manifest (exactly up to float rounding for ``.npy``;
+    within the quantization noise, 2 %, for PNG-only sets) and give the same pass flag.
+    When the manifest was written by another stimgen version, spectral differences are
+    reported as notes instead (the measurement itself may have changed).
+
+    Parameters
+    ----------
+    path : path
+        The set's directory (or its manifest.json).
+    spectra : bool
+        Also re-measure the spectra (default True).
+    require_pass : bool
+        Also fail when a stimulus' spectral ``pass`` flag in the manifest is false.
+    on_progress : callable, optional
+        Called with 1 after each stimulus.
+
+    Returns
+    -------
+    VerifyReport
+    """
+    root, manifest = read_manifest(path)
+    rep = VerifyReport(str(root), n_stimuli=len(manifest["stimuli"]))
+    from .io import sha256_file
+
+    if manifest.get("experiment_sha256"):
+        y = root / "experiment.yaml"
+        if not y.is_file():
+            rep.failures.append("experiment.yaml: missing")
+        elif sha256_file(y) != manifest["experiment_sha256"]:
+            rep.failures.append("experiment.yaml: sha256 differs from the manifest")
+    plan = None
+    if spectra:
+        try:
+            plan = _plan(validate_experiment(manifest["experiment"], source="manifest.json:experiment"))
+        except ValueError as exc:
+            rep.failures.append(f"manifest.json: the stored experiment is invalid: {exc}")
+    from ._version import __version__
+
+    made_by = manifest.get("stimgen_version")
+    same_version = made_by == __version__
+    if not same_version:
+        rep.notes.append(
+            f"the set was made by stimgen {made_by}, this is {__version__}: spectra that measure "
+            "differently are noted, not failed (the hashes still must match)"
+        )
+    listed = set()
+    for e in manifest["stimuli"]:
+        ok_files = True
+        for f in e.get("files", [e]):
+            rep.n_files += 1
+            listed.add(f["file"])
+            fp = root / f["file"]
+            if not fp.is_file():
+                rep.failures.append(f"{f['file']}: missing")
+                ok_files = False
+            elif sha256_file(fp) != f["sha256"]:
+                rep.failures.append(f"{f['file']}: sha256 differs from the manifest (the file was changed)")
+                ok_files = False
+        if require_pass and not e.get("pass"):
+            rep.failures.append(f"{e['file']}: its spectrum failed the design check when generated")
+        elif not e.get("pass"):
+            rep.notes.append(f"{e['file']}: spectral pass flag is false in the manifest")
+        if plan is not None and ok_files:
+            msg = _verify_spectrum(plan, root, e)
+            if msg and same_version:
+                rep.failures.append(f"{e['file']}: {msg}")
+            elif msg:
+                rep.notes.append(f"{e['file']}: {msg} (measured by stimgen {made_by}, now {__version__})")
+        if on_progress is not None:
+            on_progress(1)
+    stim_dir = root / "stimuli"
+    if stim_dir.is_dir():
+        extra = sorted(str(p.relative_to(root)) for p in stim_dir.rglob("*") if p.is_file() and str(p.relative_to(root)) not in listed)
+        if extra:
+            rep.notes.append(f"{len(extra)} file(s) under stimuli/ are not in the manifest, e.g. {extra[0]}")
+    return rep
+
+
+def _close(a: Any, b: Any, rtol: float) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, y, rtol) for x, y in zip(a, b, strict=True))
+    a, b = float(a), float(b)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return a == b
+    return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-12)
+
+
+def _verify_spectrum(plan: _Plan, root: Path, e: dict[str, Any]) -> str | None:
+    c, _ = plan.locate(int(e["index"]))
+    files = {f["format"]: f for f in e.get("files", [])}
+    fmt = "npy" if "npy" in files else ("png16" if "png16" in files else "png8")
+    f = files.get(fmt, e)
+    img = _image_from_file(root / f["file"], fmt, plan.exp["output"]["gamma"])
+    measured, _ = _measure(plan, c, img)
+    rtol = 1e-6 if fmt == "npy" else 0.02
+    for key in ("peak_cpd", "band_cpd", "alpha", "orientation_deg"):
+        if key in e and not _close(measured.get(key), e.get(key), rtol if key != "alpha" else max(rtol, 0.01)):
+            return f"re-measured {key} {_fmt_num(measured.get(key))} differs from the manifest's {_fmt_num(e.get(key))}"
+    if fmt == "npy" and bool(measured["pass"]) != bool(e.get("pass")):
+        return f"re-measured spectral pass {measured['pass']} differs from the manifest's {e.get('pass')}"
+    return None
+
+
+def _fmt_num(x: Any) -> str:
+    if isinstance(x, list):
+        return "[" + ", ".join(_fmt_num(y) for y in x) + "]"
+    return f"{x:.5g}" if isinstance(x, float) else str(x)
+
+
+def regenerate_stimulus(
+    path: str | os.PathLike,
+    index: int,
+    *,
+    out: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Rebuild stimulus ``index`` of a set from its manifest alone and compare the bytes.
+
+    Parameters
+    ----------
+    path : path
+        The set's directory (or its manifest.json). Only the manifest is read.
+    index : int
+        0-based stimulus index (``manifest["stimuli"][index]``).
+    out : path, optional
+        Directory to write the regenerated files into (created if needed).
+
+    Returns
+    -------
+    dict
+        ``index``, ``condition``, ``match`` (all files byte-identical) and ``files``:
+        for each format the manifest's and the regenerated sha256. Byte identity needs the
+        same numpy/scipy versions as the manifest's (a different version may change the
+        random stream or the FFT rounding).
+    """
+    from .io import sha256_bytes
+
+    _, manifest = read_manifest(path)
+    n = len(manifest["stimuli"])
+    if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= int(index) < n:
+        raise ValueError(f"index must be an integer in [0, {n - 1}], got {index!r}")
+    exp = validate_experiment(manifest["experiment"], source="manifest.json:experiment")
+    plan = _plan(exp)
+    entry, files, _, _ = _entry(plan, int(index), int(manifest["seed_entropy"]))
+    want = {f["format"]: f for f in manifest["stimuli"][int(index)].get("files", [])}
+    rows = []
+    for rel, fmt, data in files:
+        got = sha256_bytes(data)
+        exp_sha = want.get(fmt, {}).get("sha256")
+        rows.append({"file": rel, "format": fmt, "sha256_manifest": exp_sha, "sha256_regenerated": got, "match": got == exp_sha})
+        if out is not None:
+            target = Path(out) / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    return {
+        "index": int(index),
+        "condition": entry["condition"],
+        "files": rows,
+        "match": all(r["match"] for r in rows),
+        "versions": {k: manifest.get(k) for k in ("stimgen_version", "numpy_version", "scipy_version")},
+    }

@@ -1,0 +1,441 @@
+"""Experiment files, stimulus sets, manifests, verification and regeneration (end to end)."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stimgen import experiment as ex
+from stimgen.cli import main
+from stimgen.contrast import clip_contrast, set_rms_contrast
+from stimgen.io import read_image, sha256_file
+from stimgen.noise import filtered_noise, make_filter
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+TINY = """\
+name: tiny
+seed: 42
+display: {ppd: 16}
+stimulus: {size_px: 64, rms_contrast: 0.2}
+noise: {family: log_gaussian}
+conditions:
+  - {band_cpd: [1, 2]}
+  - {band_cpd: [2, 4]}
+repeats: 3
+output: {formats: [npy, png8], dither: noisy-bit, figures: false}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+@pytest.fixture
+def tiny_set(tmp_path_factory):
+    d = tmp_path_factory.mktemp("set")
+    y = write(d, TINY)
+    m = ex.run_experiment(y, d / "out", jobs=1, progress=False)
+    return d / "out", m, y
+
+
+# -- loading and validation ---------------------------------------------------------------
+def test_load_fills_every_default(tmp_path):
+    exp = ex.load_experiment(write(tmp_path, TINY))
+    assert exp["noise"]["level"] == "half_amplitude"
+    assert exp["noise"]["kind"] == "gaussian"
+    assert exp["stimulus"]["mean"] == 0.0
+    assert exp["stimulus"]["clipping"] == "clip"
+    assert exp["output"]["dtype"] == "float32"
+    assert exp["check"]["alpha_tolerance"] is None
+    assert exp["check"]["orientation_tolerance_deg"] == 5.0
+    assert set(exp) == set(ex.TOP_KEYS)
+    # the resolved experiment is itself a valid experiment (it is stored in manifests)
+    assert ex.validate_experiment(exp) == exp
+
+
+BAD_CASES = [
+    ("seed: 010", r":2: seed: 010 is read by YAML 1.1 as the octal number 8; write 10"),
+    ("seed: 1:30", r":2: seed: 1:30 is read by YAML 1.1 as the base-60 number 90"),
+    ("stimulus: {size_px: 64, rms_contrast: 1e-3}",
+     r":4: stimulus.rms_contrast: must be a number, got string '1e-3' .*write 1.0e-3"),
+    ("output: {dither: no}",
+     r"output.dither: must be one of none, noisy-bit, got boolean False .*unquoted no"),
+    ("noise: {family: log_gaussian, levle: half_power}",
+     r":5: noise.levle: unknown key 'levle'; did you mean 'level'\?"),
+    ("noise: {family: log_gausian}", r"noise.family: .*did you mean 'log_gaussian'\?"),
+    ("noise: {family: log_gaussian, rms_contrast: 0.1}",
+     r"noise.rms_contrast: unknown key 'rms_contrast' here; it belongs in stimulus"),
+    ("repeats: 0", r"repeats: must be in \[1, inf\), got 0"),
+    ("repeats: 2.5", r"repeats: must be an integer, got float 2.5"),
+    ("display: {ppd: 16, distance_cm: 57}", r"display: give either ppd or the screen"),
+    ("display: {distance_cm: 57}", r"display: needs ppd, .*missing screen_width_cm, screen_width_px"),
+    ("stimulus: {size_px: 64, size_deg: 4}", r"stimulus: give exactly one of size_deg"),
+    ("stimulus: {size_px: 64, mean: 1.0}", r"stimulus.mean: must be in \(-1, 1\), got 1.0"),
+    ("name: my masks", r"name: must be a name of letters, digits"),
+    ("output: {formats: [npy, png9]}", r"output.formats\[1\]: must be one of npy, png8, png16; got 'png9'; did you mean 'png8'\?"),
+    ("noise: {family: dog}",
+     r"conditions\[0\].band_cpd: a balanced DoG cannot make a band of 1 octaves.*use family 'log_gaussian'"),
+    ("noise: {family: white}", r"conditions\[0\].band_cpd: family 'white' takes no band"),
+    ("noise: {kind: gaussian}", r"noise: missing required key 'family'"),
+    ("display: {ppd: 5}", r"conditions\[1\].band_cpd: band_cpd high edge 4 cpd exceeds Nyquist \(2.5 cpd at 5 ppd\)"),
+    ("stimulus: {size_px: 8}",
+     r"conditions\[0\].band_cpd: band low edge 1 cpd is below one cycle per image \(2 cpd for an image of 8 px\)"),
+    ("factorial: {band_cpd: [[1, 2]]}", r"conditions\[0\].band_cpd: band_cpd is also varied in factorial"),
+    ("conditions: []", r"conditions: must be a non-empty list"),
+    ("frobnicate: 1", r":\d+: frobnicate: unknown key 'frobnicate'"),
+]
+
+
+@pytest.mark.parametrize(("line", "match"), BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_every_validation_message(tmp_path, line, match):
+    lines = TINY.splitlines()
+    key = line.split(":")[0]
+    replaced = [line if ln.startswith(key + ":") else ln for ln in lines]
+    if replaced == lines:
+        replaced.append(line)
+    if key == "conditions":  # replace the whole block
+        i = lines.index("conditions:")
+        replaced = [*lines[:i], line, *lines[i + 3 :]]
+    path = write(tmp_path, "\n".join(replaced) + "\n")
+    with pytest.raises(ex.ExperimentError, match=match) as info:
+        ex.load_experiment(path)
+    assert all(s.startswith(f"{path}:") for s in info.value.lines)
+
+
+def test_all_problems_reported_at_once_with_lines(tmp_path, capsys):
+    bad = """\
+    name: masks-1-8cpd
+    seed: 010
+    display: {distance_cm: 57, screen_width_cm: 53.3, screen_width_px: 1920}
+    stimulus: {size_deg: [8, 8], rms_contrast: 1e-3}
+    noise: {family: dog, levle: half_amplitude}
+    conditions:
+      - {band_cpd: [1, 2]}
+      - {band_cpd: [1, 4]}
+      - {band_cpd: [2, 40]}
+    repeats: 20
+    repeats: 3
+    output: {formats: [npy, png8], dither: no}
+    """
+    path = write(tmp_path, bad)
+    out = tmp_path / "never"
+    code, stdout, err = run_cli(capsys, "run", path, "--out", out)
+    assert code == 2 and stdout == ""
+    lines = err.strip().splitlines()
+    where = [ln.split(": ")[0] for ln in lines[:-1]]
+    assert where == [f"{path}:{n}" for n in (2, 4, 5, 7, 9, 11, 12)]
+    assert "DoG cannot make a band of 1 octaves" in lines[3]
+    assert "exceeds Nyquist (17.92 cpd at 35.84 ppd)" in lines[4]
+    assert lines[-1].endswith("7 problems in " + str(path) + "; nothing was written")
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_malformed_and_missing_files(tmp_path, capsys):
+    path = write(tmp_path, "name: x\n  foo: [1, 2\n")
+    code, _, err = run_cli(capsys, "run", path)
+    assert code == 2 and f"{path}:2: (file): malformed YAML" in err
+    code, _, err = run_cli(capsys, "run", tmp_path / "nope.yaml")
+    assert code == 2 and err.count("\n") == 1 and "no such experiment file" in err
+
+
+def test_conditions_list_times_factorial(tmp_path):
+    text = TINY.replace("repeats: 3", "repeats: 2\nfactorial:\n  rms_contrast: [0.1, 0.2, 0.3]")
+    text = text.replace("  - {band_cpd: [2, 4]}", "  - {peak_cpd: 3, octaves: 1, repeats: 1, label: mid}")
+    conds = ex.expand_conditions(ex.load_experiment(write(tmp_path, text)))
+    assert [c["params"]["rms_contrast"] for c in conds] == [0.1, 0.2, 0.3] * 2
+    assert [c["repeats"] for c in conds] == [2, 2, 2, 1, 1, 1]
+    assert [c["first"] for c in conds] == [0, 2, 4, 6, 7, 8]
+    # a condition's band replaces the base band as a whole
+    assert conds[3]["params"]["band_cpd"] is None and conds[3]["params"]["peak_cpd"] == 3
+    assert conds[3]["label"] == "mid, peak_cpd=3, octaves=1, rms_contrast=0.1"
+
+
+# -- running --------------------------------------------------------------------------------
+MANIFEST_KEYS = {
+    "stimgen_version", "python_version", "numpy_version", "scipy_version", "platform",
+    "created_utc", "experiment", "experiment_sha256", "seed_entropy", "geometry",
+    "value_convention", "stimuli", "conditions", "figures",
+}  # fmt: skip
+ENTRY_KEYS = {
+    "file", "sha256", "shape", "dtype", "condition", "spawn_key", "ppd", "design_band_cpd",
+    "design_peak_cpd", "band_level", "rms_contrast", "clipped_fraction", "peak_cpd", "band_cpd",
+    "pass",
+}  # fmt: skip
+
+
+def test_manifest_fields_hashes_and_spectra(tiny_set):
+    root, m, y = tiny_set
+    on_disk = json.loads((root / "manifest.json").read_text())
+    assert MANIFEST_KEYS <= set(on_disk)
+    assert on_disk["experiment_sha256"] == sha256_file(y)
+    assert on_disk["seed_entropy"] == 42 and on_disk["experiment"]["seed"] == 42
+    assert on_disk["geometry"]["ppd"] == 16
+    assert len(on_disk["stimuli"]) == 6
+    for i, e in enumerate(on_disk["stimuli"]):
+        assert ENTRY_KEYS <= set(e)
+        assert e["spawn_key"] == [i]
+        assert not Path(e["file"]).is_absolute()
+        for f in e["files"]:
+            assert sha256_file(root / f["file"]) == f["sha256"]
+        want = [1.0, 2.0] if e["condition"]["index"] == 0 else [2.0, 4.0]
+        np.testing.assert_allclose(e["design_band_cpd"], want, rtol=1e-9)
+        np.testing.assert_allclose(e["design_peak_cpd"], np.sqrt(want[0] * want[1]), rtol=1e-9)
+        img = np.load(root / e["file"])
+        assert img.shape == (64, 64) and img.dtype == np.float32
+        assert abs(img.std(dtype=np.float64) - 0.2) < 1e-6 and abs(e["rms_contrast"] - 0.2) < 1e-6
+        assert e["pass"] is True
+        np.testing.assert_allclose(e["band_cpd"], want, rtol=0.2)
+        # 8-bit PNG: level = floor((x + 1) / 2 * 255 + U[0, 1)) with noisy-bit dither
+        png = read_image(root / e["files"][1]["file"])
+        assert png.dtype == np.uint8
+        lum = (img.astype(np.float64) + 1) / 2 * 255
+        assert np.all((png >= np.floor(lum)) & (png <= np.floor(lum) + 1))
+    for c in on_disk["conditions"]:
+        assert c["pass"] is True and c["n_pass"] == 3
+        np.testing.assert_allclose(c["measured"]["band_cpd"], c["design"]["band_cpd"], rtol=0.15)
+
+
+def test_stimulus_i_is_its_own_seed_sequence(tiny_set):
+    root, m, _ = tiny_set
+    ppd = 16.0
+    for i in (0, 4):
+        e = m["stimuli"][i]
+        band = [1, 2] if i < 3 else [2, 4]
+        gen = np.random.default_rng(np.random.SeedSequence(42, spawn_key=(i,)))
+        ref = filtered_noise((64, 64), make_filter("log_gaussian", ppd=ppd, band_cpd=band), rng=gen)
+        ref = clip_contrast(set_rms_contrast(ref, 0.2), warn_above=None)[0]
+        np.testing.assert_array_equal(np.load(root / e["file"]), ref)
+        img, info = ex.generate_stimulus(m["experiment"], i, 42)
+        np.testing.assert_array_equal(img, ref)
+        assert info["spawn_key"] == [i]
+
+
+def test_jobs_do_not_change_files(tmp_path, capsys):
+    y = write(tmp_path, TINY)
+    assert run_cli(capsys, "run", y, "--out", tmp_path / "a", "--jobs", "1")[0] == 0
+    assert run_cli(capsys, "run", y, "--out", tmp_path / "b", "--jobs", "2", "--no-progress")[0] == 0
+    a = json.loads((tmp_path / "a/manifest.json").read_text())["stimuli"]
+    b = json.loads((tmp_path / "b/manifest.json").read_text())["stimuli"]
+    assert [e["files"] for e in a] == [e["files"] for e in b]
+    for e in b:
+        for f in e["files"]:
+            assert (tmp_path / "a" / f["file"]).read_bytes() == (tmp_path / "b" / f["file"]).read_bytes()
+
+
+def test_seed_override_and_fresh_entropy(tmp_path):
+    y = write(tmp_path, TINY.replace("seed: 42\n", ""))
+    m1 = ex.run_experiment(y, tmp_path / "a", jobs=1, progress=False)
+    m2 = ex.run_experiment(y, tmp_path / "b", jobs=1, progress=False)
+    assert m1["seed_entropy"] != m2["seed_entropy"] and m1["seed_entropy"] > 2**64
+    assert m1["stimuli"][0]["sha256"] != m2["stimuli"][0]["sha256"]
+    m3 = ex.run_experiment(y, tmp_path / "c", jobs=1, seed=m1["seed_entropy"], progress=False)
+    assert [e["sha256"] for e in m3["stimuli"]] == [e["sha256"] for e in m1["stimuli"]]
+
+
+def test_run_json_summary(tmp_path, capsys):
+    y = write(tmp_path, TINY)
+    code, out, err = run_cli(capsys, "run", y, "--out", tmp_path / "s", "--jobs", "1", "--json")
+    assert code == 0 and err == ""
+    d = json.loads(out)
+    assert d["n_stimuli"] == 6 and d["n_pass"] == 6 and d["seed_entropy"] == 42
+    assert [c["label"] for c in d["conditions"]] == ["band_cpd=1-2", "band_cpd=2-4"]
+
+
+def test_figures_and_other_families(tmp_path, capsys):
+    text = """\
+    name: mixed
+    seed: 5
+    display: {ppd: 16}
+    stimulus: {size_px: [64, 96], rms_contrast: 0.15}
+    noise: {family: power_law}
+    conditions:
+      - {alpha: 1.0, label: pink}
+      - {family: dog, sigma_center_deg: 0.05, sigma_surround_deg: 0.1}
+      - {family: butterworth, band_cpd: [2, 4], orientation_deg: 45}
+    repeats: 2
+    output: {formats: [png8, png16], examples_per_condition: 1}
+    """
+    y = write(tmp_path, text)
+    code, out, _ = run_cli(capsys, "run", y, "--out", tmp_path / "s", "--jobs", "1")
+    assert code == 0, out
+    m = json.loads((tmp_path / "s/manifest.json").read_text())
+    assert m["figures"] == [
+        "figures/spectrum_c00_pink.png",
+        "figures/spectrum_c01_family_dog_sigma_center_deg_0.05_sigma_surround_deg_0.1.png",
+        "figures/spectrum_c02_family_butterworth_band_cpd_2-4_orientation_deg_45.png",
+        "figures/contact_sheet.png",
+    ]
+    for f in m["figures"]:
+        assert (tmp_path / "s" / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    e0, e2 = m["stimuli"][0], m["stimuli"][2]
+    assert e0["files"][1]["file"].endswith("0000_16bit.png") and e0["files"][1]["dtype"] == "uint16"
+    assert e0["design_band_cpd"] is None
+    assert e0["pass"] == (abs(e0["alpha"] - 1.0) <= 0.4)  # one 64 x 96 image: SD about 0.1
+    # the DoG from sigmas: peak sqrt(ln r / (s2^2 - s1^2)) / pi with r = 2 (sigmas in deg)
+    peak = np.sqrt(np.log(2) / (0.1**2 - 0.05**2)) / np.pi
+    np.testing.assert_allclose(e2["design_peak_cpd"], peak, rtol=1e-6)
+    # the oriented Butterworth: measured dominant stripe orientation (0 = vertical, ccw)
+    for e in m["stimuli"][4:]:
+        assert abs(e["orientation_error_deg"]) < 3 and abs(e["orientation_deg"] - 45) < 3
+    assert ex.verify_set(tmp_path / "s").ok
+
+
+# -- atomicity and faults ---------------------------------------------------------------------
+def test_existing_directory_refused_and_untouched(tmp_path, capsys):
+    y = write(tmp_path, TINY)
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    code, _, err = run_cli(capsys, "run", y, "--out", out, "--jobs", "1")
+    assert code == 2 and "already exists (use --force" in err and err.count("\n") == 1
+    assert [p.name for p in out.iterdir()] == ["precious.txt"]
+    assert run_cli(capsys, "run", y, "--out", out, "--jobs", "1", "--force")[0] == 0
+    assert (out / "manifest.json").is_file() and not (out / "precious.txt").exists()
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "message"),
+    [
+        (OSError(28, "No space left on device"), 1, "No space left on device; nothing was written"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
+)
+def test_failure_mid_run_leaves_nothing(tmp_path, capsys, monkeypatch, exc, code, message):
+    real = ex._measure
+    calls = []
+
+    def failing(plan, c, img):
+        calls.append(1)
+        if len(calls) == 4:
+            raise exc
+        return real(plan, c, img)
+
+    monkeypatch.setattr(ex, "_measure", failing)
+    y = write(tmp_path, TINY)
+    got, _, err = run_cli(capsys, "run", y, "--out", tmp_path / "s", "--jobs", "1")
+    assert got == code and message in err
+    assert not (tmp_path / "s").exists() and leftovers(tmp_path) == []
+
+
+def _die_on_second_chunk(task):
+    if 3 in task[2]:
+        os._exit(9)
+    return ex._work(task)
+
+
+def test_killed_worker_leaves_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(ex, "_work", _die_on_second_chunk)
+    y = write(tmp_path, TINY)
+    code, _, err = run_cli(capsys, "run", y, "--out", tmp_path / "s", "--jobs", "2", "--no-progress")
+    assert code == 1 and "a worker process died" in err and err.count("\n") == 1
+    assert not (tmp_path / "s").exists() and leftovers(tmp_path) == []
+
+
+def test_clipping_error_policy(tmp_path, capsys):
+    text = TINY.replace("rms_contrast: 0.2}", "rms_contrast: 0.6, clipping: error}")
+    code, _, err = run_cli(capsys, "run", write(tmp_path, text), "--out", tmp_path / "s", "--jobs", "1")
+    assert code == 1 and "were clipped, more than stimulus.max_clipped_fraction" in err
+    assert not (tmp_path / "s").exists()
+
+
+# -- verify and regenerate --------------------------------------------------------------------
+def test_verify_ok_then_catches_a_changed_byte(tmp_path, capsys, tiny_set):
+    root, m, _ = tiny_set
+    code, out, _ = run_cli(capsys, "verify", root)
+    assert code == 0 and "hashes and spectra checked: OK" in out
+    target = root / m["stimuli"][4]["files"][1]["file"]
+    data = bytearray(target.read_bytes())
+    data[-20] ^= 1
+    target.write_bytes(bytes(data))
+    try:
+        code, out, _ = run_cli(capsys, "verify", root, "--json")
+        rep = json.loads(out)
+        assert code == 1 and not rep["ok"]
+        assert rep["failures"] == [f"{m['stimuli'][4]['files'][1]['file']}: sha256 differs from the manifest (the file was changed)"]
+    finally:
+        data[-20] ^= 1
+        target.write_bytes(bytes(data))
+
+
+def test_verify_remeasures_spectra(tmp_path, capsys, tiny_set):
+    root, m, _ = tiny_set
+    d = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(root, d)
+    man = json.loads((d / "manifest.json").read_text())
+    man["stimuli"][2]["peak_cpd"] *= 1.1
+    (d / "manifest.json").write_text(json.dumps(man))
+    code, out, _ = run_cli(capsys, "verify", d)
+    assert code == 1 and "re-measured peak_cpd" in out and "0002.npy" in out
+    code, _, _ = run_cli(capsys, "verify", d, "--no-spectra")
+    assert code == 0
+    code, _, err = run_cli(capsys, "verify", tmp_path / "nowhere")
+    assert code == 2 and "no manifest.json" in err
+
+
+def test_verify_other_version_notes_instead_of_failing(tmp_path, capsys, tiny_set):
+    import shutil
+
+    root, _, _ = tiny_set
+    d = tmp_path / "copy"
+    shutil.copytree(root, d)
+    man = json.loads((d / "manifest.json").read_text())
+    man["stimgen_version"] = "0.0.1"
+    man["stimuli"][2]["peak_cpd"] *= 1.1
+    (d / "manifest.json").write_text(json.dumps(man))
+    code, out, _ = run_cli(capsys, "verify", d)
+    assert code == 0 and "note the set was made by stimgen 0.0.1" in out
+    assert "re-measured peak_cpd" in out and "(measured by stimgen 0.0.1, now" in out
+
+
+def test_regenerate_matches(tmp_path, capsys, tiny_set):
+    root, m, _ = tiny_set
+    code, out, _ = run_cli(capsys, "regenerate", root, "--index", "4", "--out", tmp_path / "r")
+    assert code == 0 and out.count("identical") == 2
+    f = m["stimuli"][4]["file"]
+    assert (tmp_path / "r" / f).read_bytes() == (root / f).read_bytes()
+    code, _, err = run_cli(capsys, "regenerate", root, "--index", "6")
+    assert code == 2 and "index must be an integer in [0, 5], got 6" in err
+
+
+# -- shipped experiments and dask ---------------------------------------------------------------
+@pytest.mark.parametrize("name", ["masks_octave_bands", "dog_vs_log_gaussian", "oriented_noise", "pink_noise"])
+def test_shipped_experiments_validate(name):
+    exp = ex.load_experiment(EXPERIMENTS / f"{name}.yaml")
+    conds = ex.expand_conditions(exp)
+    assert conds and sum(c["repeats"] for c in conds) <= 100
+    if name == "masks_octave_bands":
+        assert [c["params"]["band_cpd"] for c in conds] == [[1, 2], [2, 4], [4, 8]]
+        assert exp["noise"]["family"] == "log_gaussian"
+
+
+def test_dask_scheduler_byte_identical(tmp_path, tiny_set):
+    distributed = pytest.importorskip("dask.distributed")
+    root, m, y = tiny_set
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:  # fmt: skip
+        md = ex.run_experiment(y, tmp_path / "d", scheduler="dask", address=cluster.scheduler_address,
+                               progress=False)  # fmt: skip
+    assert [e["files"] for e in md["stimuli"]] == [e["files"] for e in m["stimuli"]]
+    for e in md["stimuli"]:
+        assert (tmp_path / "d" / e["file"]).read_bytes() == (root / e["file"]).read_bytes()
