@@ -26,16 +26,25 @@ def positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
 
 
 def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    """Return ``value`` as an int >= ``minimum`` or raise (floats must be whole)."""
+    """Return ``value`` as an int >= ``minimum`` or raise (floats must be whole).
+
+    Integers of any size (e.g. 128-bit seeds) are taken exactly, without a float detour.
+    """
     if isinstance(value, bool):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
-    if not math.isfinite(x) or x != int(x) or int(x) < minimum:
+    if isinstance(value, (int, np.integer)):
+        x = int(value)
+    else:
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
+        if not math.isfinite(f) or f != int(f):
+            raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        x = int(f)
+    if x < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(x)
+    return x
 
 
 def in_range(

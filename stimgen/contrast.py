@@ -216,20 +216,25 @@ def quantize(
         raise ValueError(f"bits must be between 1 and 16, got {bits!r}")
     v.choice("dither", dither, DITHER_MODES)
     a = _images("images", images)
-    top = float(2**b - 1)
-    lum = (a.astype(np.float64) + 1.0) * 0.5
-    outside = np.count_nonzero((lum < 0.0) | (lum > 1.0))
-    np.clip(lum, 0.0, 1.0, out=lum)
+    # float32 resolves 1/65536 of a level at 8 bits; 16-bit output works in float64
+    work = np.dtype(np.float32 if b <= 8 else np.float64)
+    t = work.type
+    top = t(2**b - 1)
+    lum = a.astype(work)
+    lum += t(1.0)
+    lum *= t(0.5)
+    outside = np.count_nonzero((lum < 0) | (lum > 1))
+    np.clip(lum, t(0.0), t(1.0), out=lum)
     if gamma is not None:
         g = v.positive("gamma", gamma)
-        np.power(lum, 1.0 / g, out=lum)
+        np.power(lum, t(1.0 / g), out=lum)
     lum *= top
     if dither == "noisy-bit":
-        lum += v.rng(rng).random(lum.shape)
-        np.floor(lum, out=lum)
+        lum += v.rng(rng).random(lum.shape, dtype=work)
     else:
-        np.floor(lum + 0.5, out=lum)
-    np.clip(lum, 0.0, top, out=lum)
+        lum += t(0.5)
+    np.floor(lum, out=lum)
+    np.clip(lum, t(0.0), top, out=lum)
     dtype = np.uint8 if b <= 8 else np.uint16
     return lum.astype(dtype), outside / a.size
 

@@ -787,17 +787,10 @@ def generate_stimulus(experiment: Mapping[str, Any], index: int, entropy: int) -
     }
 
 
-def _png_bytes(levels: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = _io.BytesIO()
-    Image.fromarray(levels).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def _encode(plan: _Plan, img: np.ndarray, gen: np.random.Generator) -> tuple[list[tuple[str, bytes, str, list[int]]], float]:
     """Encode an image in every output format: [(format, bytes, dtype, shape)], clip frac."""
     from .contrast import quantize
+    from .io import png_bytes
 
     out = plan.exp["output"]
     files = []
@@ -811,7 +804,7 @@ def _encode(plan: _Plan, img: np.ndarray, gen: np.random.Generator) -> tuple[lis
             bits = 8 if fmt == "png8" else 16
             levels, frac = quantize(img, bits, dither=out["dither"], gamma=out["gamma"], rng=gen)
             q_clip = max(q_clip, frac)
-            files.append((fmt, _png_bytes(levels), str(levels.dtype), list(levels.shape)))
+            files.append((fmt, png_bytes(levels), str(levels.dtype), list(levels.shape)))
     return files, q_clip
 
 

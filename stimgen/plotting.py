@@ -31,6 +31,15 @@ def _axes(ax: Any = None, figsize: tuple[float, float] = (6.0, 4.0)):
     return fig, ax
 
 
+def _cpd_ticks(ax: Any) -> None:
+    """Plain-number labels (0.5, 1, 2, 5, 10) on a log frequency axis, no crowded minors."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def save(fig: Any, path: Any, *, dpi: int = 120) -> None:
     """Save a figure to ``path`` and close it."""
     fig.savefig(path, dpi=dpi)
@@ -258,6 +267,7 @@ def plot_spectrum(
         for edge in measured.band_cpd(level):
             if 0 < edge < np.inf:
                 ax.axvline(edge, color="C3", lw=1.0, ls=":")
+    _cpd_ticks(ax)
     ax.set_xlabel("spatial frequency (cycles/degree)")
     ax.set_ylabel("power (contrast² per DFT bin)")
     ax.set_ylim(np.max(mean) * 1e-4, np.max(mean) * 3)

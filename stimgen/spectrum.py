@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 from . import _validate as v
 from .filters import LEVELS, Filter, Ideal, Orientation, Product, frequency_grid_cpp
@@ -493,7 +494,13 @@ def measure_slope(
     sel = (x >= lo) & (x <= hi) & (y > 0)
     if np.count_nonzero(sel) < 3:
         raise ValueError("fewer than 3 spectrum bins in the fit range; widen band_cpd")
-    slope = np.polyfit(np.log(x[sel]), np.log(y[sel]), 1, w=np.sqrt(spec.counts[sel]))[0]
+    # The log of a mean of k independent exponential periodogram samples is biased by
+    # psi(k) - ln(k) (about -1/(2k)); low-frequency bins hold few samples, so uncorrected
+    # the fit reads alpha low on small images. Mirror samples are not independent: k is
+    # half the counted samples, times the number of images.
+    k = np.maximum(spec.counts[sel] / 2.0 * spec.n_images, 1.0)
+    log_y = np.log(y[sel]) - special.digamma(k) + np.log(k)
+    slope = np.polyfit(np.log(x[sel]), log_y, 1, w=np.sqrt(spec.counts[sel]))[0]
     return float(-slope)
 
 
