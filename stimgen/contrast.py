@@ -217,7 +217,7 @@ def quantize(
     v.choice("dither", dither, DITHER_MODES)
     a = _images("images", images)
     # float32 resolves 1/65536 of a level at 8 bits; 16-bit output works in float64
-    work = np.dtype(np.float32 if b <= 8 else np.float64)
+    work: Any = np.dtype(np.float32 if b <= 8 else np.float64)
     t = work.type
     top = t(2**b - 1)
     lum = a.astype(work)

@@ -512,7 +512,7 @@ def sigma_px_from_cutoff(cutoff_cpd: float, *, ppd: float | ViewingGeometry) -> 
 # =========================================================================================
 # Difference of Gaussians
 # =========================================================================================
-def _dog_h(x: np.ndarray, r: float, w: float = 1.0) -> np.ndarray:
+def _dog_h(x: Any, r: float, w: float = 1.0) -> np.ndarray:
     """Scale-free DoG ``h(x; r, w) = exp(-2pi^2 x^2) - w exp(-2pi^2 r^2 x^2)``, ``x = f s1``.
 
     For ``w = 1`` evaluated as ``-exp(-a u) expm1(-(b - a) u)`` so that r near 1 keeps its
@@ -721,7 +721,7 @@ class DoG(Filter):
         return cls(s1, r * s1)
 
     @classmethod
-    def from_peak(
+    def from_peak(  # type: ignore[override]  # narrower keywords than Filter.from_peak
         cls,
         peak_cpd: float,
         octaves: float,
@@ -876,7 +876,7 @@ class Butterworth(Filter):
         return cls(centre / math.sqrt(q), centre * math.sqrt(q), n)
 
     @classmethod
-    def from_peak(
+    def from_peak(  # type: ignore[override]  # narrower keywords than Filter.from_peak
         cls,
         peak_cpd: float,
         octaves: float,
@@ -1245,7 +1245,8 @@ def design_filter(
     fam = v.choice("family", family, _DESIGNABLE)
     _level_fraction(level)
     cls = FAMILIES[fam]
-    extra = {"butterworth": {"order": order}, "power_law": {"alpha": alpha}}.get(fam, {})
+    per_family: dict[str, dict[str, Any]] = {"butterworth": {"order": order}, "power_law": {"alpha": alpha}}
+    extra = per_family.get(fam, {})
     if band_cpd is not None:
         if peak_cpd is not None or octaves is not None:
             raise ValueError("give either band_cpd or peak_cpd with octaves, not both")

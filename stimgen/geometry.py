@@ -51,6 +51,11 @@ class ViewingGeometry:
     """
 
     __slots__ = ("distance_cm", "screen_width_cm", "screen_width_px", "screen_height_px", "_ppd")
+    distance_cm: float | None
+    screen_width_cm: float | None
+    screen_width_px: int | None
+    screen_height_px: int | None
+    _ppd: float
 
     def __init__(
         self,
@@ -95,32 +100,35 @@ class ViewingGeometry:
         """Highest representable frequency, ``ppd / 2``, in cycles/degree."""
         return self._ppd / 2.0
 
-    def _need_screen(self, what: str) -> None:
-        if self.distance_cm is None:
+    def _screen(self, what: str) -> tuple[float, float, int]:
+        """(distance_cm, screen_width_cm, screen_width_px), or raise if built from ppd."""
+        if self.distance_cm is None or self.screen_width_cm is None or self.screen_width_px is None:
             raise ValueError(
                 f"{what} needs distance_cm, screen_width_cm and screen_width_px; "
                 "this geometry was built from ppd alone"
             )
+        return self.distance_cm, self.screen_width_cm, self.screen_width_px
 
     @property
     def screen_width_deg(self) -> float:
         """Full screen width in degrees of visual angle, ``2 atan(W / 2d)``."""
-        self._need_screen("screen_width_deg")
-        return math.degrees(2 * math.atan(self.screen_width_cm / (2 * self.distance_cm)))
+        d, w_cm, _ = self._screen("screen_width_deg")
+        return math.degrees(2 * math.atan(w_cm / (2 * d)))
 
     @property
     def screen_height_deg(self) -> float | None:
         """Full screen height in degrees (square pixels), or None without a height."""
-        self._need_screen("screen_height_deg")
+        d, w_cm, n_px = self._screen("screen_height_deg")
         if self.screen_height_px is None:
             return None
-        height_cm = self.screen_height_px * self.screen_width_cm / self.screen_width_px
-        return math.degrees(2 * math.atan(height_cm / (2 * self.distance_cm)))
+        height_cm = self.screen_height_px * w_cm / n_px
+        return math.degrees(2 * math.atan(height_cm / (2 * d)))
 
     @property
     def mean_ppd(self) -> float:
         """Screen-average pixels per degree, ``N_px / screen_width_deg`` (not the central ppd)."""
-        return self.screen_width_px / self.screen_width_deg
+        _, _, n_px = self._screen("mean_ppd")
+        return n_px / self.screen_width_deg
 
     # -- conversions ------------------------------------------------------------------
     def deg_to_px(self, size_deg: Any) -> Any:

@@ -72,8 +72,9 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(p) as im:
-            im.load()
+        with Image.open(p) as opened:
+            opened.load()
+            im: Image.Image = opened
             mode = im.mode
             if mode == "P" or mode == "PA":
                 im = im.convert("RGBA" if ("transparency" in im.info or mode == "PA") else "RGB")

@@ -485,9 +485,9 @@ def measure_slope(
     spec = images if isinstance(images, RadialSpectrum) else radial_spectrum(images, ppd=ppd, workers=workers)
     x, y = spec.freq_cpp, spec.power
     if band_cpd is not None:
-        if ppd is None and spec.ppd is None:
-            raise ValueError("band_cpd needs ppd")
         pp = as_ppd(ppd) if ppd is not None else spec.ppd
+        if pp is None:
+            raise ValueError("band_cpd needs ppd")
         lo, hi = (f / pp for f in v.pair("band_cpd", band_cpd))
     else:
         lo, hi = 2.0 / min(spec.shape_px), 0.25
