@@ -427,14 +427,20 @@ def _run(p: argparse.ArgumentParser) -> Handler:
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
-        from .experiment import ExperimentError, RunFailed, run_experiment
+        import warnings
+
+        from .experiment import ExperimentError, RunFailed, _speed_text, run_experiment
 
         try:
-            m = run_experiment(
-                args.experiment, args.out, jobs=args.jobs, seed=args.seed, force=args.force,
-                progress=False if args.no_progress else None, scheduler=args.scheduler,
-                address=args.address,
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UserWarning)
+                m = run_experiment(
+                    args.experiment, args.out, jobs=args.jobs, seed=args.seed, force=args.force,
+                    progress=False if args.no_progress else None, scheduler=args.scheduler,
+                    address=args.address,
+                )
+            for w in caught:
+                print(f"stimgen run: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
         except ExperimentError as exc:
             for line in exc.lines:
                 print(line, file=sys.stderr)
@@ -454,17 +460,24 @@ def _run(p: argparse.ArgumentParser) -> Handler:
             "shape_px": m["shape_px"],
             "conditions": [
                 {"index": c["index"], "label": c["label"], "repeats": c["repeats"], "pass": c["pass"],
-                 "n_pass": c["n_pass"], "measured": c["measured"]}
+                 "n_pass": c["n_pass"], "measured": c["measured"],
+                 **({"speed": c["speed"]} if "speed" in c else {})}
                 for c in m["conditions"]
             ],
             "figures": m["figures"],
+            **({"motion": m["motion"]} if "motion" in m else {}),
         }
         if args.json:
             print_json(summary)
             return 0
         h, w = m["shape_px"]
-        print(f"wrote {m['n_stimuli']} stimuli ({h} x {w} px at {m['geometry']['ppd']:.4g} ppd) "
-              f"to {m['path']}")
+        motion = m.get("motion")
+        if motion:
+            print(f"wrote {m['n_stimuli']} movies ({motion['n_frames']} frames of {h} x {w} px at "
+                  f"{m['geometry']['ppd']:.4g} ppd, {motion['frame_rate_hz']:g} Hz) to {m['path']}")
+        else:
+            print(f"wrote {m['n_stimuli']} stimuli ({h} x {w} px at {m['geometry']['ppd']:.4g} ppd) "
+                  f"to {m['path']}")
         print(f"seed entropy: {m['seed_entropy']}")
         for c in m["conditions"]:
             meas = c["measured"]
@@ -473,9 +486,12 @@ def _run(p: argparse.ArgumentParser) -> Handler:
             else:
                 lo, hi = meas["band_cpd"]
                 got = f"band {lo:.3g}-{hi:.3g} cpd, peak {meas['peak_cpd']:.3g} cpd"
+            if "speed" in c:
+                got += "; " + _speed_text(c["speed"])
             verdict = "pass" if c["pass"] else "FAIL"
             print(f"  {c['index']:>3} {c['label']}: {got}  [{verdict}; {c['n_pass']}/{c['repeats']} stimuli pass]")
-        print(f"spectra pass: {m['n_pass']}/{m['n_stimuli']} stimuli; manifest: manifest.json")
+        what = "spectra (first frames) and speeds" if motion else "spectra"
+        print(f"{what} pass: {m['n_pass']}/{m['n_stimuli']} stimuli; manifest: manifest.json")
         return 0
 
     return run
@@ -496,7 +512,7 @@ def _verify(p: argparse.ArgumentParser) -> Handler:
         if args.json:
             print_json(rep.to_dict())
         else:
-            what = "hashes" if args.no_spectra else "hashes and spectra"
+            what = "hashes" if args.no_spectra else ("hashes, spectra and speeds" if rep.motion else "hashes and spectra")
             for line in rep.failures:
                 print(f"FAIL {line}")
             for line in rep.notes:
@@ -645,10 +661,11 @@ def _design(p: argparse.ArgumentParser) -> Handler:
         hi_edge = d["band_cpd"][1]
         if hi_edge is not None and math.isfinite(hi_edge) and hi_edge > ppd / 2 * (1 + 1e-9):
             warns.append(f"band high edge {hi_edge:.4g} cpd exceeds Nyquist ({ppd / 2:.4g} cpd)")
-        if d["kind"] == "bandpass" and d.get("dc_gain", 0.0) > 1e-12:
+        if d.get("weight", 1.0) != 1.0:
+            leak = d.get("dc_gain", 0.0)
             warns.append(
-                f"not zero-mean: the response at 0 cpd is {d['dc_gain']:.3g} x the peak "
-                "(weight != 1 passes or inverts the mean luminance)"
+                f"not zero-mean: the response at 0 cpd is {leak:.3g} x the peak "
+                "(weight != 1 passes or inverts the mean luminance; noise power |H|^2 keeps it)"
             )
         d["warnings"] = warns
         for w in warns:

@@ -38,7 +38,8 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from dataclasses import dataclass, field, fields
+from collections import OrderedDict
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -85,8 +86,7 @@ def _level_fraction(level: str) -> float:
 # =========================================================================================
 # Frequency grid
 # =========================================================================================
-@functools.lru_cache(maxsize=32)
-def frequency_grid_cpp(shape: tuple[int, int], real: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def frequency_grid_cpp(shape: Any, real: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """DFT frequencies of an ``(H, W)`` image in cycles/pixel, broadcastable.
 
     Parameters
@@ -109,7 +109,15 @@ def frequency_grid_cpp(shape: tuple[int, int], real: bool = True) -> tuple[np.nd
     Multiply by ``ppd`` for cycles/degree; the bin spacing is one cycle per image.
     The arrays are cached and read-only.
     """
-    h, w = (int(s) for s in shape)
+    try:
+        h, w = shape
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (height, width), got {shape!r}") from None
+    return _frequency_grid(v.positive_int("shape", h), v.positive_int("shape", w), bool(real))
+
+
+@functools.lru_cache(maxsize=32)
+def _frequency_grid(h: int, w: int, real: bool) -> tuple[np.ndarray, np.ndarray]:
     fy = np.fft.fftfreq(h)[:, None]
     fx = (np.fft.rfftfreq(w) if real else np.fft.fftfreq(w))[None, :]
     fy.flags.writeable = False
@@ -117,12 +125,24 @@ def frequency_grid_cpp(shape: tuple[int, int], real: bool = True) -> tuple[np.nd
     return fy, fx
 
 
-@functools.lru_cache(maxsize=32)
+#: Upper bound on the bytes of transfer grids kept by the cache (least recently used go).
+GRID_CACHE_BYTES = 256 * 2**20
+_grid_cache: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+
+
 def _filter_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: str) -> np.ndarray:
+    key = (filt, shape, real, dtype)
+    hit = _grid_cache.get(key)
+    if hit is not None:
+        _grid_cache.move_to_end(key)
+        return hit
     fy, fx = frequency_grid_cpp(shape, real)
     g = np.asarray(filt.response(fx, fy), dtype=np.float64)
     out = np.ascontiguousarray(np.broadcast_to(g, (fy.shape[0], fx.shape[1])), dtype=dtype)
     out.flags.writeable = False
+    _grid_cache[key] = out
+    while len(_grid_cache) > 1 and sum(a.nbytes for a in _grid_cache.values()) > GRID_CACHE_BYTES:
+        _grid_cache.popitem(last=False)
     return out
 
 
@@ -253,7 +273,7 @@ def _numeric_passband(amp: Any, level: str, *, f_max: float = 1e3) -> Passband:
     kind = "lowpass" if f_peak == 0.0 else ("highpass" if math.isinf(high) else "bandpass")
     if kind == "bandpass" and low == 0.0:
         kind = "lowpass"
-    return Passband(kind, level, f_peak, low, high, peak, float(a[0]) / peak)
+    return Passband(kind, level, float(f_peak), float(low), float(high), float(peak), float(a[0] / peak))
 
 
 # =========================================================================================
@@ -529,30 +549,22 @@ def _dog_peak_x(r: float, w: float = 1.0) -> float:
     return math.sqrt(math.log(w * r * r) / (_TWO_PI2 * (r * r - 1.0)))
 
 
-def _dog_edges_x(r: float, level: str, w: float = 1.0) -> tuple[float, float, float, float]:
-    """(x_low, x_peak, x_high, h_peak) in units of ``f * s1`` for a DoG of ratio r."""
+def _dog_edges_x(r: float, level: str) -> tuple[float, float, float, float]:
+    """(x_low, x_peak, x_high, h_peak) in units of ``f * s1`` for a balanced DoG of ratio r."""
     L = _level_fraction(level)
-    xp = _dog_peak_x(r, w)
-    hp = float(_dog_h(xp, r, w))
+    xp = _dog_peak_x(r)
+    hp = float(_dog_h(xp, r))
     target = L * hp
 
     def g(x: float) -> float:
-        return float(_dog_h(x, r, w)) - target
+        return float(_dog_h(x, r)) - target
 
-    if w > 1.0 or g(0.0) < 0:
-        x_lo = optimize.brentq(g, 0.0 if w <= 1.0 else _dog_zero_x(r, w), xp, xtol=1e-16, rtol=1e-14, maxiter=500)
-    else:  # DC leak above the level: the band reaches 0
-        x_lo = 0.0
+    x_lo = optimize.brentq(g, 0.0, xp, xtol=1e-16, rtol=1e-14, maxiter=500)
     hi = 2.0 * xp
     while g(hi) > 0:
         hi *= 2.0
     x_hi = optimize.brentq(g, xp, hi, xtol=1e-16, rtol=1e-14, maxiter=500)
     return x_lo, xp, x_hi, hp
-
-
-def _dog_zero_x(r: float, w: float) -> float:
-    """Zero crossing of ``G1 - w G2`` for ``w > 1`` (below it the lobe is negative)."""
-    return math.sqrt(math.log(w) / (_TWO_PI2 * (r * r - 1.0)))
 
 
 def dog_octaves(ratio: float, level: str = "half_amplitude") -> float:
@@ -668,10 +680,17 @@ class DoG(Filter):
         return _dog_h(np.asarray(f_cpp, dtype=float) * self.sigma_center_px, self.ratio, self.weight)
 
     def passband(self, level: str = "half_amplitude") -> Passband:
-        x_lo, xp, x_hi, hp = _dog_edges_x(self.ratio, level, self.weight)
+        """Closed-form peak and root-found edges for a balanced DoG.
+
+        A weighted DoG (``weight != 1``) is measured on ``|H|``: its DC response
+        ``|1 - weight|`` may exceed the band-pass bump (then it is reported as low-pass,
+        which is what noise through it looks like), and ``dc_gain`` states the leak.
+        """
+        if self.weight != 1.0:
+            return _numeric_passband(self.transfer, level)
+        x_lo, xp, x_hi, hp = _dog_edges_x(self.ratio, level)
         s1 = self.sigma_center_px
-        kind = "bandpass" if x_lo > 0 else "lowpass"
-        return Passband(kind, level, xp / s1, x_lo / s1, x_hi / s1, hp, abs(1.0 - self.weight) / hp)
+        return Passband("bandpass", level, xp / s1, x_lo / s1, x_hi / s1, hp, 0.0)
 
     def describe(self, ppd: float | ViewingGeometry | None = None, level: str = "half_amplitude") -> dict[str, Any]:
         d = super().describe(ppd, level)
@@ -798,6 +817,15 @@ class Butterworth(Filter):
             object.__setattr__(self, "low_cutoff_cpp", v.positive("low_cutoff_cpp", self.low_cutoff_cpp))
         if self.high_cutoff_cpp is not None:
             object.__setattr__(self, "high_cutoff_cpp", v.positive("high_cutoff_cpp", self.high_cutoff_cpp))
+        if (
+            self.low_cutoff_cpp is not None
+            and self.high_cutoff_cpp is not None
+            and self.high_cutoff_cpp < self.low_cutoff_cpp
+        ):
+            raise ValueError(
+                f"high_cutoff_cpp ({self.high_cutoff_cpp:g}) must not be below low_cutoff_cpp "
+                f"({self.low_cutoff_cpp:g})"
+            )
         object.__setattr__(self, "order", v.positive_int("order", self.order))
 
     def transfer(self, f_cpp: Any) -> np.ndarray:
@@ -1021,10 +1049,11 @@ class PowerLaw(Filter):
 
     Notes
     -----
-    ``H(0) = 0`` (no mean). Without ``low_cpp`` the response is normalized so that
-    ``H = 1`` at the lowest non-zero DFT frequency is not guaranteed: only the shape matters
-    once RMS contrast is set. Passband: peak at the low edge (the lowest frequency passed);
-    the upper edge at level ``L`` is ``low * L^(-2/alpha)`` capped by ``high_cpp``.
+    ``H(0) = 0`` (no mean). The response is not normalized: only its shape matters once the
+    RMS contrast is set. Its "band" is the pair of hard limits, at any level (0 and inf
+    where absent); the response falls as ``f^(-alpha/2)`` between them, so a power-law
+    spectrum is verified by its slope (:func:`stimgen.spectrum.measure_slope`), not by
+    half-amplitude edges.
     """
 
     family: ClassVar[str] = "power_law"
@@ -1053,12 +1082,11 @@ class PowerLaw(Filter):
         return out
 
     def passband(self, level: str = "half_amplitude") -> Passband:
-        L = _level_fraction(level)
+        """The hard limits (``level`` does not move them); peak at the lowest passed frequency."""
+        _level_fraction(level)
         lo = self.low_cpp or 0.0
         hi = self.high_cpp if self.high_cpp is not None else math.inf
-        if self.alpha > 0 and lo > 0:
-            hi = min(hi, lo * L ** (-2.0 / self.alpha))
-        kind = "bandpass" if lo > 0 and math.isfinite(hi) else ("lowpass" if lo == 0 else "highpass")
+        kind = "highpass" if math.isinf(hi) and lo > 0 else ("bandpass" if lo > 0 else "lowpass")
         peak_value = lo ** (-self.alpha / 2.0) if lo > 0 else math.inf
         return Passband(kind, level, lo, lo, hi, peak_value, 0.0)
 
@@ -1106,7 +1134,10 @@ class Orientation(Filter):
     bandwidth_deg: float = 30.0
 
     def __post_init__(self) -> None:
-        a = float(self.angle_deg)
+        try:
+            a = float(self.angle_deg)
+        except (TypeError, ValueError):
+            raise ValueError(f"angle_deg must be a number in degrees, got {self.angle_deg!r}") from None
         if not math.isfinite(a):
             raise ValueError(f"angle_deg must be finite, got {self.angle_deg!r}")
         object.__setattr__(self, "angle_deg", a)
@@ -1198,12 +1229,20 @@ def filter_from_record(record: dict[str, Any]) -> Filter:
     rec = dict(record)
     family = v.choice("family", rec.pop("family", None), FAMILIES)
     if family == "product":
-        return Product(tuple(filter_from_record(r) for r in rec["factors"]))
+        factors = rec.get("factors")
+        if not isinstance(factors, (list, tuple)) or not factors:
+            raise ValueError("a 'product' record needs a non-empty list 'factors'")
+        return Product(tuple(filter_from_record(r) for r in factors))
     cls = FAMILIES[family]
-    allowed = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = set(rec) - allowed
-    if unknown:
-        raise ValueError(f"unknown parameters for family {family!r}: {sorted(unknown)}; allowed: {sorted(allowed)}")
+    params = fields(cls)  # type: ignore[arg-type]
+    allowed = {f.name for f in params}
+    required = {f.name for f in params if f.default is MISSING and f.default_factory is MISSING}
+    unknown, missing = set(rec) - allowed, required - set(rec)
+    if unknown or missing:
+        raise ValueError(
+            f"record for family {family!r} has unknown parameters {sorted(unknown)} and lacks "
+            f"{sorted(missing)}; it takes {sorted(allowed)}"
+        )
     return cls(**rec)
 
 
@@ -1240,7 +1279,8 @@ def design_filter(
     Returns
     -------
     Filter
-        The designed filter; ``filter.passband(level)`` reproduces the request.
+        The designed filter; ``filter.passband(level)`` reproduces the request (for
+        "power_law" the band is the pair of hard limits).
     """
     fam = v.choice("family", family, _DESIGNABLE)
     _level_fraction(level)

@@ -87,7 +87,8 @@ def test_sigmas_above_nyquist_and_unbalanced_warn(capsys):
     assert len(err.strip().splitlines()) == 2
     d, err = run_json(capsys, ["design", "dog", "--sigmas-px", "1", "6", "--weight", "6", "--ppd", PPD])
     assert "not zero-mean: the response at 0 cpd is" in err
-    assert d["weight"] == 6 and d["dc_gain"] > 1 and "min_octaves" not in d
+    assert d["weight"] == 6 and d["kind"] == "lowpass" and d["dc_gain"] == 1.0
+    assert "min_octaves" not in d
 
 
 def test_log_gaussian(capsys):
