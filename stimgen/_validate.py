@@ -7,6 +7,7 @@ bad value raises one ``ValueError`` naming the parameter, the value and what is 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -95,8 +96,26 @@ def finite_array(name: str, array: Any, *, ndim: Iterable[int] | None = None) ->
     return a
 
 
+def image_stack(name: str, images: Any) -> np.ndarray:
+    """Validate an image ``(H, W)`` or a stack ``(N, H, W)`` of finite real values.
+
+    3-D arrays are stacks. An array shaped like a colour image ``(H, W, 3|4)`` would be
+    read as H images of W x 3 pixels, so that shape warns: put channels first, ``(C, H, W)``.
+    """
+    a = finite_array(name, images, ndim=(2, 3))
+    if a.ndim == 3 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 8:
+        warnings.warn(
+            f"{name} of shape {a.shape} looks like a colour image (H, W, C); 3-D arrays are "
+            "stacks (N, H, W) here: pass channels first, (C, H, W)",
+            stacklevel=3,
+        )
+    return a
+
+
 def pair(name: str, value: Any) -> tuple[float, float]:
     """Return a 2-sequence of numbers as a tuple of floats or raise."""
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be a pair of numbers [a, b], got {value!r}")
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):

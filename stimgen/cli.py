@@ -263,6 +263,10 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
         from .noise import bandpass_noise
 
         g = geometry_from_args(args)
+        if args.count < 1:
+            raise ValueError(f"--count must be an integer >= 1, got {args.count}")
+        if args.seed is not None and args.seed < 0:
+            raise ValueError(f"--seed must be an integer >= 0, got {args.seed}")
         family, alpha = args.family, args.alpha
         aliases = {"pink": 1.0, "brown": 2.0}
         if family in aliases:
@@ -275,36 +279,63 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
             alpha=1.0 if alpha is None else alpha, rms_contrast=args.rms_contrast,
             kind=args.kind, n=args.count, rng=args.seed,
         )
+        pngs: list = []
+        if args.png:
+            # one dither stream for all images, a child of the noise seed: reproducible and
+            # independent of the noise and between images
+            dither_seed = {"entropy": record["seed"]["entropy"], "spawn_key": [1]}
+            gen = np.random.default_rng(np.random.SeedSequence(dither_seed["entropy"], spawn_key=(1,)))
+            clipped = 0.0
+            for img in images:
+                q, frac = quantize(img, int(args.png), dither=args.dither, rng=gen)
+                pngs.append(q)
+                clipped = max(clipped, frac)
+            record["png"] = {"bits": int(args.png), "dither": args.dither, "dither_seed": dither_seed,
+                             "clipped_fraction": clipped}
+            if clipped > 1e-3:
+                print(f"stimgen noise: warning: {clipped:.2%} of the pixels of some image were "
+                      "clipped to [-1, 1] in the PNG; lower --rms-contrast", file=sys.stderr)
         out = Path(args.out)
         files: list[str] = []
         if out.suffix == ".npy":
-            if out.exists() and not args.force:
-                raise FileExistsError(f"{out} exists (use --force to replace it)")
+            targets = [out, out.with_suffix(".json")] + [
+                out.with_name(f"{out.stem}_{i:04d}.png") for i in range(len(pngs))]
+            existing = [str(t) for t in targets if t.exists()]
+            if existing and not args.force:
+                raise FileExistsError(f"{existing[0]} exists (use --force to replace it)")
             buf = BytesIO()
             np.save(buf, images)
             atomic_write_bytes(out, buf.getvalue())
-            atomic_write_bytes(out.with_suffix(".json"), json.dumps(jsonable(record), indent=2).encode())
-            files = [str(out)]
+            for path, q in zip(targets[2:], pngs, strict=True):
+                write_png(path, q)
+            atomic_write_bytes(targets[1], json.dumps(jsonable(record), indent=2).encode())
+            files = [str(t) for t in targets]
         else:
             with atomic_directory(out, force=args.force) as tmp:
                 for i, img in enumerate(images):
                     np.save(tmp / f"noise_{i:04d}.npy", img)
                     files.append(str(out / f"noise_{i:04d}.npy"))
-                    if args.png:
-                        q, _ = quantize(img, int(args.png), dither=args.dither, rng=args.seed)
-                        write_png(tmp / f"noise_{i:04d}.png", q)
+                    if pngs:
+                        write_png(tmp / f"noise_{i:04d}.png", pngs[i])
+                        files.append(str(out / f"noise_{i:04d}.png"))
                 (tmp / "record.json").write_text(json.dumps(jsonable(record), indent=2))
-        summary = {"files": files, "record": record}
+                files.append(str(out / "record.json"))
         if args.json:
-            print_json(summary)
+            print_json({"files": files, "record": record})
+            return 0
+        h, w = record["shape_px"]
+        print(f"wrote {len(images)} stimuli of {h}x{w} px to {out}")
+        d = record["design"]
+        if family == "power_law":
+            lo, hi = (d or {}).get("band_cpd", [0.0, float("inf")])
+            print(f"design: power spectrum ~ 1/f^{record['alpha']:g} (amplitude ~ 1/f^"
+                  f"{record['alpha'] / 2:g}), limits {lo:.3f}-{hi:.3f} cpd")
+        elif d:
+            lo, hi = d["band_cpd"]
+            print(f"design: peak {d['peak_cpd']:.3f} cpd, band {lo:.3f}-{hi:.3f} cpd "
+                  f"({d['octaves']:.3f} octaves at {d['level']})")
         else:
-            d = record["design"]
-            print(f"wrote {len(images)} stimuli of {record['shape_px'][0]}x{record['shape_px'][1]} px "
-                  f"to {out}")
-            if d:
-                lo, hi = d["band_cpd"]
-                print(f"design: peak {d['peak_cpd']:.3f} cpd, band {lo:.3f}-{hi:.3f} cpd "
-                      f"({d['octaves']:.3f} octaves at {d['level']})")
+            print("design: white noise (flat spectrum up to Nyquist)")
         return 0
 
     return run
@@ -328,8 +359,9 @@ def _spectrum(p: argparse.ArgumentParser) -> Handler:
         arrays = []
         for f in args.files:
             a = read_image(f)
-            if a.ndim == 3 and a.shape[-1] in (3, 4) and a.dtype.kind in "ui":
-                raise ValueError(f"{f}: colour images are not supported; give one channel")
+            if a.ndim == 3 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 8:
+                raise ValueError(f"{f}: shape {a.shape} looks like a colour image; give one "
+                                 "channel, or a stack (N, H, W)")
             arrays.append(a if a.ndim == 3 else a[None])
         shapes = {a.shape[-2:] for a in arrays}
         if len(shapes) != 1:

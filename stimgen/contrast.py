@@ -40,7 +40,7 @@ DITHER_MODES = ("none", "noisy-bit")
 
 
 def _images(name: str, images: Any) -> np.ndarray:
-    return v.finite_array(name, images, ndim=(2, 3))
+    return v.image_stack(name, images)
 
 
 def rms_contrast(images: Any, *, per_image: bool = True) -> float | np.ndarray:
@@ -78,6 +78,8 @@ def michelson_contrast(images: Any, *, per_image: bool = True) -> float | np.nda
     axes = (-2, -1) if (a.ndim == 3 and per_image) else None
     hi = np.max(a, axis=axes).astype(np.float64)
     lo = np.min(a, axis=axes).astype(np.float64)
+    if np.any(2.0 + hi + lo <= 0):
+        raise ValueError("an image is black everywhere (all values -1): Michelson contrast is undefined")
     out = (hi - lo) / (2.0 + hi + lo)
     return float(out) if np.ndim(out) == 0 else out
 

@@ -1334,7 +1334,7 @@ def apply_filter(
 
     if not isinstance(filt, Filter):
         raise ValueError(f"filt must be a stimgen filter, got {type(filt).__name__}")
-    a = v.finite_array("image", image, ndim=(2, 3))
+    a = v.image_stack("image", image)
     if a.dtype not in (np.float32, np.float64):
         a = a.astype(np.float64)
     h, w = a.shape[-2:]

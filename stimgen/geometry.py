@@ -232,7 +232,7 @@ def resolve_shape(
     """Resolve an image shape in pixels from a size in px or in degrees.
 
     Any two of (shape in px, size in deg, ppd) determine the third; this is the one place
-    where that happens. A size in degrees is rounded to whole pixels.
+    where that happens. A size in degrees is rounded to the nearest whole pixel (halves up).
 
     Parameters
     ----------
@@ -265,6 +265,6 @@ def resolve_shape(
         if len(vals) != 2:
             raise ValueError(f"size_deg must be one number or (height, width), got {size_deg!r}")
         degs = [v.positive("size_deg", x) for x in vals]
-        shape = (max(1, round(degs[0] * p)), max(1, round(degs[1] * p)))
+        shape = (max(1, math.floor(degs[0] * p + 0.5)), max(1, math.floor(degs[1] * p + 0.5)))
     actual = None if p is None else (shape[0] / p, shape[1] / p)
     return shape, actual

@@ -20,6 +20,8 @@ Conventions
   expected power spectrum ``v |H(f)|^2``.
 * Randomness: every function takes ``rng`` (None, int, SeedSequence or Generator). The
   output does not depend on how a batch is chunked: the same ``rng`` gives the same images.
+  It does depend on ``dtype``: float32 and float64 draw different white noise from the same
+  seed (the record stores the dtype, so a record still regenerates its images).
 * Batches are generated in chunks of about ``chunk_bytes`` (16 MB), so peak memory stays
   bounded: one chunk of white noise and its half spectrum on top of the output.
 """
@@ -363,6 +365,13 @@ def bandpass_noise(
         passband = filt.passband(level)
         check_fits_image(passband, shape, p)
         design = passband.to_dict(p)
+    if filt is not None and not np.any(filt.grid(shape)):
+        lo, hi = filt.passband(level).band_cpd(p) if filt.radial else (0.0, p / 2)
+        raise ValueError(
+            f"band_cpd [{lo:.4g}, {hi:.4g}] holds no DFT "
+            f"frequency of a {shape[0]} x {shape[1]} px image (frequencies are spaced "
+            f"{p / min(shape):.3g} cpd apart): widen the band or enlarge the image"
+        )
     c = v.in_range("rms_contrast", rms_contrast, 0.0, 1.0, low_inclusive=False)
     gen, seed = _seed_record(rng)
     if filt is None:

@@ -628,3 +628,70 @@ def plot_space_time(
         ax.set_ylabel("frame")
     ax.set_title(f"space-time slice, row {r}")
     return ax
+
+
+# == experiment motion sets (stimgen.experiment) =========================================
+def plot_velocity_check(
+    requested_deg_s: Any,
+    measured_deg_s: Any,
+    *,
+    labels: Any = None,
+    passed: Any = None,
+    title: str = "",
+    ax: Any = None,
+):
+    """Measured vs requested velocities of motion stimuli, in the velocity plane (deg/s).
+
+    Parameters
+    ----------
+    requested_deg_s : array_like, shape (N, 2)
+        Requested velocities ``(vx, vy)`` in deg/s, x rightwards and y downwards (the
+        records of :func:`stimgen.motion.drifting_noise`).
+    measured_deg_s : array_like, shape (N, 2)
+        Measured velocities in deg/s, same axes (``verify_motion``).
+    labels : list of str, optional
+        One label per requested velocity (e.g. the condition), written next to it.
+    passed : array_like of bool, optional
+        Speed check per stimulus; failures are drawn in red.
+    title : str
+        Figure title.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Notes
+    -----
+    Drawn as seen on the screen: rightwards and **upwards** are positive (the plotted
+    vertical component is ``-vy``), so a point's angle is its direction of motion
+    (0 = rightwards, 90 = upwards) and its distance from the origin its speed.
+    """
+    import numpy as np
+
+    req = np.asarray(requested_deg_s, dtype=float).reshape(-1, 2)
+    meas = np.asarray(measured_deg_s, dtype=float).reshape(-1, 2)
+    ok = np.ones(len(meas), bool) if passed is None else np.asarray(passed, dtype=bool)
+    fig, ax = _axes(ax, figsize=(5.0, 5.0))
+    top = float(np.nanmax(np.abs(np.concatenate([req, meas])))) if len(req) else 1.0
+    top = 1.15 * top if top > 0 else 1.0
+    for radius in np.unique(np.round(np.hypot(req[:, 0], req[:, 1]), 9)):
+        if radius > 0:
+            ax.add_patch(_pyplot().Circle((0, 0), radius, fill=False, ls=":", lw=0.8, color="0.6"))
+    ax.axhline(0, color="0.85", lw=0.8)
+    ax.axvline(0, color="0.85", lw=0.8)
+    ax.plot(req[:, 0], -req[:, 1], "o", mfc="none", mec="k", ms=11, label="requested")
+    ax.plot(meas[ok, 0], -meas[ok, 1], "x", color="C0", ms=7, label="measured (pass)")
+    if (~ok).any():
+        ax.plot(meas[~ok, 0], -meas[~ok, 1], "x", color="C3", ms=8, mew=2, label="measured (FAIL)")
+    if labels is not None:
+        for (x, y), text in zip(req, labels, strict=True):
+            ax.annotate(str(text), (x, -y), textcoords="offset points", xytext=(8, 8), fontsize=7)
+    ax.set_xlim(-top, top)
+    ax.set_ylim(-top, top)
+    ax.set_aspect("equal")
+    ax.set_xlabel("horizontal velocity (deg/s, rightwards +)")
+    ax.set_ylabel("vertical velocity (deg/s, upwards +)")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(title or "velocity: measured (optical flow) vs requested", fontsize=9)
+    return ax

@@ -87,3 +87,10 @@ def test_to_psychopy():
     assert t.dtype == np.float32 and t[0].tolist() == [0.0, 1.0]
     with pytest.raises(ValueError, match="exceeds"):
         to_psychopy(x * 3)
+
+
+def test_black_image_and_colour_shaped_input():
+    with pytest.raises(ValueError, match="black everywhere"):
+        michelson_contrast(np.full((4, 4), -1.0))
+    with pytest.warns(UserWarning, match=r"looks like a colour image \(H, W, C\)"):
+        rms_contrast(np.zeros((32, 32, 3)) + np.arange(3))

@@ -165,3 +165,12 @@ def test_ppd_scales_with_distance_and_resolution(d, w, n, k):
         assert g.mean_ppd > g.ppd
     elif g.screen_width_deg < 0.999:
         assert g.mean_ppd < g.ppd
+
+
+def test_size_deg_rounds_half_up_and_band_strings_refused():
+    from stimgen.filters import DoG
+    from stimgen.geometry import resolve_shape
+
+    assert resolve_shape(size_deg=(8.5, 2.5), ppd=1.0)[0] == (9, 3)
+    with pytest.raises(ValueError, match=r"band_cpd must be a pair of numbers \[a, b\], got '15'"):
+        DoG.from_band("15", ppd=30)

@@ -207,3 +207,30 @@ def test_cli_noise_error_one_line(capsys):
                  "--out", "x.npy"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("stimgen noise: error:") and "1.7647" in err and err.count("\n") == 1
+
+
+def test_cli_png_beside_npy_with_independent_recorded_dither(tmp_path, capsys):
+    out = tmp_path / "m.npy"
+    assert main(["noise", "--size-px", "64", "64", "--ppd", "30", "--band-cpd", "1", "8",
+                 "--count", "2", "--png", "8", "--seed", "4", "--rms-contrast", "0.05",
+                 "--out", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert [p.rsplit("/", 1)[-1] for p in res["files"]] == ["m.npy", "m.json", "m_0000.png", "m_0001.png"]
+    assert res["record"]["png"]["dither_seed"] == {"entropy": 4, "spawn_key": [1]}
+    from stimgen.io import read_image
+
+    stack = np.load(out)
+    resid = [read_image(tmp_path / f"m_{i:04d}.png") - (stack[i] + 1) / 2 * 255 for i in range(2)]
+    r = np.corrcoef(resid[0].ravel(), resid[1].ravel())[0, 1]
+    assert abs(r) < 0.1  # each image has its own dither
+
+
+def test_band_without_dft_samples_is_an_error():
+    with pytest.raises(ValueError, match=r"band_cpd \[2, 2\.05\] holds no DFT frequency of a 64 x 64"):
+        bandpass_noise(size_px=64, ppd=30, family="ideal", band_cpd=(2, 2.05))
+
+
+def test_cli_flag_names_in_errors(capsys):
+    assert main(["noise", "--size-px", "64", "64", "--ppd", "30", "--band-cpd", "1", "4",
+                 "--count", "0", "--out", "x.npy"]) == 2
+    assert "--count must be an integer >= 1, got 0" in capsys.readouterr().err

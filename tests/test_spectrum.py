@@ -133,3 +133,23 @@ def test_slope_of_power_law(rng):
 def test_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_orientation_spectrum_refuses_empty_bins_and_reversed_bands():
+    img = np.random.default_rng(0).standard_normal((16, 16))
+    with pytest.raises(ValueError, match=r"orientation bins hold no DFT sample"):
+        orientation_spectrum(img, band_cpp=(0.1, 0.12), n_bins=180)
+    with pytest.raises(ValueError, match=r"0 <= low < high"):
+        orientation_spectrum(img, band_cpd=(10, 1), ppd=30)
+
+
+def test_compare_low_pass_and_power_law():
+    from stimgen.filters import Gaussian, PowerLaw
+
+    g = Gaussian(3.0)
+    f = np.geomspace(1e-3, 0.5, 600)
+    spec = RadialSpectrum(f, g.transfer(f) ** 2, np.zeros_like(f), np.full_like(f, 1e6), 1, (512, 512), 10.0)
+    c = compare_to_design(measure_band(spec, smooth_octaves=0), g, ppd=10.0)
+    assert c["pass"] and c["rel_error"]["peak"] is None and abs(c["rel_error"]["high"]) < 0.01
+    with pytest.raises(ValueError, match="measure_slope"):
+        compare_to_design(measure_band(spec), PowerLaw(2.0), ppd=10.0)
