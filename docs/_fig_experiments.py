@@ -1,4 +1,5 @@
-"""Figures for docs/experiments.md: the masks_octave_bands set's spectra and contact sheet."""
+"""Figures for docs/experiments.md: the masks_octave_bands set's spectra and contact sheet,
+and the drifting_noise set's velocity check and a first-frame spectrum."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "masks_octave_bands.yaml"
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENT = EXPERIMENTS / "masks_octave_bands.yaml"
+MOTION_EXPERIMENT = EXPERIMENTS / "drifting_noise.yaml"
+MOTION_FIGURES = ("velocity.png", "spectrum_c03_speed_deg_s_4_direction_deg_90.png")
 
 
 def make_figures(outdir: str | Path) -> list[Path]:
-    """Run experiments/masks_octave_bands.yaml and copy its figures to ``outdir``."""
+    """Run the two experiments and copy their figures to ``outdir``."""
     from stimgen.experiment import run_experiment
 
     outdir = Path(outdir)
@@ -22,6 +26,12 @@ def make_figures(outdir: str | Path) -> list[Path]:
             name = "experiments_" + Path(rel).name
             shutil.copyfile(Path(d) / "set" / rel, outdir / name)
             written.append(outdir / name)
+        m = run_experiment(MOTION_EXPERIMENT, Path(d) / "motion", jobs=1, progress=False)
+        for rel in m["figures"]:
+            if Path(rel).name in MOTION_FIGURES:
+                name = "experiments_motion_" + Path(rel).name
+                shutil.copyfile(Path(d) / "motion" / rel, outdir / name)
+                written.append(outdir / name)
     return written
 
 

@@ -6,7 +6,7 @@ load_experiment       read and validate a YAML file; every default filled in
 validate_experiment   the same for a plain dict (e.g. the experiment stored in a manifest)
 ExperimentError       ValueError carrying every ``FILE:LINE: key.path: message`` problem
 expand_conditions     the list and/or factorial conditions as resolved parameter sets
-generate_stimulus     stimulus ``i`` of an experiment, alone (float image and its facts)
+generate_stimulus     stimulus ``i`` of an experiment, alone (float image or movie, its facts)
 run_experiment        generate a whole set in parallel, atomically, with manifest and figures
 verify_set            re-hash every file and re-measure every spectrum against the manifest
 regenerate_stimulus   rebuild one stimulus from a manifest and compare its bytes
@@ -16,9 +16,14 @@ Conventions
 -----------
 * Values are signed contrast (0 = mean luminance, display range [-1, 1]); PNG levels are
   ``round((x + 1) / 2 * (2^bits - 1))`` (see :func:`stimgen.contrast.quantize`).
+* Motion experiments (a ``motion`` section) make ``(T, H, W)`` movies of drifting noise
+  (:func:`stimgen.motion.drifting_noise`): ``.npy`` movies plus optional animated GIF
+  previews; speeds in deg/s, directions counter-clockwise from rightwards (90 = upwards);
+  each movie's speed is measured with optical flow (:func:`stimgen.motion.verify_motion`)
+  and its first frame's spectrum against the design.
 * Seeding: one ``SeedSequence(entropy)`` per set; stimulus ``i`` (0-based, in plan order:
-  conditions in order, repeats within a condition) draws everything - the noise, then the
-  dither of each PNG in the order of ``output.formats`` - from
+  conditions in order, repeats within a condition) draws everything - the noise (or movie),
+  then the dither of each PNG or GIF in the order of ``output.formats`` - from
   ``default_rng(SeedSequence(entropy, spawn_key=(i,)))``. So any stimulus regenerates alone,
   and the files do not depend on the number of workers or the scheduler.
 * A set is written into a temporary sibling directory and renamed into place only when
@@ -38,6 +43,7 @@ import math
 import os
 import platform
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,7 +76,9 @@ MANIFEST_VERSION = 1
 FAMILIES = ("dog", "log_gaussian", "butterworth", "ideal", "power_law", "white")
 KINDS = ("gaussian", "uniform", "binary", "flat")
 LEVELS = ("half_amplitude", "half_power")
-FORMATS = ("npy", "png8", "png16")
+FORMATS = ("npy", "png8", "png16", "gif")
+STILL_FORMATS = ("npy", "png8", "png16")
+MOTION_FORMATS = ("npy", "gif")
 DITHERS = ("none", "noisy-bit")
 DTYPES = ("float32", "float64")
 CLIPPING = ("clip", "error")
@@ -78,7 +86,7 @@ CLIPPING = ("clip", "error")
 # -- schema: every key, its default ------------------------------------------------------
 TOP_KEYS = (
     "name", "description", "seed", "display", "stimulus", "noise",
-    "conditions", "factorial", "repeats", "output", "check",
+    "conditions", "factorial", "repeats", "motion", "output", "check",
 )  # fmt: skip
 DISPLAY_DEFAULTS: dict[str, Any] = {
     "ppd": None,
@@ -117,14 +125,27 @@ OUTPUT_DEFAULTS: dict[str, Any] = {
     "figures": True,
     "examples_per_condition": 4,
 }
+MOTION_DEFAULTS: dict[str, Any] = {
+    "speed_deg_s": None,
+    "direction_deg": 0.0,
+    "frame_rate_hz": None,
+    "duration_s": None,
+    "n_frames": None,
+    "refresh_frames": None,
+    "allow_aliasing": False,
+}
 CHECK_DEFAULTS: dict[str, Any] = {
     "edge_tolerance": None,
     "peak_tolerance": None,
     "alpha_tolerance": None,
     "orientation_tolerance_deg": 5.0,
+    "speed_tolerance": 0.05,
+    "speed_atol_px_per_frame": 0.01,
+    "min_reliable_fraction": 0.5,
 }
 CONTRAST_KEYS = ("rms_contrast", "mean")
-PARAM_KEYS = (*NOISE_DEFAULTS, *CONTRAST_KEYS)  # what a condition may vary
+MOTION_PARAM_KEYS = ("speed_deg_s", "direction_deg", "refresh_frames")  # may vary by condition
+PARAM_KEYS = (*NOISE_DEFAULTS, *CONTRAST_KEYS, *MOTION_PARAM_KEYS)  # what a condition may vary
 CONDITION_KEYS = ("label", "repeats", *PARAM_KEYS)
 # band groups: a condition that gives keys of one group replaces the base's band entirely
 _BAND_GROUP = {
@@ -141,6 +162,7 @@ _ELSEWHERE = {
     **{k: "noise" for k in NOISE_DEFAULTS},
     **{k: "output" for k in OUTPUT_DEFAULTS},
     **{k: "check" for k in CHECK_DEFAULTS},
+    **{k: "motion" for k in MOTION_DEFAULTS},
     **{k: "the top level" for k in ("seed", "repeats", "conditions", "factorial", "name")},
 }
 _NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -213,7 +235,10 @@ def validate_experiment(data: Mapping[str, Any], *, source: str = "<experiment>"
     dict
         The resolved experiment, as :func:`load_experiment`.
     """
-    return _validate(copy.deepcopy(dict(data)), _Lines(), [], source)
+    resolved = copy.deepcopy(dict(data))
+    if resolved.get("conditions") == []:  # how a resolved experiment says "no conditions list"
+        resolved["conditions"] = None
+    return _validate(resolved, _Lines(), [], source)
 
 
 def _validate(data: Any, lines: _Lines, problems: list[Problem], source: str) -> dict[str, Any]:
@@ -237,7 +262,10 @@ def _validate(data: Any, lines: _Lines, problems: list[Problem], source: str) ->
     res["repeats"] = ck.number(("repeats",), rep, low=1, integer=True)
     res["conditions"] = _check_conditions(ck, top.get("conditions"))
     res["factorial"] = _check_factorial(ck, top.get("factorial"))
-    res["output"] = _check_output(ck, top.get("output"))
+    res["motion"] = None if top.get("motion") is None else _check_motion(ck, top["motion"])
+    if res["motion"] is None:
+        _refuse_motion_keys(ck, res["conditions"], res["factorial"])
+    res["output"] = _check_output(ck, top.get("output"), motion=res["motion"] is not None)
     res["check"] = _check_check(ck, top.get("check"))
     _check_plan(ck, res)
     if ck.problems:
@@ -256,7 +284,7 @@ def _check_display(ck: Checker, value: Any) -> Any:
     if d is BAD or value is None:
         return BAD
     out = dict(DISPLAY_DEFAULTS)
-    pos = {"low": 0, "low_open": True}
+    pos: dict[str, Any] = {"low": 0, "low_open": True}
     for k in ("ppd", "distance_cm", "screen_width_cm"):
         if d.get(k) is not None:
             out[k] = ck.number(("display", k), d[k], **pos)
@@ -302,7 +330,8 @@ def _check_stimulus(ck: Checker, value: Any) -> Any:
 
 def _check_param(ck: Checker, path: tuple, key: str, value: Any) -> Any:
     """One noise or contrast parameter (None means 'not set' for optional ones)."""
-    optional = ("band_cpd", "peak_cpd", "octaves", "sigma_center_deg", "sigma_surround_deg", "orientation_deg")
+    optional = ("band_cpd", "peak_cpd", "octaves", "sigma_center_deg", "sigma_surround_deg", "orientation_deg",
+                "refresh_frames", "speed_deg_s")
     if value is None and key in optional:
         return None
     if key == "family":
@@ -331,6 +360,12 @@ def _check_param(ck: Checker, path: tuple, key: str, value: Any) -> Any:
         return ck.number(path, value, low=0, high=1, low_open=True)
     if key == "mean":
         return ck.number(path, value, low=-1, high=1, low_open=True, high_open=True)
+    if key == "speed_deg_s":
+        return ck.number(path, value, low=0)
+    if key == "direction_deg":
+        return ck.number(path, value)
+    if key == "refresh_frames":
+        return ck.number(path, value, low=1, integer=True)
     raise AssertionError(key)  # pragma: no cover
 
 
@@ -388,22 +423,90 @@ def _check_factorial(ck: Checker, value: Any) -> Any:
     return out
 
 
-def _check_output(ck: Checker, value: Any) -> Any:
+def _check_motion(ck: Checker, value: Any) -> Any:
+    """The ``motion`` section: frame rate, length, and the velocity shared by all conditions."""
+    m = ck.mapping(("motion",), value, MOTION_DEFAULTS, required=("frame_rate_hz",), elsewhere=_ELSEWHERE)
+    if m is BAD:
+        return BAD
+    out = dict(MOTION_DEFAULTS)
+    path = ("motion",)
+    fps = BAD
+    if m.get("frame_rate_hz") is not None:
+        fps = out["frame_rate_hz"] = ck.number((*path, "frame_rate_hz"), m["frame_rate_hz"], low=0, low_open=True)
+    else:
+        out["frame_rate_hz"] = BAD
+    given = [k for k in ("duration_s", "n_frames") if m.get(k) is not None]
+    if len(given) != 1:
+        ck.add(path, "give exactly one of duration_s (s) and n_frames (the movie's length)", key=True)
+        out["n_frames"] = BAD
+    elif given == ["n_frames"]:
+        out["n_frames"] = ck.number((*path, "n_frames"), m["n_frames"], low=2, integer=True)
+    else:
+        dur = out["duration_s"] = ck.number((*path, "duration_s"), m["duration_s"], low=0, low_open=True)
+        if dur is not BAD and fps is not BAD and round(dur * fps) < 2:
+            ck.add((*path, "duration_s"), f"{dur:g} s is {round(dur * fps)} frame(s) at {fps:g} Hz; "
+                   "a movie needs at least 2 frames to move")  # fmt: skip
+            out["duration_s"] = BAD
+    for k in MOTION_PARAM_KEYS:
+        if k in m:
+            out[k] = _check_param(ck, (*path, k), k, m[k])
+    if "allow_aliasing" in m:
+        out["allow_aliasing"] = ck.boolean((*path, "allow_aliasing"), m["allow_aliasing"])
+    return out
+
+
+def _refuse_motion_keys(ck: Checker, conditions: Any, factorial: Any) -> None:
+    """Motion parameters in a still-image experiment are a mistake, not something to ignore."""
+    msg = "{} varies a motion stimulus; add a motion section (frame_rate_hz, and n_frames or duration_s)"
+    for i, c in enumerate(conditions if conditions is not BAD else []):
+        for k in MOTION_PARAM_KEYS:
+            if c is not BAD and k in c:
+                ck.add(("conditions", i, k), msg.format(k), key=True)
+    for k in MOTION_PARAM_KEYS:
+        if factorial is not BAD and k in factorial:
+            ck.add(("factorial", k), msg.format(k), key=True)
+
+
+def _n_frames(motion: Mapping[str, Any]) -> int:
+    """Frames of a resolved motion section (``duration_s`` rounded as drifting_noise does)."""
+    if motion["n_frames"] is not None:
+        return int(motion["n_frames"])
+    return round(motion["duration_s"] * motion["frame_rate_hz"])
+
+
+def _check_output(ck: Checker, value: Any, *, motion: bool = False) -> Any:
     o = _section(ck, "output", value, OUTPUT_DEFAULTS)
     if o is BAD:
         return BAD
     out = copy.deepcopy(OUTPUT_DEFAULTS)
+    allowed = MOTION_FORMATS if motion else STILL_FORMATS
+    if motion:
+        out["formats"] = ["npy", "gif"]
     if "formats" in o:
         f = o["formats"]
         if isinstance(f, str):
             f = [f]
         if not isinstance(f, list) or not f:
-            ck.add(("output", "formats"), "must be a non-empty list of " + ", ".join(FORMATS))
+            ck.add(("output", "formats"), "must be a non-empty list of " + ", ".join(allowed))
             out["formats"] = BAD
         else:
-            out["formats"] = [ck.choice(("output", "formats", i), x, FORMATS) for i, x in enumerate(f)]
+            out["formats"] = []
+            for i, x in enumerate(f):
+                path = ("output", "formats", i)
+                if x in FORMATS and x not in allowed:
+                    if motion:
+                        msg = f"{x} is for still images; a motion experiment writes npy movies and gif previews"
+                    else:
+                        msg = "gif is the animated preview of a motion experiment (add a motion section); still images"
+                    ck.add(path, f"{msg} (allowed: {', '.join(allowed)})")
+                    out["formats"].append(BAD)
+                else:
+                    out["formats"].append(ck.choice(path, x, allowed))
             if len(set(map(str, f))) != len(f):
                 ck.add(("output", "formats"), f"lists a format twice: {f!r}")
+            elif motion and "npy" not in f:
+                ck.add(("output", "formats"), "a motion experiment needs npy, the (T, H, W) float "
+                       f"movie (the gif is only a preview); got {f!r}")  # fmt: skip
     if "dither" in o:
         out["dither"] = ck.choice(("output", "dither"), o["dither"], DITHERS)
     if o.get("gamma") is not None:
@@ -423,7 +526,11 @@ def _check_check(ck: Checker, value: Any) -> Any:
         return BAD
     out = dict(CHECK_DEFAULTS)
     for k, val in c.items():
-        if val is not None:
+        if k == "min_reliable_fraction":
+            out[k] = ck.number(("check", k), val, low=0, high=1)
+        elif k in ("speed_tolerance", "speed_atol_px_per_frame"):
+            out[k] = ck.number(("check", k), val, low=0)
+        elif val is not None:
             out[k] = ck.number(("check", k), val, low=0, low_open=True)
     return out
 
@@ -478,7 +585,8 @@ def expand_conditions(experiment: Mapping[str, Any]) -> list[dict[str, Any]]:
     -------
     list of dict
         ``index``, ``label``, ``folder`` (relative to ``stimuli/``), ``own`` (the
-        condition's own parameters), ``params`` (all noise and contrast parameters),
+        condition's own parameters), ``params`` (all noise and contrast parameters, and
+        in motion experiments ``speed_deg_s``, ``direction_deg``, ``refresh_frames``),
         ``repeats`` and ``first`` (index of its first stimulus).
     """
     return [_cond_dict(c) for c in _expand(experiment)]
@@ -502,6 +610,11 @@ def _expand(exp: Mapping[str, Any]) -> list[_Condition]:
     for k in CONTRAST_KEYS:
         base[k] = exp["stimulus"][k]
         sources[k] = ("stimulus", k)
+    motion = exp.get("motion")
+    if motion:
+        for k in MOTION_PARAM_KEYS:
+            base[k] = motion[k]
+            sources[k] = ("motion", k) if motion[k] != MOTION_DEFAULTS[k] else ("motion",)
     listed = exp["conditions"] or [{}]
     fact = exp["factorial"] or {}
     fkeys = list(fact)
@@ -600,7 +713,7 @@ def _make_filter(p: Mapping[str, Any], ppd: float):
     if p.get("sigma_center_deg") is not None:
         from .filters import DoG, Orientation
 
-        filt = DoG.from_sigmas_deg(p["sigma_center_deg"], p["sigma_surround_deg"], ppd=ppd)
+        filt: Any = DoG.from_sigmas_deg(p["sigma_center_deg"], p["sigma_surround_deg"], ppd=ppd)
         if p.get("orientation_deg") is not None:
             filt = filt * Orientation(p["orientation_deg"], p["orientation_bandwidth_deg"])
         return filt
@@ -678,6 +791,74 @@ def _check_plan(ck: Checker, exp: dict[str, Any]) -> None:
                 check_fits_image(radial.passband(p["level"]), shape, ppd)
         except ValueError as exc:
             ck.add(where, " ".join(str(exc).split()) + note)
+            continue
+        motion = exp.get("motion")
+        # the length does not matter here (one frame is probed); the rate and the speed do
+        if motion is not None and motion is not BAD and not _has_bad([motion["frame_rate_hz"], motion["allow_aliasing"]]):
+            _check_motion_condition(ck, c, motion, shape, ppd, where)
+
+
+def _check_motion_condition(ck: Checker, c: _Condition, motion: Mapping[str, Any], shape: tuple[int, int],
+                            ppd: float, band_where: tuple) -> None:  # fmt: skip
+    """A motion condition: a speed given, a band drifting_noise can make, no temporal aliasing."""
+    p = c.params
+    if _has_bad([p.get(k) for k in MOTION_PARAM_KEYS]):
+        return
+    if p.get("speed_deg_s") is None:
+        ck.add(("motion",), "missing required key 'speed_deg_s' (deg/s), in motion or in every condition", key=True)
+        return
+    if p.get("sigma_center_deg") is not None:
+        ck.add(band_where, "a moving DoG is stated by band_cpd, or peak_cpd and octaves, not by sigmas")
+        return
+    err, _ = _motion_probe(p, motion, shape, ppd)
+    if err is not None:
+        speed_src = c.sources.get("speed_deg_s", ("motion",))
+        note = ""
+        if band_where[0] in ("conditions", "factorial") and band_where[:2] != speed_src[:2]:
+            note = f" (with the band of {format_path(band_where)})"
+        where = speed_src if err.startswith("speed_deg_s") else ("motion",)
+        ck.add(where, err + note)
+
+
+_PROBES: dict[str, tuple[str | None, list[str]]] = {}
+
+
+def _motion_kwargs(p: Mapping[str, Any], motion: Mapping[str, Any], ppd: float, n_frames: int) -> dict[str, Any]:
+    """Keyword arguments of :func:`stimgen.motion.drifting_noise` for a motion condition."""
+    return {
+        "ppd": ppd, "speed_deg_s": p["speed_deg_s"], "direction_deg": p["direction_deg"],
+        "frame_rate_hz": motion["frame_rate_hz"], "n_frames": n_frames,
+        "refresh_frames": p["refresh_frames"], "band_cpd": p["band_cpd"], "peak_cpd": p["peak_cpd"],
+        "octaves": p["octaves"], "family": p["family"], "level": p["level"], "order": p["order"],
+        "orientation_deg": p["orientation_deg"], "orientation_bandwidth_deg": p["orientation_bandwidth_deg"],
+        "alpha": p["alpha"], "rms_contrast": p["rms_contrast"], "mean": p["mean"], "kind": p["kind"],
+        "allow_aliasing": motion["allow_aliasing"],
+    }  # fmt: skip
+
+
+def _motion_probe(p: Mapping[str, Any], motion: Mapping[str, Any], shape: tuple[int, int], ppd: float) -> tuple[str | None, list[str]]:
+    """Ask drifting_noise itself whether a condition can move: (its error, its warnings).
+
+    One frame is made (cached per parameter set) so that the temporal-aliasing rules and
+    messages are exactly those of :mod:`stimgen.motion`; the aliasing error is raised there
+    before any noise is drawn.
+    """
+    from .motion import drifting_noise
+
+    key = json.dumps([{k: p[k] for k in sorted(p)}, motion, list(shape), ppd], sort_keys=True, default=str)
+    if key not in _PROBES:
+        if len(_PROBES) > 256:
+            _PROBES.clear()
+        err, found = None, []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                drifting_noise(size_px=shape, rng=0, **_motion_kwargs(p, motion, ppd, 1))
+            except ValueError as exc:
+                err = " ".join(str(exc).split())
+        found = [" ".join(str(w.message).split()) for w in caught if issubclass(w.category, UserWarning)]
+        _PROBES[key] = (err, found)
+    return _PROBES[key]
 
 
 # =========================================================================================
@@ -692,6 +873,8 @@ class _Plan:
         self.ppd = self.geometry.ppd
         self.shape, self.size_deg = _shape(exp)
         self.conditions = _expand(exp)
+        self.motion = exp.get("motion") or None
+        self.n_frames = _n_frames(self.motion) if self.motion else None
         self.starts = [c.first for c in self.conditions]
         self.n = sum(c.repeats for c in self.conditions)
         self._filters: dict[int, Any] = {}
@@ -729,7 +912,7 @@ _PLANS: dict[str, _Plan] = {}
 
 
 def _plan(exp: Mapping[str, Any]) -> _Plan:
-    key = json.dumps(exp, sort_keys=True)
+    key = json.dumps(exp)  # key order matters: factorial keys expand in the file's order
     plan = _PLANS.get(key)
     if plan is None:
         if len(_PLANS) > 8:
@@ -757,6 +940,28 @@ def _draw(plan: _Plan, index: int, entropy: int) -> tuple[np.ndarray, float, np.
     return img, float(frac), gen, c, r
 
 
+def _draw_movie(plan: _Plan, index: int, entropy: int) -> tuple[np.ndarray, float, np.random.Generator, _Condition, int, dict[str, Any]]:
+    """The movie of stimulus ``index`` (clipped), its clipped fraction, rng and drifting_noise record."""
+    from .contrast import clip_contrast
+    from .motion import drifting_noise
+
+    c, r = plan.locate(index)
+    gen = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(index,)))
+    if plan.motion is None or plan.n_frames is None:
+        raise ValueError("the experiment has no motion section: its stimuli are still images")
+    with warnings.catch_warnings():
+        # aliased filter tails: warned about once per condition by run_experiment
+        warnings.simplefilter("ignore", UserWarning)
+        movie, record = drifting_noise(
+            size_px=plan.shape, rng=gen, dtype=np.dtype(plan.exp["output"]["dtype"]),
+            **_motion_kwargs(c.params, plan.motion, plan.ppd, plan.n_frames),
+        )
+    # the same generator, recorded as its seed: movie_from_record(record) rebuilds the movie
+    record["seed"] = {"entropy": int(entropy), "spawn_key": [int(index)]}
+    movie, frac = clip_contrast(movie, limit=1.0, out=movie, warn_above=None)
+    return movie, float(frac), gen, c, r, record
+
+
 def generate_stimulus(experiment: Mapping[str, Any], index: int, entropy: int) -> tuple[np.ndarray, dict[str, Any]]:
     """Stimulus ``index`` of a resolved experiment, generated alone.
 
@@ -771,45 +976,75 @@ def generate_stimulus(experiment: Mapping[str, Any], index: int, entropy: int) -
 
     Returns
     -------
-    image : ndarray, shape (H, W)
+    image : ndarray, shape (H, W), or (T, H, W) for a motion experiment
         Signed contrast, float (``output.dtype``), clipped to [-1, 1].
     info : dict
         ``condition`` (index, label, own parameters), ``repeat``, ``spawn_key``,
-        ``clipped_fraction``.
+        ``clipped_fraction``; for movies also ``motion_record``, the record of
+        :func:`stimgen.motion.drifting_noise` (before clipping).
     """
     plan = _plan(experiment)
-    img, frac, _, c, r = _draw(plan, int(index), int(entropy))
-    return img, {
+    record = None
+    if plan.motion:
+        img, frac, _, c, r, record = _draw_movie(plan, int(index), int(entropy))
+    else:
+        img, frac, _, c, r = _draw(plan, int(index), int(entropy))
+    info = {
         "condition": {"index": c.index, "label": c.label, **c.own},
         "repeat": r,
         "spawn_key": [int(index)],
         "clipped_fraction": frac,
     }
+    if record is not None:
+        info["motion_record"] = record
+    return img, info
 
 
-def _encode(plan: _Plan, img: np.ndarray, gen: np.random.Generator) -> tuple[list[tuple[str, bytes, str, list[int]]], float]:
-    """Encode an image in every output format: [(format, bytes, dtype, shape)], clip frac."""
+def _encode(plan: _Plan, img: np.ndarray, gen: np.random.Generator) -> tuple[list[dict[str, Any]], float]:
+    """Encode an image (or movie) in every output format, in order.
+
+    Returns ``[{"format", "bytes", "dtype", "shape", ...}]`` (a gif also has
+    ``frame_duration_ms``) and the largest clipped fraction of the quantizations.
+    """
     from .contrast import quantize
     from .io import png_bytes
 
     out = plan.exp["output"]
-    files = []
+    files: list[dict[str, Any]] = []
     q_clip = 0.0
     for fmt in out["formats"]:
         if fmt == "npy":
             buf = _io.BytesIO()
             np.save(buf, img, allow_pickle=False)
-            files.append((fmt, buf.getvalue(), str(img.dtype), list(img.shape)))
+            files.append({"format": fmt, "bytes": buf.getvalue(), "dtype": str(img.dtype), "shape": list(img.shape)})
+            continue
+        bits = 16 if fmt == "png16" else 8
+        levels, frac = quantize(img, bits, dither=out["dither"], gamma=out["gamma"], rng=gen)
+        q_clip = max(q_clip, frac)
+        f = {"format": fmt, "dtype": str(levels.dtype), "shape": list(levels.shape)}
+        if fmt == "gif":
+            f["bytes"], f["frame_duration_ms"] = _gif_bytes(levels, plan.exp["motion"]["frame_rate_hz"])
         else:
-            bits = 8 if fmt == "png8" else 16
-            levels, frac = quantize(img, bits, dither=out["dither"], gamma=out["gamma"], rng=gen)
-            q_clip = max(q_clip, frac)
-            files.append((fmt, png_bytes(levels), str(levels.dtype), list(levels.shape)))
+            f["bytes"] = png_bytes(levels)
+        files.append(f)
     return files, q_clip
 
 
+def _gif_bytes(levels: np.ndarray, fps: float) -> tuple[bytes, int]:
+    """An animated GIF of uint8 ``(T, H, W)`` levels, and its frame duration in ms."""
+    import tempfile
+
+    from .io import write_gif
+
+    # write_gif writes files only; a private temporary directory keeps this process-safe
+    with tempfile.TemporaryDirectory(prefix="stimgen-gif-") as d:
+        path = Path(d) / "preview.gif"
+        duration_ms = write_gif(path, levels, fps=fps)
+        return path.read_bytes(), duration_ms
+
+
 def _suffix(fmt: str) -> str:
-    return ".npy" if fmt == "npy" else ".png"
+    return {"npy": ".npy", "gif": ".gif"}.get(fmt, ".png")
 
 
 def _files_of(plan: _Plan, c: _Condition, r: int) -> dict[str, str]:
@@ -866,11 +1101,19 @@ def _measure(plan: _Plan, c: _Condition, img: np.ndarray) -> tuple[dict[str, Any
 def _measured_orientation(img: np.ndarray, ppd: float, band_cpd: list[float]) -> float:
     """Dominant stripe orientation in deg (0 vertical, counter-clockwise), in [0, 180).
 
-    The power-weighted circular mean of doubled angles of the power inside the design band.
+    The power-weighted circular mean of doubled angles of the power inside the design band,
+    in 72 orientation bins (2.5 deg), or fewer when a small image leaves a bin without DFT
+    samples in the band.
     """
     from .spectrum import orientation_spectrum
 
-    ang, power = orientation_spectrum(img, n_bins=72, ppd=ppd, band_cpd=band_cpd)
+    for n_bins in (72, 36, 18, 9):
+        try:
+            ang, power = orientation_spectrum(img, n_bins=n_bins, ppd=ppd, band_cpd=band_cpd)
+            break
+        except ValueError:
+            if n_bins == 9:
+                raise
     ok = np.isfinite(power)
     a2 = np.radians(2 * ang[ok])
     theta = 0.5 * math.degrees(math.atan2(float(np.sum(power[ok] * np.sin(a2))), float(np.sum(power[ok] * np.cos(a2)))))
@@ -894,18 +1137,59 @@ def _alpha_tolerance(check: Mapping[str, Any], n_images: int, shape: tuple[int, 
     return max(0.1, 0.4 * math.sqrt(64 * 96 / (max(n_images, 1) * shape[0] * shape[1])))
 
 
-def _entry(plan: _Plan, index: int, entropy: int) -> tuple[dict[str, Any], list[tuple[str, str, bytes]], np.ndarray, np.ndarray]:
-    """Everything about stimulus ``index``: manifest entry, files (fmt, rel path, bytes), power, image."""
+def _measure_motion(plan: _Plan, movie: np.ndarray, record: dict[str, Any]) -> dict[str, Any] | None:
+    """verify_motion of a movie with the experiment's tolerances (None: nothing to measure).
+
+    Dynamic noise with ``refresh_frames = 1`` shows a new sample every frame: no two frames
+    show the same noise, so there is no motion to measure.
+    """
+    from .motion import verify_motion
+
+    if record.get("refresh_frames") == 1:
+        return None
+    check = plan.exp["check"]
+    res = verify_motion(
+        movie, record, tolerance=check["speed_tolerance"],
+        atol_px_per_frame=check["speed_atol_px_per_frame"],
+        min_reliable_fraction=check["min_reliable_fraction"],
+    )  # fmt: skip
+    res.pop("requested", None)  # in the entry already
+    res.pop("velocity_convention", None)  # in the manifest once
+    return res
+
+
+_MOTION_ENTRY_KEYS = (
+    "frame_rate_hz", "n_frames", "duration_s", "speed_deg_s", "direction_deg", "velocity_deg_s",
+    "speed_px_per_frame", "velocity_px_per_frame", "refresh_frames", "temporal_aliasing",
+)  # fmt: skip
+
+
+def _entry(plan: _Plan, index: int, entropy: int, *, measure: bool = True) -> tuple[dict[str, Any], list[tuple[str, str, bytes]], np.ndarray | None, np.ndarray]:
+    """Everything about stimulus ``index``: manifest entry, files (rel path, fmt, bytes), power, image.
+
+    For a movie the image is its first frame; without ``measure`` the spectral and speed
+    checks are skipped (power None), e.g. to regenerate the bytes only.
+    """
     from .io import sha256_bytes
 
-    img, frac, gen, c, r = _draw(plan, index, entropy)
-    encoded, q_clip = _encode(plan, img, gen)
+    record = None
+    if plan.motion:
+        data, frac, gen, c, r, record = _draw_movie(plan, index, entropy)
+        img = data[0]
+    else:
+        data, frac, gen, c, r = _draw(plan, index, entropy)
+        img = data
+    encoded, q_clip = _encode(plan, data, gen)
     paths = _files_of(plan, c, r)
-    files = [{"file": paths[f], "format": f, "sha256": sha256_bytes(b), "dtype": dt, "shape": sh} for f, b, dt, sh in encoded]
+    files = [
+        {"file": paths[f["format"]], "format": f["format"], "sha256": sha256_bytes(f["bytes"]),
+         **{k: val for k, val in f.items() if k not in ("format", "bytes")}}
+        for f in encoded
+    ]  # fmt: skip
     design = plan.design(c)
     if c.params["family"] in ("power_law", "white"):  # no peak; optional hard band limits
         design = {"band_cpd": c.params["band_cpd"], "peak_cpd": None}
-    measured, power = _measure(plan, c, img)
+    measured, power = _measure(plan, c, img) if measure else ({}, None)
     entry = {
         "index": index,
         "file": files[0]["file"],
@@ -920,12 +1204,19 @@ def _entry(plan: _Plan, index: int, entropy: int) -> tuple[dict[str, Any], list[
         "design_band_cpd": None if design is None else design["band_cpd"],
         "design_peak_cpd": None if design is None else design["peak_cpd"],
         "band_level": c.params["level"],
-        "rms_contrast": float(np.std(img, dtype=np.float64)),
-        "mean": float(np.mean(img, dtype=np.float64)),
+        "rms_contrast": float(np.std(data, dtype=np.float64)),
+        "mean": float(np.mean(data, dtype=np.float64)),
         "clipped_fraction": max(frac, q_clip),
         **measured,
     }
-    return entry, [(paths[f], f, b) for f, b, _, _ in encoded], power, img
+    if record is not None:
+        entry.update({k: record[k] for k in _MOTION_ENTRY_KEYS})
+        if measure:
+            entry["spectral_pass"] = entry["pass"]
+            entry["speed_check"] = check = _measure_motion(plan, data, record)
+            entry["pass"] = bool(entry["pass"] and (check is None or check["pass"]))
+        entry["motion_record"] = record
+    return entry, [(paths[f["format"]], f["format"], f["bytes"]) for f in encoded], power, img
 
 
 def _work(task: tuple[str, int, list[int], str, int]) -> list[tuple[dict[str, Any], np.ndarray, np.ndarray | None]]:
@@ -936,6 +1227,7 @@ def _work(task: tuple[str, int, list[int], str, int]) -> list[tuple[dict[str, An
     results = []
     for i in indices:
         entry, files, power, img = _entry(plan, i, entropy)
+        assert power is not None  # measured
         for rel, _, data in files:
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -1051,11 +1343,12 @@ def run_experiment(
         jobs = os.cpu_count() or 1
     jobs = v.positive_int("jobs", jobs)
     plan = _plan(exp)
+    _warn_aliased_tails(plan, source or exp["name"])
     final = Path(out) if out is not None else Path.cwd() / exp["name"]
     if final.exists() and not force:
         raise FileExistsError(f"output directory {final} already exists (use --force to replace it)")
     final.parent.mkdir(parents=True, exist_ok=True)
-    exp_json = json.dumps(exp, sort_keys=True)
+    exp_json = json.dumps(exp)  # not sort_keys: the factorial's key order is the plan's order
     n_examples = exp["output"]["examples_per_condition"] if exp["output"]["figures"] else 0
     chunks = _chunks(plan.n, jobs if scheduler == "local" else 16)
     results: list[tuple[dict[str, Any], np.ndarray, np.ndarray | None]] = []
@@ -1076,6 +1369,16 @@ def run_experiment(
         atomic_write_bytes(tmp / "manifest.json", _dumps(manifest).encode())
     manifest["path"] = str(final)
     return manifest
+
+
+def _warn_aliased_tails(plan: _Plan, source: str) -> None:
+    """One warning per motion condition whose filter tails alias in time (before generating)."""
+    if not plan.motion:
+        return
+    for c in plan.conditions:
+        _, found = _motion_probe(c.params, plan.motion, plan.shape, plan.ppd)
+        for msg in found:
+            warnings.warn(f"{source}: condition {c.index} ({c.label}): {msg}", UserWarning, stacklevel=3)
 
 
 def _dumps(obj: Any) -> str:
@@ -1166,6 +1469,43 @@ def _condition_summary(plan: _Plan, c: _Condition, entries: list[dict], powers: 
         out["measured"] = cmp["measured"]
         out["rel_error"] = cmp["rel_error"]
         out["pass"] = cmp["pass"]
+    if plan.motion:
+        out["spectral_pass"] = out["pass"]
+        out["speed"] = speed = _speed_summary(entries)
+        out["pass"] = bool(out["pass"] and speed["pass"] is not False)
+    return out
+
+
+def _speed_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Requested vs measured velocity of a condition's movies (median over its repeats)."""
+    e0 = entries[0]
+    checks = [e["speed_check"] for e in entries if e.get("speed_check") is not None]
+    out: dict[str, Any] = {
+        "requested_speed_deg_s": e0["speed_deg_s"],
+        "requested_direction_deg": e0["direction_deg"] if e0["speed_deg_s"] > 0 else None,
+        "requested_velocity_deg_s": e0["velocity_deg_s"],
+        "measured_speed_deg_s": None,
+        "measured_speed_range_deg_s": None,
+        "measured_direction_deg": None,
+        "direction_error_deg": None,
+        "measured_velocity_deg_s": None,
+        "n_checked": len(checks),
+        "n_pass": sum(bool(k["pass"]) for k in checks),
+        "pass": None,
+    }
+    if not checks:
+        return out
+    vel = np.array([k["measured"]["velocity_deg_s"] for k in checks], dtype=np.float64)
+    speeds = np.hypot(vel[:, 0], vel[:, 1])
+    vx, vy = (float(x) for x in np.median(vel, axis=0))
+    out["measured_velocity_deg_s"] = [vx, vy]
+    out["measured_speed_deg_s"] = float(np.median(speeds))
+    out["measured_speed_range_deg_s"] = [float(speeds.min()), float(speeds.max())]
+    if vx != 0 or vy != 0:
+        d = out["measured_direction_deg"] = math.degrees(math.atan2(-vy, vx)) % 360.0
+        if out["requested_direction_deg"] is not None:
+            out["direction_error_deg"] = (d - out["requested_direction_deg"] + 180.0) % 360.0 - 180.0
+    out["pass"] = out["n_pass"] == len(checks)
     return out
 
 
@@ -1210,9 +1550,27 @@ def _manifest(plan, exp, entropy, results, yaml_bytes, source, sha256_bytes) -> 
         "value_convention": VALUE_CONVENTION,
         "n_stimuli": plan.n,
         "n_pass": sum(bool(e["pass"]) for e in entries),
+        **(_motion_summary(plan) if plan.motion else {}),
         "conditions": conditions,
         "figures": [],
         "stimuli": entries,
+    }
+
+
+def _motion_summary(plan: _Plan) -> dict[str, Any]:
+    from .motion import VELOCITY_CONVENTION
+
+    fps = plan.motion["frame_rate_hz"]  # type: ignore[index]
+    return {
+        "motion": {
+            "frame_rate_hz": fps,
+            "n_frames": plan.n_frames,
+            "duration_s": plan.n_frames / fps,  # type: ignore[operator]
+            "movie_shape": [plan.n_frames, *plan.shape],
+            "velocity_convention": VELOCITY_CONVENTION,
+            "generator": "stimgen.motion.drifting_noise (exact Fourier shifts of a periodic field)",
+            "speed_check": "stimgen.motion.verify_motion (median dense Lucas-Kanade flow)",
+        },
     }
 
 
@@ -1233,10 +1591,12 @@ def _figures(plan: _Plan, results: list, tmp: Path, manifest: dict[str, Any]) ->
         spec = _condition_spectrum(plan, by_cond[c.index])
         fam = c.params["family"]
         slope = {"power_law": c.params["alpha"], "white": 0.0}.get(fam)
+        title = f"condition {c.index}: {c.label}"
+        if plan.motion:
+            title += "\nfirst frames; " + _speed_text(summary["speed"])
         ax = plotting.plot_condition_spectrum(
             spec, design=None if slope is not None else _radial_filter(plan.filter(c)),
-            level=c.params["level"], title=f"condition {c.index}: {c.label}", passed=summary["pass"],
-            alpha=slope,
+            level=c.params["level"], title=title, passed=summary["pass"], alpha=slope,
         )  # fmt: skip
         rel = f"figures/spectrum_{c.folder}.png"
         plotting.save(ax.figure, tmp / rel)
@@ -1244,9 +1604,45 @@ def _figures(plan: _Plan, results: list, tmp: Path, manifest: dict[str, Any]) ->
     if examples:
         rows = [(f"{c.index}: {c.label}", examples.get(c.index, [])) for c in plan.conditions]
         fig = plotting.plot_contact_sheet(rows, size_deg=plan.size_deg)
+        if plan.motion:
+            h, w = plan.size_deg
+            fig.suptitle(f"first frames of example movies (gray scale: signed contrast -1 to +1, "
+                         f"{h:.3g} x {w:.3g} deg)", fontsize=9)  # fmt: skip
         plotting.save(fig, tmp / "figures/contact_sheet.png")
         written.append("figures/contact_sheet.png")
+    checked = [e for e in manifest["stimuli"] if e.get("speed_check") is not None]
+    if checked:
+        ax = plotting.plot_velocity_check(
+            [e["velocity_deg_s"] for e in checked],
+            [e["speed_check"]["measured"]["velocity_deg_s"] for e in checked],
+            labels=[_first_label(checked, i) for i in range(len(checked))],
+            passed=[e["speed_check"]["pass"] for e in checked],
+            title=f"{len(checked)} movies: velocity measured by optical flow vs requested",
+        )  # fmt: skip
+        plotting.save(ax.figure, tmp / "figures/velocity.png")
+        written.append("figures/velocity.png")
     return written
+
+
+def _first_label(entries: list[dict[str, Any]], i: int) -> str:
+    """``c<index>`` at the first entry of each condition, empty for its repeats."""
+    ci = entries[i]["condition"]["index"]
+    return "" if i and entries[i - 1]["condition"]["index"] == ci else f"c{ci}"
+
+
+def _speed_text(speed: Mapping[str, Any]) -> str:
+    """``speed 2.001 deg/s at 90.0 deg (requested 2 deg/s at 90 deg)`` for a condition summary."""
+    want = f"{speed['requested_speed_deg_s']:g} deg/s"
+    if speed["requested_direction_deg"] is not None:
+        want += f" at {speed['requested_direction_deg']:g} deg"
+    if speed["measured_speed_deg_s"] is None:
+        return f"speed not measurable (dynamic noise, a new sample every frame); requested {want}"
+    got = f"speed {speed['measured_speed_deg_s']:.3f} deg/s"
+    if speed["direction_error_deg"] is not None:  # near the requested one: 359.98 shows as 0.0
+        got += f" at {round(speed['requested_direction_deg'] + speed['direction_error_deg'], 1) + 0.0:.1f} deg"
+    elif speed["measured_direction_deg"] is not None:
+        got += f" at {speed['measured_direction_deg']:.1f} deg"
+    return f"{got} (requested {want})"
 
 
 # =========================================================================================
@@ -1261,6 +1657,7 @@ class VerifyReport:
     n_stimuli: int = 0
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    motion: bool = False  # a set of movies: speeds were re-measured too
 
     @property
     def ok(self) -> bool:
@@ -1268,7 +1665,7 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "ok": self.ok, "n_files": self.n_files, "n_stimuli": self.n_stimuli,
-                "failures": self.failures, "notes": self.notes}  # fmt: skip
+                "motion": self.motion, "failures": self.failures, "notes": self.notes}  # fmt: skip
 
 
 def read_manifest(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
@@ -1313,6 +1710,9 @@ def verify_set(
     file, and re-measures each stimulus' spectrum: the measured peak and band (or 1/f
     exponent) must agree with the manifest (exactly up to float rounding for ``.npy``;
     within the quantization noise, 2 %, for PNG-only sets) and give the same pass flag.
+    Movies: the spectrum of the first frame, and the velocity measured again with
+    :func:`stimgen.motion.verify_motion`, which must reproduce the manifest's (to 1e-6
+    px/frame) and its pass flag.
     When the manifest was written by another stimgen version, spectral differences are
     reported as notes instead (the measurement itself may have changed).
 
@@ -1332,7 +1732,7 @@ def verify_set(
     VerifyReport
     """
     root, manifest = read_manifest(path)
-    rep = VerifyReport(str(root), n_stimuli=len(manifest["stimuli"]))
+    rep = VerifyReport(str(root), n_stimuli=len(manifest["stimuli"]), motion=bool(manifest["experiment"].get("motion")))
     from .io import sha256_file
 
     if manifest.get("experiment_sha256"):
@@ -1369,10 +1769,11 @@ def verify_set(
             elif sha256_file(fp) != f["sha256"]:
                 rep.failures.append(f"{f['file']}: sha256 differs from the manifest (the file was changed)")
                 ok_files = False
+        what = "spectrum or speed" if "speed_check" in e else "spectrum"
         if require_pass and not e.get("pass"):
-            rep.failures.append(f"{e['file']}: its spectrum failed the design check when generated")
+            rep.failures.append(f"{e['file']}: its {what} failed the design check when generated")
         elif not e.get("pass"):
-            rep.notes.append(f"{e['file']}: spectral pass flag is false in the manifest")
+            rep.notes.append(f"{e['file']}: {what} pass flag is false in the manifest")
         if plan is not None and ok_files:
             msg = _verify_spectrum(plan, root, e)
             if msg and same_version:
@@ -1405,15 +1806,46 @@ def _verify_spectrum(plan: _Plan, root: Path, e: dict[str, Any]) -> str | None:
     files = {f["format"]: f for f in e.get("files", [])}
     fmt = "npy" if "npy" in files else ("png16" if "png16" in files else "png8")
     f = files.get(fmt, e)
-    img = _image_from_file(root / f["file"], fmt, plan.exp["output"]["gamma"])
-    measured, _ = _measure(plan, c, img)
+    data = _image_from_file(root / f["file"], fmt, plan.exp["output"]["gamma"])
+    movie = plan.motion is not None
+    if movie and (data.ndim != 3 or list(data.shape[1:]) != list(plan.shape)):
+        return f"is not a (T, H, W) movie of {plan.shape[0]} x {plan.shape[1]} px frames: shape {list(data.shape)}"
+    measured, _ = _measure(plan, c, data[0] if movie else data)
     rtol = 1e-6 if fmt == "npy" else 0.02
     for key in ("peak_cpd", "band_cpd", "alpha", "orientation_deg"):
         if key in e and not _close(measured.get(key), e.get(key), rtol if key != "alpha" else max(rtol, 0.01)):
             return f"re-measured {key} {_fmt_num(measured.get(key))} differs from the manifest's {_fmt_num(e.get(key))}"
-    if fmt == "npy" and bool(measured["pass"]) != bool(e.get("pass")):
-        return f"re-measured spectral pass {measured['pass']} differs from the manifest's {e.get('pass')}"
+    flag = e.get("spectral_pass", e.get("pass")) if movie else e.get("pass")
+    if fmt == "npy" and bool(measured["pass"]) != bool(flag):
+        return f"re-measured spectral pass {measured['pass']} differs from the manifest's {flag}"
+    if movie and "motion_record" in e:
+        return _verify_speed(plan, data, e)
     return None
+
+
+def _verify_speed(plan: _Plan, movie: np.ndarray, e: dict[str, Any]) -> str | None:
+    """Measure a movie's velocity again; it must reproduce the manifest's (to 1e-6 px/frame)."""
+    got = _measure_motion(plan, movie, e["motion_record"])
+    want = e.get("speed_check")
+    if got is None or want is None:
+        return None if got is None and want is None else "speed check present in only one of manifest and re-measurement"
+    a = got["measured"]["velocity_px_per_frame"]
+    b = want["measured"]["velocity_px_per_frame"]
+    if not all(_close_abs(x, y, 1e-6) for x, y in zip(a, b, strict=True)):
+        return (f"re-measured velocity {_fmt_num(a)} px/frame differs from the manifest's {_fmt_num(b)} "
+                f"(requested {_fmt_num(e['velocity_px_per_frame'])})")  # fmt: skip
+    if bool(got["pass"]) != bool(want["pass"]):
+        return f"re-measured speed pass {got['pass']} differs from the manifest's {want['pass']}"
+    return None
+
+
+def _close_abs(a: Any, b: Any, atol: float) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    a, b = float(a), float(b)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return abs(a - b) <= atol + 1e-6 * max(abs(a), abs(b))
 
 
 def _fmt_num(x: Any) -> str:
@@ -1455,7 +1887,7 @@ def regenerate_stimulus(
         raise ValueError(f"index must be an integer in [0, {n - 1}], got {index!r}")
     exp = validate_experiment(manifest["experiment"], source="manifest.json:experiment")
     plan = _plan(exp)
-    entry, files, _, _ = _entry(plan, int(index), int(manifest["seed_entropy"]))
+    entry, files, _, _ = _entry(plan, int(index), int(manifest["seed_entropy"]), measure=False)
     want = {f["format"]: f for f in manifest["stimuli"][int(index)].get("files", [])}
     rows = []
     for rel, fmt, data in files:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -419,7 +420,9 @@ def test_regenerate_matches(tmp_path, capsys, tiny_set):
 
 
 # -- shipped experiments and dask ---------------------------------------------------------------
-@pytest.mark.parametrize("name", ["masks_octave_bands", "dog_vs_log_gaussian", "oriented_noise", "pink_noise"])
+@pytest.mark.parametrize(
+    "name", ["masks_octave_bands", "dog_vs_log_gaussian", "oriented_noise", "pink_noise", "drifting_noise"]
+)
 def test_shipped_experiments_validate(name):
     exp = ex.load_experiment(EXPERIMENTS / f"{name}.yaml")
     conds = ex.expand_conditions(exp)
@@ -439,3 +442,223 @@ def test_dask_scheduler_byte_identical(tmp_path, tiny_set):
     assert [e["files"] for e in md["stimuli"]] == [e["files"] for e in m["stimuli"]]
     for e in md["stimuli"]:
         assert (tmp_path / "d" / e["file"]).read_bytes() == (root / e["file"]).read_bytes()
+
+
+# -- motion experiments ---------------------------------------------------------------------
+MOTION = """\
+name: tinymotion
+seed: 42
+display: {ppd: 16}
+stimulus: {size_px: 40, rms_contrast: 0.2}
+noise: {family: log_gaussian, band_cpd: [1, 3]}
+motion: {frame_rate_hz: 60, n_frames: 5}
+factorial:
+  speed_deg_s: [1, 3]
+  direction_deg: [0, 90]
+output: {examples_per_condition: 1}
+"""
+MOTION_ENTRY_KEYS = ENTRY_KEYS | {
+    "frame_rate_hz", "n_frames", "duration_s", "speed_deg_s", "direction_deg", "velocity_deg_s",
+    "velocity_px_per_frame", "speed_px_per_frame", "temporal_aliasing", "spectral_pass",
+    "speed_check", "motion_record",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def motion_set(tmp_path_factory):
+    d = tmp_path_factory.mktemp("motion")
+    y = write(d, MOTION)
+    m = ex.run_experiment(y, d / "out", jobs=1, progress=False)
+    return d / "out", m, y
+
+
+def test_motion_manifest_movies_and_speeds(motion_set):
+    from PIL import Image, ImageSequence
+
+    from stimgen.contrast import quantize
+    from stimgen.motion import drifting_noise, movie_from_record
+
+    root, m, _ = motion_set
+    on_disk = json.loads((root / "manifest.json").read_text())
+    assert on_disk["experiment"]["output"]["formats"] == ["npy", "gif"]  # the motion default
+    assert on_disk["motion"]["n_frames"] == 5 and on_disk["motion"]["movie_shape"] == [5, 40, 40]
+    # factorial keys expand in the file's order (speed outer), not alphabetically
+    assert [c["label"] for c in on_disk["conditions"]] == [
+        "speed_deg_s=1, direction_deg=0", "speed_deg_s=1, direction_deg=90",
+        "speed_deg_s=3, direction_deg=0", "speed_deg_s=3, direction_deg=90",
+    ]  # fmt: skip
+    for i, e in enumerate(on_disk["stimuli"]):
+        assert MOTION_ENTRY_KEYS <= set(e) and e["spawn_key"] == [i]
+        speed, direction = [(1, 0), (1, 90), (3, 0), (3, 90)][i]
+        assert (e["speed_deg_s"], e["direction_deg"], e["frame_rate_hz"]) == (speed, direction, 60)
+        # px/frame = deg/s * ppd / Hz; direction 90 is upwards = towards row 0 (vy < 0)
+        d_px = speed * 16 / 60
+        want = [d_px, 0.0] if direction == 0 else [0.0, -d_px]
+        np.testing.assert_allclose(e["velocity_px_per_frame"], want, atol=1e-15)
+        np.testing.assert_allclose(e["velocity_deg_s"], np.array(want) * 60 / 16, atol=1e-15)
+        movie = np.load(root / e["file"])
+        assert movie.shape == (5, 40, 40) and movie.dtype == np.float32 and e["shape"] == [5, 40, 40]
+        # every frame has the RMS contrast (a translation keeps every Fourier amplitude)
+        np.testing.assert_allclose(movie.std(axis=(1, 2), dtype=np.float64), 0.2, rtol=1e-5)
+        # stimulus i is drifting_noise drawn from SeedSequence(entropy, spawn_key=(i,))
+        gen = np.random.default_rng(np.random.SeedSequence(42, spawn_key=(i,)))
+        ref, _ = drifting_noise(size_px=40, ppd=16, band_cpd=(1, 3), family="log_gaussian",
+                                speed_deg_s=speed, direction_deg=direction, frame_rate_hz=60,
+                                n_frames=5, rng=gen)  # fmt: skip
+        np.testing.assert_array_equal(movie, ref)
+        assert e["clipped_fraction"] == 0.0
+        np.testing.assert_array_equal(movie_from_record(e["motion_record"]), movie)
+        # the speed measured by optical flow, and the spectrum of the first frame
+        sc = e["speed_check"]
+        assert sc["pass"] is True and e["spectral_pass"] is True and e["pass"] is True
+        assert abs(sc["measured"]["speed_deg_s"] - speed) < 0.01 * speed
+        assert abs(sc["direction_error_deg"]) < 0.5 and sc["reliable_fraction"] > 0.9
+        np.testing.assert_allclose(e["band_cpd"], [1, 3], rtol=0.25)
+        # the GIF preview holds exactly the 8-bit levels of every frame
+        with Image.open(root / e["files"][1]["file"]) as gif:
+            frames = [np.asarray(f.convert("L")) for f in ImageSequence.Iterator(gif)]
+        np.testing.assert_array_equal(np.array(frames), quantize(movie, 8)[0])
+        assert e["files"][1]["frame_duration_ms"] == 20
+    for c in on_disk["conditions"]:
+        s = c["speed"]
+        assert c["pass"] is True and s["pass"] is True and s["n_checked"] == 1
+        assert abs(s["measured_speed_deg_s"] - s["requested_speed_deg_s"]) < 0.01 * s["requested_speed_deg_s"]
+        assert abs(s["direction_error_deg"]) < 0.5
+    assert "figures/velocity.png" in on_disk["figures"]
+    for f in on_disk["figures"]:
+        assert (root / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_motion_run_output_jobs_regenerate_verify(tmp_path, capsys, motion_set):
+    import shutil
+
+    root, m, y = motion_set
+    code, out, err = run_cli(capsys, "run", y, "--out", tmp_path / "b", "--jobs", "2", "--no-progress")
+    assert code == 0 and err == ""
+    assert "wrote 4 movies (5 frames of 40 x 40 px at 16 ppd, 60 Hz)" in out
+    assert re.search(r"1 speed_deg_s=1, direction_deg=90: .*; speed 1\.0\d\d deg/s at 90\.0 deg "
+                     r"\(requested 1 deg/s at 90 deg\)  \[pass; 1/1 stimuli pass\]", out)  # fmt: skip
+    b = json.loads((tmp_path / "b/manifest.json").read_text())["stimuli"]
+    assert [e["files"] for e in b] == [e["files"] for e in m["stimuli"]]
+    for e in b:
+        for f in e["files"]:
+            assert (tmp_path / "b" / f["file"]).read_bytes() == (root / f["file"]).read_bytes()
+    code, out, _ = run_cli(capsys, "regenerate", tmp_path / "b", "--index", "3", "--out", tmp_path / "r")
+    assert code == 0 and out.count("identical") == 2 and "0000.gif" in out
+    f = m["stimuli"][3]["files"][1]["file"]
+    assert (tmp_path / "r" / f).read_bytes() == (root / f).read_bytes()
+    # verify: hashes, first-frame spectra and speeds; one changed byte of a movie fails
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "b")
+    assert code == 0 and "hashes, spectra and speeds checked: OK" in out
+    target = tmp_path / "b" / m["stimuli"][2]["file"]
+    data = bytearray(target.read_bytes())
+    data[-7] ^= 1
+    target.write_bytes(bytes(data))
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "b", "--json")
+    assert code == 1 and json.loads(out)["failures"] == [
+        f"{m['stimuli'][2]['file']}: sha256 differs from the manifest (the file was changed)"
+    ]
+    # a manifest whose measured speed does not match the movie fails the re-measurement
+    d = tmp_path / "c"
+    shutil.copytree(root, d)
+    man = json.loads((d / "manifest.json").read_text())
+    man["stimuli"][1]["speed_check"]["measured"]["velocity_px_per_frame"][1] *= 1.01
+    (d / "manifest.json").write_text(json.dumps(man))
+    code, out, _ = run_cli(capsys, "verify", d)
+    assert code == 1 and "0000.npy: re-measured velocity" in out and "requested [0, -0.26667]" in out
+
+
+MOTION_BAD = [
+    ("motion: {frame_rate_hz: 15, n_frames: 5}",
+     (r":8: factorial.speed_deg_s\[1\]: speed_deg_s=3 aliases in time: at 16 ppd and 15 Hz the noise "
+      r"moves 3.2 px/frame, .* keep the speed below 2.5 deg/s")),
+    ("  speed_deg_s: [1, 11]",
+     r":8: factorial.speed_deg_s\[1\]: speed_deg_s=11 aliases in time: .*below 10 deg/s"),
+    ("motion: {frame_rate_hz: 60, n_frames: 5, duration_s: 1}",
+     r":6: motion: give exactly one of duration_s \(s\) and n_frames"),
+    ("motion: {frame_rate_hz: 60, duration_s: 0.02}",
+     r":6: motion.duration_s: 0.02 s is 1 frame\(s\) at 60 Hz; a movie needs at least 2 frames"),
+    ("motion: {n_frames: 5}", r":6: motion: missing required key 'frame_rate_hz'"),
+    ("motion: {frame_rate_hz: 60, n_frames: 5, refresh_frames: 0}",
+     r"motion.refresh_frames: must be in \[1, inf\), got 0"),
+    ("motion: {frame_rate_hz: 60, n_frames: 5, speed: 2}",
+     r"motion.speed: unknown key 'speed'; did you mean 'speed_deg_s'\?"),
+    ("noise: {family: log_gaussian, band_cpd: [1, 3], frame_rate_hz: 60}",
+     r":5: noise.frame_rate_hz: unknown key 'frame_rate_hz' here; it belongs in motion"),
+    ("output: {formats: [npy, png8]}",
+     r"output.formats\[1\]: png8 is for still images; a motion experiment writes npy movies and gif"),
+    ("output: {formats: [gif]}", r"output.formats: a motion experiment needs npy, the \(T, H, W\) float movie"),
+    ("noise: {family: dog, sigma_center_deg: 0.1, sigma_surround_deg: 0.2}",
+     r":5: noise.sigma_center_deg: a moving DoG is stated by band_cpd, or peak_cpd and octaves"),
+]
+
+
+@pytest.mark.parametrize(("line", "match"), MOTION_BAD, ids=[c[0] for c in MOTION_BAD])
+def test_every_motion_validation_message(tmp_path, line, match):
+    lines = MOTION.splitlines()
+    key = line.split(":")[0]
+    replaced = [line if ln.startswith(key + ":") else ln for ln in lines]
+    if replaced == lines:
+        replaced.append(line)
+    path = write(tmp_path, "\n".join(replaced) + "\n")
+    with pytest.raises(ex.ExperimentError, match=match) as info:
+        ex.load_experiment(path)
+    assert all(s.startswith(f"{path}:") for s in info.value.lines)
+
+
+def test_motion_validation_cli_and_still_experiments(tmp_path, capsys):
+    # the aliasing error of stimgen.motion, with its line, before anything is generated
+    text = """\
+    name: aliased
+    display: {ppd: 16}
+    stimulus: {size_px: 40}
+    noise: {family: log_gaussian, band_cpd: [1, 3]}
+    motion: {frame_rate_hz: 60, n_frames: 5, speed_deg_s: 12}
+    conditions:
+      - {speed_deg_s: 1, direction_deg: 45}
+      - {speed_deg_s: 9, band_cpd: [1, 4]}
+      - {speed_deg_s: null}
+    """
+    path = write(tmp_path, text)
+    code, out, err = run_cli(capsys, "run", path, "--out", tmp_path / "never")
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert lines[0] == f"{path}:5: motion: missing required key 'speed_deg_s' (deg/s), in motion or in every condition"
+    assert lines[1].startswith(f"{path}:8: conditions[1].speed_deg_s: speed_deg_s=9 aliases in time: at 16 ppd "
+                               "and 60 Hz the noise moves 2.4 px/frame, and its highest frequency (4 cpd")  # fmt: skip
+    assert lines[-1].endswith("2 problems in " + str(path) + "; nothing was written")
+    code, _, err = run_cli(capsys, "run", write(tmp_path, text.replace("      - {speed_deg_s: 9, band_cpd: [1, 4]}\n      - {speed_deg_s: null}\n", "      - {direction_deg: 0}\n")), "--out", tmp_path / "never")
+    assert code == 2 and f"{path}:5: motion.speed_deg_s: speed_deg_s=12 aliases in time" in err
+    assert not (tmp_path / "never").exists() and leftovers(tmp_path) == []
+    # motion keys and gif previews in a still-image experiment
+    still = TINY.replace("  - {band_cpd: [2, 4]}", "  - {band_cpd: [2, 4], speed_deg_s: 2}")
+    still = still.replace("formats: [npy, png8]", "formats: [npy, gif]") + "factorial: {direction_deg: [0]}\n"
+    with pytest.raises(ex.ExperimentError) as info:
+        ex.load_experiment(write(tmp_path, still))
+    hint = "varies a motion stimulus; add a motion section (frame_rate_hz, and n_frames or duration_s)"
+    assert [ln.split(": ", 1)[1] for ln in info.value.lines] == [
+        f"conditions[1].speed_deg_s: speed_deg_s {hint}",
+        ("output.formats[1]: gif is the animated preview of a motion experiment (add a motion section); "
+         "still images (allowed: npy, png8, png16)"),
+        f"factorial.direction_deg: direction_deg {hint}",
+    ]
+
+
+def test_motion_dynamic_noise_and_aliased_tails_warning(tmp_path):
+    exp = ex.load_experiment(write(tmp_path, MOTION))
+    exp["factorial"] = {}
+    exp["noise"] = {**exp["noise"], "family": "dog", "band_cpd": [1, 4]}
+    exp["conditions"] = [{"speed_deg_s": 0, "refresh_frames": 1}, {"speed_deg_s": 7}]
+    exp["output"]["figures"] = False
+    with pytest.warns(UserWarning, match=r"condition 1 \(speed_deg_s=7\): 3.19 % of the noise power lies above"):
+        m = ex.run_experiment(exp, tmp_path / "s", jobs=1, progress=False)
+    twinkle, fast = m["stimuli"]
+    movie = np.load(tmp_path / "s" / twinkle["file"])
+    assert twinkle["speed_check"] is None and twinkle["refresh_frames"] == 1
+    assert twinkle["pass"] == twinkle["spectral_pass"]
+    assert m["conditions"][0]["speed"]["pass"] is None
+    # a fresh sample every frame: consecutive frames are uncorrelated
+    r = np.corrcoef(movie[0].ravel(), movie[1].ravel())[0, 1]
+    assert abs(r) < 0.2
+    assert fast["temporal_aliasing"]["aliased_power_fraction"] > 0.01
+    assert ex.verify_set(tmp_path / "s").ok
