@@ -571,7 +571,7 @@ def lucas_kanade(
     for lev in range(n_levels - 1, -1, -1):
         r, m = refs[lev], movs[lev]
         shape = r.shape
-        if u is None:
+        if u is None or v is None:
             u = np.zeros(shape, r.dtype)
             v = np.zeros(shape, r.dtype)
         else:
@@ -628,6 +628,7 @@ def lucas_kanade(
             v = vs + dv
 
     # final products at the finest level
+    assert u is not None and v is not None  # at least one level ran
     inside = _inside(xx + u, yy + v, ref.shape)
     full = (lmin >= thr) & (lmin > 0)
     has_normal = (lmax >= thr) & (lmax > 0)

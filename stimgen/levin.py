@@ -196,6 +196,7 @@ def _weight_planes(y: np.ndarray, offsets: np.ndarray, form: str, eps: float) ->
             d *= (-1.0 / c)[None]
             np.exp(d, out=d)
         else:
+            assert tmp is not None  # allocated for the correlation form
             t = tmp[:, : r1 - r0]
             np.square(d, out=t)
             var = t.sum(axis=0) / nb - m1 * m1
@@ -508,7 +509,8 @@ def _solve_free(a, fixed: np.ndarray, values: np.ndarray, shape, sep: int, *, pi
     """
     from scipy.sparse.linalg import splu
 
-    order = _dissection_order(*shape, sep=max(sep, 1))
+    h, w = shape
+    order = _dissection_order(h, w, sep=max(sep, 1))
     free = order[~fixed[order]]
     fixed_idx = np.flatnonzero(fixed)
     rows = a[free]

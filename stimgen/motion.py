@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -707,8 +708,10 @@ def movie_from_record(record: dict[str, Any], *, workers: int | None = None) -> 
         lacks a field.
     """
     kind = record.get("stimulus")
-    funcs = {"drifting_noise": (drifting_noise, _DRIFT_ARGS),
-             "spatiotemporal_noise": (spatiotemporal_noise, _ST_ARGS)}
+    funcs: dict[str, tuple[Callable[..., tuple[np.ndarray, dict[str, Any]]], tuple[str, ...]]] = {
+        "drifting_noise": (drifting_noise, _DRIFT_ARGS),
+        "spatiotemporal_noise": (spatiotemporal_noise, _ST_ARGS),
+    }
     if kind not in funcs:
         raise ValueError(f"record stimulus must be one of {list(funcs)}; got {kind!r}")
     seed = record.get("seed")
