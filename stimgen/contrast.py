@@ -132,13 +132,31 @@ def set_rms_contrast(
         mu_hi = t(mu)
         np.subtract(img, mu_hi, out=r)
         r -= t(mu - float(mu_hi))  # the part of the mean float32 cannot hold
-        sd = math.sqrt(float(np.square(r).sum(dtype=np.float64)) / r.size)
+        sd = math.sqrt(_sum_of_squares(r) / r.size)
         if sd == 0:
             raise ValueError("an image is constant (std 0): its RMS contrast cannot be set")
         r *= t(c / sd)
         if m != 0.0:
             r += t(m)
     return res
+
+
+def _sum_of_squares(x: np.ndarray, *, block_bytes: int = 256 * 2**10) -> float:
+    """``sum(x**2)`` accumulated in float64 through one small reused scratch block.
+
+    Keeps the cache-sized temporary instead of a full-size ``x**2`` (whose fresh pages cost
+    more than the arithmetic on large images).
+    """
+    flat = x.reshape(-1)
+    step = max(1, block_bytes // x.itemsize)
+    tmp = np.empty(min(step, flat.size), dtype=x.dtype)
+    total = 0.0
+    for i in range(0, flat.size, step):
+        chunk = flat[i : i + step]
+        t = tmp[: chunk.size]
+        np.multiply(chunk, chunk, out=t)
+        total += float(t.sum(dtype=np.float64))
+    return total
 
 
 def clip_contrast(

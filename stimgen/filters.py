@@ -1284,6 +1284,23 @@ def design_filter(
     """
     fam = v.choice("family", family, _DESIGNABLE)
     _level_fraction(level)
+    try:  # designs are pure functions of their arguments: reuse them (root finding costs ~1 ms)
+        return _design_cached(
+            fam, as_ppd(ppd), None if band_cpd is None else v.pair("band_cpd", band_cpd),
+            peak_cpd, octaves, level, order, alpha,
+        )
+    except TypeError:  # unhashable arguments: design without the cache
+        return _design(fam, as_ppd(ppd), band_cpd, peak_cpd, octaves, level, order, alpha)
+
+
+@functools.lru_cache(maxsize=256)
+def _design_cached(*args: Any) -> Filter:
+    return _design(*args)
+
+
+def _design(
+    fam: str, ppd: float, band_cpd: Any, peak_cpd: Any, octaves: Any, level: str, order: int, alpha: float
+) -> Filter:
     cls = FAMILIES[fam]
     per_family: dict[str, dict[str, Any]] = {"butterworth": {"order": order}, "power_law": {"alpha": alpha}}
     extra = per_family.get(fam, {})
@@ -1330,21 +1347,26 @@ def apply_filter(
     ``irfft2(rfft2(image) * H)`` with ``H`` the cached transfer grid, so the output's
     spectrum is the input's times ``H`` exactly on every DFT frequency.
     """
-    from scipy import fft
-
     if not isinstance(filt, Filter):
         raise ValueError(f"filt must be a stimgen filter, got {type(filt).__name__}")
     a = v.image_stack("image", image)
     if a.dtype not in (np.float32, np.float64):
         a = a.astype(np.float64)
+    if out is not None and out.shape != a.shape:
+        raise ValueError(f"out has shape {out.shape}, expected {a.shape}")
+    return _apply(a, filt, workers, out)
+
+
+def _apply(a: np.ndarray, filt: Filter, workers: int | None, out: np.ndarray | None) -> np.ndarray:
+    """FFT-domain filtering of validated float images (the core of :func:`apply_filter`)."""
+    from scipy import fft
+
     h, w = a.shape[-2:]
     spec = fft.rfft2(a, axes=(-2, -1), workers=workers)
     spec *= filt.grid((h, w), real=True, dtype=a.dtype)
     res = fft.irfft2(spec, s=(h, w), axes=(-2, -1), workers=workers, overwrite_x=True)
-    if out is not None:
-        if out.shape != a.shape:
-            raise ValueError(f"out has shape {out.shape}, expected {a.shape}")
-        out[...] = res
-        return out
-    return res
+    if out is None:
+        return res
+    out[...] = res
+    return out
 

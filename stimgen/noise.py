@@ -39,7 +39,7 @@ from .filters import (
     Filter,
     Orientation,
     PowerLaw,
-    apply_filter,
+    _apply,
     check_fits_image,
     design_filter,
 )
@@ -189,15 +189,25 @@ def filtered_noise(
     dt = _float_dtype(dtype)
     gen = v.rng(rng)
     if n is None:
-        return apply_filter(_draw_white(gen, (h, w), kind, dt), filt, workers=workers)
+        return _apply(_draw_white(gen, (h, w), kind, dt), filt, workers, None)
     count = v.positive_int("n", n)
     per_chunk = max(1, int(v.positive_int("chunk_bytes", chunk_bytes) // (h * w * dt.itemsize)))
     out = np.empty((count, h, w), dtype=dt)
     for start in range(0, count, per_chunk):
         stop = min(count, start + per_chunk)
         white = _draw_white(gen, (stop - start, h, w), kind, dt)
-        apply_filter(white, filt, workers=workers, out=out[start:stop])
+        _apply(white, filt, workers, out[start:stop])
     return out
+
+
+def _fraction_outside(images: np.ndarray, limit: float = 1.0) -> float:
+    """Fraction of values beyond +-limit, without full-size temporaries in the usual case."""
+    if float(images.max()) <= limit and float(images.min()) >= -limit:
+        return 0.0
+    flat = images.reshape(-1, images.shape[-1])
+    step = max(1, (4 * 2**20) // max(flat.shape[1], 1))
+    count = sum(int(np.count_nonzero(np.abs(flat[i : i + step]) > limit)) for i in range(0, len(flat), step))
+    return count / images.size
 
 
 def make_filter(
@@ -400,7 +410,7 @@ def bandpass_noise(
         "n": n,
         "dtype": np.dtype(dtype).name,
         "seed": seed,
-        "fraction_outside_range": float(np.count_nonzero(np.abs(images) > 1.0) / images.size),
+        "fraction_outside_range": _fraction_outside(images),
         "value_convention": VALUE_CONVENTION,
     }
     return images, record
