@@ -22,8 +22,9 @@ Conventions
   batch with images on axis 0, e.g. ``(B, H, W, C)`` or ``(B, C, H, W)`` with
   ``channel_axis=1``. Torch tensors are accepted without importing torch.
 * Exactness: integer images (8/16 bit) are summed exactly (integer sums and sums of
-  squares), floats with a two-pass algorithm in float64; accumulators combine with Chan et
-  al.'s formula, so any split of the data (batches, processes, Dask workers) gives the same
+  squares, two numpy calls per image, converted to moments once per partition of files),
+  floats with a two-pass algorithm in float64; accumulators combine with Chan et al.'s
+  formula, so any split of the data (batches, processes, Dask workers) gives the same
   numbers to about 1e-15 relative.
 """
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 import glob as _glob
 import math
 import os
+import uuid
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,8 +47,8 @@ from .io import IMAGE_SUFFIXES, read_image
 
 __all__ = ["DatasetStats", "RunningStats", "dataset_stats"]
 
-_EXACT_F32_ROWS = 256  # float32 sums of <= 256 uint8 squares (<= 2^24) are exact
 _DEFAULT_SCALE = 1 / 255
+_INT64_SUMS = 1 << 62  # bound on one image's sum of squares for int64 sums
 _ON_ERROR = ("raise", "skip")
 _SCHEDULERS = ("local", "dask")
 
@@ -146,8 +148,12 @@ class RunningStats:
         if x.dtype.kind not in "biuf":
             raise ValueError(f"batch must be a real numeric array, got dtype {x.dtype}")
         v, n_channels = _canonical(x, channel_axis)
-        if v.shape[0] == 0 or v.shape[1] == 0:
+        if v.size == 0:
             return self
+        if x.dtype.kind in "biu" and x.dtype.itemsize <= 2:  # exact integer sums
+            sums = _IntegerSums(x.dtype, n_channels)
+            sums.add(v)
+            return self.merge(sums.running(self.scale))
         if x.dtype.kind == "f" and not np.isfinite(v).all():
             raise ValueError("batch contains NaN or infinite values")
         n, *moments = _moments(v)
@@ -172,6 +178,25 @@ class RunningStats:
             sum_mean, sum_std = means.sum(axis=0), np.sqrt(m2s / n).sum(axis=0)
         self.dtypes.add(dtype)
         self._combine(n * b, b, mean, within, between, lo, hi, sum_mean, sum_std)
+
+    def _add_integer_images(self, n, S1, S2, mins, maxs, dtype: str) -> None:
+        """Add images from exact integer sums: ``n`` (B,) pixels per image, ``S1``/``S2``
+        (B, C) int64 sums of values and of squares, ``mins``/``maxs`` (C,)."""
+        nn = n[:, None]
+        means, m2, _ = _integer_moments(nn, S1, S2)
+        count = int(n.sum())
+        total = S1.sum(axis=0)
+        mean = np.array([int(t) / count for t in total])  # correctly rounded
+        nf = nn.astype(np.float64)
+        within = m2.sum(axis=0)
+        between = (nf * (means - mean) ** 2).sum(axis=0)
+        sum_mean, sum_std = means.sum(axis=0), np.sqrt(m2 / nf).sum(axis=0)
+        s = self.scale
+        if s != 1.0:
+            mean, within, between = mean * s, within * (s * s), between * (s * s)
+            mins, maxs, sum_mean, sum_std = mins * s, maxs * s, sum_mean * s, sum_std * s
+        self.dtypes.add(dtype)
+        self._combine(count, S1.shape[0], mean, within, between, mins, maxs, sum_mean, sum_std)
 
     def merge(self, other: RunningStats) -> RunningStats:
         """Add the data of ``other`` into ``self`` (Chan et al.'s pairwise formula).
@@ -264,7 +289,8 @@ def _canonical(x: np.ndarray, channel_axis: int | None) -> tuple[np.ndarray, int
 
 
 def _moments(v: np.ndarray):
-    """Per-image, per-channel moments of ``v`` with shape (B, H, W, C) or (B*C, H, W, 1).
+    """Per-image, per-channel moments of float (or wide integer) data ``v`` with shape
+    (B, H, W, C) or (B*C, H, W, 1), by the two-pass algorithm in float64.
 
     Returns ``(n, mean, m2, min, max)`` with arrays of shape (B, C).
     """
@@ -273,37 +299,175 @@ def _moments(v: np.ndarray):
     n = h * w
     lo = rows.min(axis=1).reshape(g, w, c_in).min(axis=1).astype(np.float64)
     hi = rows.max(axis=1).reshape(g, w, c_in).max(axis=1).astype(np.float64)
-    kind, size = v.dtype.kind, v.dtype.itemsize
-    if kind in "biu" and size <= 2:
-        # exact integer sums: float32 is exact for <= 256 rows of 8-bit squares, float64
-        # for any practical number of rows of 16-bit squares
-        acc_dt, step = (np.float32, _EXACT_F32_ROWS) if (kind == "b" or size == 1) else (
-            np.float64, 1 << 20)
-        s1 = np.zeros((g, w * c_in))
-        s2 = np.zeros((g, w * c_in))
-        for r in range(0, h, step):
-            f = rows[:, r : r + step].astype(acc_dt)
-            s1 += f.sum(axis=1)
-            s2 += np.einsum("grl,grl->gl", f, f)
-        S1 = s1.reshape(g, w, c_in).sum(axis=1)
-        S2 = s2.reshape(g, w, c_in).sum(axis=1)
-        # M2 = (n S2 - S1^2) / n in exact integer arithmetic, rounded once
-        i1, i2 = S1.astype(np.int64), S2.astype(np.int64)
-        if float(n) * float(i2.max()) < 2.0**62:
-            m2 = (n * i2 - i1 * i1) / n
-        else:  # beyond int64: Python integers
-            i1, i2 = i1.astype(object), i2.astype(object)
-            m2 = ((n * i2 - i1 * i1) / n).astype(np.float64)
-        mean = S1 / n
-    else:
-        f = rows.astype(np.float64)
-        pilot = f.sum(axis=1).reshape(g, w, c_in).sum(axis=1) / n
-        f -= np.tile(pilot, w)[:, None, :]
-        S1 = f.sum(axis=1).reshape(g, w, c_in).sum(axis=1)
-        S2 = np.einsum("grl,grl->gl", f, f).reshape(g, w, c_in).sum(axis=1)
-        mean = pilot + S1 / n
-        m2 = np.maximum(S2 - S1 * (S1 / n), 0.0)
+    f = rows.astype(np.float64)
+    pilot = f.sum(axis=1).reshape(g, w, c_in).sum(axis=1) / n
+    f -= np.tile(pilot, w)[:, None, :]
+    S1 = f.sum(axis=1).reshape(g, w, c_in).sum(axis=1)
+    S2 = np.einsum("grl,grl->gl", f, f).reshape(g, w, c_in).sum(axis=1)
+    mean = pilot + S1 / n
+    m2 = np.maximum(S2 - S1 * (S1 / n), 0.0)
     return n, mean, m2, lo, hi
+
+
+# -- exact integer sums (8/16-bit data) ------------------------------------------------------
+def _integer_plan(dtype: np.dtype) -> tuple[np.dtype, int, np.dtype, int, int, int]:
+    """How to sum 8/16-bit data exactly in native integer arithmetic: (accumulator of the
+    column sums, rows per call, accumulator of the column sums of squares, rows per call,
+    dtype min, dtype max). Both column sums are exact for that many rows."""
+    if dtype.kind == "b":
+        lo, hi = 0, 1
+    else:
+        info = np.iinfo(dtype)
+        lo, hi = int(info.min), int(info.max)
+    big, sq = max(-lo, hi), max(lo * lo, hi * hi)
+    signed = lo < 0
+    if dtype.itemsize == 1 and not signed:  # the common case: uint8 (and bool)
+        return np.dtype(np.uint16), 65535 // big, np.dtype(np.uint32), (2**32 - 1) // sq, lo, hi
+    a1, a2 = np.dtype(np.int32 if signed else np.uint32), np.dtype(np.int64)
+    n1, n2 = (2**31 - 1 if signed else 2**32 - 1) // big, (2**63 - 1) // sq
+    if dtype.itemsize == 1:  # int8: squares fit 32 bits for many rows
+        a2, n2 = np.dtype(np.int32), (2**31 - 1) // sq
+    return a1, n1, a2, n2, lo, hi
+
+
+def _integer_column_sums(rows: np.ndarray, plan: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Exact column sums of the values and of their squares of integer data ``rows`` with
+    shape (G, H, L), along the contiguous rows: two (G, L) integer arrays."""
+    a1, n1, a2, n2 = plan[:4]
+    if rows.dtype.kind == "b":
+        rows = rows.view(np.uint8)
+    g, h, length = rows.shape
+    if h <= n1 and h <= n2:  # one call each (always, for images of < 257 rows of uint8)
+        return np.add.reduce(rows, axis=1, dtype=a1), np.einsum("grl,grl->gl", rows, rows,
+                                                                dtype=a2)
+    s1 = np.zeros((g, length), dtype=np.int64)  # tall blocks: partial sums added in int64
+    s2 = np.zeros((g, length), dtype=np.int64)
+    for r0 in range(0, h, n1):
+        s1 += np.add.reduce(rows[:, r0 : r0 + n1], axis=1, dtype=a1)
+    for r0 in range(0, h, n2):
+        blk = rows[:, r0 : r0 + n2]
+        s2 += np.einsum("grl,grl->gl", blk, blk, dtype=a2)
+    return s1, s2
+
+
+def _integer_moments(n: Any, S1: np.ndarray, S2: np.ndarray):
+    """Means, sums of squared deviations (float64) and exact constancy flags from exact
+    integer sums ``S1`` of values and ``S2`` of squares over ``n`` elements (int64 arrays
+    that broadcast together)."""
+    n = np.asarray(n, dtype=np.int64)
+    if S2.max(initial=0) >= 1 << 60:  # beyond int64 headroom: Python integers
+        n, S1, S2 = n.astype(object), S1.astype(object), S2.astype(object)
+    q = (2 * S1 + n) // (2 * n)  # the integer nearest to the mean
+    r = S1 - q * n  # |r| <= n / 2
+    T = S2 - q * (S1 + r)  # sum of (x - q)**2, exact; 0 only for constant data
+    nf = np.asarray(n, dtype=np.float64)
+    # M2 = T - r**2 / n, and M2 >= T / 2 for integer data: no cancellation
+    m2 = np.maximum(np.asarray(T, dtype=np.float64) - np.asarray(r, dtype=np.float64) ** 2 / nf,
+                    0.0)
+    mean = np.asarray(q, dtype=np.float64) + np.asarray(r, dtype=np.float64) / nf
+    return mean, m2, np.asarray(T == 0, dtype=bool)
+
+
+class _IntegerSums:
+    """Exact per-image, per-channel sums of values and squares of 8/16-bit images.
+
+    ``add`` costs two numpy calls per image (column sums of the values and of their
+    squares along contiguous rows, in native integer arithmetic, written into preallocated
+    buffers: no float copy of the image and no allocation per image, which would fragment
+    the heap and slow the decoder down); the conversion to means and sums of squared
+    deviations happens once, vectorized, in ``running``. Min and max are tracked until
+    they reach the dtype's limits (0 and 255 for uint8, typical of photographs); then they
+    cannot change any more and are no longer computed.
+    """
+
+    def __init__(self, dtype: np.dtype, n_channels: int, seen: Any = None) -> None:
+        self.dtype = np.dtype(dtype)
+        self.n_channels = n_channels
+        self.plan = _integer_plan(self.dtype)
+        self.lo_limit, self.hi_limit = self.plan[4:]
+        # column sums of all images; for 8-bit data summed in uint16 (fastest) up to 257
+        # rows and stored as uint32, which also takes taller images (in uint32)
+        wide = np.dtype(np.uint32) if self.plan[0] == np.uint16 else self.plan[0]
+        self.rows1_wide = int(np.iinfo(wide).max) // max(-self.lo_limit, self.hi_limit, 1)
+        self.col1 = np.empty(1 << 16, dtype=wide)
+        self.col2 = np.empty(1 << 16, dtype=self.plan[2])
+        self.used = 0
+        self.widths: list[int] = []  # W of each image (plane), in order
+        self.pixels: list[int] = []  # H * W of each image (plane)
+        self.tall: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first image, S1, S2)
+        self.lo = np.full(n_channels, self.hi_limit, dtype=np.int64)
+        self.hi = np.full(n_channels, self.lo_limit, dtype=np.int64)
+        if seen is not None:  # (lo, hi) already found in the same dataset: a head start
+            np.minimum(self.lo, seen[0], out=self.lo)
+            np.maximum(self.hi, seen[1], out=self.hi)
+        self.saturated = bool((self.lo == self.lo_limit).all() and (self.hi == self.hi_limit).all())
+
+    def add(self, v: np.ndarray) -> None:
+        """Add images ``v`` of shape (G, H, W, c): channel-last (c == n_channels) or the
+        channel planes of channel-first images (c == 1, G a multiple of n_channels)."""
+        v = np.ascontiguousarray(v)
+        g, h, w, c = v.shape
+        if v.size == 0:
+            return
+        rows = v.reshape(g, h, w * c)
+        if v.dtype.kind == "b":
+            rows = rows.view(np.uint8)
+        if not self.saturated:
+            self._minmax(rows, w, c)
+        start, end = self.used, self.used + g * w * c
+        if end > self.col1.size:
+            size = max(end, 2 * self.col1.size)
+            self.col1 = np.concatenate([self.col1[:start], np.empty(size - start, self.col1.dtype)])
+            self.col2 = np.concatenate([self.col2[:start], np.empty(size - start, self.col2.dtype)])
+        out1 = self.col1[start:end].reshape(g, w * c)
+        out2 = self.col2[start:end].reshape(g, w * c)
+        a1, n1, a2, n2, lo, hi = self.plan
+        huge = h * w * max(lo * lo, hi * hi) >= _INT64_SUMS  # int64 could overflow
+        if h <= self.rows1_wide and h <= n2 and not huge:
+            np.add.reduce(rows, axis=1, dtype=a1 if h <= n1 else out1.dtype, out=out1)
+            np.einsum("grl,grl->gl", rows, rows, dtype=a2, out=out2)
+        else:  # very tall or huge images: exact sums kept aside (Python integers if huge)
+            s1, s2 = _integer_column_sums(rows, self.plan)
+            s1, s2 = s1.reshape(g, w, c), s2.reshape(g, w, c)
+            if huge:
+                s1, s2 = s1.astype(object), s2.astype(object)
+            out1[:] = 0
+            out2[:] = 0
+            self.tall.append((len(self.widths), s1.sum(axis=1), s2.sum(axis=1)))
+        self.used = end
+        self.widths.extend([w] * g)
+        self.pixels.extend([h * w] * g)
+
+    def _minmax(self, rows: np.ndarray, w: int, c: int) -> None:
+        k = self.n_channels
+        lo = rows.min(axis=1).reshape(-1, w, c).min(axis=1).reshape(-1, k).min(axis=0)
+        hi = rows.max(axis=1).reshape(-1, w, c).max(axis=1).reshape(-1, k).max(axis=0)
+        np.minimum(self.lo, lo, out=self.lo)
+        np.maximum(self.hi, hi, out=self.hi)
+        self.saturated = bool((self.lo == self.lo_limit).all() and (self.hi == self.hi_limit).all())
+
+    def running(self, scale: float) -> RunningStats:
+        """The accumulated images as a :class:`RunningStats` (exact integer moments)."""
+        rs = RunningStats(scale=scale)
+        if not self.pixels:
+            return rs
+        k = self.n_channels
+        c = self.used // sum(self.widths)
+        starts = np.cumsum([0, *self.widths[:-1]])
+        S1 = np.add.reduceat(self.col1[: self.used].reshape(-1, c), starts, axis=0,
+                             dtype=np.int64)
+        S2 = np.add.reduceat(self.col2[: self.used].reshape(-1, c), starts, axis=0,
+                             dtype=np.int64)
+        if any(t[1].dtype == object for t in self.tall):
+            S1, S2 = S1.astype(object), S2.astype(object)
+        for first, t1, t2 in self.tall:
+            S1[first : first + t1.shape[0]] += t1
+            S2[first : first + t2.shape[0]] += t2
+        S1, S2 = S1.reshape(-1, k), S2.reshape(-1, k)
+        n = np.asarray(self.pixels[:: len(self.pixels) // S1.shape[0]], dtype=np.int64)
+        rs._add_integer_images(n, S1, S2, self.lo.astype(np.float64),
+                               self.hi.astype(np.float64), self.dtype.name)
+        return rs
 
 
 # -- results -------------------------------------------------------------------------------
@@ -478,8 +642,9 @@ def dataset_stats(
 
         rs, skipped = RunningStats(scale=scale), []
         with Progress(len(files), "stats", enabled=None if progress else False) as bar:
+            token = uuid.uuid4().hex
             for part in _partitions(files, 64):
-                r, s = _stats_of_files(part, scale, on_error)
+                r, s = _stats_of_files(part, scale, on_error, token)
                 rs.merge(r)
                 skipped.extend(s)
                 bar.update(len(part))
@@ -527,8 +692,11 @@ def _file_list(source: Any) -> list[str] | None:
         s = os.fspath(item)
         p = Path(s)
         if p.is_dir():
-            found = [
-                str(q) for q in p.rglob("*") if q.suffix.lower() in suffixes and q.is_file()
+            found = [  # os.walk (scandir) needs no stat call per file, unlike rglob
+                os.path.join(root, name)
+                for root, _dirs, names in os.walk(p)
+                for name in names
+                if os.path.splitext(name)[1].lower() in suffixes
             ]
             files.extend(sorted(found))
         elif p.exists():
@@ -550,25 +718,57 @@ def _task_size(n_files: int, workers: int, files_per_task: int | None) -> int:
     return max(1, min(256, math.ceil(n_files / (8 * workers))))
 
 
-def _stats_of_files(paths: Sequence[str], scale: float, on_error: str):
-    """Accumulate a list of files; returns (RunningStats, [(path, reason), ...])."""
+# Per process: the min/max per (dtype, channels) found so far by each dataset_stats call
+# (keyed by a token of the call), so that later partitions in the same process start from
+# them. Values in it are values of that call's dataset, so the merged min/max stay exact.
+_SEEN_RANGES: dict[str, dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]] = {}
+
+
+def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
+                    token: str | None = None):
+    """Accumulate a list of files; returns (RunningStats, [(path, reason), ...]).
+
+    8/16-bit images (nearly all files) go to one :class:`_IntegerSums` per dtype, which
+    keeps a few exact column sums per image and turns them into statistics once, at the
+    end; other arrays (float ``.npy`` files, 32-bit images) go through ``update``.
+    ``token`` identifies the dataset_stats call, for sharing min/max between partitions.
+    """
+    if token is None:
+        seen: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+    else:
+        seen = _SEEN_RANGES.setdefault(token, {})
+        while len(_SEEN_RANGES) > 4:  # keep the ranges of the last few calls only
+            del _SEEN_RANGES[next(iter(_SEEN_RANGES))]
     rs = RunningStats(scale=scale)
+    sums: dict[str, _IntegerSums] = {}
+    channels: int | None = None
     skipped: list[tuple[str, str]] = []
     for p in paths:
         try:
             img = read_image(p)
-            if img.ndim == 3 and rs.n_channels not in (None, img.shape[2]):
-                raise ValueError(
-                    f"{p} has {img.shape[2]} channels, earlier images have {rs.n_channels}"
-                )
-            if img.ndim == 2 and rs.n_channels not in (None, 1):
-                raise ValueError(f"{p} is grayscale, earlier images have {rs.n_channels} channels")
-            rs.update(img, channel_axis=-1 if img.ndim == 3 else None)
+            if img.ndim == 3 and channels not in (None, img.shape[2]):
+                raise ValueError(f"{p} has {img.shape[2]} channels, earlier images have {channels}")
+            if img.ndim == 2 and channels not in (None, 1):
+                raise ValueError(f"{p} is grayscale, earlier images have {channels} channels")
+            dt = img.dtype
+            if img.ndim in (2, 3) and dt.kind in "biu" and dt.itemsize <= 2 and img.size:
+                c = img.shape[2] if img.ndim == 3 else 1
+                acc = sums.get(dt.str)
+                if acc is None:
+                    acc = sums[dt.str] = _IntegerSums(dt, c, seen.get((dt.str, c)))
+                acc.add(img.reshape(1, img.shape[0], img.shape[1], c))
+            else:
+                rs.update(img, channel_axis=-1 if img.ndim == 3 else None)
+            channels = img.shape[2] if img.ndim == 3 else 1
+            del img  # free it before the next decode, which can then reuse its (cached) memory
         except (ValueError, OSError) as exc:
             if on_error == "raise":
                 msg = str(exc) if str(p) in str(exc) else f"{p}: {exc}"
                 raise ValueError(msg) from exc
             skipped.append((str(p), str(exc) if str(p) in str(exc) else f"{p}: {exc}"))
+    for acc in sums.values():
+        seen[(acc.dtype.str, acc.n_channels)] = (acc.lo.copy(), acc.hi.copy())
+        rs.merge(acc.running(scale))
     return rs, skipped
 
 
@@ -594,7 +794,8 @@ def _run_processes(files, *, jobs, scale, on_error, progress, files_per_task):
     with ProcessPoolExecutor(max_workers=jobs) as pool, Progress(
         len(files), "stats", enabled=None if progress else False
     ) as bar:
-        futures = {pool.submit(_stats_of_files, part, scale, on_error): i
+        token = uuid.uuid4().hex
+        futures = {pool.submit(_stats_of_files, part, scale, on_error, token): i
                    for i, part in enumerate(parts)}
         for fut in as_completed(futures):
             i = futures[fut]
@@ -626,7 +827,8 @@ def _run_dask(files, *, address, scale, on_error, progress, files_per_task):
     try:
         workers = max(1, sum(client.nthreads().values()))
         parts = _partitions(files, _task_size(len(files), workers, files_per_task))
-        futures = client.map(_stats_of_files, parts, scale=scale, on_error=on_error, pure=False)
+        futures = client.map(_stats_of_files, parts, scale=scale, on_error=on_error,
+                             token=uuid.uuid4().hex, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         results: list[Any] = [None] * len(parts)
         with Progress(len(files), "stats", enabled=None if progress else False) as bar:

@@ -21,7 +21,8 @@ Conventions
 * Float input is overwritten (``inplace=True``, the default); integer input (uint8,
   uint16, ...) never is: it goes to a new float32 array (float64 for integers wider than
   16 bits). Values are never rescaled by dtype: uint8 data is standardized from its
-  0..255 values.
+  0..255 values. For 8/16-bit input the statistics are exact (integer sums) and the
+  output is written in one pass over the input per chunk (no float copy of the input).
 * Memory: apart from the output, the work needs a scratch buffer of about ``chunk_bytes``
   (default 2 MiB), whatever the size of the input, so numpy memmaps of any size work.
 """
@@ -43,6 +44,8 @@ __all__ = ["StandardizeStats", "standardize"]
 _DEFAULT_CHUNK_BYTES = 2 << 20
 _MAX_PARTIAL_ROWS = 128  # float32 partial sums span at most this many rows
 _ROW_ELEMENTS = 4096  # preferred number of elements in one reduction row
+_ONE_PASS_GROUP_BYTES = 8 << 20  # integer input: groups up to this output size in one pass
+_INT64_SUMS = 1 << 62  # integer input: bound on a group's sum of squares for int64 sums
 _CONSTANT = ("zero", "nan", "raise")
 _NONFINITE = ("raise", "propagate")
 
@@ -173,9 +176,7 @@ def standardize(
 
     if mean is not None:
         m, s = _given_stats(mean, std, ca, a.shape)
-        if target is not a:
-            _copy_chunked(target, a, chunk_bytes)
-        _apply_given(target, m, s, chunk_bytes, nonfinite)
+        _apply_given(target, a, m, s, chunk_bytes, nonfinite)
         if return_stats:
             return target, StandardizeStats(np.array(m, dtype=np.float64, copy=True),
                                             np.array(s, dtype=np.float64, copy=True))
@@ -186,14 +187,18 @@ def standardize(
         raise ValueError(
             f"ddof must be smaller than the number of elements per group ({n}), got {ddof}"
         )
-    if target is not a:
-        _copy_chunked(target, a, chunk_bytes)
     policy = _Policy(constant=constant, nonfinite=nonfinite, ddof=ddof)
+    int_layout = _integer_layout(a, target, red)
+    if target is not a and int_layout is None:
+        _copy_chunked(target, a, chunk_bytes)
     layout = _fast_layout(target, red)
     # non-finite values and constant groups are detected explicitly; silence numpy's
     # floating-point warnings about them in the arithmetic
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if layout is not None:
+        if int_layout is not None:  # 8/16-bit input: exact stats, one pass to the output
+            mu, sd = _standardize_integer(a, target, *int_layout, chunk_bytes=chunk_bytes,
+                                          policy=policy)
+        elif layout is not None:
             mu, sd = _standardize_fast(target, *layout, chunk_bytes=chunk_bytes, policy=policy)
         else:
             mu, sd = _standardize_generic(target, red, chunk_bytes=chunk_bytes, policy=policy)
@@ -302,9 +307,11 @@ def _given_stats(mean: Any, std: Any, ca: int | None, shape: tuple[int, ...]):
     return out[0], out[1]
 
 
-def _apply_given(target: np.ndarray, m: np.ndarray, s: np.ndarray, chunk_bytes: int,
-                 nonfinite: str) -> None:
-    if nonfinite == "raise" and not _all_finite(target, chunk_bytes):
+def _apply_given(target: np.ndarray, src: np.ndarray, m: np.ndarray, s: np.ndarray,
+                 chunk_bytes: int, nonfinite: str) -> None:
+    """``target = (src - m) / s`` in float64 per chunk: one pass over ``src``."""
+    if (nonfinite == "raise" and src.dtype.kind == "f"
+            and not _all_finite(src, chunk_bytes)):
         raise ValueError(
             "images contains NaN or infinite values; pass nonfinite='propagate' to keep them"
         )
@@ -312,7 +319,7 @@ def _apply_given(target: np.ndarray, m: np.ndarray, s: np.ndarray, chunk_bytes: 
     mb = np.broadcast_to(m, target.shape)
     ib = np.broadcast_to(inv, target.shape)
     for sl in _leading_blocks(target.shape, 8, chunk_bytes):
-        x = target[sl].astype(np.float64)
+        x = src[sl].astype(np.float64)
         x -= mb[sl]
         x *= ib[sl]
         target[sl] = x
@@ -500,6 +507,125 @@ def _standardize_fast(
 def _where(o: int, i: int, group_shape: tuple[int, ...], inner: int) -> str:
     idx = np.unravel_index(o * inner + i, group_shape) if group_shape else ()
     return f"group {tuple(int(j) for j in idx)} (index over the non-reduced axes)"
+
+
+# -- integer path: 8/16-bit input, exact statistics, written once to the float output ---------
+def _integer_layout(a: np.ndarray, target: np.ndarray, red: tuple[int, ...]):
+    """Like :func:`_fast_layout`, for 8/16-bit C-contiguous input and a separate
+    C-contiguous float output; None if that path does not apply."""
+    if a.dtype.kind not in "biu" or a.dtype.itemsize > 2 or target is a:
+        return None
+    if not (a.flags.c_contiguous and target.flags.c_contiguous):
+        return None
+    if red != tuple(range(red[0], red[-1] + 1)):
+        return None
+    outer = math.prod(a.shape[: red[0]])
+    reduced = math.prod(a.shape[red[0] : red[-1] + 1])
+    inner = math.prod(a.shape[red[-1] + 1 :])
+    return outer, reduced, inner, a.shape[: red[0]] + a.shape[red[-1] + 1 :]
+
+
+def _standardize_integer(
+    a: np.ndarray,
+    target: np.ndarray,
+    outer: int,
+    reduced: int,
+    inner: int,
+    group_shape: tuple[int, ...],
+    *,
+    chunk_bytes: int,
+    policy: _Policy,
+):
+    """8/16-bit input to a new float output, reading the input once per block of groups.
+
+    Exact integer column sums of the input give each group's mean ``q + r/n`` (``q`` the
+    nearest integer). When a block of whole groups is small enough to stay in cache and the
+    output's float type holds the squared deviations exactly (8-bit input), the block is
+    written once as ``x - q`` (exact small integers), the exact sum of their squares is
+    taken there, and the block is finished in place as ``(x - q - r/n) * (1 / sd)``.
+    Otherwise (16-bit input to float32, or huge groups) the sums of squares are integer
+    sums over the input, and one pass per chunk writes the output. No full-size temporary.
+    """
+    from .datastats import _integer_column_sums, _integer_plan
+
+    dt = target.dtype
+    plan = _integer_plan(a.dtype)
+    a1, n1 = plan[0], plan[1]
+    span = max(plan[5] - plan[4], 1)  # largest |x - q|
+    exact_rows = (1 << (np.finfo(dt).nmant + 1)) // (span * span)  # float sums exact
+    k = _row_pixels(reduced, inner, dt.itemsize, chunk_bytes)
+    L = k * inner
+    rows = reduced // k
+    v = a.reshape(outer, rows, L)
+    t = target.reshape(outer, rows, L)
+    group_out_bytes = rows * L * dt.itemsize
+    big = reduced * span * span  # bound of the sums of squares per group
+    one_pass = (exact_rows > 0 and group_out_bytes <= _ONE_PASS_GROUP_BYTES and big < 1 << 53
+                and plan[5] < 1 << (np.finfo(dt).nmant + 1))
+    acc = np.int64 if big < _INT64_SUMS else object  # Python integers for gigantic groups
+    g_step = max(1, min(outer, chunk_bytes // group_out_bytes))
+    r_step = rows if g_step > 1 else max(1, min(rows, chunk_bytes // (L * dt.itemsize)))
+    means = np.empty((outer, inner))
+    stds = np.empty((outer, inner))
+    policy.n_groups = outer * inner
+
+    def group_sums(x):  # (g, L) column sums -> (g, inner) per group, exact in int64
+        return x.reshape(x.shape[0], k, inner).sum(axis=1, dtype=np.int64)
+
+    for o0 in range(0, outer, g_step):
+        o1 = min(outer, o0 + g_step)
+        g = o1 - o0
+        blk, out = v[o0:o1], t[o0:o1]
+        if one_pass:
+            S1 = sum(group_sums(np.add.reduce(blk[:, r0 : r0 + n1], axis=1, dtype=a1))
+                     for r0 in range(0, rows, n1))
+        else:
+            S1 = np.zeros((g, inner), dtype=acc)
+            S2 = np.zeros((g, inner), dtype=acc)
+            for r0 in range(0, rows, r_step):
+                p1, p2 = _integer_column_sums(blk[:, r0 : r0 + r_step], plan)
+                S1 += group_sums(p1)
+                S2 += group_sums(p2)
+        q = (2 * S1 + reduced) // (2 * reduced)  # nearest integer to the mean
+        r = S1 - q * reduced  # |r| <= n / 2
+        hi = np.tile(np.asarray(q, dtype=dt), k)[:, None, :]
+        if one_pass:  # x - q: exact small integers, squared and summed exactly
+            np.copyto(out, blk, casting="unsafe")  # (a cast copy, then float arithmetic,
+            np.subtract(out, hi, out=out)  # is faster than a mixed-type ufunc)
+            sq = np.zeros((g, L))
+            for r0 in range(0, rows, exact_rows):
+                x = out[:, r0 : r0 + exact_rows]
+                sq += np.einsum("grl,grl->gl", x, x)
+            T = sq.reshape(g, k, inner).sum(axis=1)  # exact integers < 2**53
+        else:
+            T = S2 - q * (S1 + r)  # sum of (x - q)**2, exact
+        rf = np.asarray(r, dtype=np.float64)
+        m2 = np.maximum(np.asarray(T, dtype=np.float64) - rf * rf / reduced, 0.0)
+        mu = np.asarray(q, dtype=np.float64) + rf / reduced
+        const = np.asarray(T == 0, dtype=bool)
+        sd = np.sqrt(m2 / (reduced - policy.ddof))
+        if const.any():
+            o, i = np.argwhere(const)[0]
+            policy.constant_groups(const, _where(o0 + o, i, group_shape, inner))
+            sd[const] = 0.0
+        means[o0:o1] = mu
+        stds[o0:o1] = sd
+        scale = 1.0 / sd
+        scale[const] = np.nan if policy.constant == "nan" else 0.0
+        d = rf / reduced  # mu - q, in [-1/2, 1/2]
+        d_hi = d.astype(dt)
+        use_lo = bool(d_hi.any())
+        lo = np.tile(d_hi, k)[:, None, :]
+        inv = np.tile(scale.astype(dt), k)[:, None, :]
+        for r0 in range(0, rows, rows if one_pass else r_step):
+            x = out if one_pass else out[:, r0 : r0 + r_step]
+            if not one_pass:
+                np.copyto(x, blk[:, r0 : r0 + r_step], casting="unsafe")
+                np.subtract(x, hi, out=x)
+            if use_lo:
+                np.subtract(x, lo, out=x)
+            np.multiply(x, inv, out=x)
+    return means.reshape(group_shape), stds.reshape(group_shape)
 
 
 # -- generic path: any layout, any axes (float64 blocks along axis 0) ---------------------

@@ -75,6 +75,73 @@ def test_channel_first_and_channel_last_batches_agree(rng):
     _assert_matches(s, gray.reshape(-1, 1))
 
 
+def _exact(images, channel_axis=-1):
+    """Correctly rounded mean and std per channel from Python-integer sums (ground truth)."""
+    px = [np.asarray(im).astype(np.int64) for im in images]
+    px = [np.moveaxis(a, channel_axis, -1) if a.ndim == 3 and channel_axis != -1 else a
+          for a in px]
+    cols = np.concatenate([a.reshape(-1, 1 if a.ndim == 2 else a.shape[-1]) for a in px])
+    n = cols.shape[0]
+    s1 = [int(v) for v in cols.sum(axis=0)]
+    s2 = [int(v) for v in (cols * cols).sum(axis=0)]
+    mean = np.array([a / n for a in s1])
+    std = np.sqrt([(n * q - a * a) / (n * n) for a, q in zip(s1, s2, strict=True)])
+    return mean, std
+
+
+@pytest.mark.parametrize(
+    "dtype, low, high, shapes",
+    [
+        # tall (> 257 rows: uint32 sums), very tall (> 66,051 rows: int64), wide, tiny
+        (np.uint8, 0, 256, [(700, 50, 3), (70_000, 1, 3), (3, 100_000, 3), (1, 1, 3)]),
+        (np.uint16, 65000, 65536, [(2000, 3000), (40, 31)]),  # large sums of 16-bit squares
+        (np.int8, -128, 128, [(1500, 4, 2), (3, 5, 2)]),
+        (np.int16, -32768, 32768, [(50, 40, 2)]),
+        (np.bool_, 0, 2, [(30, 20, 3), (5, 5, 3)]),
+    ],
+)
+def test_integer_images_are_exact(rng, dtype, low, high, shapes):
+    imgs = [rng.integers(low, high, sh).astype(dtype) for sh in shapes]
+    s = dataset_stats(imgs, scale=1.0)
+    mean, std = _exact(imgs)
+    np.testing.assert_allclose(s.mean, mean, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(s.std, std, rtol=1e-14, atol=0)
+    lo = min(int(im.min()) for im in imgs)
+    assert s.min.min() == lo and s.max.max() == max(int(im.max()) for im in imgs)
+    recipe = np.mean([im.reshape(-1, s.n_channels).astype(np.float64).std(axis=0)
+                      for im in imgs], axis=0)
+    np.testing.assert_allclose(s.mean_of_stds, recipe, rtol=1e-12)
+
+
+def test_huge_16bit_images_use_python_integers(rng, monkeypatch):
+    import importlib
+
+    mod = importlib.import_module("stimgen.datastats")
+    imgs = [rng.integers(60000, 65536, (300, 200, 3), dtype=np.uint16),
+            rng.integers(0, 65536, (50, 70, 3), dtype=np.uint16)]
+    ref = dataset_stats(imgs, scale=1.0)
+    monkeypatch.setattr(mod, "_INT64_SUMS", 0)  # as if int64 sums could overflow
+    big = dataset_stats(imgs, scale=1.0)
+    for name in ("mean", "std", "within_var", "between_var", "mean_of_stds", "min", "max"):
+        np.testing.assert_array_equal(getattr(big, name), getattr(ref, name))
+    mean, std = _exact(imgs)
+    np.testing.assert_allclose(big.std, std, rtol=1e-14)
+
+
+def test_integer_channel_first_batches_equal_channel_last(rng):
+    last = rng.integers(0, 256, (5, 33, 17, 3), dtype=np.uint8)
+    first = np.moveaxis(last, -1, 1)
+    a = dataset_stats([last[:2], last[2:]], scale=1.0)
+    b = dataset_stats([first[:3], first[3:]], scale=1.0, channel_axis=1)
+    mean, std = _exact(list(last))
+    for s in (a, b):
+        np.testing.assert_allclose(s.mean, mean, rtol=1e-15, atol=0)
+        np.testing.assert_allclose(s.std, std, rtol=1e-14, atol=0)
+        assert s.n_images == 5 and s.n_pixels == 5 * 33 * 17
+    for name in ("within_var", "between_var", "mean_of_stds", "mean_of_means", "min", "max"):
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-14)
+
+
 @settings(max_examples=30, deadline=None)
 @given(cuts=st.lists(st.integers(0, 12), max_size=6), tree=st.booleans())
 def test_merge_any_split_gives_the_same_result(cuts, tree):
@@ -177,6 +244,40 @@ def test_image_modes_rgba_palette_gray_16bit(tmp_path, rng):
     s16 = dataset_stats(g, scale=1 / 65535)
     _assert_matches(s16, gray16.reshape(-1, 1) / 65535)
     assert s16.dtypes == ("uint16",)
+
+
+def test_files_min_max_late_extremes_and_mixed_bit_depths(tmp_path, rng):
+    d = tmp_path / "late"
+    d.mkdir()
+    imgs = [rng.integers(10, 200, (20 + i, 30, 3), dtype=np.uint8) for i in range(5)]
+    last = rng.integers(10, 200, (9, 9, 3), dtype=np.uint8)
+    last[0, 0] = (0, 255, 3)  # extremes only in the last file, one channel each
+    imgs.append(last)
+    for i, im in enumerate(imgs):
+        Image.fromarray(im).save(d / f"im{i}.png")
+    s = dataset_stats(d, scale=1.0)
+    assert s.min.tolist() == [0, 10, 3] and s.max.tolist() == [199, 255, 199]
+    mean, std = _exact(imgs)
+    np.testing.assert_allclose(s.mean, mean, rtol=1e-15)
+    np.testing.assert_allclose(s.std, std, rtol=1e-14)
+    # partitions in the same worker start from the min/max found before: still exact
+    for _ in range(2):
+        par = dataset_stats(d, scale=1.0, jobs=2, files_per_task=2)
+        assert par.min.tolist() == s.min.tolist() and par.max.tolist() == s.max.tolist()
+    sub = dataset_stats(sorted(d.iterdir())[:5], scale=1.0)  # another call: its own range
+    assert sub.min.tolist() == [10, 10, 10] and sub.max.tolist() == [199, 199, 199]
+    # 8- and 16-bit grayscale files in one folder: both are summed exactly
+    g = tmp_path / "gray"
+    g.mkdir()
+    g8 = rng.integers(0, 256, (12, 10), dtype=np.uint8)
+    g16 = rng.integers(0, 65536, (7, 9), dtype=np.uint16)
+    Image.fromarray(g8).save(g / "a8.png")
+    Image.fromarray(g16).save(g / "b16.png")
+    s = dataset_stats(g, scale=1.0)
+    mean, std = _exact([g8, g16])
+    np.testing.assert_allclose(s.mean, mean, rtol=1e-15)
+    np.testing.assert_allclose(s.std, std, rtol=1e-14)
+    assert s.dtypes == ("uint16", "uint8") and s.n_images == 2
 
 
 def test_corrupt_file_raises_or_is_skipped(tmp_path, rng):

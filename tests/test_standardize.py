@@ -131,6 +131,85 @@ def test_uint8_goes_to_new_float32_and_input_is_untouched(rng):
     assert standardize(img.astype(np.uint16), dtype=np.float64).dtype == np.float64
 
 
+def _exact_int_stats(x: np.ndarray, axis: tuple[int, ...]):
+    """Correctly rounded mean and std of integer data from Python-integer sums."""
+    xs = np.moveaxis(x.astype(np.int64), axis, tuple(range(-len(axis), 0)))
+    flat = xs.reshape(*xs.shape[: xs.ndim - len(axis)], -1)
+    n = flat.shape[-1]
+    means, stds = np.empty(flat.shape[:-1]), np.empty(flat.shape[:-1])
+    for idx in np.ndindex(*flat.shape[:-1]):
+        s1 = int(flat[idx].sum())
+        s2 = int((flat[idx] * flat[idx]).sum())
+        means[idx] = s1 / n
+        stds[idx] = np.sqrt((n * s2 - s1 * s1) / (n * n))
+    return means, stds
+
+
+@pytest.mark.parametrize(
+    "dtype, low, high, shape, kw, axis",
+    [
+        (np.uint8, 0, 256, (3, 40, 30, 3), {}, (1, 2)),  # whole groups in one pass
+        (np.uint8, 0, 256, (2, 600, 520, 3), {}, (1, 2)),  # > 258 rows: split exact sums
+        (np.uint8, 0, 256, (3, 3, 20, 30), {"channel_axis": 1}, (2, 3)),
+        (np.uint8, 0, 256, (5, 20, 30, 3), {"axis": (0, 1, 2)}, (0, 1, 2)),
+        (np.uint16, 60000, 60003, (2, 70, 50, 3), {}, (1, 2)),  # 16-bit: integer sums first
+        (np.int8, -128, 128, (2, 30, 30, 2), {"chunk_bytes": 1024}, (1, 2)),
+        (np.int16, -32768, 32768, (2, 30, 30, 2), {"dtype": np.float64}, (1, 2)),
+    ],
+)
+def test_integer_input_exact_stats_in_one_pass(rng, dtype, low, high, shape, kw, axis):
+    x = rng.integers(low, high, shape).astype(dtype)
+    keep = x.copy()
+    out, stats = standardize(x, return_stats=True, **kw)
+    np.testing.assert_array_equal(x, keep)
+    mean, std = _exact_int_stats(x, axis)
+    np.testing.assert_allclose(stats.mean, mean, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(stats.std, std, rtol=1e-14, atol=0)
+    ref = (x.astype(np.float64) - np.expand_dims(mean, axis)) / np.expand_dims(std, axis)
+    eps = np.finfo(out.dtype).eps
+    np.testing.assert_allclose(out, ref, rtol=0, atol=4 * eps * np.abs(ref).max())
+    _check_unit(out, axis, tol=1e-6 if out.dtype == np.float32 else 1e-12)
+
+
+def test_integer_input_big_groups_two_pass_equals_one_pass(rng, monkeypatch):
+    import importlib
+
+    mod = importlib.import_module("stimgen.standardize")  # the module, not the function
+    x = rng.integers(0, 256, (3, 64, 48, 3), dtype=np.uint8)
+    x[1, ..., 2] = 17  # a constant group
+    with pytest.warns(RuntimeWarning, match="1 of 9 image-channels are constant"):
+        one, s_one = standardize(x, return_stats=True)
+    monkeypatch.setattr(mod, "_ONE_PASS_GROUP_BYTES", 0)
+    with pytest.warns(RuntimeWarning, match="1 of 9 image-channels are constant"):
+        two, s_two = standardize(x, return_stats=True, chunk_bytes=4096)
+    np.testing.assert_array_equal(s_one.mean, s_two.mean)
+    np.testing.assert_array_equal(s_one.std, s_two.std)
+    np.testing.assert_array_equal(one, two)
+    assert (one[1, ..., 2] == 0).all() and s_one.std[1, 2] == 0 and s_one.mean[1, 2] == 17
+    monkeypatch.setattr(mod, "_INT64_SUMS", 0)  # sums in Python integers (gigantic groups)
+    with pytest.warns(RuntimeWarning, match="1 of 9 image-channels are constant"):
+        big, s_big = standardize(x, return_stats=True)
+    np.testing.assert_array_equal(s_big.std, s_one.std)
+    np.testing.assert_array_equal(big, one)
+    with pytest.raises(ValueError, match=r"constant group \(std 0\) in group \(1, 2\)"):
+        standardize(x, constant="raise")
+    with pytest.warns(RuntimeWarning, match="set to NaN"):
+        assert np.isnan(standardize(x, constant="nan")[1, ..., 2]).all()
+
+
+def test_integer_input_noncontiguous_and_given_stats(rng):
+    x = rng.integers(0, 256, (4, 20, 30, 3), dtype=np.uint8)
+    view = x[:, ::2]  # not contiguous: copy to the output, then the float path
+    out, stats = standardize(view, return_stats=True)
+    mean, std = _exact_int_stats(view, (1, 2))
+    np.testing.assert_allclose(stats.std, std, rtol=1e-6)
+    _check_unit(out, (1, 2))
+    given = standardize(x, mean=[100.0, 110.0, 120.0], std=[50.0, 60.0, 70.0])
+    ref = (x - np.array([100.0, 110.0, 120.0])) / np.array([50.0, 60.0, 70.0])
+    assert given.dtype == np.float32
+    np.testing.assert_allclose(given, ref, rtol=1e-6, atol=1e-6)
+
+
 def test_inplace_false_and_out(rng):
     base = (10 + rng.standard_normal((2, 16, 16, 3))).astype(np.float32)
     keep = base.copy()
@@ -261,6 +340,43 @@ def test_memory_bound_large_memmap(tmp_path):
     assert r["last_mean"] < 1e-6
     assert r["traced_peak"] < 0.01 * r["nbytes"]
     assert r["rss_anon_growth"] < 0.01 * r["nbytes"] + (2 << 20)
+
+
+_INT_MEMORY_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, tracemalloc
+    import numpy as np
+    from stimgen import standardize
+
+    path, shape = sys.argv[1], (32, 512, 512, 3)
+    mm = np.memmap(path, dtype=np.uint8, mode="w+", shape=shape)
+    for i in range(shape[0]):
+        mm[i] = np.random.default_rng(i).integers(0, 256, shape[1:], dtype=np.uint8)
+    mm.flush()
+    src = np.memmap(path, dtype=np.uint8, mode="r", shape=shape)
+    standardize(src[:1])  # first call: imports (Python objects), not data
+    tracemalloc.start()
+    out = standardize(src)
+    traced = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(json.dumps({"in_bytes": src.nbytes, "out_bytes": out.nbytes, "traced_peak": traced,
+                      "dtype": str(out.dtype)}))
+    """
+)
+
+
+def test_memory_bound_integer_memmap(tmp_path):
+    """uint8 -> float32: nothing but the output is allocated (< 1% of the input besides)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _INT_MEMORY_SCRIPT, str(tmp_path / "u8.dat")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    r = json.loads(proc.stdout)
+    assert r["dtype"] == "float32" and r["out_bytes"] == 4 * r["in_bytes"]
+    assert r["traced_peak"] - r["out_bytes"] < 0.01 * r["in_bytes"]
 
 
 @pytest.mark.parametrize(
