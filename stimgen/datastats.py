@@ -323,7 +323,8 @@ def _integer_plan(dtype: np.dtype) -> tuple[np.dtype, int, np.dtype, int, int, i
     signed = lo < 0
     if dtype.itemsize == 1 and not signed:  # the common case: uint8 (and bool)
         return np.dtype(np.uint16), 65535 // big, np.dtype(np.uint32), (2**32 - 1) // sq, lo, hi
-    a1, a2 = np.dtype(np.int32 if signed else np.uint32), np.dtype(np.int64)
+    a1: np.dtype[Any] = np.dtype(np.int32 if signed else np.uint32)
+    a2: np.dtype[Any] = np.dtype(np.int64)
     n1, n2 = (2**31 - 1 if signed else 2**32 - 1) // big, (2**63 - 1) // sq
     if dtype.itemsize == 1:  # int8: squares fit 32 bits for many rows
         a2, n2 = np.dtype(np.int32), (2**31 - 1) // sq
