@@ -695,3 +695,52 @@ def plot_velocity_check(
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title(title or "velocity: measured (optical flow) vs requested", fontsize=9)
     return ax
+
+
+# == stimuli next to their spectra (stimgen.noise / stimgen.spectrum) =====================
+def plot_stimuli_with_spectra(
+    conditions: Any,
+    *,
+    ppd: float,
+    level: str = "half_amplitude",
+    panel_in: float = 2.6,
+):
+    """One row per condition: an example stimulus (in degrees) next to its measured spectrum.
+
+    Parameters
+    ----------
+    conditions : list of (str, ndarray, Filter or None)
+        Label, a stack ``(N, H, W)`` of signed-contrast stimuli of that condition, and the
+        designed filter (its ``|H|^2`` and band edges are drawn over the measured mean and
+        spread of the N spectra).
+    ppd : float
+        Pixels per degree (image extent in degrees, frequency axis in cycles/degree).
+    level : {"half_amplitude", "half_power"}
+        Level of the drawn band edges.
+    panel_in : float
+        Height of a row in inches.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    from .spectrum import measure_band, measure_slope, radial_spectrum
+
+    plt = _pyplot()
+    n = max(len(conditions), 1)
+    fig, axes = plt.subplots(n, 2, figsize=(panel_in * 3.2, panel_in * n), squeeze=False,
+                             layout="constrained", gridspec_kw={"width_ratios": [1, 2]})
+    for (label, stack, design), (ax_img, ax_spec) in zip(conditions, axes, strict=False):
+        h, w = stack.shape[-2:]
+        ax_img.imshow(stack[0], cmap="gray", vmin=-1.0, vmax=1.0, interpolation="nearest",
+                      extent=(0, w / ppd, h / ppd, 0))
+        ax_img.set_xlabel("deg")
+        ax_img.set_ylabel("deg")
+        ax_img.set_title(label, fontsize=9, loc="left")
+        spec = radial_spectrum(stack, ppd=ppd, bins_per_octave=24)
+        measured = measure_band(spec) if design is not None else None
+        plot_spectrum(spec, design=design, level=level, measured=measured, ax=ax_spec)
+        if design is None:  # broadband (e.g. 1/f): state the fitted slope instead of edges
+            ax_spec.set_title(f"fitted power spectrum 1/f^alpha: alpha = {measure_slope(spec):.2f}",
+                              fontsize=9)
+    return fig

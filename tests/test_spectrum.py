@@ -153,3 +153,18 @@ def test_compare_low_pass_and_power_law():
     assert c["pass"] and c["rel_error"]["peak"] is None and abs(c["rel_error"]["high"]) < 0.01
     with pytest.raises(ValueError, match="measure_slope"):
         compare_to_design(measure_band(spec), PowerLaw(2.0), ppd=10.0)
+
+
+def test_stimuli_with_spectra_figure(tmp_path):
+    from stimgen import bandpass_noise
+    from stimgen.noise import make_filter
+    from stimgen.plotting import plot_stimuli_with_spectra, save
+
+    imgs, _ = bandpass_noise(size_px=64, ppd=20, band_cpd=(1, 4), n=2, rng=0)
+    pink, _ = bandpass_noise(size_px=64, ppd=20, family="power_law", n=2, rng=0)
+    fig = plot_stimuli_with_spectra(
+        [("dog", imgs, make_filter("dog", ppd=20, band_cpd=(1, 4))), ("pink", pink, None)], ppd=20)
+    assert "alpha" in fig.axes[3].get_title()
+    assert fig.axes[0].get_xlabel() == "deg" and "cycles/degree" in fig.axes[1].get_xlabel()
+    save(fig, tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 10_000
