@@ -31,11 +31,6 @@ def best(fn, repeat: int) -> float:
     return min(times)
 
 
-def clear_caches() -> None:
-    filters._filter_grid.cache_clear()
-    filters.frequency_grid_cpp.cache_clear()
-
-
 def main() -> None:
     rng = np.random.default_rng(0)
     dog = DoG.from_band((1, 5), ppd=35.8375)
@@ -60,13 +55,13 @@ def main() -> None:
         t_apply = best(lambda x=x: apply_filter(x, dog), repeat)
 
         def cold(x=x):
-            clear_caches()
+            filters.clear_caches()
             return apply_filter(x, dog)
 
         t_cold = best(cold, repeat)
 
         def build_cold(hw=hw):
-            clear_caches()
+            filters.clear_caches()
             return dog.grid(hw)
 
         t_build_cold = best(build_cold, repeat)

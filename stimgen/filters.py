@@ -63,6 +63,7 @@ __all__ = [
     "Product",
     "apply_filter",
     "check_fits_image",
+    "clear_caches",
     "design_filter",
     "dog_min_octaves",
     "dog_octaves",
@@ -128,6 +129,13 @@ def _frequency_grid(h: int, w: int, real: bool) -> tuple[np.ndarray, np.ndarray]
 #: Upper bound on the bytes of transfer grids kept by the cache (least recently used go).
 GRID_CACHE_BYTES = 256 * 2**20
 _grid_cache: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+
+
+def clear_caches() -> None:
+    """Forget cached frequency grids, transfer grids and designs (e.g. to time cold starts)."""
+    _grid_cache.clear()
+    _frequency_grid.cache_clear()
+    _design_cached.cache_clear()
 
 
 def _filter_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: str) -> np.ndarray:

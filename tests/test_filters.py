@@ -660,3 +660,14 @@ def test_passband_record():
     assert d["octaves"] == 2.0 and d["band_cpd"] == [1.0, 4.0] and d["center_cpd"] == pytest.approx(2.0)
     assert d["peak_cpd"] == 2.0 and d["nyquist_cpd"] == 10.0
     assert "band_cpd" not in pb.to_dict()
+
+
+def test_grid_cache_reuses_and_clears():
+    from stimgen import filters
+
+    dog = DoG(1.5, 4.5)
+    g1 = dog.grid((64, 64))
+    assert dog.grid((64, 64)) is g1 and not g1.flags.writeable
+    filters.clear_caches()
+    g2 = dog.grid((64, 64))
+    assert g2 is not g1 and np.array_equal(g1, g2)
