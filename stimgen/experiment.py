@@ -1007,7 +1007,7 @@ def _encode(plan: _Plan, img: np.ndarray, gen: np.random.Generator) -> tuple[lis
     ``frame_duration_ms``) and the largest clipped fraction of the quantizations.
     """
     from .contrast import quantize
-    from .io import png_bytes
+    from .io import gif_bytes, png_bytes
 
     out = plan.exp["output"]
     files: list[dict[str, Any]] = []
@@ -1023,24 +1023,11 @@ def _encode(plan: _Plan, img: np.ndarray, gen: np.random.Generator) -> tuple[lis
         q_clip = max(q_clip, frac)
         f = {"format": fmt, "dtype": str(levels.dtype), "shape": list(levels.shape)}
         if fmt == "gif":
-            f["bytes"], f["frame_duration_ms"] = _gif_bytes(levels, plan.exp["motion"]["frame_rate_hz"])
+            f["bytes"], f["frame_duration_ms"] = gif_bytes(levels, fps=plan.exp["motion"]["frame_rate_hz"])
         else:
             f["bytes"] = png_bytes(levels)
         files.append(f)
     return files, q_clip
-
-
-def _gif_bytes(levels: np.ndarray, fps: float) -> tuple[bytes, int]:
-    """An animated GIF of uint8 ``(T, H, W)`` levels, and its frame duration in ms."""
-    import tempfile
-
-    from .io import write_gif
-
-    # write_gif writes files only; a private temporary directory keeps this process-safe
-    with tempfile.TemporaryDirectory(prefix="stimgen-gif-") as d:
-        path = Path(d) / "preview.gif"
-        duration_ms = write_gif(path, levels, fps=fps)
-        return path.read_bytes(), duration_ms
 
 
 def _suffix(fmt: str) -> str:

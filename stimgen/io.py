@@ -199,16 +199,14 @@ def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterato
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_gif(path: str | os.PathLike, movie: np.ndarray, *, fps: float) -> int:
-    """Write a uint8 ``(T, H, W)`` movie as a looping animated GIF, atomically.
+def gif_bytes(movie: np.ndarray, *, fps: float) -> tuple[bytes, int]:
+    """Encode a uint8 ``(T, H, W)`` movie as a looping animated GIF.
 
     No scaling happens here: quantize first (:func:`stimgen.quantize`). A preview format
     only: 256 grey levels, and frame delays in whole hundredths of a second.
 
     Parameters
     ----------
-    path : str or path-like
-        Output file.
     movie : ndarray of uint8, shape (T, H, W)
         Frames (grey levels 0-255).
     fps : float
@@ -216,7 +214,9 @@ def write_gif(path: str | os.PathLike, movie: np.ndarray, *, fps: float) -> int:
 
     Returns
     -------
-    int
+    data : bytes
+        The GIF file's bytes.
+    duration_ms : int
         The frame duration actually stored, in ms: ``1000 / fps`` rounded to 10 ms and at
         least 20 ms (browsers slow shorter delays down to 100 ms), so 60 Hz plays at 50 Hz.
     """
@@ -226,9 +226,9 @@ def write_gif(path: str | os.PathLike, movie: np.ndarray, *, fps: float) -> int:
 
     a = np.asarray(movie)
     if a.dtype != np.uint8:
-        raise ValueError(f"write_gif needs uint8 data, got dtype {a.dtype}; quantize first")
+        raise ValueError(f"GIF output needs uint8 data, got dtype {a.dtype}; quantize first")
     if a.ndim != 3 or a.shape[0] < 1:
-        raise ValueError(f"write_gif needs a (T, H, W) movie, got shape {a.shape}")
+        raise ValueError(f"GIF output needs a (T, H, W) movie, got shape {a.shape}")
     rate = _validate.positive("fps", fps)
     duration_ms = 10 * max(2, round(100.0 / rate))
     frames = [Image.fromarray(f) for f in a]
@@ -236,8 +236,20 @@ def write_gif(path: str | os.PathLike, movie: np.ndarray, *, fps: float) -> int:
     frames[0].save(
         buf, format="GIF", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0
     )
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue(), duration_ms
+
+
+def write_gif(path: str | os.PathLike, movie: np.ndarray, *, fps: float) -> int:
+    """Write a uint8 ``(T, H, W)`` movie as an animated GIF, atomically (see :func:`gif_bytes`).
+
+    Returns
+    -------
+    int
+        The stored frame duration in ms.
+    """
+    data, duration_ms = gif_bytes(movie, fps=fps)
+    atomic_write_bytes(path, data)
     return duration_ms
 
 
-__all__.append("write_gif")
+__all__ += ["gif_bytes", "write_gif"]
