@@ -334,7 +334,7 @@ def test_write_preview_gif(tmp_path):
 def test_write_gif_needs_uint8(tmp_path):
     from stimgen.io import write_gif
 
-    with pytest.raises(ValueError, match="write_gif needs uint8 data"):
+    with pytest.raises(ValueError, match="GIF output needs uint8 data"):
         write_gif(tmp_path / "x.gif", np.zeros((2, 8, 8)), fps=30)
     with pytest.raises(ValueError, match=r"needs a \(T, H, W\) movie"):
         write_gif(tmp_path / "x.gif", np.zeros((8, 8), np.uint8), fps=30)
