@@ -127,6 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"stimgen {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: still one line, unless debugging
+        import os
+
+        if os.environ.get("STIMGEN_DEBUG"):
+            raise
+        msg = " ".join(str(exc).split())
+        print(f"stimgen {args.command}: internal error: {type(exc).__name__}: {msg} "
+              "(run with STIMGEN_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        return 1
 
 
 # == subcommands ========================================================================

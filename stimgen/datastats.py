@@ -632,12 +632,15 @@ def dataset_stats(
         return DatasetStats.from_running(rs)
     if not files:
         raise ValueError(f"no image files found in {source!r} (suffixes: {', '.join(IMAGE_SUFFIXES)}, .npy)")
+    channels = _first_channels(files, on_error)
     if scheduler == "dask":
         rs, skipped = _run_dask(files, address=address, scale=scale, on_error=on_error,
-                                progress=progress, files_per_task=files_per_task)
+                                progress=progress, files_per_task=files_per_task,
+                                channels=channels)
     elif njobs > 1:
         rs, skipped = _run_processes(files, jobs=njobs, scale=scale, on_error=on_error,
-                                     progress=progress, files_per_task=files_per_task)
+                                     progress=progress, files_per_task=files_per_task,
+                                     channels=channels)
     else:
         from ._progress import Progress
 
@@ -645,14 +648,15 @@ def dataset_stats(
         with Progress(len(files), "stats", enabled=None if progress else False) as bar:
             token = uuid.uuid4().hex
             for part in _partitions(files, 64):
-                r, s = _stats_of_files(part, scale, on_error, token)
+                r, s = _stats_of_files(part, scale, on_error, token, channels)
                 rs.merge(r)
                 skipped.extend(s)
                 bar.update(len(part))
     if skipped:
         first = skipped[0]
         warnings.warn(
-            f"dataset_stats skipped {len(skipped)} unreadable file(s); first: {first[1]}",
+            f"dataset_stats skipped {len(skipped)} file(s) (unreadable, or not of the dataset's "
+            f"channel count); first: {first[1]}",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -725,8 +729,25 @@ def _task_size(n_files: int, workers: int, files_per_task: int | None) -> int:
 _SEEN_RANGES: dict[str, dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]] = {}
 
 
+def _first_channels(files: Sequence[str], on_error: str) -> int | None:
+    """Channel count of the first readable file: the one every other file must match.
+
+    Deciding it once, before the files are split into tasks, makes the outcome (which files
+    are skipped, or which error is raised) independent of the partitioning.
+    """
+    for p in files:
+        try:
+            img = read_image(p)
+        except (ValueError, OSError) as exc:
+            if on_error == "raise":
+                raise ValueError(str(exc) if str(p) in str(exc) else f"{p}: {exc}") from exc
+            continue
+        return int(img.shape[2]) if img.ndim == 3 else 1
+    return None
+
+
 def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
-                    token: str | None = None):
+                    token: str | None = None, channels: int | None = None):
     """Accumulate a list of files; returns (RunningStats, [(path, reason), ...]).
 
     8/16-bit images (nearly all files) go to one :class:`_IntegerSums` per dtype, which
@@ -742,15 +763,16 @@ def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
             del _SEEN_RANGES[next(iter(_SEEN_RANGES))]
     rs = RunningStats(scale=scale)
     sums: dict[str, _IntegerSums] = {}
-    channels: int | None = None
     skipped: list[tuple[str, str]] = []
     for p in paths:
         try:
             img = read_image(p)
-            if img.ndim == 3 and channels not in (None, img.shape[2]):
-                raise ValueError(f"{p} has {img.shape[2]} channels, earlier images have {channels}")
-            if img.ndim == 2 and channels not in (None, 1):
-                raise ValueError(f"{p} is grayscale, earlier images have {channels} channels")
+            c_img = img.shape[2] if img.ndim == 3 else 1
+            if channels not in (None, c_img):
+                raise ValueError(
+                    f"{p} has {c_img} channel(s) but the dataset's first image has {channels}: "
+                    "convert it, or skip such files with on_error='skip'"
+                )
             dt = img.dtype
             if img.ndim in (2, 3) and dt.kind in "biu" and dt.itemsize <= 2 and img.size:
                 c = img.shape[2] if img.ndim == 3 else 1
@@ -760,7 +782,7 @@ def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
                 acc.add(img.reshape(1, img.shape[0], img.shape[1], c))
             else:
                 rs.update(img, channel_axis=-1 if img.ndim == 3 else None)
-            channels = img.shape[2] if img.ndim == 3 else 1
+            channels = c_img
             del img  # free it before the next decode, which can then reuse its (cached) memory
         except (ValueError, OSError) as exc:
             if on_error == "raise":
@@ -785,7 +807,7 @@ def _merge_ordered(results: list):
     return rs, skipped
 
 
-def _run_processes(files, *, jobs, scale, on_error, progress, files_per_task):
+def _run_processes(files, *, jobs, scale, on_error, progress, files_per_task, channels=None):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from ._progress import Progress
@@ -796,7 +818,7 @@ def _run_processes(files, *, jobs, scale, on_error, progress, files_per_task):
         len(files), "stats", enabled=None if progress else False
     ) as bar:
         token = uuid.uuid4().hex
-        futures = {pool.submit(_stats_of_files, part, scale, on_error, token): i
+        futures = {pool.submit(_stats_of_files, part, scale, on_error, token, channels): i
                    for i, part in enumerate(parts)}
         for fut in as_completed(futures):
             i = futures[fut]
@@ -805,7 +827,7 @@ def _run_processes(files, *, jobs, scale, on_error, progress, files_per_task):
     return _merge_ordered(results)
 
 
-def _run_dask(files, *, address, scale, on_error, progress, files_per_task):
+def _run_dask(files, *, address, scale, on_error, progress, files_per_task, channels=None):
     try:
         from dask.distributed import Client, as_completed, get_client
     except ImportError:
@@ -829,7 +851,7 @@ def _run_dask(files, *, address, scale, on_error, progress, files_per_task):
         workers = max(1, sum(client.nthreads().values()))
         parts = _partitions(files, _task_size(len(files), workers, files_per_task))
         futures = client.map(_stats_of_files, parts, scale=scale, on_error=on_error,
-                             token=uuid.uuid4().hex, pure=False)
+                             token=uuid.uuid4().hex, channels=channels, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         results: list[Any] = [None] * len(parts)
         with Progress(len(files), "stats", enabled=None if progress else False) as bar:

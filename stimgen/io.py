@@ -86,7 +86,8 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
                 im = im.convert("RGB")
                 mode = "RGB"
             arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, MemoryError,
+            Image.DecompressionBombError) as exc:
         raise ValueError(f"cannot decode image {p}: {exc}") from exc
     if mode.startswith("I;16"):
         arr = arr.astype(np.uint16, copy=False)
@@ -151,6 +152,31 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+#: Files whose presence marks a directory as a stimgen output that ``--force`` may replace.
+OUTPUT_MARKERS = ("manifest.json", "record.json")
+
+
+def _check_replaceable(final: Path) -> None:
+    """Refuse to replace anything but an empty directory or a stimgen output directory.
+
+    ``--force`` must never delete a project folder, the working directory (or one of its
+    ancestors) or a regular file that happens to be named like the output.
+    """
+    if final.is_symlink() or not final.is_dir():
+        raise FileExistsError(f"{final} exists and is not a directory; refusing to replace it")
+    here = Path.cwd().resolve()
+    target = final.resolve()
+    if target == here or target in here.parents:
+        raise FileExistsError(
+            f"refusing to replace {final}: it is the current directory or one of its parents"
+        )
+    if any(final.iterdir()) and not any((final / m).is_file() for m in OUTPUT_MARKERS):
+        raise FileExistsError(
+            f"refusing to replace {final}: it is not empty and holds no stimgen output "
+            f"({' or '.join(OUTPUT_MARKERS)}); choose another --out"
+        )
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterator[Path]:
     """Build a directory in a temporary sibling and rename it into place when complete.
@@ -161,7 +187,9 @@ def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterato
         The final directory. It must not exist unless ``force`` is true, in which case
         the old directory is replaced only after the new one is complete.
     force : bool
-        Replace an existing directory (after success only).
+        Replace an existing directory (after success only). Only an empty directory or a
+        stimgen output (holding ``manifest.json`` or ``record.json``) is ever replaced; the
+        current directory, its ancestors and regular files never are.
 
     Yields
     ------
@@ -170,8 +198,10 @@ def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterato
         KeyboardInterrupt) it is removed and ``path`` is left untouched.
     """
     final = Path(path)
-    if final.exists() and not force:
-        raise FileExistsError(f"output directory {final} already exists (use --force to replace it)")
+    if final.exists() or final.is_symlink():
+        if not force:
+            raise FileExistsError(f"output directory {final} already exists (use --force to replace it)")
+        _check_replaceable(final)
     parent = final.parent if str(final.parent) else Path(".")
     if not parent.is_dir():
         raise FileNotFoundError(f"parent directory {parent} of the output does not exist")
@@ -184,14 +214,14 @@ def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterato
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     old: Path | None = None
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=parent))
-        os.rmdir(old)
-        os.replace(final, old)
     try:
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=parent))
+            os.rmdir(old)
+            os.replace(final, old)
         os.replace(tmp, final)
     except BaseException:
-        if old is not None:
+        if old is not None and not final.exists():
             os.replace(old, final)
         shutil.rmtree(tmp, ignore_errors=True)
         raise

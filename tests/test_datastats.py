@@ -286,7 +286,7 @@ def test_corrupt_file_raises_or_is_skipped(tmp_path, rng):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     with pytest.raises(ValueError, match=r"broken\.png"):
         dataset_stats(tmp_path / "data")
-    with pytest.warns(RuntimeWarning, match=r"skipped 1 unreadable file.*broken\.png"):
+    with pytest.warns(RuntimeWarning, match=r"skipped 1 file\(s\) \(unreadable.*broken\.png"):
         s = dataset_stats(tmp_path / "data", on_error="skip")
     assert s.skipped == 1 and s.n_images == 4
     assert s.skipped_files[0][0].endswith("broken.png")
@@ -297,8 +297,25 @@ def test_mixed_channel_counts_name_the_file(tmp_path, rng):
     d.mkdir()
     Image.fromarray(rng.integers(0, 256, (5, 5, 3), dtype=np.uint8)).save(d / "a.png")
     Image.fromarray(rng.integers(0, 256, (5, 5), dtype=np.uint8)).save(d / "b.png")
-    with pytest.raises(ValueError, match=r"b\.png is grayscale, earlier images have 3 channels"):
+    with pytest.raises(ValueError, match=r"b\.png has 1 channel\(s\) but the dataset's first image has 3"):
         dataset_stats(d)
+
+
+def test_channel_mismatch_outcome_does_not_depend_on_partitioning(tmp_path, rng):
+    # the first readable file fixes the channel count for every task: the odd grayscale
+    # file is the one skipped (and named), however the list is split
+    d = tmp_path / "mixed"
+    d.mkdir()
+    for i in range(9):
+        Image.fromarray(rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)).save(d / f"a{i}.png")
+    Image.fromarray(rng.integers(0, 256, (6, 7), dtype=np.uint8)).save(d / "a4x_gray.png")
+    results = []
+    for kw in ({}, {"jobs": 2, "files_per_task": 1}, {"jobs": 2, "files_per_task": 4}):
+        with pytest.warns(RuntimeWarning, match=r"skipped 1 file.*a4x_gray\.png has 1 channel"):
+            results.append(dataset_stats(d, on_error="skip", **kw))
+    for r in results:
+        assert r.n_images == 9 and r.skipped == 1
+        np.testing.assert_allclose(r.mean, results[0].mean, rtol=1e-12)
 
 
 def test_parallel_jobs_equal_sequential(tmp_path, rng):

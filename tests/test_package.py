@@ -50,3 +50,18 @@ def test_python_dash_m():
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "COMMAND" in capsys.readouterr().out
+
+
+def test_unexpected_errors_are_one_line(monkeypatch, capsys):
+    import stimgen.geometry
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated bug\nwith two lines")
+
+    monkeypatch.setattr(stimgen.geometry.ViewingGeometry, "from_ppd", broken)
+    assert main(["geometry", "--ppd", "30"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: RuntimeError: simulated bug with two lines" in err
+    monkeypatch.setenv("STIMGEN_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="simulated bug"):
+        main(["geometry", "--ppd", "30"])
