@@ -165,7 +165,12 @@ def _geometry(p: argparse.ArgumentParser) -> Handler:
 
 
 def _flow_levels(text: str) -> int | str:
-    return text if text == "auto" else int(text)
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--levels must be 'auto' or an integer >= 1, got {text!r}") from None
 
 
 @command("flow", "dense Lucas-Kanade optical flow between two frames (px/frame, deg/s)")
@@ -431,6 +436,8 @@ def _colorize(p: argparse.ArgumentParser) -> Handler:
                 raise ValueError(f"{path}: unsupported dtype {a.dtype} (8/16-bit or float)")
             return a.astype(np.float64)
 
+        if not args.out.lower().endswith(".png"):
+            raise ValueError(f"--out must name a .png file (the output is PNG), got {args.out!r}")
         gray, marked = load(args.gray), load(args.scribbles)
         if marked.ndim == 2:
             marked = np.repeat(marked[..., None], 3, axis=-1)

@@ -277,8 +277,12 @@ def _check_frames(reference_image: Any, moving_image: Any) -> tuple[np.ndarray, 
             f"images must be at least {MIN_SIZE_PX}x{MIN_SIZE_PX} px, got shape {ref.shape}"
         )
     dtype = np.float32 if (ref.dtype == np.float32 and mov.dtype == np.float32) else np.float64
-    # no rescaling by dtype: integers become floats with the same values
-    return ref.astype(dtype, copy=False), mov.astype(dtype, copy=False)
+    # no rescaling by dtype: integers become floats with the same values. The reference's
+    # mean is removed from both (flow is unchanged by a common offset), so float32 keeps its
+    # precision on frames like 1000 + small pattern.
+    offset = ref.mean(dtype=np.float64)
+    return (np.subtract(ref, offset, dtype=np.float64).astype(dtype, copy=False),
+            np.subtract(mov, offset, dtype=np.float64).astype(dtype, copy=False))
 
 
 # == pyramid and filters ===============================================================

@@ -47,6 +47,7 @@ Conventions
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -644,6 +645,13 @@ def colorize(
     else:
         m = _mask(mask, hw)
     n_scribbled = int(m.sum())
+    if mask is None and n_scribbled > 0.5 * m.size:
+        warnings.warn(
+            f"{n_scribbled / m.size:.0%} of the pixels differ from the gray image by more than "
+            f"threshold={threshold:g} and count as scribbles (a JPEG or palette image?); "
+            "raise the threshold or pass an explicit mask",
+            stacklevel=2,
+        )
     if n_scribbled == 0:
         raise ValueError(
             "mask has no scribbled pixels: mark at least one pixel with a colour"

@@ -369,3 +369,17 @@ def test_plots_draw_arrows_where_content_moves(noise):
     fig = plotting.plot_flow(res, reference_image=noise)
     assert len(fig.axes) >= 2
     plotting._pyplot().close("all")
+
+
+def test_float32_keeps_accuracy_on_a_large_offset():
+    base = bandpass_noise(128, 16.0, 3)
+    ref = (1000.0 + 0.01 * base).astype(np.float32)
+    mov = (1000.0 + 0.01 * fourier_shift(base, 0.7, -0.3)).astype(np.float32)
+    res = lucas_kanade(ref, mov)
+    assert epe(res, 0.7, -0.3) < 1e-3
+
+
+def test_cli_levels_message(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["flow", "a.npy", "b.npy", "--levels", "x"])
+    assert "--levels must be 'auto' or an integer >= 1, got 'x'" in capsys.readouterr().err

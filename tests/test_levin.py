@@ -419,3 +419,12 @@ def test_cli_colorize_errors(tmp_path, capsys):
         == 2
     )
     assert "does not match" in capsys.readouterr().err
+
+
+def test_mostly_scribbled_warns_and_cli_needs_png(tmp_path, rng, capsys):
+    gray = rng.random((12, 12))
+    marked = np.repeat(gray[..., None], 3, axis=-1) + rng.normal(0, 0.05, (12, 12, 3))
+    with pytest.warns(UserWarning, match=r"of the pixels differ from the gray image"):
+        stimgen.colorize(gray, np.clip(marked, 0, 1))
+    assert cli.main(["colorize", "g.png", "s.png", "--out", str(tmp_path / "o.jpg")]) == 2
+    assert "--out must name a .png file" in capsys.readouterr().err
