@@ -134,6 +134,8 @@ def load_yaml(text: str, source: str) -> tuple[Any, _Lines, list[Problem]]:
         what = getattr(exc, "problem", None) or str(exc)
         ctx = getattr(exc, "context", None)
         msg = f"malformed YAML: {what}" + (f" ({ctx})" if ctx else "")
+        if "\\t" in msg or "\t" in msg:
+            msg += "; YAML does not allow tabs for indentation: use spaces"
         raise SchemaError(source, [Problem(line, "(file)", msg)]) from None
     finally:
         loader.dispose()
@@ -141,25 +143,65 @@ def load_yaml(text: str, source: str) -> tuple[Any, _Lines, list[Problem]]:
     problems: list[Problem] = []
     if node is None:
         return None, lines, problems
-    data = _convert(node, (), loader, lines, problems)
+    unreadable: list[Problem] = []
+    data = _convert(node, (), loader, lines, problems, unreadable)
+    if unreadable:  # values that could not be built: nothing sensible to check further
+        raise SchemaError(source, problems + unreadable)
     return data, lines, problems
 
 
-def _convert(node: Any, path: Path, loader: Any, lines: _Lines, problems: list[Problem]) -> Any:
+def _construct(node: Any, path: Path, loader: Any, unreadable: list[Problem]) -> Any:
+    """``loader.construct_object``; a tag or value it cannot build becomes a located problem."""
+    import yaml
+
+    try:
+        return loader.construct_object(node, deep=True)
+    except yaml.YAMLError as exc:
+        what = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        msg = f"cannot read this value: {what}"
+        if str(node.tag).startswith("!") and not str(node.tag).startswith("!!"):
+            msg += f"; custom tags such as {node.tag} are not supported: remove the tag"
+    except (ValueError, TypeError, OverflowError) as exc:
+        tag = str(node.tag).rsplit(":", 1)[-1]
+        msg = f"cannot read {getattr(node, 'value', '')!r} as {tag}: {exc}"
+    unreadable.append(Problem(node.start_mark.line + 1, format_path(path), msg))
+    return None
+
+
+def _convert(node: Any, path: Path, loader: Any, lines: _Lines, problems: list[Problem],
+             unreadable: list[Problem]) -> Any:  # fmt: skip
     import yaml
 
     lines.value[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        # YAML merge (``<<: *base``): merged pairs come first, explicit keys override them
+        # silently; only a key given twice explicitly is a duplicate. The explicit keys are
+        # noted once per node: flattening rewrites the node (an alias visits it again).
+        explicit = getattr(node, "_stimgen_explicit", None)
+        if explicit is None:
+            explicit = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+            node._stimgen_explicit = explicit
+        try:
+            loader.flatten_mapping(node)
+        except yaml.YAMLError as exc:
+            what = getattr(exc, "problem", None) or " ".join(str(exc).split())
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else node.start_mark.line + 1
+            unreadable.append(Problem(line, format_path(path), f"cannot merge: {what}"))
+            return None
         out: dict[Any, Any] = {}
+        from_merge: set[Any] = set()
         for knode, vnode in node.value:
-            key = loader.construct_object(knode, deep=True)
+            key = _construct(knode, path, loader, unreadable)
             if isinstance(key, list | dict):
                 problems.append(Problem(knode.start_mark.line + 1, format_path(path), "keys must be plain names"))
                 continue
             key = str(key) if not isinstance(key, str) and key is not None else key
             kpath = (*path, key)
-            if key in out:
+            merged = id(knode) not in explicit
+            if key in out and (merged or key in from_merge):
+                from_merge.discard(key)  # a merged value overridden: YAML keeps the later one
+            elif key in out:
                 problems.append(
                     Problem(
                         knode.start_mark.line + 1,
@@ -168,12 +210,14 @@ def _convert(node: Any, path: Path, loader: Any, lines: _Lines, problems: list[P
                         "YAML would silently keep only the last one",
                     )
                 )
+            if merged:
+                from_merge.add(key)
             lines.key[kpath] = knode.start_mark.line + 1
-            out[key] = _convert(vnode, kpath, loader, lines, problems)
+            out[key] = _convert(vnode, kpath, loader, lines, problems, unreadable)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(n, (*path, i), loader, lines, problems) for i, n in enumerate(node.value)]
-    value = loader.construct_object(node, deep=True)
+        return [_convert(n, (*path, i), loader, lines, problems, unreadable) for i, n in enumerate(node.value)]
+    value = _construct(node, path, loader, unreadable)
     if node.style is None:  # plain (unquoted) scalar: where YAML 1.1 surprises people
         raw = node.value
         lines.text[path] = raw
@@ -243,10 +287,13 @@ class Checker:
         raw = self.lines.text.get(tuple(path))
         if isinstance(value, str) and raw is not None and _FLOAT_NO_DOT.match(raw) and "number" in want:
             mant, _, exp = raw.lower().partition("e")
-            fixed = (mant if "." in mant else mant + ".0") + "e" + exp
-            hint = f" (YAML 1.1 reads {raw} without a decimal point as text: write {fixed})"
+            fixed = (mant if "." in mant else mant + ".0") + "e" + (exp if exp[:1] in "+-" else "+" + exp)
+            hint = (f" (YAML 1.1 reads {raw} as text: a number in exponent form needs a decimal "
+                    f"point and a signed exponent, write {fixed})")  # fmt: skip
         elif isinstance(value, bool) and raw is not None and raw.lower() in _BOOL_WORDS:
             hint = f" (YAML 1.1 reads unquoted {raw} as a boolean: quote it, '{raw}')"
+            if "one of" in want and "none" in want and raw.lower() in ("no", "off", "n"):
+                hint = f" (YAML 1.1 reads unquoted {raw} as the boolean false: did you mean none?)"
         self.add(path, f"must be {want}, got {_type_name(value)}{hint}")
         return BAD
 

@@ -508,7 +508,7 @@ def _run(p: argparse.ArgumentParser) -> Handler:
             "shape_px": m["shape_px"],
             "conditions": [
                 {"index": c["index"], "label": c["label"], "repeats": c["repeats"], "pass": c["pass"],
-                 "n_pass": c["n_pass"], "measured": c["measured"],
+                 "n_pass": c["n_pass"], "measured": c["measured"], "clipping": c["clipping"],
                  **({"speed": c["speed"]} if "speed" in c else {})}
                 for c in m["conditions"]
             ],
@@ -521,10 +521,10 @@ def _run(p: argparse.ArgumentParser) -> Handler:
         h, w = m["shape_px"]
         motion = m.get("motion")
         if motion:
-            print(f"wrote {m['n_stimuli']} movies ({motion['n_frames']} frames of {h} x {w} px at "
+            print(f"wrote {m['n_stimuli']} movie{'s' * (m['n_stimuli'] != 1)} ({motion['n_frames']} frames of {h} x {w} px at "
                   f"{m['geometry']['ppd']:.4g} ppd, {motion['frame_rate_hz']:g} Hz) to {m['path']}")
         else:
-            print(f"wrote {m['n_stimuli']} stimuli ({h} x {w} px at {m['geometry']['ppd']:.4g} ppd) "
+            print(f"wrote {m['n_stimuli']} {'stimulus' if m['n_stimuli'] == 1 else 'stimuli'} ({h} x {w} px at {m['geometry']['ppd']:.4g} ppd) "
                   f"to {m['path']}")
         print(f"seed entropy: {m['seed_entropy']}")
         for c in m["conditions"]:
@@ -536,6 +536,10 @@ def _run(p: argparse.ArgumentParser) -> Handler:
                 got = f"band {lo:.3g}-{hi:.3g} cpd, peak {meas['peak_cpd']:.3g} cpd"
             if "speed" in c:
                 got += "; " + _speed_text(c["speed"])
+            clip = c["clipping"]
+            if clip["n_over_limit"]:
+                got += (f"; CLIPPED: {clip['n_over_limit']}/{c['repeats']} over {clip['limit']:.3%}, "
+                        f"up to {clip['max_clipped_fraction']:.3%} of pixels")
             verdict = "pass" if c["pass"] else "FAIL"
             print(f"  {c['index']:>3} {c['label']}: {got}  [{verdict}; {c['n_pass']}/{c['repeats']} stimuli pass]")
         what = "spectra (first frames) and speeds" if motion else "spectra"
@@ -770,6 +774,15 @@ def _print_design(d: dict[str, Any]) -> None:
         print(f"  plot:            {d['plot']}")
 
 
+def _dask_address_configured() -> bool:
+    """True if Dask's configuration names a scheduler (e.g. DASK_SCHEDULER_ADDRESS)."""
+    try:
+        import dask.config
+    except ImportError:  # dataset_stats reports the missing extra
+        return True
+    return bool(dask.config.get("scheduler-address", None))
+
+
 @command("stats", "exact per-channel mean and std of an image dataset (files of any size)")
 def _stats(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("paths", nargs="+", metavar="PATH", help="directories, image files or globs")
@@ -789,6 +802,9 @@ def _stats(p: argparse.ArgumentParser) -> Handler:
         from .datastats import dataset_stats
 
         kw = {} if args.scale is None else {"scale": args.scale}
+        if args.scheduler == "dask" and args.address is None and not _dask_address_configured():
+            raise ValueError("--scheduler dask needs --address HOST:PORT (a running Dask "
+                             "scheduler), or DASK_SCHEDULER_ADDRESS set")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             s = dataset_stats(

@@ -258,7 +258,7 @@ def _validate(data: Any, lines: _Lines, problems: list[Problem], source: str) ->
     res["display"] = _check_display(ck, top.get("display"))
     res["stimulus"] = _check_stimulus(ck, top.get("stimulus"))
     res["noise"] = _check_params(ck, ("noise",), top.get("noise"), NOISE_DEFAULTS, fill=True) if "noise" in top else BAD
-    rep = top.get("repeats", 1)
+    rep = 1 if top.get("repeats") is None else top["repeats"]
     res["repeats"] = ck.number(("repeats",), rep, low=1, integer=True)
     res["conditions"] = _check_conditions(ck, top.get("conditions"))
     res["factorial"] = _check_factorial(ck, top.get("factorial"))
@@ -267,10 +267,32 @@ def _validate(data: Any, lines: _Lines, problems: list[Problem], source: str) ->
         _refuse_motion_keys(ck, res["conditions"], res["factorial"])
     res["output"] = _check_output(ck, top.get("output"), motion=res["motion"] is not None)
     res["check"] = _check_check(ck, top.get("check"))
-    _check_plan(ck, res)
+    if _check_size(ck, res):
+        _check_plan(ck, res)
     if ck.problems:
         raise ExperimentError(source, ck.problems)
     return res
+
+
+#: Most stimuli one set may hold (the manifest keeps one entry per stimulus in memory).
+MAX_STIMULI = 10_000_000
+
+
+def _check_size(ck: Checker, exp: dict[str, Any]) -> bool:
+    """Refuse absurd plans (more than :data:`MAX_STIMULI` stimuli) before expanding them."""
+    if any(exp[k] is BAD for k in ("conditions", "factorial", "repeats")):
+        return True
+    if any(c is BAD or c.get("repeats") is BAD for c in exp["conditions"]):
+        return True
+    n_combos = math.prod(len(v) for v in exp["factorial"].values())
+    listed = exp["conditions"] or [{}]
+    total = n_combos * sum(int(c.get("repeats") or exp["repeats"]) for c in listed)
+    if total > MAX_STIMULI:
+        where = ("repeats",) if not any(c.get("repeats") for c in listed) else ("conditions",)
+        ck.add(where, f"the plan has {total:,} stimuli ({len(listed) * n_combos:,} condition(s)); "
+               f"a set may hold at most {MAX_STIMULI:,}: lower repeats or split the experiment")  # fmt: skip
+        return False
+    return True
 
 
 def _section(ck: Checker, name: str, value: Any, defaults: Mapping[str, Any]) -> Any:
@@ -319,20 +341,23 @@ def _check_stimulus(ck: Checker, value: Any) -> Any:
     for k in given:
         out[k] = _size(ck, ("stimulus", k), s[k], integer=(k == "size_px"))
     for k in CONTRAST_KEYS:
-        if k in s:
+        if s.get(k) is not None:
             out[k] = _check_param(ck, ("stimulus", k), k, s[k])
-    if "clipping" in s:
+    if s.get("clipping") is not None:
         out["clipping"] = ck.choice(("stimulus", "clipping"), s["clipping"], CLIPPING)
-    if "max_clipped_fraction" in s:
+    if s.get("max_clipped_fraction") is not None:
         out["max_clipped_fraction"] = ck.number(("stimulus", "max_clipped_fraction"), s["max_clipped_fraction"], low=0, high=1)
     return out
 
 
+#: parameters whose null is a value ("none": no band of this kind, no orientation, ...)
+_OPTIONAL = ("band_cpd", "peak_cpd", "octaves", "sigma_center_deg", "sigma_surround_deg", "orientation_deg",
+             "refresh_frames", "speed_deg_s")
+
+
 def _check_param(ck: Checker, path: tuple, key: str, value: Any) -> Any:
     """One noise or contrast parameter (None means 'not set' for optional ones)."""
-    optional = ("band_cpd", "peak_cpd", "octaves", "sigma_center_deg", "sigma_surround_deg", "orientation_deg",
-                "refresh_frames", "speed_deg_s")
-    if value is None and key in optional:
+    if value is None and key in _OPTIONAL:
         return None
     if key == "family":
         return ck.choice(path, value, FAMILIES)
@@ -375,8 +400,9 @@ def _check_params(ck: Checker, path: tuple, value: Any, allowed: Mapping[str, An
         return BAD
     out = dict(NOISE_DEFAULTS) if fill else {}
     for k, val in m.items():
-        if k in PARAM_KEYS:
-            out[k] = _check_param(ck, (*path, k), k, val)
+        if k not in PARAM_KEYS or (val is None and k not in _OPTIONAL):
+            continue  # null means "not set": the default (noise) or the base (conditions)
+        out[k] = _check_param(ck, (*path, k), k, val)
     groups = {_BAND_GROUP[k] for k, val in m.items() if k in _BAND_GROUP and val is not None}
     if len(groups) > 1:
         ck.add(path, "give one way to state the band: band_cpd, or peak_cpd with octaves, "
@@ -399,9 +425,9 @@ def _check_conditions(ck: Checker, value: Any) -> Any:
         if m is BAD:
             out.append(BAD)
             continue
-        if "label" in c:
+        if c.get("label") is not None:
             m["label"] = ck.string((*path, "label"), c["label"])
-        if "repeats" in c:
+        if c.get("repeats") is not None:
             m["repeats"] = ck.number((*path, "repeats"), c["repeats"], low=1, integer=True)
         out.append(m)
     return out
@@ -448,9 +474,9 @@ def _check_motion(ck: Checker, value: Any) -> Any:
                    "a movie needs at least 2 frames to move")  # fmt: skip
             out["duration_s"] = BAD
     for k in MOTION_PARAM_KEYS:
-        if k in m:
+        if m.get(k) is not None:
             out[k] = _check_param(ck, (*path, k), k, m[k])
-    if "allow_aliasing" in m:
+    if m.get("allow_aliasing") is not None:
         out["allow_aliasing"] = ck.boolean((*path, "allow_aliasing"), m["allow_aliasing"])
     return out
 
@@ -482,7 +508,7 @@ def _check_output(ck: Checker, value: Any, *, motion: bool = False) -> Any:
     allowed = MOTION_FORMATS if motion else STILL_FORMATS
     if motion:
         out["formats"] = ["npy", "gif"]
-    if "formats" in o:
+    if o.get("formats") is not None:
         f = o["formats"]
         if isinstance(f, str):
             f = [f]
@@ -507,15 +533,15 @@ def _check_output(ck: Checker, value: Any, *, motion: bool = False) -> Any:
             elif motion and "npy" not in f:
                 ck.add(("output", "formats"), "a motion experiment needs npy, the (T, H, W) float "
                        f"movie (the gif is only a preview); got {f!r}")  # fmt: skip
-    if "dither" in o:
+    if o.get("dither") is not None:
         out["dither"] = ck.choice(("output", "dither"), o["dither"], DITHERS)
     if o.get("gamma") is not None:
         out["gamma"] = ck.number(("output", "gamma"), o["gamma"], low=0, low_open=True)
-    if "dtype" in o:
+    if o.get("dtype") is not None:
         out["dtype"] = ck.choice(("output", "dtype"), o["dtype"], DTYPES)
-    if "figures" in o:
+    if o.get("figures") is not None:
         out["figures"] = ck.boolean(("output", "figures"), o["figures"])
-    if "examples_per_condition" in o:
+    if o.get("examples_per_condition") is not None:
         out["examples_per_condition"] = ck.number(("output", "examples_per_condition"), o["examples_per_condition"], low=0, high=64, integer=True)
     return out
 
@@ -526,11 +552,13 @@ def _check_check(ck: Checker, value: Any) -> Any:
         return BAD
     out = dict(CHECK_DEFAULTS)
     for k, val in c.items():
+        if val is None:
+            continue
         if k == "min_reliable_fraction":
             out[k] = ck.number(("check", k), val, low=0, high=1)
         elif k in ("speed_tolerance", "speed_atol_px_per_frame"):
             out[k] = ck.number(("check", k), val, low=0)
-        elif val is not None:
+        else:
             out[k] = ck.number(("check", k), val, low=0, low_open=True)
     return out
 
@@ -979,7 +1007,7 @@ def generate_stimulus(experiment: Mapping[str, Any], index: int, entropy: int) -
     image : ndarray, shape (H, W), or (T, H, W) for a motion experiment
         Signed contrast, float (``output.dtype``), clipped to [-1, 1].
     info : dict
-        ``condition`` (index, label, own parameters), ``repeat``, ``spawn_key``,
+        ``condition`` (index, label and every resolved parameter), ``repeat``, ``spawn_key``,
         ``clipped_fraction``; for movies also ``motion_record``, the record of
         :func:`stimgen.motion.drifting_noise` (before clipping).
     """
@@ -990,7 +1018,7 @@ def generate_stimulus(experiment: Mapping[str, Any], index: int, entropy: int) -
     else:
         img, frac, _, c, r = _draw(plan, int(index), int(entropy))
     info = {
-        "condition": {"index": c.index, "label": c.label, **c.own},
+        "condition": _entry_condition(c),
         "repeat": r,
         "spawn_key": [int(index)],
         "clipped_fraction": frac,
@@ -998,6 +1026,11 @@ def generate_stimulus(experiment: Mapping[str, Any], index: int, entropy: int) -
     if record is not None:
         info["motion_record"] = record
     return img, info
+
+
+def _entry_condition(c: _Condition) -> dict[str, Any]:
+    """A stimulus' condition: index, label and every resolved parameter (noise, contrast, motion)."""
+    return {"index": c.index, "label": c.label, **c.params}
 
 
 def _encode(plan: _Plan, img: np.ndarray, gen: np.random.Generator) -> tuple[list[dict[str, Any]], float]:
@@ -1184,7 +1217,7 @@ def _entry(plan: _Plan, index: int, entropy: int, *, measure: bool = True) -> tu
         "shape": files[0]["shape"],
         "dtype": files[0]["dtype"],
         "files": files,
-        "condition": {"index": c.index, "label": c.label, **c.own},
+        "condition": _entry_condition(c),
         "repeat": r,
         "spawn_key": [index],
         "ppd": plan.ppd,
@@ -1197,7 +1230,7 @@ def _entry(plan: _Plan, index: int, entropy: int, *, measure: bool = True) -> tu
         **measured,
     }
     if record is not None:
-        entry.update({k: record[k] for k in _MOTION_ENTRY_KEYS})
+        entry.update({k: _no_negative_zero(record[k]) for k in _MOTION_ENTRY_KEYS})
         if measure:
             entry["spectral_pass"] = entry["pass"]
             entry["speed_check"] = check = _measure_motion(plan, data, record)
@@ -1206,7 +1239,14 @@ def _entry(plan: _Plan, index: int, entropy: int, *, measure: bool = True) -> tu
     return entry, [(paths[f["format"]], f["format"], f["bytes"]) for f in encoded], power, img
 
 
-def _work(task: tuple[str, int, list[int], str, int]) -> list[tuple[dict[str, Any], np.ndarray, np.ndarray | None]]:
+def _no_negative_zero(x: Any) -> Any:
+    """``-0.0`` -> ``0.0`` (e.g. the vertical velocity of rightward motion), in lists too."""
+    if isinstance(x, list | tuple):
+        return [_no_negative_zero(y) for y in x]
+    return x + 0.0 if isinstance(x, float) else x
+
+
+def _work(task: tuple[str, int, range, str, int]) -> list[tuple[dict[str, Any], np.ndarray, np.ndarray | None]]:
     """Worker: generate, encode, write and measure a chunk of stimuli (spawn-safe)."""
     exp_json, entropy, indices, outdir, n_examples = task
     plan = _plan(json.loads(exp_json))
@@ -1248,9 +1288,10 @@ def _versions() -> dict[str, Any]:
     }
 
 
-def _chunks(n: int, jobs: int) -> list[list[int]]:
+def _chunks(n: int, jobs: int) -> list[range]:
+    """Stimulus indices in chunks of at most 32 (ranges: nothing is built per index)."""
     size = max(1, min(32, math.ceil(n / max(1, jobs * 4))))
-    return [list(range(s, min(n, s + size))) for s in range(0, n, size)]
+    return [range(s, min(n, s + size)) for s in range(0, n, size)]
 
 
 def run_experiment(
@@ -1355,6 +1396,7 @@ def run_experiment(
 
         atomic_write_bytes(tmp / "manifest.json", _dumps(manifest).encode())
     manifest["path"] = str(final)
+    _warn_clipping(manifest, source or exp["name"])
     return manifest
 
 
@@ -1442,6 +1484,7 @@ def _condition_summary(plan: _Plan, c: _Condition, entries: list[dict], powers: 
         "filter": None if filt is None else filt.to_record(),
         "design": plan.design(c),
         "n_pass": sum(bool(e["pass"]) for e in entries),
+        "clipping": _clipping_summary(plan, entries),
         "spectrum": {"freq_cpd": spec.freq_cpd, "power_mean": spec.power, "power_std": spec.power_std, "n_images": spec.n_images},
     }
     p = c.params
@@ -1461,6 +1504,37 @@ def _condition_summary(plan: _Plan, c: _Condition, entries: list[dict], powers: 
         out["speed"] = speed = _speed_summary(entries)
         out["pass"] = bool(out["pass"] and speed["pass"] is not False)
     return out
+
+
+def _clipping_summary(plan: _Plan, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """How much a condition's stimuli were clipped, against ``stimulus.max_clipped_fraction``."""
+    limit = plan.exp["stimulus"]["max_clipped_fraction"]
+    fracs = [float(e["clipped_fraction"]) for e in entries]
+    return {
+        "max_clipped_fraction": max(fracs),
+        "mean_clipped_fraction": sum(fracs) / len(fracs),
+        "limit": limit,
+        "n_over_limit": sum(f > limit for f in fracs),
+    }
+
+
+def _warn_clipping(manifest: Mapping[str, Any], source: str) -> None:
+    """One warning when stimuli of the set were clipped beyond the allowed fraction."""
+    over = [c for c in manifest["conditions"] if c["clipping"]["n_over_limit"]]
+    if not over:
+        return
+    n = sum(c["clipping"]["n_over_limit"] for c in over)
+    worst = max(over, key=lambda c: c["clipping"]["max_clipped_fraction"])
+    limit = worst["clipping"]["limit"]
+    warnings.warn(
+        f"{source}: {n} of {manifest['n_stimuli']} stimuli have more than "
+        f"{limit:.3%} of their pixels clipped at contrast -1 or +1 (stimulus.max_clipped_fraction), "
+        f"up to {worst['clipping']['max_clipped_fraction']:.3%} in condition {worst['index']} "
+        f"({worst['label']}); their contrast and spectrum are distorted: lower stimulus.rms_contrast, "
+        "or set stimulus.clipping: error to refuse such sets",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _speed_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -1485,7 +1559,7 @@ def _speed_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
     vel = np.array([k["measured"]["velocity_deg_s"] for k in checks], dtype=np.float64)
     speeds = np.hypot(vel[:, 0], vel[:, 1])
     vx, vy = (float(x) for x in np.median(vel, axis=0))
-    out["measured_velocity_deg_s"] = [vx, vy]
+    out["measured_velocity_deg_s"] = [vx + 0.0, vy + 0.0]
     out["measured_speed_deg_s"] = float(np.median(speeds))
     out["measured_speed_range_deg_s"] = [float(speeds.min()), float(speeds.max())]
     if vx != 0 or vy != 0:
@@ -1668,7 +1742,48 @@ def read_manifest(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
         raise ValueError(f"{mpath} is not valid JSON: {exc}") from None
     if not isinstance(manifest, dict) or "stimuli" not in manifest or "experiment" not in manifest:
         raise ValueError(f"{mpath} is not a stimgen manifest (no 'stimuli' or 'experiment')")
+    _check_manifest(manifest, str(mpath))
     return root, manifest
+
+
+def _check_manifest(m: Mapping[str, Any], where: str) -> None:
+    """The fields verify and regenerate rely on, with their types; ValueError naming the field."""
+
+    def bad(field_: str, want: str, got: Any) -> ValueError:
+        shown = type(got).__name__ if isinstance(got, dict | list) else repr(got)
+        return ValueError(f"{where}: {field_} must be {want}, got {shown}; the manifest is damaged")
+
+    def is_int(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    if not isinstance(m["experiment"], dict):
+        raise bad("experiment", "a mapping (the resolved experiment)", m["experiment"])
+    if not is_int(m.get("seed_entropy")) or m["seed_entropy"] < 0:
+        raise bad("seed_entropy", "an integer >= 0", m.get("seed_entropy"))
+    if not is_int(m.get("n_stimuli")):
+        raise bad("n_stimuli", "an integer", m.get("n_stimuli"))
+    if not isinstance(m["stimuli"], list):
+        raise bad("stimuli", "a list of entries", m["stimuli"])
+    for i, e in enumerate(m["stimuli"]):
+        if not isinstance(e, dict):
+            raise bad(f"stimuli[{i}]", "a mapping", e)
+        if e.get("index") != i or not is_int(e.get("index")):
+            raise bad(f"stimuli[{i}].index", f"{i} (entries in plan order)", e.get("index"))
+        files = e.get("files", [e])
+        if not isinstance(files, list) or not files:
+            raise bad(f"stimuli[{i}].files", "a non-empty list of files", files)
+        for j, f in enumerate(files):
+            name = f"stimuli[{i}]" + ("" if f is e else f".files[{j}]")
+            if not isinstance(f, dict):
+                raise bad(name, "a mapping", f)
+            for key, want in (("file", "a relative path (str)"), ("sha256", "a hex digest (str)")):
+                if not isinstance(f.get(key), str):
+                    raise bad(f"{name}.{key}", want, f.get(key))
+            rel = Path(f["file"])
+            if rel.is_absolute() or ".." in rel.parts:
+                raise bad(f"{name}.file", "a path inside the set", f["file"])
+            if f is not e and f.get("format") not in FORMATS:
+                raise bad(f"{name}.format", "one of " + ", ".join(FORMATS), f.get("format"))
 
 
 def _image_from_file(path: Path, fmt: str, gamma: float | None) -> np.ndarray:
@@ -1729,11 +1844,18 @@ def verify_set(
         elif sha256_file(y) != manifest["experiment_sha256"]:
             rep.failures.append("experiment.yaml: sha256 differs from the manifest")
     plan = None
-    if spectra:
-        try:
-            plan = _plan(validate_experiment(manifest["experiment"], source="manifest.json:experiment"))
-        except ValueError as exc:
-            rep.failures.append(f"manifest.json: the stored experiment is invalid: {exc}")
+    try:
+        plan = _plan(validate_experiment(manifest["experiment"], source="manifest.json:experiment"))
+    except ValueError as exc:
+        rep.failures.append(f"manifest.json: the stored experiment is invalid: {' '.join(str(exc).split())}")
+    n_listed = len(manifest["stimuli"])
+    if manifest["n_stimuli"] != n_listed:
+        rep.failures.append(f"manifest.json: n_stimuli is {manifest['n_stimuli']} but {n_listed} stimuli are listed")
+    if plan is not None and plan.n != n_listed:
+        rep.failures.append(f"manifest.json: the stored experiment plans {plan.n} stimuli but {n_listed} are listed")
+        plan = None  # entries do not match the plan: their spectra cannot be checked by index
+    if not spectra:
+        plan = None
     from ._version import __version__
 
     made_by = manifest.get("stimgen_version")
@@ -1756,6 +1878,11 @@ def verify_set(
             elif sha256_file(fp) != f["sha256"]:
                 rep.failures.append(f"{f['file']}: sha256 differs from the manifest (the file was changed)")
                 ok_files = False
+            else:
+                msg = _check_layout(fp, f.get("format", Path(f["file"]).suffix.lstrip(".")), f)
+                if msg:
+                    rep.failures.append(f"{f['file']}: {msg}")
+                    ok_files = False
         what = "spectrum or speed" if "speed_check" in e else "spectrum"
         if require_pass and not e.get("pass"):
             rep.failures.append(f"{e['file']}: its {what} failed the design check when generated")
@@ -1772,9 +1899,38 @@ def verify_set(
     stim_dir = root / "stimuli"
     if stim_dir.is_dir():
         extra = sorted(str(p.relative_to(root)) for p in stim_dir.rglob("*") if p.is_file() and str(p.relative_to(root)) not in listed)
-        if extra:
-            rep.notes.append(f"{len(extra)} file(s) under stimuli/ are not in the manifest, e.g. {extra[0]}")
+        for rel in extra[:5]:
+            rep.failures.append(f"{rel}: under stimuli/ but not in the manifest")
+        if len(extra) > 5:
+            rep.failures.append(f"... and {len(extra) - 5} more file(s) under stimuli/ not in the manifest")
     return rep
+
+
+def _check_layout(path: Path, fmt: str, f: Mapping[str, Any]) -> str | None:
+    """Whether a file's array shape and dtype are those its manifest entry states."""
+    if "shape" not in f and "dtype" not in f:
+        return None
+    try:
+        if fmt == "npy":
+            a = np.load(path, mmap_mode="r", allow_pickle=False)
+            shape, dtype = list(a.shape), str(a.dtype)
+        elif fmt == "gif":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                shape, dtype = [getattr(im, "n_frames", 1), im.size[1], im.size[0]], "uint8"
+        else:
+            from .io import read_image
+
+            a = read_image(path)
+            shape, dtype = list(a.shape), str(a.dtype)
+    except (OSError, ValueError) as exc:
+        return f"cannot be read as {fmt}: {' '.join(str(exc).split())}"
+    if "shape" in f and list(f["shape"]) != shape:
+        return f"holds an array of shape {shape}, the manifest says {f['shape']}"
+    if "dtype" in f and f["dtype"] != dtype:
+        return f"holds {dtype} data, the manifest says {f['dtype']}"
+    return None
 
 
 def _close(a: Any, b: Any, rtol: float) -> bool:

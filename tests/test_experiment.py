@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import textwrap
@@ -308,8 +309,15 @@ def test_existing_directory_refused_and_untouched(tmp_path, capsys):
     code, _, err = run_cli(capsys, "run", y, "--out", out, "--jobs", "1")
     assert code == 2 and "already exists (use --force" in err and err.count("\n") == 1
     assert [p.name for p in out.iterdir()] == ["precious.txt"]
-    assert run_cli(capsys, "run", y, "--out", out, "--jobs", "1", "--force")[0] == 0
-    assert (out / "manifest.json").is_file() and not (out / "precious.txt").exists()
+    # --force replaces only a stimgen output, never a folder of other files
+    code, _, err = run_cli(capsys, "run", y, "--out", out, "--jobs", "1", "--force")
+    assert code == 2 and "holds no stimgen output" in err and err.count("\n") == 1
+    assert [p.name for p in out.iterdir()] == ["precious.txt"]
+    out2 = tmp_path / "s2"
+    assert run_cli(capsys, "run", y, "--out", out2, "--jobs", "1")[0] == 0
+    (out2 / "stimuli" / "stray.txt").write_text("old")
+    assert run_cli(capsys, "run", y, "--out", out2, "--jobs", "1", "--force")[0] == 0
+    assert (out2 / "manifest.json").is_file() and not (out2 / "stimuli" / "stray.txt").exists()
     assert leftovers(tmp_path) == []
 
 
@@ -425,6 +433,8 @@ def test_regenerate_matches(tmp_path, capsys, tiny_set):
 )
 def test_shipped_experiments_validate(name):
     exp = ex.load_experiment(EXPERIMENTS / f"{name}.yaml")
+    # the resolved experiment (as stored in a manifest, nulls included) round-trips
+    assert ex.validate_experiment(json.loads(json.dumps(exp))) == exp
     conds = ex.expand_conditions(exp)
     assert conds and sum(c["repeats"] for c in conds) <= 100
     if name == "masks_octave_bands":
@@ -662,3 +672,175 @@ def test_motion_dynamic_noise_and_aliased_tails_warning(tmp_path):
     assert abs(r) < 0.2
     assert fast["temporal_aliasing"]["aliased_power_fraction"] > 0.01
     assert ex.verify_set(tmp_path / "s").ok
+
+
+# -- review fixes: nulls, YAML tags, merges, damaged manifests, clipping, verify ----------------
+FAMILY_FACTORIAL = """\
+name: fams
+seed: 3
+display: {ppd: 16}
+stimulus: {size_px: 64}
+noise: {band_cpd: [1, 4]}
+factorial:
+  family: [dog, log_gaussian]
+output: {figures: false}
+"""
+
+
+def test_factorial_family_set_verifies_and_regenerates(tmp_path, capsys):
+    # noise.family is null in the stored experiment: it must re-validate
+    exp = ex.load_experiment(write(tmp_path, FAMILY_FACTORIAL))
+    assert exp["noise"]["family"] is None
+    m = ex.run_experiment(ex.load_experiment(write(tmp_path, FAMILY_FACTORIAL)), tmp_path / "s",
+                          jobs=1, progress=False)  # fmt: skip
+    assert [e["condition"]["family"] for e in m["stimuli"]] == ["dog", "log_gaussian"]
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "s")
+    assert code == 0 and out.strip().endswith(": OK")
+    code, out, _ = run_cli(capsys, "regenerate", tmp_path / "s", "--index", "1")
+    assert code == 0 and "identical" in out
+
+
+def test_null_means_not_set(tmp_path):
+    text = TINY.replace("repeats: 3", "repeats: null").replace("dither: noisy-bit", "dither: null")
+    text = text.replace("{family: log_gaussian}", "{family: log_gaussian, kind: null}")
+    exp = ex.load_experiment(write(tmp_path, text))
+    assert (exp["repeats"], exp["output"]["dither"], exp["noise"]["kind"]) == (1, "none", "gaussian")
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ("seed: !seed 5", r":2: seed: cannot read this value: .*'!seed'.*custom tags .* remove the tag"),
+        ("seed: !!int abc", r":2: seed: cannot read 'abc' as int"),
+        ("repeats: 100000000", r":\d+: repeats: the plan has 200,000,000 stimuli .*at most 10,000,000"),
+        ("stimulus: {size_px: 64, rms_contrast: 1.0e3}", r"must be a number, got string '1.0e3' .*write 1.0e\+3\)"),
+        ("output: {dither: no}", r"output.dither: .*unquoted no as the boolean false: did you mean none\?"),
+    ],
+)
+def test_yaml_problems_are_located_never_tracebacks(tmp_path, capsys, line, match):
+    key = line.split(":")[0]
+    lines = [ln for ln in TINY.splitlines() if not ln.startswith(key + ":")]
+    lines.insert(1, line) if key == "seed" else lines.append(line)
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(ex.ExperimentError, match=match):
+        ex.load_experiment(path)
+    code, out, err = run_cli(capsys, "run", path, "--out", tmp_path / "never")
+    assert code == 2 and out == "" and "Traceback" not in err and not (tmp_path / "never").exists()
+    assert err.splitlines()[0].startswith(f"{path}:")
+
+
+def test_tabs_suggest_spaces(tmp_path):
+    with pytest.raises(ex.ExperimentError, match=r"malformed YAML: .*tabs for indentation: use spaces"):
+        ex.load_experiment(write(tmp_path, "name: x\ndisplay:\n\tppd: 16\n"))
+
+
+def test_merge_keys_override_silently_duplicates_still_fail(tmp_path):
+    merged = TINY.replace("conditions:\n  - {band_cpd: [1, 2]}\n  - {band_cpd: [2, 4]}\n",
+                          "base: &base {band_cpd: [1, 2], rms_contrast: 0.1}\n"
+                          "conditions:\n  - *base\n  - <<: *base\n    band_cpd: [2, 4]\n")  # fmt: skip
+    merged = merged.replace("base: &base", "x-base: &base")
+    with pytest.raises(ex.ExperimentError, match=r"x-base: unknown key") as info:
+        ex.load_experiment(write(tmp_path, merged))
+    assert "duplicate" not in str(info.value)
+    text = merged.replace("x-base: &base {band_cpd: [1, 2], rms_contrast: 0.1}\n", "")
+    text = text.replace("  - *base\n  - <<: *base\n",
+                        "  - &base {band_cpd: [1, 2], rms_contrast: 0.1}\n  - <<: *base\n")  # fmt: skip
+    conds = ex.expand_conditions(ex.load_experiment(write(tmp_path, text)))
+    assert [c["params"]["band_cpd"] for c in conds] == [[1, 2], [2, 4]]
+    assert [c["params"]["rms_contrast"] for c in conds] == [0.1, 0.1]
+    dup = text.replace("    band_cpd: [2, 4]\n", "    band_cpd: [2, 4]\n    band_cpd: [4, 8]\n")
+    with pytest.raises(ex.ExperimentError, match=r":10: conditions\[1\].band_cpd: duplicate key \(first given on line 9\)"):
+        ex.load_experiment(write(tmp_path, dup))
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda m: m.update(stimuli={"0": m["stimuli"][0]}), r"stimuli must be a list of entries, got dict"),
+        (lambda m: m["stimuli"][0]["files"][0].pop("file"), r"stimuli\[0\].files\[0\].file must be a relative path"),
+        (lambda m: m["stimuli"][2].update(index=7), r"stimuli\[2\].index must be 2"),
+        (lambda m: m.update(seed_entropy="42"), r"seed_entropy must be an integer >= 0, got '42'"),
+        (lambda m: m["stimuli"][0]["files"][1].update(file="../../x.png"), r"files\[1\].file must be a path inside"),
+    ],
+)
+def test_damaged_manifest_is_a_clear_error(tiny_set, capsys, damage, match):
+    root, _, _ = tiny_set
+    m = json.loads((root / "manifest.json").read_text())
+    damage(m)
+    (root / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ValueError, match=match):
+        ex.verify_set(root)
+    with pytest.raises(ValueError, match=match):
+        ex.regenerate_stimulus(root, 0)
+    for cmd in (["verify", root], ["regenerate", root, "--index", "0"]):
+        code, _, err = run_cli(capsys, *cmd)
+        assert code == 2 and err.count("\n") == 1 and "manifest is damaged" in err
+
+
+def test_chunks_are_lazy_ranges():
+    chunks = ex._chunks(10_000_000, 2)
+    assert isinstance(chunks[0], range) and chunks[-1].stop == 10_000_000
+    assert sum(len(c) for c in chunks) == 10_000_000
+
+
+def test_clipping_beyond_the_limit_warns(tmp_path, capsys):
+    text = TINY.replace("rms_contrast: 0.2", "rms_contrast: 0.5").replace("repeats: 3", "repeats: 1")
+    y = write(tmp_path, text)
+    with pytest.warns(UserWarning, match=r"2 of 2 stimuli have more than 0.100% of their pixels clipped"):
+        m = ex.run_experiment(y, tmp_path / "a", jobs=1, progress=False)
+    clip = m["conditions"][0]["clipping"]
+    # Gaussian noise at RMS 0.5 is clipped where |x| > 2 SD: about 4.6 % of pixels
+    assert clip["n_over_limit"] == 1 and 0.02 < clip["max_clipped_fraction"] < 0.08
+    code, out, err = run_cli(capsys, "run", y, "--out", tmp_path / "b", "--jobs", "1")
+    assert code == 0 and err.startswith("stimgen run: warning: ") and "lower stimulus.rms_contrast" in err
+    assert out.count("CLIPPED: 1/1 over 0.100%") == 2
+
+
+def test_entries_carry_condition_parameters_and_plural(tmp_path, capsys, tiny_set):
+    _, m, _ = tiny_set
+    c = m["stimuli"][3]["condition"]
+    assert c["index"] == 1 and c["label"] == "band_cpd=2-4"
+    assert (c["family"], c["band_cpd"], c["level"], c["rms_contrast"], c["mean"]) == (
+        "log_gaussian", [2, 4], "half_amplitude", 0.2, 0.0)  # fmt: skip
+    assert c["peak_cpd"] is None and c["kind"] == "gaussian"
+    y = write(tmp_path, TINY.replace("repeats: 3", "repeats: 1").replace("  - {band_cpd: [2, 4]}\n", ""))
+    code, out, _ = run_cli(capsys, "run", y, "--out", tmp_path / "one", "--jobs", "1")
+    assert code == 0 and out.startswith("wrote 1 stimulus (")
+
+
+def test_motion_entries_no_negative_zero(motion_set):
+    _, m, _ = motion_set
+    for e in m["stimuli"]:
+        assert e["condition"]["speed_deg_s"] == e["speed_deg_s"]
+        for v in (*e["velocity_deg_s"], *e["velocity_px_per_frame"]):
+            assert math.copysign(1.0, v) == 1.0 or v != 0
+
+
+def test_verify_blind_spots(tiny_set, capsys):
+    root, _, _ = tiny_set
+    mpath = root / "manifest.json"
+    orig = mpath.read_text()
+    m = json.loads(orig)
+    m["n_stimuli"] = 7
+    mpath.write_text(json.dumps(m))
+    rep = ex.verify_set(root, spectra=False)
+    assert rep.failures == ["manifest.json: n_stimuli is 7 but 6 stimuli are listed"]
+    m = json.loads(orig)
+    m["stimuli"] = m["stimuli"][:5]
+    m["n_stimuli"] = 5
+    mpath.write_text(json.dumps(m))
+    rep = ex.verify_set(root)
+    assert "manifest.json: the stored experiment plans 6 stimuli but 5 are listed" in rep.failures
+    assert any(f.endswith("0002.npy: under stimuli/ but not in the manifest") for f in rep.failures)
+    m = json.loads(orig)
+    m["stimuli"][0]["files"][0]["shape"] = [64, 63]
+    m["stimuli"][0]["files"][1]["dtype"] = "uint16"
+    mpath.write_text(json.dumps(m))
+    rep = ex.verify_set(root, spectra=False)
+    f0, f1 = (f["file"] for f in m["stimuli"][0]["files"])
+    assert rep.failures == [f"{f0}: holds an array of shape [64, 64], the manifest says [64, 63]",
+                            f"{f1}: holds uint8 data, the manifest says uint16"]  # fmt: skip
+    mpath.write_text(orig)
+    (root / "stimuli" / "extra.npy").write_bytes(b"x")
+    code, out, _ = run_cli(capsys, "verify", root, "--no-spectra")
+    assert code == 1 and "FAIL stimuli/extra.npy: under stimuli/ but not in the manifest" in out
