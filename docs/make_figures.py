@@ -32,8 +32,11 @@ def main(argv: list[str]) -> int:
     for topic in chosen:
         module = importlib.import_module(f"_fig_{topic}")
         written = module.make_figures(OUT) or []
+        if isinstance(written, dict):  # some topics return the numbers their page quotes
+            print(f"{topic}: {written}")
+            continue
         for path in written:
-            print(f"{topic}: {Path(path).relative_to(OUT.parent)}")
+            print(f"{topic}: {Path(path).resolve().relative_to(OUT.parent)}")
     return 0
 
 

@@ -391,6 +391,7 @@ def plot_transfer(
         _mark_band(ax, pb, p, scale, line.get_color())
         _nyquist(ax, p)
     ax.set_xscale("log")
+    _cpd_ticks(ax)
     ax.axhline(0.0, color="0.7", lw=0.6, zorder=0)
     ax.set_xlabel("spatial frequency (cpd)")
     ax.set_ylabel("transfer H(f) / peak" if normalize else "transfer H(f) (amplitude)")
