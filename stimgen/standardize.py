@@ -23,8 +23,12 @@ Conventions
   16 bits). Values are never rescaled by dtype: uint8 data is standardized from its
   0..255 values. For 8/16-bit input the statistics are exact (integer sums) and the
   output is written in one pass over the input per chunk (no float copy of the input).
-* Memory: apart from the output, the work needs a scratch buffer of about ``chunk_bytes``
-  (default 2 MiB), whatever the size of the input, so numpy memmaps of any size work.
+* Memory: apart from the output and the statistics (a few float64 values per group),
+  the work needs scratch of about one or two ``chunk_bytes`` (default 2 MiB), whatever the
+  size and layout of the input (blocks split axis 0, then axis 1, ... as needed), so numpy
+  memmaps of any size work.
+* Data so large that the squared deviations overflow float64 (above ~1e154) raises
+  ``ValueError``; float32 data of any magnitude works (sums fall back to float64).
 """
 
 from __future__ import annotations
@@ -61,6 +65,10 @@ class StandardizeStats(NamedTuple):
     std : ndarray, float64
         Standard deviations (with the requested ``ddof``), same shape; 0 for constant
         groups.
+
+    With given ``mean``/``std`` the same shape is returned (given values broadcast to it),
+    unless they vary along a reduced axis: then they are returned as given, broadcastable
+    against the input.
     """
 
     mean: np.ndarray
@@ -178,8 +186,8 @@ def standardize(
         m, s = _given_stats(mean, std, ca, a.shape)
         _apply_given(target, a, m, s, chunk_bytes, nonfinite)
         if return_stats:
-            return target, StandardizeStats(np.array(m, dtype=np.float64, copy=True),
-                                            np.array(s, dtype=np.float64, copy=True))
+            return target, StandardizeStats(_group_values(m, red, a.shape),
+                                            _group_values(s, red, a.shape))
         return target
 
     n = math.prod(a.shape[i] for i in red)
@@ -188,10 +196,10 @@ def standardize(
             f"ddof must be smaller than the number of elements per group ({n}), got {ddof}"
         )
     policy = _Policy(constant=constant, nonfinite=nonfinite, ddof=ddof)
-    int_layout = _integer_layout(a, target, red)
+    int_layout = _integer_layout(a, target, red, chunk_bytes)
     if target is not a and int_layout is None:
         _copy_chunked(target, a, chunk_bytes)
-    layout = _fast_layout(target, red)
+    layout = _fast_layout(target, red, chunk_bytes)
     # non-finite values and constant groups are detected explicitly; silence numpy's
     # floating-point warnings about them in the arithmetic
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -270,19 +278,27 @@ def _target(a: np.ndarray, images: Any, *, out: Any, inplace: bool, dtype: Any) 
 
 
 def _copy_chunked(dst: np.ndarray, src: np.ndarray, chunk_bytes: int) -> None:
-    for sl in _leading_blocks(src.shape, max(src.itemsize, dst.itemsize), chunk_bytes):
+    for sl in _blocks(src.shape, max(src.itemsize, dst.itemsize), chunk_bytes):
         np.copyto(dst[sl], src[sl], casting="unsafe")
 
 
-def _leading_blocks(shape: tuple[int, ...], itemsize: int, chunk_bytes: int):
-    """Slices along axis 0 whose blocks hold about ``chunk_bytes`` (at least one slice)."""
+def _blocks(shape: tuple[int, ...], itemsize: int, chunk_bytes: int):
+    """Index tuples (slices, no dropped axes) of blocks of at most ``chunk_bytes`` covering an
+    array of ``shape``: whole slices along axis 0 when they fit, else recursing into axis 1,
+    2, ... (the last axis is split when needed), so the blocks stay small for any shape."""
     if not shape:
         yield ()
         return
-    per = max(1, math.prod(shape[1:]) * itemsize)
-    step = max(1, chunk_bytes // per)
-    for i in range(0, shape[0], step):
-        yield (slice(i, min(i + step, shape[0])),)
+    per = math.prod(shape[1:]) * itemsize
+    if per <= chunk_bytes or len(shape) == 1:
+        step = max(1, chunk_bytes // max(1, per))
+        for i in range(0, shape[0], step):
+            yield (slice(i, min(i + step, shape[0])),)
+        return
+    inner = list(_blocks(shape[1:], itemsize, chunk_bytes))
+    for i in range(shape[0]):
+        for rest in inner:
+            yield (slice(i, i + 1), *rest)
 
 
 def _given_stats(mean: Any, std: Any, ca: int | None, shape: tuple[int, ...]):
@@ -307,6 +323,17 @@ def _given_stats(mean: Any, std: Any, ca: int | None, shape: tuple[int, ...]):
     return out[0], out[1]
 
 
+def _group_values(v: np.ndarray, red: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """Given statistics laid out like computed ones (the shape without the reduced axes);
+    statistics that vary along a reduced axis are returned as given, broadcastable."""
+    v = v.reshape((1,) * (len(shape) - v.ndim) + v.shape)
+    if any(v.shape[i] != 1 for i in red):
+        return v.copy()
+    keep = tuple(shape[i] for i in range(len(shape)) if i not in red)
+    gshape = tuple(1 if i in red else shape[i] for i in range(len(shape)))
+    return np.broadcast_to(v, gshape).reshape(keep).copy()
+
+
 def _apply_given(target: np.ndarray, src: np.ndarray, m: np.ndarray, s: np.ndarray,
                  chunk_bytes: int, nonfinite: str) -> None:
     """``target = (src - m) / s`` in float64 per chunk: one pass over ``src``."""
@@ -318,7 +345,7 @@ def _apply_given(target: np.ndarray, src: np.ndarray, m: np.ndarray, s: np.ndarr
     inv = 1.0 / s
     mb = np.broadcast_to(m, target.shape)
     ib = np.broadcast_to(inv, target.shape)
-    for sl in _leading_blocks(target.shape, 8, chunk_bytes):
+    for sl in _blocks(target.shape, 8, chunk_bytes):
         x = src[sl].astype(np.float64)
         x -= mb[sl]
         x *= ib[sl]
@@ -327,9 +354,7 @@ def _apply_given(target: np.ndarray, src: np.ndarray, m: np.ndarray, s: np.ndarr
 
 def _all_finite(a: np.ndarray, chunk_bytes: int) -> bool:
     """True if every element of the float array ``a`` is finite (checked in chunks)."""
-    return all(
-        bool(np.isfinite(a[sl]).all()) for sl in _leading_blocks(a.shape, a.itemsize, chunk_bytes)
-    )
+    return all(bool(np.isfinite(a[sl]).all()) for sl in _blocks(a.shape, a.itemsize, chunk_bytes))
 
 
 class _Policy:
@@ -369,8 +394,9 @@ class _Policy:
 
 
 # -- fast path: C-contiguous float data whose reduced axes are one contiguous run ----------
-def _fast_layout(a: np.ndarray, red: tuple[int, ...]):
-    """``(O, R, I)`` sizes if ``a`` reshapes without copying to (outer, reduced, inner)."""
+def _fast_layout(a: np.ndarray, red: tuple[int, ...], chunk_bytes: int):
+    """``(O, R, I, group_shape, k)`` if ``a`` reshapes without copying to (outer, reduced,
+    inner) and reduction rows of ``k`` pixels suit it (see :func:`_row_pixels`)."""
     if a.dtype not in (np.float32, np.float64) or not a.flags.c_contiguous:
         return None
     if red != tuple(range(red[0], red[-1] + 1)):
@@ -378,24 +404,37 @@ def _fast_layout(a: np.ndarray, red: tuple[int, ...]):
     outer = math.prod(a.shape[: red[0]])
     reduced = math.prod(a.shape[red[0] : red[-1] + 1])
     inner = math.prod(a.shape[red[-1] + 1 :])
-    return outer, reduced, inner, a.shape[: red[0]] + a.shape[red[-1] + 1 :]
+    k = _row_pixels(reduced, inner, a.dtype.itemsize, chunk_bytes)
+    if k is None:
+        return None
+    return outer, reduced, inner, a.shape[: red[0]] + a.shape[red[-1] + 1 :], k
 
 
-def _row_pixels(reduced: int, inner: int, itemsize: int, chunk_bytes: int) -> int:
-    """Pixels per reduction row: the largest divisor of ``reduced`` giving rows of at most
-    ``_ROW_ELEMENTS`` elements (or one row per group when groups are tiny)."""
+def _row_pixels(reduced: int, inner: int, itemsize: int, chunk_bytes: int) -> int | None:
+    """Pixels per reduction row, a divisor ``k`` of ``reduced``.
+
+    Preferably the largest divisor giving rows of at most ``_ROW_ELEMENTS`` elements (or one
+    row per group when groups are tiny). When that row would be short (a Python-level loop
+    over tiny rows is slow: sizes such as 1367 x 1367 have no divisor between 1 and 1367),
+    the smallest divisor above it whose row still has at most ``chunk_bytes / 32`` elements
+    (the float64 row accumulators then stay small) is used instead. None if neither exists
+    (then the caller uses the generic path).
+    """
     if reduced * inner * itemsize <= chunk_bytes and reduced * inner <= 4 * _ROW_ELEMENTS:
         return reduced
     limit = max(1, _ROW_ELEMENTS // inner)
-    best = 1
+    divisors: set[int] = set()
     d = 1
     while d * d <= reduced:
         if reduced % d == 0:
-            for k in (d, reduced // d):
-                if best < k <= limit:
-                    best = k
+            divisors.update((d, reduced // d))
         d += 1
-    return best
+    best = max(k for k in divisors if k <= limit)
+    if best * inner >= _ROW_ELEMENTS // 8 or best == reduced:
+        return best
+    cap = max(_ROW_ELEMENTS, chunk_bytes // 32)
+    larger = [k for k in divisors if k > limit and k * inner <= cap]
+    return min(larger) if larger else None
 
 
 def _standardize_fast(
@@ -404,12 +443,12 @@ def _standardize_fast(
     reduced: int,
     inner: int,
     group_shape: tuple[int, ...],
+    k: int,
     *,
     chunk_bytes: int,
     policy: _Policy,
 ):
     dt = a.dtype
-    k = _row_pixels(reduced, inner, dt.itemsize, chunk_bytes)
     L = k * inner
     rows = reduced // k
     v = a.reshape(outer, rows, L)
@@ -455,8 +494,14 @@ def _standardize_fast(
         for x in steps:
             d = x if shifted else scratch[: x.size].reshape(x.shape)
             np.subtract(x, pilot_t, out=d)
-            s1 += d.sum(axis=1)
-            s2 += np.einsum("grl,grl->gl", d, d)
+            p1 = d.sum(axis=1)
+            p2 = np.einsum("grl,grl->gl", d, d)
+            if not (np.isfinite(p1).all() and np.isfinite(p2).all()):
+                # float32 squares of deviations beyond ~1e19 overflow: redo in float64
+                p1 = d.sum(axis=1, dtype=np.float64)
+                p2 = np.einsum("grl,grl->gl", d, d, dtype=np.float64)
+            s1 += p1
+            s2 += p2
         S1 = s1.reshape(g, k, inner).sum(axis=1)
         S2 = s2.reshape(g, k, inner).sum(axis=1)
         delta = S1 / reduced
@@ -464,6 +509,10 @@ def _standardize_fast(
         with np.errstate(invalid="ignore"):
             var = np.maximum(S2 - S1 * delta, 0.0) / (reduced - policy.ddof)
         sd = np.sqrt(var)
+        over = ~bad & ~(np.isfinite(sd) & np.isfinite(mu))
+        if over.any():
+            o, i = np.argwhere(over)[0]
+            raise _overflow_error(_where(o0 + o, i, group_shape, inner))
         mu[bad] = np.nan
         sd[bad] = np.nan
         # constant groups: exact check only where rounding could hide a zero std
@@ -504,13 +553,23 @@ def _standardize_fast(
     return means.reshape(shape), stds.reshape(shape)
 
 
+def _overflow_error(where: str) -> ValueError:
+    """For a group with finite data but a non-finite mean or std."""
+    return ValueError(
+        f"images has values too large to standardize in {where}: the deviations from the "
+        f"mean or their squares overflow; scale the data down first (groups before it were "
+        f"already standardized)"
+    )
+
+
 def _where(o: int, i: int, group_shape: tuple[int, ...], inner: int) -> str:
     idx = np.unravel_index(o * inner + i, group_shape) if group_shape else ()
     return f"group {tuple(int(j) for j in idx)} (index over the non-reduced axes)"
 
 
 # -- integer path: 8/16-bit input, exact statistics, written once to the float output ---------
-def _integer_layout(a: np.ndarray, target: np.ndarray, red: tuple[int, ...]):
+def _integer_layout(a: np.ndarray, target: np.ndarray, red: tuple[int, ...],
+                    chunk_bytes: int):
     """Like :func:`_fast_layout`, for 8/16-bit C-contiguous input and a separate
     C-contiguous float output; None if that path does not apply."""
     if a.dtype.kind not in "biu" or a.dtype.itemsize > 2 or target is a:
@@ -522,7 +581,10 @@ def _integer_layout(a: np.ndarray, target: np.ndarray, red: tuple[int, ...]):
     outer = math.prod(a.shape[: red[0]])
     reduced = math.prod(a.shape[red[0] : red[-1] + 1])
     inner = math.prod(a.shape[red[-1] + 1 :])
-    return outer, reduced, inner, a.shape[: red[0]] + a.shape[red[-1] + 1 :]
+    k = _row_pixels(reduced, inner, target.dtype.itemsize, chunk_bytes)
+    if k is None:
+        return None
+    return outer, reduced, inner, a.shape[: red[0]] + a.shape[red[-1] + 1 :], k
 
 
 def _standardize_integer(
@@ -532,6 +594,7 @@ def _standardize_integer(
     reduced: int,
     inner: int,
     group_shape: tuple[int, ...],
+    k: int,
     *,
     chunk_bytes: int,
     policy: _Policy,
@@ -553,7 +616,6 @@ def _standardize_integer(
     a1, n1 = plan[0], plan[1]
     span = max(plan[5] - plan[4], 1)  # largest |x - q|
     exact_rows = (1 << (np.finfo(dt).nmant + 1)) // (span * span)  # float sums exact
-    k = _row_pixels(reduced, inner, dt.itemsize, chunk_bytes)
     L = k * inner
     rows = reduced // k
     v = a.reshape(outer, rows, L)
@@ -635,10 +697,10 @@ def _standardize_generic(a: np.ndarray, red: tuple[int, ...], *, chunk_bytes: in
     gshape = tuple(1 if i in red else a.shape[i] for i in range(a.ndim))
     n = math.prod(a.shape[i] for i in red)
     policy.n_groups = math.prod(gshape)
-    blocks = list(_leading_blocks(a.shape, 8, chunk_bytes))
+    blocks = list(_blocks(a.shape, 8, chunk_bytes))
 
-    def gsl(sl):
-        return (slice(None),) if 0 in red else sl
+    def gsl(sl):  # the block's part of the (keepdims) group arrays
+        return tuple(slice(None) if ax in red else x for ax, x in enumerate(sl))
 
     total = np.zeros(gshape)
     lo = np.full(gshape, np.inf)
@@ -664,6 +726,10 @@ def _standardize_generic(a: np.ndarray, red: tuple[int, ...], *, chunk_bytes: in
     delta = s1 / n
     mu = pilot + delta
     sd = np.sqrt(np.maximum(s2 - s1 * delta, 0.0) / (n - policy.ddof))
+    over = ~bad & ~(np.isfinite(sd) & np.isfinite(mu))
+    if over.any():
+        idx = tuple(int(j) for ax, j in enumerate(np.argwhere(over)[0]) if ax in keep)
+        raise _overflow_error(f"group {idx} (index over the non-reduced axes)")
     const = (lo == hi) & ~bad
     if const.any():
         idx = tuple(int(j) for ax, j in enumerate(np.argwhere(const)[0]) if ax in keep)
@@ -675,9 +741,10 @@ def _standardize_generic(a: np.ndarray, red: tuple[int, ...], *, chunk_bytes: in
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = 1.0 / sd
     scale[const] = np.nan if policy.constant == "nan" else 0.0
+    shift = np.where(bad, 0.0, mu)
     for sl in blocks:
         x = a[sl].astype(np.float64)
-        x -= np.where(bad, 0.0, mu)[gsl(sl)]
+        x -= shift[gsl(sl)]
         x *= scale[gsl(sl)]
         a[sl] = x
     out_shape = tuple(a.shape[i] for i in keep)

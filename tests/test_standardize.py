@@ -411,3 +411,109 @@ def test_errors_on_input():
         standardize(np.zeros((0, 4)))
     with pytest.raises(ValueError, match="the default axis needs two spatial axes"):
         standardize(np.zeros((4, 3)))
+
+
+# -- memory of every path, prime sizes, overflow, given statistics, CLI ------------------
+@pytest.mark.parametrize(
+    "case",
+    ["given", "strided view", "float16", "non-adjacent axes", "given strided", "inplace=False"],
+)
+def test_scratch_memory_is_a_few_chunks_whatever_the_layout(rng, case):
+    """One axis-0 slice (6 MB in float64) is far above chunk_bytes: blocks split axis 1 too."""
+    import tracemalloc
+
+    chunk = 256 << 10
+    kw: dict = {}
+    if case == "strided view":
+        a = rng.random((1, 512, 512, 6), dtype=np.float32)[..., ::2]
+    elif case == "float16":
+        a = rng.random((1, 512, 512, 3)).astype(np.float16)
+    else:
+        a = rng.random((1, 512, 512, 3), dtype=np.float32)
+    if case.startswith("given"):
+        kw = {"mean": [0.5, 0.25, 0.0], "std": [2.0, 1.0, 4.0]}
+        if case == "given strided":
+            a = rng.random((1, 512, 512, 6), dtype=np.float32)[..., ::2]
+    if case == "non-adjacent axes":
+        kw = {"axis": (1, 3)}
+    base = a.astype(np.float64)
+    out = np.empty(a.shape, np.float32) if case == "inplace=False" else None
+    tracemalloc.start()
+    res = standardize(a, chunk_bytes=chunk, out=out, **kw)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 3 * chunk, f"{peak / chunk:.1f} chunks"
+    if "mean" in kw:
+        ref = (base - np.array(kw["mean"])) / np.array(kw["std"])
+        np.testing.assert_allclose(res, ref, rtol=2e-3 if a.dtype == np.float16 else 1e-6,
+                                   atol=1e-6)
+    else:
+        axis = kw.get("axis", (1, 2))
+        m, s = base.mean(axis=axis, keepdims=True), base.std(axis=axis, keepdims=True)
+        np.testing.assert_allclose(res, (base - m) / s, atol=5e-3 if a.dtype == np.float16
+                                   else 1e-5)
+
+
+def test_row_pixels_accepts_a_larger_divisor_for_prime_sizes():
+    from stimgen.standardize import _row_pixels
+
+    assert _row_pixels(1366 * 1366, 3, 4, 2 << 20) == 683  # largest divisor <= 4096 / 3
+    assert _row_pixels(1367 * 1367, 3, 4, 2 << 20) == 1367  # no divisor in 2..1366
+    assert _row_pixels(13 * 1367, 3, 4, 2 << 20) == 1367
+    assert _row_pixels(13 * 1367, 3, 4, 4096) is None  # row too long: generic path
+
+
+@pytest.mark.parametrize("chunk_bytes", [2 << 20, 4096], ids=["wide rows", "generic"])
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+def test_prime_sized_images(rng, chunk_bytes, dtype):
+    """13 x 1367 pixels (1367 prime): rows of 1367 pixels, or the generic path."""
+    shape = (2, 13, 1367, 3)
+    if dtype == np.uint8:
+        base = rng.integers(0, 256, shape, dtype=np.uint8)
+    else:
+        base = (1e3 + rng.standard_normal(shape)).astype(np.float32)
+    out, stats = standardize(base.copy(), chunk_bytes=chunk_bytes, return_stats=True)
+    mean, std = _truth(base, (1, 2))
+    _check_stats(stats, mean, std)
+    _check_unit(out, (1, 2))
+    ref = (base.astype(np.float64) - mean[:, None, None]) / std[:, None, None]
+    np.testing.assert_allclose(out, ref, atol=2e-5)
+
+
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_float32_with_huge_std_is_exact_and_float64_overflow_raises(rng, layout):
+    base = rng.standard_normal((2, 40, 30, 3)) * 1e20
+    a = np.asarray(base.astype(np.float32), order=layout)
+    mean, std = _truth(a, (1, 2))
+    out, stats = standardize(a, return_stats=True)
+    np.testing.assert_allclose(stats.std, std, rtol=1e-6)
+    assert np.isfinite(out).all()
+    _check_unit(out, (1, 2))
+    with pytest.raises(ValueError, match=r"too large to standardize in group \(0, 0\)"):
+        standardize(np.asarray(base * 1e140, order=layout))
+
+
+def test_given_statistics_are_returned_in_the_computed_layout(rng):
+    x = rng.random((4, 6, 5, 3))
+    _, computed = standardize(x.copy(), return_stats=True)
+    _, given = standardize(x.copy(), mean=[0.5, 0.4, 0.3], std=[0.2, 0.3, 0.4],
+                           return_stats=True)
+    assert given.mean.shape == given.std.shape == computed.mean.shape == (4, 3)
+    np.testing.assert_array_equal(given.mean, np.tile([0.5, 0.4, 0.3], (4, 1)))
+    np.testing.assert_array_equal(given.std[2], [0.2, 0.3, 0.4])
+    _, cf = standardize(np.moveaxis(x, -1, 1).copy(), channel_axis=1, mean=0.5, std=2.0,
+                        return_stats=True)
+    np.testing.assert_array_equal(cf.mean, np.full((4, 3), 0.5))
+    _, img = standardize(x.copy(), mean=np.zeros((6, 5, 1)), std=1.0, return_stats=True)
+    assert img.mean.shape == (1, 6, 5, 1)  # varies along a reduced axis: as given
+    assert img.std.shape == (4, 3)
+
+
+def test_cli_stats_dask_without_address_names_the_flag(tmp_path, capsys, monkeypatch):
+    from stimgen.cli import main
+
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    assert main(["stats", str(tmp_path), "--scheduler", "dask"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert "--address HOST:PORT" in err and "address='" not in err
