@@ -5,7 +5,7 @@ Prints, for 512x512 and 2048x2048 DoG noise (single image and a batch), the time
 
 * the floor: a bare float32 pipeline measured in the same run (draw white noise,
   ``scipy.fft.rfft2``, multiply by a cached transfer grid, ``irfft2``), target <= 1.3x;
-* the spatial-convolution recipe of PROBLEMS.md P1 (two ``scipy.ndimage.gaussian_filter``
+* the common hand-rolled spatial-convolution recipe (two ``scipy.ndimage.gaussian_filter``
   calls subtracted, float32).
 
 Peak memory per image is measured with tracemalloc (numpy allocations are traced).

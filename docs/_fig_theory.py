@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PPD = 35.8375  # 57 cm, 53.3 cm, 1920 px (THEORY.md's worked example)
+PPD = 35.8375  # 57 cm, 53.3 cm, 1920 px (the worked example of docs/theory.md)
 
 
 def make_figures(outdir: str | Path) -> list[Path]:

@@ -593,9 +593,13 @@ def _regenerate(p: argparse.ArgumentParser) -> Handler:
             print(f"stimulus {res['index']} (condition {res['condition']['index']}: "
                   f"{res['condition']['label']})")
             for f in res["files"]:
-                state = "identical" if f["match"] else "DIFFERENT"
+                state = "identical to the manifest" if f["match"] else "DIFFERENT from the manifest"
+                if f["sha256_on_disk"] is None:
+                    state += "; the file is missing from the set"
+                elif not f["on_disk_match"]:
+                    state += f"; the file on disk differs (sha256 {f['sha256_on_disk'][:16]}...)"
                 print(f"  {f['file']}: {state} (sha256 {f['sha256_regenerated'][:16]}...)")
-        return 0 if res["match"] else 1
+        return 0 if res["match"] and res["on_disk_match"] else 1
 
     return run
 

@@ -2017,14 +2017,16 @@ def regenerate_stimulus(
     Returns
     -------
     dict
-        ``index``, ``condition``, ``match`` (all files byte-identical) and ``files``:
-        for each format the manifest's and the regenerated sha256. Byte identity needs the
+        ``index``, ``condition``, ``match`` (all regenerated files byte-identical to the
+        manifest's hashes), ``on_disk_match`` (the set's files on disk are those bytes too)
+        and ``files``: for each format the manifest's, the regenerated and the on-disk
+        sha256 (None for a missing file). Byte identity needs the
         same numpy/scipy versions as the manifest's (a different version may change the
         random stream or the FFT rounding).
     """
-    from .io import sha256_bytes
+    from .io import sha256_bytes, sha256_file
 
-    _, manifest = read_manifest(path)
+    root, manifest = read_manifest(path)
     n = len(manifest["stimuli"])
     if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= int(index) < n:
         raise ValueError(f"index must be an integer in [0, {n - 1}], got {index!r}")
@@ -2036,7 +2038,10 @@ def regenerate_stimulus(
     for rel, fmt, data in files:
         got = sha256_bytes(data)
         exp_sha = want.get(fmt, {}).get("sha256")
-        rows.append({"file": rel, "format": fmt, "sha256_manifest": exp_sha, "sha256_regenerated": got, "match": got == exp_sha})
+        on_disk = root / rel
+        disk_sha = sha256_file(on_disk) if on_disk.is_file() else None
+        rows.append({"file": rel, "format": fmt, "sha256_manifest": exp_sha, "sha256_regenerated": got,
+                     "sha256_on_disk": disk_sha, "match": got == exp_sha, "on_disk_match": disk_sha == got})
         if out is not None:
             target = Path(out) / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -2046,5 +2051,6 @@ def regenerate_stimulus(
         "condition": entry["condition"],
         "files": rows,
         "match": all(r["match"] for r in rows),
+        "on_disk_match": all(r["on_disk_match"] for r in rows),
         "versions": {k: manifest.get(k) for k in ("stimgen_version", "numpy_version", "scipy_version")},
     }

@@ -427,6 +427,22 @@ def test_regenerate_matches(tmp_path, capsys, tiny_set):
     assert code == 2 and "index must be an integer in [0, 5], got 6" in err
 
 
+def test_regenerate_reports_a_changed_file_on_disk(tmp_path, capsys, tiny_set):
+    import shutil
+
+    root, m, _ = tiny_set
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    f = copy / m["stimuli"][4]["file"]
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 1
+    f.write_bytes(bytes(data))
+    code, out, _ = run_cli(capsys, "regenerate", copy, "--index", "4")
+    assert code == 1 and "identical to the manifest; the file on disk differs" in out
+    res = ex.regenerate_stimulus(copy, 4)
+    assert res["match"] and not res["on_disk_match"]
+
+
 # -- shipped experiments and dask ---------------------------------------------------------------
 @pytest.mark.parametrize(
     "name", ["masks_octave_bands", "dog_vs_log_gaussian", "oriented_noise", "pink_noise", "drifting_noise"]

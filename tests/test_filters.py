@@ -1,4 +1,4 @@
-"""The filter hub: closed forms vs brute force, the THEORY.md table, design round trips,
+"""The filter hub: closed forms vs brute force, the docs/theory.md table, design round trips,
 FFT-domain filtering vs spatial convolution, orientation convention and every error."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from stimgen.filters import (
 )
 from stimgen.geometry import ViewingGeometry
 
-PPD = 35.8375  # the worked example of THEORY.md (57 cm, 53.3 cm, 1920 px)
+PPD = 35.8375  # the worked example of docs/theory.md (57 cm, 53.3 cm, 1920 px)
 TWO_PI2 = 2 * math.pi**2
 
 
@@ -104,7 +104,7 @@ def test_cutoff_convention_dog_does_not_pass_its_cutoffs():
     assert d.sigma_center_px == pytest.approx(sigma_px_from_cutoff(5, ppd=PPD))
     assert d.sigma_surround_px == pytest.approx(sigma_px_from_cutoff(1, ppd=PPD))
     lo, hi = d.passband().band_cpd(PPD)
-    # THEORY.md: about 1.08-6.59 cpd at half amplitude instead of 1-5
+    # docs/theory.md: about 1.08-6.59 cpd at half amplitude instead of 1-5
     assert lo == pytest.approx(1.08, abs=0.005)
     assert hi == pytest.approx(6.59, abs=0.005)
 
@@ -137,7 +137,7 @@ def test_dog_closed_forms_vs_dense_grid(r):
     assert num.peak_cpp == pytest.approx(pb.peak_cpp, rel=1e-6)
 
 
-# THEORY.md table: r, f_peak * s1, H_peak, octaves at half amplitude, at half power
+# docs/theory.md table: r, f_peak * s1, H_peak, octaves at half amplitude, at half power
 TABLE = [
     (1.1, 0.21444, 0.07002, 1.7674, 1.2262),
     (1.6, 0.17472, 0.33357, 1.8309, 1.2702),
@@ -564,7 +564,7 @@ def test_fft_filter_matches_spatial_convolution(rng, s1, r, tol):
 @pytest.mark.parametrize(("s1", "r", "tol"), [(1.0, 3.0, 2e-5), (1.0, 1.6, 2e-4), (1.5, 3.0, 1e-10)])
 def test_sampled_kernel_transfer_in_band(s1, r, tol):
     # within the passband the sampled kernel's transfer matches the design to < 0.1 % of the
-    # peak for s1 >= 1 px (THEORY.md), measured: 1.4e-5 (s1 1, r 3), 1.6e-4 (s1 1, r 1.6)
+    # peak for s1 >= 1 px (docs/theory.md), measured: 1.4e-5 (s1 1, r 3), 1.6e-4 (s1 1, r 1.6)
     d = DoG(s1, r * s1)
     n = 256
     k = d.kernel(2 * math.ceil(8 * r * s1) + 1)

@@ -1,4 +1,4 @@
-"""Viewing geometry: reference values (THEORY.md), conversions and every error."""
+"""Viewing geometry: reference values (docs/theory.md), conversions and every error."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from stimgen.geometry import ViewingGeometry, as_ppd, resolve_shape
 
-# Reference set-up of THEORY.md: 57 cm from a 53.3 cm wide, 1920 px screen.
+# Reference set-up of docs/theory.md: 57 cm from a 53.3 cm wide, 1920 px screen.
 REF = dict(distance_cm=57.0, screen_width_cm=53.3, screen_width_px=1920)
 
 
@@ -34,7 +34,7 @@ def test_small_angle_form_differs_by_minus_2_5e_5(ref):
 
 
 def test_screen_average_ppd_is_not_the_central_ppd(ref):
-    # THEORY.md: +6.9 % at 57 cm on a 53 cm, 1920 px screen
+    # docs/theory.md: +6.9 % at 57 cm on a 53 cm, 1920 px screen
     assert ref.mean_ppd / ref.ppd - 1 == pytest.approx(0.069, abs=0.0005)
     assert ref.screen_width_deg == pytest.approx(2 * math.degrees(math.atan(53.3 / 114)), rel=1e-14)
     assert ref.mean_ppd == pytest.approx(1920 / ref.screen_width_deg, rel=1e-14)
@@ -65,7 +65,7 @@ def test_local_ppd_at_eccentricity(ref):
     exact = 1920 / 53.3 * 57 * (math.tan(e + h) - math.tan(e - h))
     assert ref.local_ppd(25.0) == pytest.approx(exact, rel=1e-13)
     assert ref.local_ppd(25.0) / p == pytest.approx(1 / math.cos(e) ** 2, rel=1e-4)
-    # THEORY.md: a fixed-cpp noise is +22 % higher in cpd at the edge of a 50 deg screen
+    # docs/theory.md: a fixed-cpp noise is +22 % higher in cpd at the edge of a 50 deg screen
     assert ref.local_ppd(25.0) / p - 1 == pytest.approx(0.22, abs=0.005)
     # symmetric, and vectorized
     got = ref.local_ppd(np.array([-10.0, 0.0, 10.0]))

@@ -29,7 +29,7 @@ CASES = [
 
 @pytest.mark.parametrize(("family", "band", "ppd", "level"), CASES)
 def test_measured_spectrum_matches_design(family, band, ppd, level):
-    # 16 images of 512 x 512: edges within 2 %, peak within 5 % (THEORY.md)
+    # 16 images of 512 x 512: edges within 2 %, peak within 5 %
     imgs, rec = bandpass_noise(size_px=512, ppd=ppd, band_cpd=band, family=family, level=level,
                                n=16, rng=2024)
     filt = make_filter(family, ppd=ppd, band_cpd=band, level=level)
