@@ -250,19 +250,23 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
     add_geometry_args(p)
     _add_band_args(p)
     p.add_argument("--family", default="dog",
-                   help="dog, log_gaussian, butterworth, ideal, white, pink, brown or power_law")
-    p.add_argument("--order", type=int, default=4, help="Butterworth order")
+                   help="dog (default; at least 1.76 octaves wide), log_gaussian (any width), "
+                        "butterworth, ideal, white, pink, brown or power_law")
+    p.add_argument("--order", type=int, default=4, help="Butterworth order (default 4)")
     p.add_argument("--alpha", type=float, default=None, help="power-law exponent (pink 1, brown 2)")
     p.add_argument("--orientation-deg", type=float, help="orientation window centre (deg from vertical)")
     p.add_argument("--orientation-bandwidth-deg", type=float, default=30.0, help="window width (deg)")
-    p.add_argument("--rms-contrast", type=float, default=0.2, help="RMS contrast in (0, 1]")
+    p.add_argument("--rms-contrast", type=float, default=0.2, help="RMS contrast in (0, 1] (default 0.2)")
     p.add_argument("--kind", default="gaussian", help="white noise: gaussian, uniform, binary, flat")
     p.add_argument("--seed", type=int, help="seed (default: fresh entropy, recorded)")
-    p.add_argument("--count", type=int, default=1, help="number of stimuli")
+    p.add_argument("--count", type=int, default=1, help="number of stimuli (default 1)")
     p.add_argument("--png", choices=["8", "16"], help="also write PNGs of this bit depth")
-    p.add_argument("--dither", default="noisy-bit", choices=["none", "noisy-bit"],
-                   help="dithering of PNG output")
-    p.add_argument("--out", required=True, help="FILE.npy (one stack) or DIR (one file per stimulus)")
+    p.add_argument("--dither", default="none", choices=["none", "noisy-bit"],
+                   help="PNG quantization: none rounds (default, as in experiment files); "
+                        "noisy-bit keeps every pixel's expected value (low contrast)")
+    p.add_argument("--out", required=True,
+                   help="FILE.npy (one stack, with FILE.json holding the record and FILE_0000.png... "
+                        "with --png) or DIR (one file per stimulus and record.json)")
     p.add_argument("--force", action="store_true", help="replace existing output")
     add_json_flag(p)
 

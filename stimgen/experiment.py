@@ -1439,7 +1439,8 @@ def _execute(tasks: list, jobs: int, scheduler: str, address: str | None):
                 yield fut.result()
             except BrokenProcessPool as exc:
                 raise RunFailed(
-                    "a worker process died (killed, or out of memory) while generating stimuli"
+                    "a worker process died while generating stimuli (killed, out of memory, or started "
+                    "from a script without `if __name__ == '__main__':`)"
                 ) from exc
             except (OSError, ValueError) as exc:
                 raise RunFailed(f"stimulus generation failed: {exc}") from exc
