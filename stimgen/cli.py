@@ -14,7 +14,7 @@ import json
 import math
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from ._version import __version__
 
@@ -92,8 +92,15 @@ def geometry_from_args(args: argparse.Namespace):
     return None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (exit 2), like every other stimgen error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stimgen",
         description="Band-limited noise stimuli for vision science, in cycles per degree.",
     )
@@ -287,6 +294,11 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
             raise ValueError(f"--seed must be an integer >= 0, got {args.seed}")
         family, alpha = args.family, args.alpha
         aliases = {"pink": 1.0, "brown": 2.0}
+        from .noise import NOISE_FAMILIES
+
+        if family not in (*NOISE_FAMILIES, *aliases):
+            raise ValueError(f"--family must be one of {', '.join((*NOISE_FAMILIES, *aliases))}; "
+                             f"got {family!r}")
         if family in aliases:
             family, alpha = "power_law", aliases[family] if alpha is None else alpha
         images, record = bandpass_noise(
@@ -297,6 +309,10 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
             alpha=1.0 if alpha is None else alpha, rms_contrast=args.rms_contrast,
             kind=args.kind, n=args.count, rng=args.seed,
         )
+        if record["fraction_outside_range"] > 1e-3:
+            print(f"stimgen noise: warning: {record['fraction_outside_range']:.2%} of the pixels lie "
+                  "outside the display range [-1, 1] at this RMS contrast; lower --rms-contrast",
+                  file=sys.stderr)
         pngs: list = []
         if args.png:
             # one dither stream for all images, a child of the noise seed: reproducible and
@@ -342,7 +358,7 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
             print_json({"files": files, "record": record})
             return 0
         h, w = record["shape_px"]
-        print(f"wrote {len(images)} stimuli of {h}x{w} px to {out}")
+        print(f"wrote {len(images)} {'stimulus' if len(images) == 1 else 'stimuli'} of {h}x{w} px to {out}")
         d = record["design"]
         if family == "power_law":
             lo, hi = (d or {}).get("band_cpd", [0.0, float("inf")])

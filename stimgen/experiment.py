@@ -1375,7 +1375,10 @@ def run_experiment(
     final = Path(out) if out is not None else Path.cwd() / exp["name"]
     if final.exists() and not force:
         raise FileExistsError(f"output directory {final} already exists (use --force to replace it)")
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create the parent folder of the output {final}: {exc.strerror or exc}") from None
     exp_json = json.dumps(exp)  # not sort_keys: the factorial's key order is the plan's order
     n_examples = exp["output"]["examples_per_condition"] if exp["output"]["figures"] else 0
     chunks = _chunks(plan.n, jobs if scheduler == "local" else 16)

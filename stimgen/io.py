@@ -204,10 +204,14 @@ def atomic_directory(path: str | os.PathLike, *, force: bool = False) -> Iterato
         _check_replaceable(final)
     parent = final.parent if str(final.parent) else Path(".")
     if not parent.is_dir():
-        raise FileNotFoundError(f"parent directory {parent} of the output does not exist")
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise FileNotFoundError(f"cannot write the output {final}: its parent {parent} {what}")
     if not os.access(parent, os.W_OK):
         raise PermissionError(f"cannot write into {parent}")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=parent))
+    except OSError as exc:
+        raise OSError(f"cannot write the output {final} into {parent}: {exc.strerror or exc}") from None
     try:
         yield tmp
     except BaseException:

@@ -76,3 +76,11 @@ def test_force_replaces_only_stimgen_outputs(tmp_path, monkeypatch):
     assert (old / "manifest.json").read_text() == '{"new": 1}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "old_set", "project"]
     assert os.path.isdir(project)
+
+
+def test_unwritable_output_names_it(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(OSError, match=r"cannot write the output .*sub: its parent .*afile is not a directory"):
+        with atomic_directory(afile / "sub"):
+            pass

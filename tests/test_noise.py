@@ -234,3 +234,13 @@ def test_cli_flag_names_in_errors(capsys):
     assert main(["noise", "--size-px", "64", "64", "--ppd", "30", "--band-cpd", "1", "4",
                  "--count", "0", "--out", "x.npy"]) == 2
     assert "--count must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_cli_warns_about_out_of_range_contrast_and_lists_aliases(tmp_path, capsys):
+    assert main(["noise", "--size-px", "64", "64", "--ppd", "30", "--band-cpd", "1", "4",
+                 "--rms-contrast", "0.9", "--seed", "1", "--out", str(tmp_path / "hi.npy")]) == 0
+    err = capsys.readouterr().err
+    assert "of the pixels lie outside the display range [-1, 1]" in err and err.count("\n") == 1
+    assert main(["noise", "--size-px", "64", "64", "--ppd", "30", "--family", "gabor",
+                 "--out", str(tmp_path / "g.npy")]) == 2
+    assert "white, pink, brown; got 'gabor'" in capsys.readouterr().err

@@ -65,3 +65,11 @@ def test_unexpected_errors_are_one_line(monkeypatch, capsys):
     monkeypatch.setenv("STIMGEN_DEBUG", "1")
     with pytest.raises(RuntimeError, match="simulated bug"):
         main(["geometry", "--ppd", "30"])
+
+
+def test_usage_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["design", "dog", "--band-cpd", "1", "5", "--ppd", "30", "--level", "foo"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1
+    assert "invalid choice: 'foo'" in err and "(see stimgen design dog --help)" in err
