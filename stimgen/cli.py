@@ -99,6 +99,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _number_or_fraction(text: str) -> float:
+    """``0.5``, ``1e-3`` or a fraction such as ``1/65535``."""
+    try:
+        if "/" in text:
+            num, den = text.split("/", 1)
+            return float(num) / float(den)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number or a fraction like 1/255, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="stimgen",
@@ -553,7 +564,8 @@ def _run(p: argparse.ArgumentParser) -> Handler:
                 got = f"alpha {meas['alpha']:.3g} (design {meas['design_alpha']:.3g})"
             else:
                 lo, hi = meas["band_cpd"]
-                got = f"band {lo:.3g}-{hi:.3g} cpd, peak {meas['peak_cpd']:.3g} cpd"
+                level = (c.get("params") or {}).get("level", "half_amplitude").replace("_", " ")
+                got = f"band {lo:.3g}-{hi:.3g} cpd at {level}, peak {meas['peak_cpd']:.3g} cpd"
             if "speed" in c:
                 got += "; " + _speed_text(c["speed"])
             clip = c["clipping"]
@@ -789,7 +801,10 @@ def _print_design(d: dict[str, Any]) -> None:
     print(f"  band:            {lo:.4f} - {hi_s} cpd  ({oct_s})")
     if "min_octaves" in d:
         print(f"  narrowest band:  {d['min_octaves']:.4f} octaves for this family at {level}")
-    print(f"  peak:            {d['peak_cpd']:.4f} cpd  (response {d['peak_value']:.4f})")
+    signed = d["peak_value"]
+    if d.get("weight", 1.0) != 1.0 and d["peak_cpd"] == 0:  # the DC lobe: H(0) = 1 - weight
+        signed = 1.0 - d["weight"]
+    print(f"  peak:            {d['peak_cpd']:.4f} cpd  (response {signed:.4f})")
     if not d["peak_is_center"] and d["kind"] == "bandpass":
         rel = d["peak_cpd"] / d["center_cpd"] - 1
         print(f"  geometric centre of the edges: {d['center_cpd']:.4f} cpd "
@@ -813,8 +828,9 @@ def _stats(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--jobs", type=int, default=None, help="local worker processes (default 1)")
     p.add_argument("--scheduler", choices=("local", "dask"), default="local")
     p.add_argument("--address", default=None, help="Dask scheduler HOST:PORT")
-    p.add_argument("--scale", type=float, default=None,
-                   help="multiply stored values by this (default 1/255)")
+    p.add_argument("--scale", type=_number_or_fraction, default=None,
+                   help="multiply stored values by this, e.g. 1/65535 for 16-bit images "
+                        "(default 1/255)")
     p.add_argument("--skip-errors", action="store_true",
                    help="skip unreadable files (counted in 'skipped') instead of failing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

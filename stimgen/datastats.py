@@ -662,6 +662,15 @@ def dataset_stats(
         )
     if rs.count == 0:
         raise ValueError(f"no readable images among {len(files)} file(s)")
+    kinds = {np.dtype(d).kind for d in rs.dtypes}
+    if "f" in kinds and kinds & {"u", "i", "b"}:
+        warnings.warn(
+            f"dataset_stats mixes float arrays and integer images ({', '.join(sorted(rs.dtypes))}); "
+            f"scale={scale:g} applies to both, which is rarely meant (e.g. a stimulus set's .npy "
+            "and .png files): select one kind of file",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     if scale == _DEFAULT_SCALE and any(d in ("uint16", "int16", "int32") for d in rs.dtypes):
         warnings.warn(
             "dataset_stats found 16-bit (or wider) images and used the default scale=1/255; "

@@ -408,3 +408,21 @@ def test_source_and_update_errors(tmp_path):
     r.update(np.zeros((2, 2, 3)))
     with pytest.raises(ValueError, match="cannot merge images with 1 channels into statistics of 3"):
         r.update(np.zeros((2, 2)))
+
+
+def test_mixing_float_arrays_and_integer_images_warns(tmp_path, rng):
+    d = tmp_path / "set"
+    d.mkdir()
+    np.save(d / "a.npy", rng.standard_normal((8, 8)).astype(np.float32))
+    Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(d / "b.png")
+    with pytest.warns(RuntimeWarning, match="mixes float arrays and integer images"):
+        dataset_stats(d)
+
+
+def test_cli_scale_accepts_fractions(tmp_path, rng, capsys):
+    from stimgen.cli import main
+
+    Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / "a.png")
+    assert main(["stats", str(tmp_path), "--scale", "1/255", "--json", "--no-progress"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0 <= out["mean"][0] <= 1
