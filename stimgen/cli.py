@@ -420,7 +420,8 @@ def _spectrum(p: argparse.ArgumentParser) -> Handler:
         if args.plot:
             from .plotting import plot_spectrum, save
 
-            ax = plot_spectrum(spec, measured=m)
+            floats = all(a.dtype.kind == "f" for a in arrays)
+            ax = plot_spectrum(spec, measured=m, units="contrast" if floats else "grey level")
             save(ax.figure, args.plot)
         if args.json:
             print_json(result)

@@ -911,4 +911,4 @@ def write_preview_gif(path: Any, movie: Any, *, fps: float) -> dict[str, Any]:
     m = v.finite_array("movie", movie, ndim=(3,))
     levels, clipped = quantize(m, 8)
     duration = write_gif(path, levels, fps=fps)
-    return {"clipped_fraction": clipped, "frame_duration_ms": duration}
+    return {"clipped_fraction": float(clipped), "frame_duration_ms": duration}

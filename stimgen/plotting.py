@@ -214,6 +214,7 @@ def plot_spectrum(
     measured: Any = None,
     ax: Any = None,
     label: str = "measured",
+    units: str = "contrast",
 ):
     """Measured radial power spectrum (mean and spread) against a filter's design.
 
@@ -231,6 +232,11 @@ def plot_spectrum(
     measured : MeasuredBand, optional
         Measured edges to mark (dotted).
     ax : matplotlib Axes, optional
+    label : str
+        Legend label of the measurement.
+    units : str
+        Unit of the image values, for the power axis ("contrast" for signed-contrast
+        stimuli; e.g. "grey level" for integer images).
 
     Returns
     -------
@@ -269,7 +275,7 @@ def plot_spectrum(
                 ax.axvline(edge, color="C3", lw=1.0, ls=":")
     _cpd_ticks(ax)
     ax.set_xlabel("spatial frequency (cycles/degree)")
-    ax.set_ylabel("power (contrast² per DFT bin)")
+    ax.set_ylabel(f"power ({units}² per DFT bin)")
     ax.set_ylim(np.max(mean) * 1e-4, np.max(mean) * 3)
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title(f"band edges at {level.replace('_', ' ')}", fontsize=9)
@@ -568,7 +574,9 @@ def plot_contact_sheet(
         short = textwrap.shorten(str(label), width=max(16, int(14 * n_cols * panel_in)))
         axes[r][0].set_title(short, fontsize=7, loc="left")
     size = "" if size_deg is None else f", {size_deg[0]:.3g} x {size_deg[1]:.3g} deg"
-    fig.suptitle(f"example stimuli (gray scale: signed contrast -1 to +1{size})", fontsize=9)
+    width_in = fig.get_size_inches()[0]
+    fig.suptitle(textwrap.fill(f"example stimuli (gray scale: signed contrast -1 to +1{size})",
+                               width=max(24, int(width_in * 13))), fontsize=9)
     return fig
 
 
