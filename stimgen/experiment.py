@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from ._yamlschema import BAD, Checker, Problem, SchemaError, _Lines, format_path, load_yaml
+from .filters import radial_part
 
 __all__ = [
     "ExperimentError",
@@ -759,15 +760,6 @@ def _make_filter(p: Mapping[str, Any], ppd: float):
     )
 
 
-def _radial_filter(filt: Any) -> Any:
-    from .filters import Product
-
-    if isinstance(filt, Product):
-        radial = [f for f in filt.factors if f.radial]
-        return radial[0] if len(radial) == 1 else None
-    return filt if filt is not None and filt.radial else None
-
-
 def _check_plan(ck: Checker, exp: dict[str, Any]) -> None:
     """Conditions vs the filter hub: bands designable, below Nyquist, above 1 cycle/image."""
     from .filters import check_fits_image
@@ -814,7 +806,7 @@ def _check_plan(ck: Checker, exp: dict[str, Any]) -> None:
             continue
         try:
             filt = _make_filter(p, ppd)
-            radial = _radial_filter(filt)
+            radial = radial_part(filt)
             if radial is not None:
                 check_fits_image(radial.passband(p["level"]), shape, ppd)
         except ValueError as exc:
@@ -930,7 +922,7 @@ class _Plan:
         return self._bins
 
     def design(self, c: _Condition) -> dict[str, Any] | None:
-        radial = _radial_filter(self.filter(c))
+        radial = radial_part(self.filter(c))
         if radial is None:
             return None
         return radial.passband(c.params["level"]).to_dict(self.ppd)
@@ -1093,7 +1085,7 @@ def _measure(plan: _Plan, c: _Condition, img: np.ndarray) -> tuple[dict[str, Any
     p = c.params
     check = plan.exp["check"]
     filt = plan.filter(c)
-    radial = _radial_filter(filt)
+    radial = radial_part(filt)
     res: dict[str, Any] = {}
     if p["family"] in ("power_law", "white"):
         alpha = measure_slope(spec, ppd=plan.ppd, band_cpd=p["band_cpd"])
@@ -1102,6 +1094,7 @@ def _measure(plan: _Plan, c: _Condition, img: np.ndarray) -> tuple[dict[str, Any
         res["pass"] = bool(abs(alpha - want) <= _alpha_tolerance(check, 1, plan.shape))
         return res, spec.power
     m = measure_band(spec, ppd=plan.ppd)
+    assert radial is not None  # band-pass families always have a radial filter
     tol = default_tolerance(1, plan.shape)
     if check["edge_tolerance"] is not None:
         tol["edge"] = check["edge_tolerance"]
@@ -1481,7 +1474,7 @@ def _condition_summary(plan: _Plan, c: _Condition, entries: list[dict], powers: 
     from .spectrum import compare_to_design, default_tolerance, measure_band, measure_slope
 
     filt = plan.filter(c)
-    radial = _radial_filter(filt)
+    radial = radial_part(filt)
     spec = _condition_spectrum(plan, powers)
     out: dict[str, Any] = {
         **_cond_dict(c),
@@ -1499,6 +1492,7 @@ def _condition_summary(plan: _Plan, c: _Condition, entries: list[dict], powers: 
         out["pass"] = bool(abs(alpha - want) <= _alpha_tolerance(plan.exp["check"], len(powers), plan.shape))
     else:
         m = measure_band(spec, ppd=plan.ppd)
+        assert radial is not None  # band-pass families always have a radial filter
         cmp = compare_to_design(m, radial, ppd=plan.ppd, level=p["level"], tolerance=default_tolerance(len(powers), plan.shape))
         out["measured"] = cmp["measured"]
         out["rel_error"] = cmp["rel_error"]
@@ -1660,7 +1654,7 @@ def _figures(plan: _Plan, results: list, tmp: Path, manifest: dict[str, Any]) ->
         if plan.motion:
             title += "\nfirst frames; " + _speed_text(summary["speed"])
         ax = plotting.plot_condition_spectrum(
-            spec, design=None if slope is not None else _radial_filter(plan.filter(c)),
+            spec, design=None if slope is not None else radial_part(plan.filter(c)),
             level=c.params["level"], title=title, passed=summary["pass"], alpha=slope,
         )  # fmt: skip
         rel = f"figures/spectrum_{c.folder}.png"

@@ -70,6 +70,7 @@ __all__ = [
     "dog_ratio_for_octaves",
     "filter_from_record",
     "frequency_grid_cpp",
+    "radial_part",
     "sigma_px_from_cutoff",
 ]
 
@@ -1200,9 +1201,9 @@ class Product(Filter):
         return h
 
     def passband(self, level: str = "half_amplitude") -> Passband:
-        radial = [f for f in self.factors if f.radial]
-        if len(radial) == 1:
-            return radial[0].passband(level)
+        part = radial_part(self)
+        if part is not self and part is not None:
+            return part.passband(level)
         return _numeric_passband(self.transfer, level)
 
     def params(self) -> dict[str, Any]:
@@ -1212,6 +1213,20 @@ class Product(Filter):
         d = {"family": self.family, "level": level, "factors": [f.describe(ppd, level) for f in self.factors]}
         d.update(self.passband(level).to_dict(ppd))
         return d
+
+
+def radial_part(filt: Filter | None) -> Filter | None:
+    """The part of a filter that defines its radial band.
+
+    The filter itself when radial; the single radial factor of a product (an orientation
+    window only selects orientations); the product itself when it has several radial
+    factors (its radial transfer is their product); None for an orientation window alone
+    (or None).
+    """
+    if isinstance(filt, Product):
+        radial = [f for f in filt.factors if f.radial]
+        return radial[0] if len(radial) == 1 else filt
+    return filt if filt is not None and filt.radial else None
 
 
 # =========================================================================================

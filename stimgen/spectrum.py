@@ -33,7 +33,7 @@ import numpy as np
 from scipy import special
 
 from . import _validate as v
-from .filters import LEVELS, Filter, Ideal, Orientation, PowerLaw, Product, frequency_grid_cpp
+from .filters import LEVELS, Filter, Ideal, Orientation, PowerLaw, frequency_grid_cpp, radial_part
 from .geometry import ViewingGeometry, as_ppd
 
 __all__ = [
@@ -526,13 +526,6 @@ def default_tolerance(n_images: int, shape_px: tuple[int, int]) -> dict[str, flo
     return {"edge": min(0.02 * k, 0.25), "peak": min(0.05 * k, 0.5)}
 
 
-def _radial_part(filt: Filter) -> Filter:
-    if isinstance(filt, Product):
-        radial = [f for f in filt.factors if f.radial]
-        return radial[0] if len(radial) == 1 else filt
-    return filt
-
-
 def compare_to_design(
     measured: MeasuredBand,
     filt: Filter,
@@ -568,7 +561,7 @@ def compare_to_design(
     tol = {"edge": 0.02, "peak": 0.05} if tolerance is None else dict(tolerance)
     if isinstance(filt, Orientation):
         raise ValueError("an orientation window alone has no radial design to compare with")
-    if isinstance(_radial_part(filt), PowerLaw):
+    if isinstance(radial_part(filt), PowerLaw):
         raise ValueError("a power-law spectrum has no half-amplitude band: check it with measure_slope")
     design = filt.passband(level)
     d_lo, d_hi = design.low_cpp, design.high_cpp
@@ -581,7 +574,7 @@ def compare_to_design(
             return math.inf
         return (m - d) / d
 
-    flat_top = isinstance(_radial_part(filt), Ideal)
+    flat_top = isinstance(radial_part(filt), Ideal)
     d_peak = design.center_cpp if flat_top else design.peak_cpp
     errors: dict[str, float | None] = {
         "peak": rel(measured.peak_cpp, d_peak), "low": rel(m_lo, d_lo), "high": rel(m_hi, d_hi)

@@ -671,3 +671,19 @@ def test_grid_cache_reuses_and_clears():
     filters.clear_caches()
     g2 = dog.grid((64, 64))
     assert g2 is not g1 and np.array_equal(g1, g2)
+
+
+def test_radial_part_defines_the_band():
+    from stimgen.filters import radial_part
+
+    dog, window = DoG(1.5, 4.5), Orientation(30, 20)
+    assert radial_part(dog) is dog and radial_part(dog * window) == dog
+    assert radial_part(window) is None and radial_part(None) is None
+    two = DoG(1.5, 4.5) * LogGaussian(0.08, 0.5) * window
+    assert radial_part(two) is two
+    # the product's band is that of the radial transfer DoG x log-Gaussian
+    pb = two.passband()
+    f = np.geomspace(1e-3, 0.5, 20001)
+    h = dog.transfer(f) * LogGaussian(0.08, 0.5).transfer(f)
+    assert pb.peak_cpp == pytest.approx(f[np.argmax(h)], rel=1e-3)
+    assert (dog * window).passband() == dog.passband()
