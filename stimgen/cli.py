@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from ._json import jsonable, print_json
 from ._version import __version__
 
 Handler = Callable[[argparse.Namespace], int]
@@ -36,28 +37,6 @@ def command(name: str, help: str) -> Callable:
 
 
 # -- shared helpers for subcommands ------------------------------------------------------
-def jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays, tuples and non-finite floats into JSON-ready values."""
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def print_json(obj: Any) -> None:
-    """Print one JSON object on stdout."""
-    print(json.dumps(jsonable(obj), indent=2))
-
-
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 

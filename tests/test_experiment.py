@@ -15,6 +15,7 @@ import pytest
 from stimgen import experiment as ex
 from stimgen.cli import main
 from stimgen.contrast import clip_contrast, set_rms_contrast
+from stimgen.experiment import draw, execute
 from stimgen.io import read_image, sha256_file
 from stimgen.noise import filtered_noise, make_filter
 
@@ -329,7 +330,7 @@ def test_existing_directory_refused_and_untouched(tmp_path, capsys):
     ],
 )
 def test_failure_mid_run_leaves_nothing(tmp_path, capsys, monkeypatch, exc, code, message):
-    real = ex._measure
+    real = draw._measure
     calls = []
 
     def failing(plan, c, img):
@@ -338,7 +339,7 @@ def test_failure_mid_run_leaves_nothing(tmp_path, capsys, monkeypatch, exc, code
             raise exc
         return real(plan, c, img)
 
-    monkeypatch.setattr(ex, "_measure", failing)
+    monkeypatch.setattr(draw, "_measure", failing)
     y = write(tmp_path, TINY)
     got, _, err = run_cli(capsys, "run", y, "--out", tmp_path / "s", "--jobs", "1")
     assert got == code and message in err
@@ -348,11 +349,11 @@ def test_failure_mid_run_leaves_nothing(tmp_path, capsys, monkeypatch, exc, code
 def _die_on_second_chunk(task):
     if 3 in task[2]:
         os._exit(9)
-    return ex._work(task)
+    return execute._work(task)
 
 
 def test_killed_worker_leaves_nothing(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(ex, "_work", _die_on_second_chunk)
+    monkeypatch.setattr(execute, "_work", _die_on_second_chunk)
     y = write(tmp_path, TINY)
     code, _, err = run_cli(capsys, "run", y, "--out", tmp_path / "s", "--jobs", "2", "--no-progress")
     assert code == 1 and "a worker process died" in err and err.count("\n") == 1
@@ -794,7 +795,7 @@ def test_damaged_manifest_is_a_clear_error(tiny_set, capsys, damage, match):
 
 
 def test_chunks_are_lazy_ranges():
-    chunks = ex._chunks(10_000_000, 2)
+    chunks = execute._chunks(10_000_000, 2)
     assert isinstance(chunks[0], range) and chunks[-1].stop == 10_000_000
     assert sum(len(c) for c in chunks) == 10_000_000
 

@@ -1,0 +1,243 @@
+"""The manifest: per-condition summaries, versions, reading and checking a manifest."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import warnings
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..filters import radial_part
+from .keys import FORMATS, MANIFEST_VERSION, VALUE_CONVENTION
+from .measure import _alpha_tolerance, _condition_spectrum
+from .plan import _cond_dict, _Condition, _Plan
+
+
+def _versions() -> dict[str, Any]:
+    import scipy
+
+    from .._version import __version__
+
+    return {
+        "stimgen_version": __version__,
+        "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+        "scipy_version": scipy.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _dumps(obj: Any) -> str:
+    from .._json import dumps
+
+    return dumps(obj)
+
+
+def _condition_summary(plan: _Plan, c: _Condition, entries: list[dict], powers: list[np.ndarray]) -> dict[str, Any]:
+    from ..spectrum import compare_to_design, default_tolerance, measure_band, measure_slope
+
+    filt = plan.filter(c)
+    radial = radial_part(filt)
+    spec = _condition_spectrum(plan, powers)
+    out: dict[str, Any] = {
+        **_cond_dict(c),
+        "filter": None if filt is None else filt.to_record(),
+        "design": plan.design(c),
+        "n_pass": sum(bool(e["pass"]) for e in entries),
+        "clipping": _clipping_summary(plan, entries),
+        "spectrum": {"freq_cpd": spec.freq_cpd, "power_mean": spec.power, "power_std": spec.power_std, "n_images": spec.n_images},
+    }
+    p = c.params
+    if p["family"] in ("power_law", "white"):
+        alpha = measure_slope(spec, ppd=plan.ppd, band_cpd=p["band_cpd"])
+        want = 0.0 if p["family"] == "white" else p["alpha"]
+        out["measured"] = {"alpha": alpha, "design_alpha": want}
+        out["pass"] = bool(abs(alpha - want) <= _alpha_tolerance(plan.exp["check"], len(powers), plan.shape))
+    else:
+        m = measure_band(spec, ppd=plan.ppd)
+        assert radial is not None  # band-pass families always have a radial filter
+        cmp = compare_to_design(m, radial, ppd=plan.ppd, level=p["level"], tolerance=default_tolerance(len(powers), plan.shape))
+        out["measured"] = cmp["measured"]
+        out["rel_error"] = cmp["rel_error"]
+        out["pass"] = cmp["pass"]
+    if plan.motion:
+        out["spectral_pass"] = out["pass"]
+        out["speed"] = speed = _speed_summary(entries)
+        out["pass"] = bool(out["pass"] and speed["pass"] is not False)
+    return out
+
+
+def _clipping_summary(plan: _Plan, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """How much a condition's stimuli were clipped, against ``stimulus.max_clipped_fraction``."""
+    limit = plan.exp["stimulus"]["max_clipped_fraction"]
+    fracs = [float(e["clipped_fraction"]) for e in entries]
+    return {
+        "max_clipped_fraction": max(fracs),
+        "mean_clipped_fraction": sum(fracs) / len(fracs),
+        "limit": limit,
+        "n_over_limit": sum(f > limit for f in fracs),
+    }
+
+
+def _warn_clipping(manifest: Mapping[str, Any], source: str) -> None:
+    """One warning when stimuli of the set were clipped beyond the allowed fraction."""
+    over = [c for c in manifest["conditions"] if c["clipping"]["n_over_limit"]]
+    if not over:
+        return
+    n = sum(c["clipping"]["n_over_limit"] for c in over)
+    worst = max(over, key=lambda c: c["clipping"]["max_clipped_fraction"])
+    limit = worst["clipping"]["limit"]
+    warnings.warn(
+        f"{source}: {n} of {manifest['n_stimuli']} stimuli have more than "
+        f"{limit:.3%} of their pixels clipped at contrast -1 or +1 (stimulus.max_clipped_fraction), "
+        f"up to {worst['clipping']['max_clipped_fraction']:.3%} in condition {worst['index']} "
+        f"({worst['label']}); their contrast and spectrum are distorted: lower stimulus.rms_contrast, "
+        "or set stimulus.clipping: error to refuse such sets",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _speed_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Requested vs measured velocity of a condition's movies (median over its repeats)."""
+    e0 = entries[0]
+    checks = [e["speed_check"] for e in entries if e.get("speed_check") is not None]
+    out: dict[str, Any] = {
+        "requested_speed_deg_s": e0["speed_deg_s"],
+        "requested_direction_deg": e0["direction_deg"] if e0["speed_deg_s"] > 0 else None,
+        "requested_velocity_deg_s": e0["velocity_deg_s"],
+        "measured_speed_deg_s": None,
+        "measured_speed_range_deg_s": None,
+        "measured_direction_deg": None,
+        "direction_error_deg": None,
+        "measured_velocity_deg_s": None,
+        "n_checked": len(checks),
+        "n_pass": sum(bool(k["pass"]) for k in checks),
+        "pass": None,
+    }
+    if not checks:
+        return out
+    vel = np.array([k["measured"]["velocity_deg_s"] for k in checks], dtype=np.float64)
+    speeds = np.hypot(vel[:, 0], vel[:, 1])
+    vx, vy = (float(x) for x in np.median(vel, axis=0))
+    out["measured_velocity_deg_s"] = [vx + 0.0, vy + 0.0]
+    out["measured_speed_deg_s"] = float(np.median(speeds))
+    out["measured_speed_range_deg_s"] = [float(speeds.min()), float(speeds.max())]
+    if vx != 0 or vy != 0:
+        d = out["measured_direction_deg"] = math.degrees(math.atan2(-vy, vx)) % 360.0
+        if out["requested_direction_deg"] is not None:
+            out["direction_error_deg"] = (d - out["requested_direction_deg"] + 180.0) % 360.0 - 180.0
+    out["pass"] = out["n_pass"] == len(checks)
+    return out
+
+
+def _manifest(plan, exp, entropy, results, yaml_bytes, source, sha256_bytes) -> dict[str, Any]:
+    entries = [r[0] for r in results]
+    by_cond: dict[int, tuple[list, list]] = {}
+    for entry, power, _ in results:
+        e, p = by_cond.setdefault(entry["condition"]["index"], ([], []))
+        e.append(entry)
+        p.append(power)
+    conditions = [_condition_summary(plan, c, *by_cond[c.index]) for c in plan.conditions]
+    geometry = plan.geometry.to_dict()
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        **_versions(),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "name": exp["name"],
+        "experiment_file": source,
+        "experiment_sha256": None if yaml_bytes is None else sha256_bytes(yaml_bytes),
+        "experiment": exp,
+        "seed_entropy": entropy,
+        "geometry": geometry,
+        "shape_px": list(plan.shape),
+        "size_deg": list(plan.size_deg),
+        "value_convention": VALUE_CONVENTION,
+        "n_stimuli": plan.n,
+        "n_pass": sum(bool(e["pass"]) for e in entries),
+        **(_motion_summary(plan) if plan.motion else {}),
+        "conditions": conditions,
+        "figures": [],
+        "stimuli": entries,
+    }
+
+
+def _motion_summary(plan: _Plan) -> dict[str, Any]:
+    from ..motion import VELOCITY_CONVENTION
+
+    fps = plan.motion["frame_rate_hz"]  # type: ignore[index]
+    return {
+        "motion": {
+            "frame_rate_hz": fps,
+            "n_frames": plan.n_frames,
+            "duration_s": plan.n_frames / fps,  # type: ignore[operator]
+            "movie_shape": [plan.n_frames, *plan.shape],
+            "velocity_convention": VELOCITY_CONVENTION,
+            "generator": "stimgen.motion.drifting_noise (exact Fourier shifts of a periodic field)",
+            "speed_check": "stimgen.motion.verify_motion (median dense Lucas-Kanade flow)",
+        },
+    }
+
+
+def read_manifest(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """``(set directory, manifest)`` from a set directory or its manifest.json."""
+    p = Path(path)
+    mpath = p / "manifest.json" if p.is_dir() else p
+    root = mpath.parent
+    if not mpath.is_file():
+        raise FileNotFoundError(f"no manifest.json in {p}")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{mpath} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict) or "stimuli" not in manifest or "experiment" not in manifest:
+        raise ValueError(f"{mpath} is not a stimgen manifest (no 'stimuli' or 'experiment')")
+    _check_manifest(manifest, str(mpath))
+    return root, manifest
+
+
+def _check_manifest(m: Mapping[str, Any], where: str) -> None:
+    """The fields verify and regenerate rely on, with their types; ValueError naming the field."""
+
+    def bad(field_: str, want: str, got: Any) -> ValueError:
+        shown = type(got).__name__ if isinstance(got, dict | list) else repr(got)
+        return ValueError(f"{where}: {field_} must be {want}, got {shown}; the manifest is damaged")
+
+    def is_int(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    if not isinstance(m["experiment"], dict):
+        raise bad("experiment", "a mapping (the resolved experiment)", m["experiment"])
+    if not is_int(m.get("seed_entropy")) or m["seed_entropy"] < 0:
+        raise bad("seed_entropy", "an integer >= 0", m.get("seed_entropy"))
+    if not is_int(m.get("n_stimuli")):
+        raise bad("n_stimuli", "an integer", m.get("n_stimuli"))
+    if not isinstance(m["stimuli"], list):
+        raise bad("stimuli", "a list of entries", m["stimuli"])
+    for i, e in enumerate(m["stimuli"]):
+        if not isinstance(e, dict):
+            raise bad(f"stimuli[{i}]", "a mapping", e)
+        if e.get("index") != i or not is_int(e.get("index")):
+            raise bad(f"stimuli[{i}].index", f"{i} (entries in plan order)", e.get("index"))
+        files = e.get("files", [e])
+        if not isinstance(files, list) or not files:
+            raise bad(f"stimuli[{i}].files", "a non-empty list of files", files)
+        for j, f in enumerate(files):
+            name = f"stimuli[{i}]" + ("" if f is e else f".files[{j}]")
+            if not isinstance(f, dict):
+                raise bad(name, "a mapping", f)
+            for key, want in (("file", "a relative path (str)"), ("sha256", "a hex digest (str)")):
+                if not isinstance(f.get(key), str):
+                    raise bad(f"{name}.{key}", want, f.get(key))
+            rel = Path(f["file"])
+            if rel.is_absolute() or ".." in rel.parts:
+                raise bad(f"{name}.file", "a path inside the set", f["file"])
+            if f is not e and f.get("format") not in FORMATS:
+                raise bad(f"{name}.format", "one of " + ", ".join(FORMATS), f.get("format"))
