@@ -26,9 +26,18 @@ Conventions (stated once, used everywhere in this module)
   (image units / px)^2. ``I_x`` and ``I_y`` are Gaussian derivatives of standard deviation
   ``sigma_derivative`` px (``I_t`` smoothed by the same Gaussian), or Sobel kernels divided
   by 8 (``I_t`` smoothed by the matching ``[1, 2, 1] / 4`` binomial in both axes).
-* **Reliability (the aperture problem).** A pixel is *reliable* when the smaller eigenvalue
-  of ``A`` reaches the threshold and the flow does not point outside the moving frame.
-  Where only the larger eigenvalue reaches it (a grating, an edge: the tensor is rank 1),
+* **Brightness.** By default (``normalize="global"``) the moving frame is modelled as
+  ``gain * reference + offset``: each frame's mean is removed and the moving frame's RMS
+  contrast matched to the reference's, so a global brightness or contrast change (a
+  flicker, a camera's exposure) creates no flow. ``normalize=None`` uses the raw values.
+* **Reliability.** A pixel is *reliable* when (1) the smaller eigenvalue of ``A`` reaches
+  the threshold (default 1e-4 of the image-mean trace), (2) the flow does not point
+  outside the moving frame and, with ``consistency=True`` (default), (3) the flow measured
+  backwards from the moving frame returns within ``consistency_px`` (0.5 px) of the start
+  and the last warping iteration changed the estimate by at most that much. (1) says only
+  that the local system is well conditioned; (3) rejects occlusions, motion boundaries and
+  wrong or unconverged matches.
+* **The aperture problem.** Where only the larger eigenvalue reaches the threshold (a grating, an edge: the tensor is rank 1),
   only the *normal flow* -- the component along the dominant gradient direction -- is
   determined; :class:`FlowResult` reports it in ``normal_u``, ``normal_v`` and sets ``u``,
   ``v`` to NaN there. Where neither eigenvalue reaches it (no texture) everything is NaN.
