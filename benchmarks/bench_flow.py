@@ -94,7 +94,8 @@ def methods():
     m = {
         "stimgen": lambda a, b: _lk(a, b),
         "stimgen sobel": lambda a, b: _lk(a, b, derivative="sobel"),
-        "1-step LK": lambda a, b: _lk(a, b, levels=1, iterations=1),
+        # textbook recipe: no pyramid, one solve, reliability = conditioning only
+        "1-step LK": lambda a, b: _lk(a, b, levels=1, iterations=1, consistency=False),
     }
     try:
         from skimage.registration import optical_flow_ilk

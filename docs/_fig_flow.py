@@ -78,7 +78,8 @@ def make_figures(outdir) -> list[Path]:
     ap = r.aperture[ys, xs]
     a0.quiver(xs[ap], ys[ap], nu[ap], nv[ap], angles="xy", scale_units="xy", scale=0.2,
               color="tab:blue", width=0.004)
-    a0.set_title("red: full flow (reliable); blue: normal flow only (aperture)", fontsize=9)
+    a0.set_title("red: full flow (reliable: consistent); blue: normal flow only (aperture)",
+                 fontsize=9)
     im = a1.imshow(np.log10(r.min_eigenvalue / r.threshold + 1e-6), cmap="viridis",
                    vmin=-3, vmax=1.5)
     a1.contour(r.reliable.astype(float), levels=[0.5], colors="w", linewidths=1)

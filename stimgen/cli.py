@@ -180,6 +180,14 @@ def _flow(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--levels", type=_flow_levels, default="auto", help="pyramid levels or auto")
     p.add_argument("--iterations", type=int, default=3, help="warps per level")
     p.add_argument("--min-eigenvalue", type=float, help="absolute threshold (default relative)")
+    p.add_argument("--normalize", choices=["global", "none"], default="global",
+                   help="global (default): a global gain and offset between the frames "
+                   "create no flow; none: raw brightness constancy")
+    p.add_argument("--no-consistency", dest="consistency", action="store_false",
+                   help="reliable = well conditioned only (no forward-backward check; half "
+                   "the time)")
+    p.add_argument("--consistency-px", type=float, default=0.5,
+                   help="largest forward-backward error of a reliable pixel, px (default 0.5)")
     p.add_argument("--plot", metavar="FILE.png", help="write a quiver + colour-wheel figure")
     add_geometry_args(p, required=False)
     add_json_flag(p)
@@ -204,6 +212,8 @@ def _flow(p: argparse.ArgumentParser) -> Handler:
         res = lucas_kanade(
             f0, f1, sigma_window=args.sigma_window, derivative=args.derivative,
             levels=args.levels, iterations=args.iterations, min_eigenvalue=args.min_eigenvalue,
+            normalize=None if args.normalize == "none" else args.normalize,
+            consistency=args.consistency, consistency_px=args.consistency_px,
         )
         d = res.summary(ppd=g, fps=args.fps)
         if args.plot:
@@ -221,8 +231,14 @@ def _flow(p: argparse.ArgumentParser) -> Handler:
                   f"{d['median_v_deg_per_s']:+.4f} deg/s")
             print(f"speed: {d['speed_deg_per_s']:.4f} deg/s, direction "
                   f"{d['direction_deg']:.1f} deg (counter-clockwise from rightwards)")
-        print(f"reliable: {100 * d['reliable_fraction']:.1f} % of pixels; normal flow only "
-              f"(aperture problem): {100 * d['aperture_fraction']:.1f} %")
+        meaning = ("well conditioned, in frame and forward-backward consistent within "
+                   f"{d['consistency_px']:g} px" if d["consistency_px"] is not None
+                   else "well conditioned and in frame; no consistency check")
+        print(f"reliable: {100 * d['reliable_fraction']:.1f} % of pixels ({meaning}); normal "
+              f"flow only (aperture problem): {100 * d['aperture_fraction']:.1f} %")
+        if d["normalize"] == "global":
+            print(f"brightness: moving = {d['brightness_gain']:.4g} x reference "
+                  f"{d['brightness_offset']:+.4g} (removed before measuring)")
         print(f"levels {d['levels']}, iterations {d['iterations']}, window sigma "
               f"{d['sigma_window_px']:g} px, {d['derivative']} derivatives")
         return 0

@@ -26,9 +26,18 @@ Conventions (stated once, used everywhere in this module)
   (image units / px)^2. ``I_x`` and ``I_y`` are Gaussian derivatives of standard deviation
   ``sigma_derivative`` px (``I_t`` smoothed by the same Gaussian), or Sobel kernels divided
   by 8 (``I_t`` smoothed by the matching ``[1, 2, 1] / 4`` binomial in both axes).
-* **Reliability (the aperture problem).** A pixel is *reliable* when the smaller eigenvalue
-  of ``A`` reaches the threshold and the flow does not point outside the moving frame.
-  Where only the larger eigenvalue reaches it (a grating, an edge: the tensor is rank 1),
+* **Brightness.** By default (``normalize="global"``) the moving frame is modelled as
+  ``gain * reference + offset``: each frame's mean is removed and the moving frame's RMS
+  contrast matched to the reference's, so a global brightness or contrast change (a
+  flicker, a camera's exposure) creates no flow. ``normalize=None`` uses the raw values.
+* **Reliability.** A pixel is *reliable* when (1) the smaller eigenvalue of ``A`` reaches
+  the threshold (default 1e-4 of the image-mean trace), (2) the flow does not point
+  outside the moving frame and, with ``consistency=True`` (default), (3) the flow measured
+  backwards from the moving frame returns within ``consistency_px`` (0.5 px) of the start
+  and the last warping iteration changed the estimate by at most that much. (1) says only
+  that the local system is well conditioned; (3) rejects occlusions, motion boundaries and
+  wrong or unconverged matches.
+* **The aperture problem.** Where only the larger eigenvalue reaches the threshold (a grating, an edge: the tensor is rank 1),
   only the *normal flow* -- the component along the dominant gradient direction -- is
   determined; :class:`FlowResult` reports it in ``normal_u``, ``normal_v`` and sets ``u``,
   ``v`` to NaN there. Where neither eigenvalue reaches it (no texture) everything is NaN.
@@ -65,7 +74,13 @@ __all__ = [
 
 _DERIVATIVES = ("gaussian", "sobel")
 #: default eigenvalue threshold, as a fraction of the image-mean trace of the tensor
-RELATIVE_THRESHOLD = 1e-2
+RELATIVE_THRESHOLD = 1e-4
+#: default largest forward-backward error (px) of a consistent pixel
+CONSISTENCY_PX = 0.5
+#: coarse pyramid levels: solve threshold (fraction of the mean trace, as the old default)
+#: and iterations per level (times ``iterations``; they cost little there)
+_COARSE_THRESHOLD = 1e-2
+_COARSE_ITERATIONS = 3
 #: smallest image side (px) accepted, and smallest side of a pyramid level
 MIN_SIZE_PX = 8
 _MIN_LEVEL_SIZE_PX = 16
@@ -92,7 +107,8 @@ class FlowResult:
     min_eigenvalue, max_eigenvalue : ndarray
         Eigenvalues of the structure tensor at the finest level, in (image units / px)^2.
     reliable : ndarray of bool
-        ``min_eigenvalue >= threshold`` and ``(x + u, y + v)`` inside the moving frame.
+        ``min_eigenvalue >= threshold``, ``(x + u, y + v)`` inside the moving frame and,
+        when the consistency check ran, ``fb_error_px <= consistency_px``.
     normal_u, normal_v : ndarray
         Normal flow in px/frame: the flow projected on the dominant gradient direction
         (the eigenvector of ``max_eigenvalue``). Defined wherever
@@ -108,6 +124,20 @@ class FlowResult:
         Gaussian window standard deviation in px.
     derivative : str
         ``"gaussian"`` or ``"sobel"``.
+    normalize : str or None
+        Brightness model used: ``"global"`` or None (see :func:`lucas_kanade`).
+    brightness_gain, brightness_offset : float
+        With ``normalize="global"``, the moving frame's brightness as
+        ``gain * reference + offset`` (offset in image units) that was removed before the
+        flow was measured; 1 and 0 with ``normalize=None``.
+    consistency_px : float or None
+        Forward-backward threshold in px; None if the check was off.
+    fb_error_px : ndarray or None
+        Forward-backward error ``|f(x) + b(x + f(x))|`` in px at every pixel (None if the
+        check was off).
+    last_update_px : ndarray or None
+        Length in px of the change of the flow in the last warping iteration at the
+        finest level: large where the iteration has not converged.
     """
 
     u: np.ndarray
@@ -122,6 +152,12 @@ class FlowResult:
     iterations: int
     sigma_window: float
     derivative: str
+    normalize: str | None = None
+    brightness_gain: float = 1.0
+    brightness_offset: float = 0.0
+    consistency_px: float | None = None
+    fb_error_px: np.ndarray | None = None
+    last_update_px: np.ndarray | None = None
 
     @property
     def aperture(self) -> np.ndarray:
@@ -164,6 +200,10 @@ class FlowResult:
             "iterations": self.iterations,
             "sigma_window_px": self.sigma_window,
             "derivative": self.derivative,
+            "normalize": self.normalize,
+            "brightness_gain": self.brightness_gain,
+            "brightness_offset": self.brightness_offset,
+            "consistency_px": self.consistency_px,
             "convention": "moving(x + u, y + v) = reference(x, y); u rightwards, v downwards",
         }
         d.update(_speed_dict(mu, mv, ppd, fps))
@@ -264,7 +304,53 @@ def _speed_dict(mu: float, mv: float, ppd: Any, fps: Any) -> dict[str, Any]:
 
 
 # == validation ========================================================================
-def _check_frames(reference_image: Any, moving_image: Any) -> tuple[np.ndarray, np.ndarray]:
+#: accepted ``normalize`` values
+_NORMALIZE = ("global",)
+#: bounds on the options (cost grows with them; beyond them nothing improves)
+MAX_ITERATIONS = 100
+MAX_SIGMA_WINDOW_PX = 64.0
+MAX_SIGMA_DERIVATIVE_PX = 16.0
+
+
+def _value_limit(dtype: Any) -> float:
+    """Largest accepted value range (max - min) of a frame computed in ``dtype``: 1e-4 of
+    the square root of the largest float (1.3e150 for float64, 1.8e15 for float32), so
+    that squared gradients and eigenvalues in image units cannot overflow."""
+    return math.sqrt(float(np.finfo(dtype).max)) * 1e-4
+
+
+def _frame_stats(name: str, a: np.ndarray, limit: float) -> tuple[np.ndarray, float, float]:
+    """``a`` as float64 with its mean removed, its mean and RMS, without overflow."""
+    x = np.asarray(a, dtype=np.float64)
+    lo, hi = float(x.min()), float(x.max())
+    with np.errstate(over="ignore"):
+        span = hi - lo
+    if not span <= limit:
+        raise ValueError(
+            f"{name} has values from {lo:.6g} to {hi:.6g}: a range of {span:.3g}; flow "
+            f"accepts a range (max - min) <= {limit:.3g} for this dtype (its structure "
+            "tensor squares the gradients). Rescale both frames by the same factor: the "
+            "flow does not depend on it"
+        )
+    mean = lo + float(np.mean(x - lo))
+    x = x - mean
+    peak = float(np.max(np.abs(x)))
+    rms = peak * math.sqrt(float(np.mean((x / peak) ** 2))) if peak > 0 else 0.0
+    return x, mean, rms
+
+
+def _check_frames(
+    reference_image: Any, moving_image: Any, normalize: str | None
+) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+    """Validate the frames and bring them to a common internal scale.
+
+    Returns ``(ref, mov, scale, gain, offset)``: both frames minus the reference's mean
+    (``normalize=None``) or each minus its own mean with the moving frame's RMS contrast
+    matched to the reference's (``"global"``), divided by ``scale`` (the reference's RMS
+    about its mean, or 1 for a blank frame) and cast to the compute dtype; ``gain`` and
+    ``offset`` describe the moving frame as ``gain * reference + offset`` (1 and 0 when
+    ``normalize=None``).
+    """
     ref = val.finite_array("reference_image", reference_image, ndim=(2,))
     mov = val.finite_array("moving_image", moving_image, ndim=(2,))
     if ref.shape != mov.shape:
@@ -276,13 +362,59 @@ def _check_frames(reference_image: Any, moving_image: Any) -> tuple[np.ndarray, 
         raise ValueError(
             f"images must be at least {MIN_SIZE_PX}x{MIN_SIZE_PX} px, got shape {ref.shape}"
         )
+    if normalize is not None:
+        val.choice("normalize", normalize, _NORMALIZE)
     dtype = np.float32 if (ref.dtype == np.float32 and mov.dtype == np.float32) else np.float64
-    # no rescaling by dtype: integers become floats with the same values. The reference's
-    # mean is removed from both (flow is unchanged by a common offset), so float32 keeps its
-    # precision on frames like 1000 + small pattern.
-    offset = ref.mean(dtype=np.float64)
-    return (np.subtract(ref, offset, dtype=np.float64).astype(dtype, copy=False),
-            np.subtract(mov, offset, dtype=np.float64).astype(dtype, copy=False))
+    limit = _value_limit(dtype)
+    r0, r_mean, r_rms = _frame_stats("reference_image", ref, limit)
+    m0, m_mean, m_rms = _frame_stats("moving_image", mov, limit)
+    scale = r_rms if r_rms > 0 else (m_rms if m_rms > 0 else 1.0)
+    gain, offset = 1.0, 0.0
+    if normalize == "global":
+        # the moving frame is modelled as gain * reference + offset: remove both
+        if r_rms > 0 and m_rms > 0:
+            gain = m_rms / r_rms
+        offset = m_mean - gain * r_mean
+        m_scale = gain * scale
+    else:
+        # a common offset (the reference's mean) does not change the flow; removing it
+        # keeps float32 precise on frames like 1000 + small pattern
+        m0 += m_mean - r_mean
+        m_scale = scale
+    return ((r0 / scale).astype(dtype, copy=False), (m0 / m_scale).astype(dtype, copy=False),
+            scale, gain, offset)
+
+
+def _check_options(
+    shape: tuple[int, int],
+    sigma_window: float,
+    sigma_derivative: float,
+    iterations: int,
+) -> tuple[float, float, int]:
+    """Validate the options that set the cost, with upper bounds from the image size."""
+    side = min(shape)
+    sigma_window = val.positive("sigma_window", sigma_window)
+    hi = min(MAX_SIGMA_WINDOW_PX, side / 4)
+    if sigma_window > hi:
+        raise ValueError(
+            f"sigma_window must be in (0, {hi:g}] px for frames of shape {shape} (at most a "
+            f"quarter of the smaller side and {MAX_SIGMA_WINDOW_PX:g} px), got {sigma_window:g}"
+        )
+    sigma_derivative = val.positive("sigma_derivative", sigma_derivative)
+    hi = min(MAX_SIGMA_DERIVATIVE_PX, side / 8)
+    if sigma_derivative > hi:
+        raise ValueError(
+            f"sigma_derivative must be in (0, {hi:g}] px for frames of shape {shape} (at most "
+            f"an eighth of the smaller side and {MAX_SIGMA_DERIVATIVE_PX:g} px), got "
+            f"{sigma_derivative:g}"
+        )
+    iterations = val.positive_int("iterations", iterations)
+    if iterations > MAX_ITERATIONS:
+        raise ValueError(
+            f"iterations must be an integer in [1, {MAX_ITERATIONS}], got {iterations} "
+            "(the warping converges in a few iterations per level)"
+        )
+    return sigma_window, sigma_derivative, iterations
 
 
 # == pyramid and filters ===============================================================
@@ -452,125 +584,22 @@ def _smooth_flow(f: np.ndarray, sigma_window: float) -> np.ndarray:
 
 
 # == the estimator =====================================================================
-def lucas_kanade(
-    reference_image: Any,
-    moving_image: Any,
-    *,
-    sigma_window: float = 4.0,
-    derivative: str = "gaussian",
-    sigma_derivative: float = 1.0,
-    levels: int | str = "auto",
-    iterations: int = 3,
-    min_eigenvalue: float | None = None,
-) -> FlowResult:
-    """Dense Lucas-Kanade optical flow, coarse to fine with iterative warping.
-
-    Parameters
-    ----------
-    reference_image : ndarray, shape (H, W)
-        First frame, any real dtype (integers are converted to float without rescaling);
-        finite values; H, W >= 8 px.
-    moving_image : ndarray, shape (H, W)
-        Second frame, same shape.
-    sigma_window : float
-        Standard deviation of the Gaussian integration window in px (> 0), at every
-        pyramid level. Larger windows average more pixels (lower noise, smoother flow).
-    derivative : {"gaussian", "sobel"}
-        Spatial derivatives: Gaussian derivatives of ``sigma_derivative`` px with ``I_t``
-        smoothed by the same Gaussian, or Sobel / 8 with ``I_t`` smoothed by the binomial
-        ``[1, 2, 1] / 4`` in both axes.
-    sigma_derivative : float
-        Standard deviation of the derivative Gaussian in px (> 0; ``"gaussian"`` only).
-    levels : int or "auto"
-        Number of pyramid levels (1 = single scale, each further level halves the size).
-        ``"auto"`` (default) uses :func:`auto_levels` on the reference frame, which keeps
-        narrow-band patterns resolved (not aliased) at the coarsest level.
-    iterations : int
-        Warping iterations per level (>= 1). Each warps the moving frame by the current
-        flow and solves for the remaining displacement.
-    min_eigenvalue : float or None
-        Threshold on the smaller structure-tensor eigenvalue, in (image units / px)^2
-        (>= 0). None (default): ``RELATIVE_THRESHOLD`` (1 %) of the image-mean trace of
-        the tensor, which is invariant to contrast.
-
-    Returns
-    -------
-    FlowResult
-        ``u``, ``v`` (px/frame, NaN where unreliable), ``min_eigenvalue``,
-        ``max_eigenvalue``, ``reliable``, ``normal_u``, ``normal_v`` and the settings used.
-
-    Raises
-    ------
-    ValueError
-        On non-2-D, non-finite, differently shaped or too small frames, or a bad option.
-
-    Notes
-    -----
-    Per level, the reference gradients ``Ix, Iy`` and the tensor ``A`` (window ``G``) are
-    built once. Each iteration warps the smoothed moving frame by the current flow
-    ``d(y) = (u, v)`` (cubic B-spline), ``I_t = S(W) - S(reference)``, and re-solves::
-
-        A(x) d_new(x) = A(x) d_s(x) - G * [grad I (I_t - grad I . (d - d_s))](x)
-
-    where ``d_s`` is ``d`` smoothed over about ``2 sigma_window``. With ``d_s = d``
-    this is the usual incremental update ``A dd = -G * (grad I I_t)`` (textbook
-    ``b = -I_t``), whose pixel-wise warping leaves errors that vary faster than the
-    window uncorrected; with ``d_s = 0`` it is the classic LK window that moves rigidly,
-    which is biased on rotations. Letting the window follow the smoothed field corrects
-    both: the fixed point is exact for translations and affine fields (rotation,
-    expansion), and ``I_t`` vanishes there, so it does not depend on the derivative
-    filters. Pixels whose warp samples outside the moving frame (or within the
-    derivative's reach of its border) give no data: they keep the smoothed estimate, and
-    the updates of windows that contain them are scaled by the share of the tensor that
-    remains. Window sums use in-frame pixels only. Rank-1 pixels are solved with the pseudo-inverse (normal flow only).
-    Identical frames give exactly zero flow: no interpolation happens while the flow is
-    exactly zero.
-
-    References
-    ----------
-    B. D. Lucas and T. Kanade (1981), An iterative image registration technique with an
-    application to stereo vision, IJCAI, 674-679. J.-Y. Bouguet (2000), Pyramidal
-    implementation of the Lucas Kanade feature tracker, Intel Corporation.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from scipy.ndimage import gaussian_filter
-    >>> rng = np.random.default_rng(0)
-    >>> ref = gaussian_filter(rng.standard_normal((64, 64)), 2.0, mode="wrap")
-    >>> mov = np.roll(ref, 1, axis=1)  # content moves 1 px to the right
-    >>> r = lucas_kanade(ref, mov)
-    >>> u, v = r.median()  # px/frame over reliable pixels
-    >>> print(f"u = {u:.3f}, v = {abs(v):.3f}, reliable: {r.reliable_fraction:.2f}")
-    u = 1.000, v = 0.000, reliable: 0.98
-    """
-    ref, mov = _check_frames(reference_image, moving_image)
-    sigma_window = val.positive("sigma_window", sigma_window)
-    sigma_derivative = val.positive("sigma_derivative", sigma_derivative)
-    val.choice("derivative", derivative, _DERIVATIVES)
-    iterations = val.positive_int("iterations", iterations)
-    if min_eigenvalue is not None:
-        min_eigenvalue = val.positive("min_eigenvalue", min_eigenvalue, allow_zero=True)
-    if isinstance(levels, str):
-        val.choice("levels", levels, ("auto",))
-        n_levels = auto_levels(ref, sigma_window=sigma_window)
-    else:
-        n_levels = val.positive_int("levels", levels)
-        max_levels = 1
-        while min(ref.shape) / 2**max_levels >= MIN_SIZE_PX:
-            max_levels += 1
-        if n_levels > max_levels:
-            raise ValueError(
-                f"levels={n_levels} is too deep for shape {ref.shape}: the coarsest level "
-                f"must keep >= {MIN_SIZE_PX} px per side, so levels <= {max_levels}"
-            )
-
+def _coarse_to_fine(
+    ref: np.ndarray,
+    mov: np.ndarray,
+    deriv: _Derivatives,
+    sigma_window: float,
+    n_levels: int,
+    iterations: int,
+    min_eigenvalue: float | None,
+) -> dict[str, Any]:
+    """The flow from ``ref`` to ``mov`` (both on the internal scale) and the finest
+    level's tensor products (see :func:`lucas_kanade`, Notes)."""
     refs, movs = [ref], [mov]
     for _ in range(n_levels - 1):
         refs.append(_downsample(refs[-1]))
         movs.append(_downsample(movs[-1]))
 
-    deriv = _Derivatives(derivative, sigma_derivative)
     u = v = None
     for lev in range(n_levels - 1, -1, -1):
         r, m = refs[lev], movs[lev]
@@ -594,13 +623,14 @@ def lucas_kanade(
         s_mov = deriv.smooth(m)
         coeffs = ndi.spline_filter(s_mov, order=3, mode="mirror", output=r.dtype)
         axx, axy, ayy, lmin, lmax, det, ex, ey = _tensor(ix, iy, sigma_window)
-        rel_thr = RELATIVE_THRESHOLD * float(np.mean(axx + ayy, dtype=np.float64))
+        rel = RELATIVE_THRESHOLD if lev == 0 else _COARSE_THRESHOLD
+        rel_thr = rel * float(np.mean(axx + ayy, dtype=np.float64))
         thr = rel_thr if (lev > 0 or min_eigenvalue is None) else min_eigenvalue
         trace_t = ix * ix + iy * iy
         trace_a = axx + ayy
         mxx, mxy, myy = _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, thr)
         yy, xx = np.indices(shape, dtype=r.dtype)
-        for _ in range(iterations):
+        for _ in range(iterations if lev == 0 else _COARSE_ITERATIONS * iterations):
             # Linearize around the current per-pixel warp but let the window move as the
             # smoothed field (u_s, v_s): exact for affine flows, no null space (see Notes)
             us = _smooth_flow(u, sigma_window)
@@ -628,30 +658,214 @@ def lucas_kanade(
             if gain is not None:
                 du *= gain
                 dv *= gain
-            u = us + du
-            v = vs + dv
-
-    # final products at the finest level
+            du += us - u  # du, dv: this iteration's change of the estimate
+            dv += vs - v
+            u = u + du
+            v = v + dv
     assert u is not None and v is not None  # at least one level ran
-    inside = _inside(xx + u, yy + v, ref.shape)
+    return {"u": u, "v": v, "lmin": lmin, "lmax": lmax, "ex": ex, "ey": ey, "thr": thr,
+            "xx": xx, "yy": yy, "last_update": np.hypot(du, dv)}
+
+
+def _forward_backward_error(fwd: dict[str, Any], bwd: dict[str, Any]) -> np.ndarray:
+    """``|f(x) + b(x + f(x))|`` in px: the forward flow ``f`` followed by the backward
+    flow ``b`` (bilinear, clamped at the border) should return to the start."""
+    rows, cols = fwd["yy"] + fwd["v"], fwd["xx"] + fwd["u"]
+    bu = ndi.map_coordinates(bwd["u"], [rows, cols], order=1, mode="nearest")
+    bv = ndi.map_coordinates(bwd["v"], [rows, cols], order=1, mode="nearest")
+    return np.hypot(fwd["u"] + bu, fwd["v"] + bv)
+
+
+def lucas_kanade(
+    reference_image: Any,
+    moving_image: Any,
+    *,
+    sigma_window: float = 4.0,
+    derivative: str = "gaussian",
+    sigma_derivative: float = 1.0,
+    levels: int | str = "auto",
+    iterations: int = 3,
+    min_eigenvalue: float | None = None,
+    normalize: str | None = "global",
+    consistency: bool = True,
+    consistency_px: float = CONSISTENCY_PX,
+) -> FlowResult:
+    """Dense Lucas-Kanade optical flow, coarse to fine with iterative warping.
+
+    Parameters
+    ----------
+    reference_image : ndarray, shape (H, W)
+        First frame, any real dtype (integers are converted to float without rescaling);
+        finite values whose range (max - min) is at most 1.3e150 (1.8e15 when both
+        frames are float32); H, W >= 8 px. Complex frames are refused.
+    moving_image : ndarray, shape (H, W)
+        Second frame, same shape.
+    sigma_window : float
+        Standard deviation of the Gaussian integration window in px, in
+        ``(0, min(64, min(H, W) / 4)]``, at every pyramid level. Larger windows average
+        more pixels (lower noise, smoother flow).
+    derivative : {"gaussian", "sobel"}
+        Spatial derivatives: Gaussian derivatives of ``sigma_derivative`` px with ``I_t``
+        smoothed by the same Gaussian, or Sobel / 8 with ``I_t`` smoothed by the binomial
+        ``[1, 2, 1] / 4`` in both axes.
+    sigma_derivative : float
+        Standard deviation of the derivative Gaussian in px, in
+        ``(0, min(16, min(H, W) / 8)]`` (``"gaussian"`` only).
+    levels : int or "auto"
+        Number of pyramid levels (1 = single scale, each further level halves the size;
+        the coarsest level keeps >= 8 px per side). ``"auto"`` (default) uses
+        :func:`auto_levels` on the reference frame, which keeps narrow-band patterns
+        resolved (not aliased) at the coarsest level.
+    iterations : int
+        Warping iterations per level, in [1, 100]. Each warps the moving frame by the
+        current flow and solves for the remaining displacement.
+    min_eigenvalue : float or None
+        Threshold on the smaller structure-tensor eigenvalue, in (image units / px)^2
+        (>= 0). None (default): ``RELATIVE_THRESHOLD`` (1e-4) of the image-mean trace of
+        the tensor, which is invariant to contrast.
+    normalize : {"global"} or None
+        ``"global"`` (default): the moving frame is modelled as ``gain * reference +
+        offset`` with one gain and offset for the whole frame; each frame's mean is
+        removed and the moving frame's RMS contrast is matched to the reference's before
+        the flow is estimated, so a global brightness or contrast change creates no flow.
+        None: brightness constancy on the raw values (only the reference's mean is
+        removed from both frames); a contrast change between the frames then shows up as
+        flow.
+    consistency : bool
+        If True (default), the flow is also estimated from the moving to the reference
+        frame and a pixel is reliable only where the two agree: ``|f(x) + b(x + f(x))|
+        <= consistency_px``. This rejects occluded pixels, motion boundaries and
+        wrong matches, at twice the cost. False: reliability is conditioning only.
+    consistency_px : float
+        Largest forward-backward error in px of a consistent pixel (> 0; default 0.5).
+
+    Returns
+    -------
+    FlowResult
+        ``u``, ``v`` (px/frame, NaN where unreliable), ``min_eigenvalue``,
+        ``max_eigenvalue``, ``reliable``, ``normal_u``, ``normal_v``,
+        ``fb_error_px`` (with ``consistency``), the brightness model and the settings used.
+
+    Raises
+    ------
+    ValueError
+        On non-2-D, complex, non-finite, differently shaped or too small frames, on
+        frames whose value range would overflow, or on an option outside its range.
+
+    Notes
+    -----
+    Per level, the reference gradients ``Ix, Iy`` and the tensor ``A`` (window ``G``) are
+    built once. Each iteration warps the smoothed moving frame by the current flow
+    ``d(y) = (u, v)`` (cubic B-spline), ``I_t = S(W) - S(reference)``, and re-solves::
+
+        A(x) d_new(x) = A(x) d_s(x) - G * [grad I (I_t - grad I . (d - d_s))](x)
+
+    where ``d_s`` is ``d`` smoothed over about ``2 sigma_window``. With ``d_s = d``
+    this is the usual incremental update ``A dd = -G * (grad I I_t)`` (textbook
+    ``b = -I_t``), whose pixel-wise warping leaves errors that vary faster than the
+    window uncorrected; with ``d_s = 0`` it is the classic LK window that moves rigidly,
+    which is biased on rotations. Letting the window follow the smoothed field corrects
+    both: the fixed point is exact for translations and affine fields (rotation,
+    expansion), and ``I_t`` vanishes there, so it does not depend on the derivative
+    filters. Pixels whose warp samples outside the moving frame (or within the
+    derivative's reach of its border) give no data: they keep the smoothed estimate, and
+    the updates of windows that contain them are scaled by the share of the tensor that
+    remains. Window sums use in-frame pixels only. Rank-1 pixels are solved with the
+    pseudo-inverse (normal flow only). Identical frames give exactly zero flow: no
+    interpolation happens while the flow is exactly zero.
+
+    A pixel is **reliable** when (1) the smaller eigenvalue reaches the threshold (the
+    flow is determined, not only its normal component), (2) ``(x + u, y + v)`` lies in
+    the moving frame and, with ``consistency``, (3) the forward-backward error is at most
+    ``consistency_px``. (1) alone says the local system is well conditioned, not that its
+    answer is right: at occlusions and motion boundaries it is well conditioned and
+    wrong, which (3) detects.
+
+    References
+    ----------
+    B. D. Lucas and T. Kanade (1981), An iterative image registration technique with an
+    application to stereo vision, IJCAI, 674-679. J.-Y. Bouguet (2000), Pyramidal
+    implementation of the Lucas Kanade feature tracker, Intel Corporation. N. Sundaram,
+    T. Brox and K. Keutzer (2010), Dense point trajectories by GPU-accelerated large
+    displacement optical flow, ECCV (forward-backward consistency).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.ndimage import gaussian_filter
+    >>> rng = np.random.default_rng(0)
+    >>> ref = gaussian_filter(rng.standard_normal((64, 64)), 2.0, mode="wrap")
+    >>> mov = np.roll(ref, 1, axis=1)  # content moves 1 px to the right
+    >>> r = lucas_kanade(ref, mov)
+    >>> u, v = r.median()  # px/frame over reliable pixels
+    >>> print(f"u = {u:.3f}, v = {abs(v):.3f}, reliable: {r.reliable_fraction:.2f}")
+    u = 1.000, v = 0.000, reliable: 0.98
+    >>> r = lucas_kanade(ref, 1.1 * mov + 0.2)  # 10 % brighter and offset: same flow
+    >>> print(f"u = {r.median()[0]:.3f}, gain {r.brightness_gain:.2f}")
+    u = 1.000, gain 1.10
+    """
+    ref, mov, scale, b_gain, b_offset = _check_frames(reference_image, moving_image, normalize)
+    sigma_window, sigma_derivative, iterations = _check_options(
+        ref.shape, sigma_window, sigma_derivative, iterations
+    )
+    val.choice("derivative", derivative, _DERIVATIVES)
+    if min_eigenvalue is not None:
+        min_eigenvalue = val.positive("min_eigenvalue", min_eigenvalue, allow_zero=True)
+    if not isinstance(consistency, (bool, np.bool_)):
+        raise ValueError(f"consistency must be True or False, got {consistency!r}")
+    consistency_px = val.positive("consistency_px", consistency_px)
+    if isinstance(levels, str):
+        val.choice("levels", levels, ("auto",))
+        n_levels = auto_levels(ref, sigma_window=sigma_window)
+    else:
+        n_levels = val.positive_int("levels", levels)
+        max_levels = 1
+        while min(ref.shape) / 2**max_levels >= MIN_SIZE_PX:
+            max_levels += 1
+        if n_levels > max_levels:
+            raise ValueError(
+                f"levels={n_levels} is too deep for shape {ref.shape}: the coarsest level "
+                f"must keep >= {MIN_SIZE_PX} px per side, so levels <= {max_levels}"
+            )
+
+    deriv = _Derivatives(derivative, sigma_derivative)
+    # the estimator runs on frames divided by `scale`: eigenvalues scale with its square
+    thr_internal = None if min_eigenvalue is None else min_eigenvalue / scale**2
+    args = (deriv, sigma_window, n_levels, iterations, thr_internal)
+    fwd = _coarse_to_fine(ref, mov, *args)
+    u, v, lmin, lmax, ex, ey = (fwd[k] for k in ("u", "v", "lmin", "lmax", "ex", "ey"))
+    thr = fwd["thr"]
+    inside = _inside(fwd["xx"] + u, fwd["yy"] + v, ref.shape)
     full = (lmin >= thr) & (lmin > 0)
     has_normal = (lmax >= thr) & (lmax > 0)
     reliable = full & inside
+    fb = None
+    last_update = fwd["last_update"]
+    if consistency:
+        fb = _forward_backward_error(fwd, _coarse_to_fine(mov, ref, *args))
+        reliable &= (fb <= consistency_px) & (last_update <= consistency_px)
     nu = np.where(has_normal, ex * (ex * u + ey * v), np.nan).astype(u.dtype, copy=False)
     nv = np.where(has_normal, ey * (ex * u + ey * v), np.nan).astype(u.dtype, copy=False)
+    s2 = scale * scale
     return FlowResult(
         u=np.where(reliable, u, np.nan).astype(u.dtype, copy=False),
         v=np.where(reliable, v, np.nan).astype(u.dtype, copy=False),
-        min_eigenvalue=lmin,
-        max_eigenvalue=lmax,
+        min_eigenvalue=(lmin * s2).astype(u.dtype, copy=False),
+        max_eigenvalue=(lmax * s2).astype(u.dtype, copy=False),
         reliable=reliable,
         normal_u=nu,
         normal_v=nv,
-        threshold=float(thr),
+        threshold=float(min_eigenvalue) if min_eigenvalue is not None else float(thr) * s2,
         levels=n_levels,
         iterations=iterations,
         sigma_window=sigma_window,
         derivative=derivative,
+        normalize=normalize,
+        brightness_gain=b_gain,
+        brightness_offset=b_offset,
+        consistency_px=consistency_px if consistency else None,
+        fb_error_px=fb,
+        last_update_px=last_update,
     )
 
 
@@ -666,6 +880,9 @@ def movie_flow(
     levels: int | str = "auto",
     iterations: int = 3,
     min_eigenvalue: float | None = None,
+    normalize: str | None = "global",
+    consistency: bool = True,
+    consistency_px: float = CONSISTENCY_PX,
 ) -> MovieFlow:
     """Median flow of a movie over the reliable pixels of its consecutive frame pairs.
 
@@ -681,6 +898,10 @@ def movie_flow(
         (>= 1; default all ``T - 1``).
     sigma_window, derivative, sigma_derivative, levels, iterations, min_eigenvalue
         As in :func:`lucas_kanade`.
+    normalize, consistency, consistency_px
+        As in :func:`lucas_kanade`: by default a global brightness change between frames
+        (e.g. a flicker) creates no flow, and only forward-backward consistent pixels
+        count as reliable.
 
     Returns
     -------
@@ -728,6 +949,9 @@ def movie_flow(
         "levels": levels,
         "iterations": iterations,
         "min_eigenvalue": min_eigenvalue,
+        "normalize": normalize,
+        "consistency": consistency,
+        "consistency_px": consistency_px,
     }
     inner = (slice(margin, m.shape[1] - margin), slice(margin, m.shape[2] - margin))
     pu = np.full(len(pairs), np.nan)

@@ -219,7 +219,13 @@ def test_auto_levels_follows_the_pattern_scale(noise):
 def test_single_scale_fails_where_the_pyramid_succeeds(noise):
     mov = fourier_shift(noise, 5.0, 0.0)
     assert epe(lucas_kanade(noise, mov, levels=2), 5.0, 0.0) < 0.05
-    assert epe(lucas_kanade(noise, mov, levels=1, iterations=1), 5.0, 0.0) > 0.5
+    one_step = lucas_kanade(noise, mov, levels=1, iterations=1, consistency=False)
+    assert epe(one_step, 5.0, 0.0) > 0.5
+    # the consistency check knows: one linearized step that moved the estimate by
+    # several px has not converged, so none of it is reliable
+    checked = lucas_kanade(noise, mov, levels=1, iterations=1)
+    assert not checked.reliable.any()
+    assert np.median(interior(checked.last_update_px)) > 0.5
 
 
 # -- movies -------------------------------------------------------------------------------
@@ -266,6 +272,26 @@ def test_to_deg_per_s():
         ({"levels": 4}, r"levels=4 is too deep for shape \(32, 32\).*levels <= 3"),
         ({"iterations": 0}, "iterations must be an integer >= 1"),
         ({"min_eigenvalue": -1.0}, "min_eigenvalue must be finite and >= 0"),
+        # upper bounds (the cost grows with them)
+        ({"sigma_window": 1e6}, r"sigma_window must be in \(0, 8\] px .*shape \(32, 32\).*got 1e\+06"),
+        ({"sigma_window": 9}, r"sigma_window must be in \(0, 8\] px"),
+        ({"sigma_derivative": 1e3}, r"sigma_derivative must be in \(0, 4\] px .*got 1000"),
+        ({"iterations": 1_000_000}, r"iterations must be an integer in \[1, 100\], got 1000000"),
+        ({"iterations": 2.5}, "iterations must be an integer >= 1, got 2.5"),
+        ({"levels": 10**9}, r"levels=1000000000 is too deep .*levels <= 3"),
+        ({"normalize": "local"}, "normalize must be one of 'global'; got 'local'"),
+        ({"consistency": "yes"}, "consistency must be True or False, got 'yes'"),
+        ({"consistency_px": 0}, "consistency_px must be finite and > 0, got 0"),
+        ({"consistency_px": float("nan")}, "consistency_px must be finite and > 0, got nan"),
+        # values and types
+        ({"reference_image": np.full((32, 32), 1e300) * np.eye(32)[0]},
+         (r"reference_image has values from 0 to 1e\+300: a range of 1e\+300; flow accepts "
+          r"a range \(max - min\) <= 1.34e\+150")),
+        ({"reference_image": np.eye(32, dtype=np.float32) * np.float32(1e20),
+          "moving_image": np.zeros((32, 32), np.float32)},
+         r"range \(max - min\) <= 1.84e\+15"),
+        ({"moving_image": np.zeros((32, 32), complex)}, "moving_image must be a real numeric array, got dtype complex128"),
+        ({"reference_image": np.zeros(32)}, r"reference_image must have 2 dimensions, got shape \(32,\)"),
     ],
 )
 def test_bad_input(kwargs, match):
@@ -383,3 +409,250 @@ def test_cli_levels_message(capsys):
     with pytest.raises(SystemExit):
         cli.main(["flow", "a.npy", "b.npy", "--levels", "x"])
     assert "--levels must be 'auto' or an integer >= 1, got 'x'" in capsys.readouterr().err
+
+
+# -- natural images: brightness changes and what "reliable" means (issue 10, items 3-4) --
+def photo() -> np.ndarray:
+    """A real photograph shipped with matplotlib (600x512 px gray, values in [0, 1])."""
+    from matplotlib import cbook
+    from PIL import Image
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        return np.asarray(Image.open(f).convert("L"), dtype=float) / 255.0
+
+
+def pink_noise(n: int, rng) -> np.ndarray:
+    """Noise with a 1/f amplitude spectrum (natural-image statistics), unit std."""
+    f = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.fftfreq(n)[None, :])
+    f[0, 0] = np.inf
+    a = np.fft.ifft2(np.fft.fft2(rng.standard_normal((n, n))) / f).real
+    return (a - a.mean()) / a.std()
+
+
+def dead_leaves(n: int, rng, disks: int = 250) -> np.ndarray:
+    """Occluding disks of random gray levels, sizes (power law) and 1/f texture on a 1/f
+    background: natural-image-like spectra, edges and occlusions."""
+    from scipy import ndimage as ndi
+
+    img = 0.5 + 0.12 * pink_noise(n, rng)
+    tex = pink_noise(n, rng)
+    yy, xx = np.mgrid[:n, :n]
+    for _ in range(disks):
+        r = 4 + 60 * rng.random() ** 3
+        cx, cy = rng.uniform(0, n, 2)
+        m = (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
+        img[m] = rng.uniform(0.1, 0.9) + 0.06 * tex[m] * rng.uniform(0.3, 1.5)
+    return ndi.gaussian_filter(img, 0.7)
+
+
+def occlusion_scene(background: np.ndarray, n: int, seed: int, bg_shift, amp, obj_shift,
+                    quantize: bool):
+    """A background warped by a smooth non-rigid field plus a textured disk that moves
+    rigidly in front of it. Returns reference, moving, true (u, v) and the mask of
+    reference pixels whose true position in the moving frame lies inside it.
+
+    ``background`` is sampled (cubic spline, exact at integer points) from offset 60 px;
+    moving(y) = background(y - w(y)) with w = shift + sinusoids of amplitude ``amp`` px
+    (periods ~n), so the true flow of reference pixel x is the y solving y = x + w(y).
+    """
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    pad, o = 100, 60.0
+    bgc = ndi.spline_filter(background, 3, mode="mirror")
+    obj = dead_leaves(n + 2 * pad, rng)
+    objc = ndi.spline_filter(obj, 3)
+    yy, xx = np.mgrid[:n, :n].astype(float)
+    ph = rng.uniform(0, 2 * np.pi, 4)
+
+    def w(x, y):
+        wx = bg_shift[0] + amp * np.sin(2 * np.pi * y / (1.3 * n) + ph[0]) \
+            + 0.5 * amp * np.cos(2 * np.pi * x / (1.1 * n) + ph[1])
+        wy = bg_shift[1] + amp * np.cos(2 * np.pi * x / (1.2 * n) + ph[2]) \
+            + 0.5 * amp * np.sin(2 * np.pi * y / (0.9 * n) + ph[3])
+        return wx, wy
+
+    def sample(c, rows, cols, mode="mirror"):
+        return ndi.map_coordinates(c, [rows, cols], order=3, prefilter=False, mode=mode)
+
+    wx, wy = w(xx, yy)
+    ref_bg = sample(bgc, yy + o, xx + o)
+    mov_bg = sample(bgc, yy - wy + o, xx - wx + o)
+    gx, gy = xx.copy(), yy.copy()
+    for _ in range(60):  # contraction: |grad w| <= 2 pi amp / (0.9 n) < 0.2
+        a, b = w(gx, gy)
+        gx, gy = xx + a, yy + b
+    r = n / 6
+    cx, cy = 0.4 * n, 0.55 * n
+    dx, dy = obj_shift
+    in_ref = (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
+    in_mov = (xx - cx - dx) ** 2 + (yy - cy - dy) ** 2 < r * r
+    ref = np.where(in_ref, obj[pad:-pad, pad:-pad], ref_bg)
+    mov = np.where(in_mov, sample(objc, yy - dy + pad, xx - dx + pad, "nearest"), mov_bg)
+    if quantize:  # 8-bit frames, as from a camera
+        ref, mov = (np.clip(np.round(a * 255), 0, 255).astype(np.uint8) for a in (ref, mov))
+    u_true = np.where(in_ref, dx, gx - xx)
+    v_true = np.where(in_ref, dy, gy - yy)
+    has_truth = (xx + u_true >= 0) & (xx + u_true <= n - 1) & (yy + v_true >= 0) \
+        & (yy + v_true <= n - 1)
+    return ref, mov, u_true, v_true, has_truth
+
+
+def reliable_accuracy(res: FlowResult, u_true, v_true, has_truth) -> tuple[float, float]:
+    """(coverage, share within 1 px): reliable pixels among those with ground truth, and
+    the share of those reliable pixels whose flow is within 1 px of the truth."""
+    ok = res.reliable & has_truth
+    err = np.hypot(res.u - u_true, res.v - v_true)[ok]
+    within = float(np.mean(err <= 1.0)) if err.size else 0.0
+    return float(ok.sum() / has_truth.sum()), within
+
+
+@pytest.fixture(scope="module")
+def face() -> np.ndarray:
+    return photo()[100:356, 128:384]
+
+
+@pytest.mark.parametrize("image", ["photo", "dead_leaves"])
+@pytest.mark.parametrize(("gain", "offset"), [(1.1, 0.0), (0.9, 0.05), (1.0, 0.1)])
+def test_global_brightness_change_creates_no_flow(face, image, gain, offset):
+    ref = face if image == "photo" else dead_leaves(256, np.random.default_rng(2))[:256, :256]
+    dx, dy = 0.4, -0.3
+    mov = gain * fourier_shift(ref, dx, dy) + offset
+    res = lucas_kanade(ref, mov)
+    err = interior(np.hypot(res.u - dx, res.v - dy))
+    assert interior(res.reliable).mean() > 0.9
+    assert np.nanmedian(err) <= 0.01
+    assert res.brightness_gain == pytest.approx(gain, rel=0.01)
+    # no motion at all: no flow
+    still = lucas_kanade(ref, gain * ref + offset)
+    assert np.nanmax(np.hypot(still.u, still.v)) < 1e-6 and still.reliable_fraction > 0.9
+    # the raw brightness-constancy model is still available and shows the artefact
+    raw = lucas_kanade(ref, gain * ref + offset, normalize=None, consistency=False)
+    assert np.nanmedian(np.hypot(raw.u, raw.v)) > 0.05
+    assert raw.brightness_gain == 1.0 and raw.normalize is None
+
+
+def test_flicker_does_not_bias_movie_flow():
+    frame = bandpass_noise(96, 16.0, seed=5)
+    gains = [1.0, 1.1, 0.92, 1.05, 0.97]
+    movie = np.stack([g * fourier_shift(frame, 0.6 * t, -0.4 * t) + 0.1 * (t % 2)
+                      for t, g in enumerate(gains)])
+    m = movie_flow(movie)
+    assert m.u == pytest.approx(0.6, abs=2e-3) and m.v == pytest.approx(-0.4, abs=2e-3)
+
+
+def test_default_threshold_keeps_accurate_pixels_of_a_photo(face):
+    # a pure sub-pixel shift of a real photograph: every interior pixel is accurate, so
+    # a useful reliability mask keeps (almost) all of them
+    dx, dy = 0.4, -0.3
+    res = lucas_kanade(face, fourier_shift(face, dx, dy))
+    err = interior(np.hypot(res.u - dx, res.v - dy))
+    assert interior(res.reliable).mean() >= 0.95
+    assert np.nanpercentile(err, 95) <= 0.01
+
+
+# scenes: (background, background shift px, non-rigid amplitude px, object shift px);
+# true displacements span 3-61 px, with an object occluding the background
+SCENES = [
+    ("dead_leaves", (5, -3), 3, (-8, 6)),
+    ("dead_leaves", (35, 20), 10, (-40, -25)),
+    ("dead_leaves", (-50, 10), 8, (20, -30)),
+    ("photo", (5, -3), 3, (-8, 6)),
+    ("photo", (20, -8), 6, (-15, 20)),
+    ("photo", (35, 20), 10, (-40, -25)),
+]
+
+
+@pytest.mark.parametrize(("background", "bg_shift", "amp", "obj_shift"), SCENES)
+def test_reliable_means_accurate_on_scenes_with_occlusions(background, bg_shift, amp,
+                                                           obj_shift):
+    n = 384
+    bg = photo() if background == "photo" else dead_leaves(n + 300, np.random.default_rng(9))
+    ref, mov, ut, vt, truth = occlusion_scene(bg, n, 1, bg_shift, amp, obj_shift,
+                                              quantize=background == "photo")
+    assert np.hypot(ut, vt)[truth].max() > 7  # large displacements, not a sub-pixel test
+    res = lucas_kanade(ref, mov)
+    coverage, within = reliable_accuracy(res, ut, vt, truth)
+    assert coverage >= 0.30
+    assert within >= 0.80
+    # reliable pixels are forward-backward consistent and converged
+    assert res.consistency_px == 0.5
+    assert np.all(res.fb_error_px[res.reliable] <= 0.5)
+    assert np.all(res.last_update_px[res.reliable] <= 0.5)
+    # conditioning alone is not enough (the old meaning of "reliable")
+    bare = lucas_kanade(ref, mov, consistency=False)
+    assert bare.fb_error_px is None and bare.consistency_px is None
+    assert reliable_accuracy(bare, ut, vt, truth)[1] < within
+
+
+def test_without_consistency_reliable_is_conditioning_and_frame_only(noise):
+    mov = fourier_shift(noise, 3.0, 1.0)
+    res = lucas_kanade(noise, mov, consistency=False)
+    yy, xx = np.indices(noise.shape)
+    full = (res.min_eigenvalue >= res.threshold) & (res.min_eigenvalue > 0)
+    # the flow is NaN where unreliable: recompute "inside" from the checked result
+    chk = lucas_kanade(noise, mov)
+    assert np.array_equal(chk.reliable, res.reliable & (chk.fb_error_px <= 0.5)
+                          & (chk.last_update_px <= 0.5))
+    assert np.all(full[res.reliable])
+
+
+def test_huge_but_finite_values_give_the_same_flow(noise):
+    mov = fourier_shift(noise, 1.3, -0.7)
+    r1 = lucas_kanade(noise, mov)
+    r2 = lucas_kanade(1e140 * noise, 1e140 * mov)
+    np.testing.assert_allclose(r2.u, r1.u, atol=1e-9)
+    assert np.array_equal(r1.reliable, r2.reliable)
+    assert np.isfinite(r2.min_eigenvalue).all() and r2.threshold > 0
+    r3 = lucas_kanade(1e-140 * noise, 1e-140 * mov)
+    np.testing.assert_allclose(r3.u, r1.u, atol=1e-9)
+
+
+def test_cli_flow_brightness_and_consistency_options(tmp_path, noise, capsys):
+    f0, f1 = tmp_path / "f0.npy", tmp_path / "f1.npy"
+    np.save(f0, noise)
+    np.save(f1, 1.2 * fourier_shift(noise, 1.0, -0.5) + 3.0)
+    assert cli.main(["flow", str(f0), str(f1), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["median_u_px_per_frame"] == pytest.approx(1.0, abs=2e-3)
+    assert d["brightness_gain"] == pytest.approx(1.2, rel=1e-3)
+    assert d["consistency_px"] == 0.5 and d["normalize"] == "global"
+    argv = ["flow", str(f0), str(f1), "--json", "--normalize", "none", "--no-consistency"]
+    assert cli.main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["normalize"] is None and d["consistency_px"] is None
+    assert cli.main(["flow", str(f0), str(f1)]) == 0
+    out = capsys.readouterr().out
+    assert "forward-backward consistent within 0.5 px" in out
+    assert "brightness: moving = 1.2 x reference" in out
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--sigma-window", "1e6"], r"sigma_window must be in \(0, 32\] px"),
+        (["--iterations", "1000000"], r"iterations must be an integer in \[1, 100\], got 1000000"),
+        (["--consistency-px", "-1"], "consistency_px must be finite and > 0, got -1"),
+    ],
+)
+def test_cli_flow_bounds(frames, capsys, extra, match):
+    import re
+
+    assert cli.main(["flow", *frames, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(match, err)
+
+
+@pytest.mark.parametrize(
+    ("array", "match"),
+    [
+        (np.full((32, 32), 1e300) * np.eye(32), "range of 1e"),
+        (np.zeros((32, 32), complex), "must be a real numeric array"),
+    ],
+)
+def test_cli_flow_refuses_huge_and_complex_frames(tmp_path, capsys, array, match):
+    np.save(tmp_path / "a.npy", array)
+    np.save(tmp_path / "b.npy", np.zeros((32, 32)))
+    assert cli.main(["flow", str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err
