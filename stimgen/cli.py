@@ -53,6 +53,19 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
+def _one_line(text: Any) -> str:
+    """``text`` with every run of whitespace (newlines included) made one space."""
+    return " ".join(str(text).split())
+
+
+def _num(x: float, digits: int = 4) -> str:
+    """``x`` with ``digits`` decimals, or in ``g`` notation when that would hide it
+    (below 1e-3 or above 1e9 in magnitude: ``1.5e-07`` rather than ``0.0000``)."""
+    if x != 0 and math.isfinite(x) and not 1e-3 <= abs(x) < 1e9:
+        return f"{x:.{digits}g}"
+    return f"{x:.{digits}f}"
+
+
 def print_json(obj: Any) -> None:
     """Print one JSON object on stdout."""
     print(json.dumps(jsonable(obj), indent=2))
@@ -124,13 +137,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Any, category: type, filename: str, lineno: int,
+                  file: Any = None, line: str | None = None, *, command: str = "") -> None:
+    """Print a Python warning as one ``stimgen CMD: warning: ...`` line (no source line)."""
+    where = f"stimgen {command}" if command else "stimgen"
+    print(f"{where}: warning: {_one_line(message)}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``stimgen`` command; returns the exit status."""
+    """Entry point of the ``stimgen`` command; returns the exit status.
+
+    Errors in the user's input (``ValueError``, ``OSError``), and requests that exceed the
+    memory or the recursion limit, print one line and return 2; Python warnings print as
+    one ``stimgen CMD: warning: ...`` line each, without source lines.
+    """
+    import functools
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_handler", None) is None:
         parser.print_help()
         return 2
+    with warnings.catch_warnings():
+        # the command's own behaviour, whatever filters the caller set: each distinct
+        # warning once, as one line; deprecations are for developers, not users
+        warnings.simplefilter("default")
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        warnings.showwarning = functools.partial(_show_warning, command=args.command)
+        return _run_handler(args)
+
+
+def _run_handler(args: argparse.Namespace) -> int:
     try:
         return int(args._handler(args) or 0)
     except BrokenPipeError:  # e.g. `stimgen ... --json | head`: the reader left, not an error
@@ -139,8 +178,16 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except (ValueError, OSError) as exc:
-        msg = " ".join(str(exc).split()) or type(exc).__name__
+        msg = _one_line(exc) or type(exc).__name__
         print(f"stimgen {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"stimgen {args.command}: error: not enough memory for this request; ask for "
+              "less (smaller images, fewer of them) or free memory", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print(f"stimgen {args.command}: error: the input is nested too deeply to process",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"stimgen {args.command}: interrupted", file=sys.stderr)
@@ -150,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if os.environ.get("STIMGEN_DEBUG"):
             raise
-        msg = " ".join(str(exc).split())
+        msg = _one_line(exc)
         print(f"stimgen {args.command}: internal error: {type(exc).__name__}: {msg} "
               "(run with STIMGEN_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         return 1
@@ -831,9 +878,11 @@ def _stats(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--address", default=None, help="Dask scheduler HOST:PORT")
     p.add_argument("--scale", type=_number_or_fraction, default=None,
                    help="multiply stored values by this, e.g. 1/65535 for 16-bit images "
-                        "(default 1/255)")
+                        "(default: 1/255 for 8-bit images, 1 for float arrays; required "
+                        "for other integer images and for float arrays mixed with images)")
     p.add_argument("--skip-errors", action="store_true",
-                   help="skip unreadable files (counted in 'skipped') instead of failing")
+                   help="skip unreadable files and folders (counted in 'skipped') instead "
+                        "of failing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_flag(p)
 
@@ -842,7 +891,6 @@ def _stats(p: argparse.ArgumentParser) -> Handler:
 
         from .datastats import dataset_stats
 
-        kw = {} if args.scale is None else {"scale": args.scale}
         if args.scheduler == "dask" and args.address is None and not _dask_address_configured():
             raise ValueError("--scheduler dask needs --address HOST:PORT (a running Dask "
                              "scheduler), or DASK_SCHEDULER_ADDRESS set")
@@ -855,25 +903,28 @@ def _stats(p: argparse.ArgumentParser) -> Handler:
                 address=args.address,
                 on_error="skip" if args.skip_errors else "raise",
                 progress=not args.no_progress,
-                **kw,
+                scale=args.scale,
             )
-        for w in caught:
-            print(f"stimgen stats: warning: {w.message}", file=sys.stderr)
+        for w in caught:  # the skips themselves are listed one by one below
+            if not str(w.message).startswith("dataset_stats skipped"):
+                print(f"stimgen stats: warning: {_one_line(w.message)}", file=sys.stderr)
+
+        def fmt(v: Any) -> str:
+            return "[" + ", ".join(_num(x, 6) for x in v) + "]"
+
+        for path, reason in s.skipped_files:
+            print(f"stimgen stats: skipped {_one_line(reason)}", file=sys.stderr)
         if args.json:
             print_json(s.to_dict())
             return 0
-
-        def fmt(v: Any) -> str:
-            return "[" + ", ".join(f"{x:.6f}" for x in v) + "]"
-
         print(f"images: {s.n_images}   pixels: {s.n_pixels}   skipped: {s.skipped}")
+        scale = "1/255" if s.scale == 1 / 255 else f"{s.scale:.6g}"
+        print(f"scale:         {scale} ({s.scale_source})")
         print(f"mean:          {fmt(s.mean)}")
         print(f"std:           {fmt(s.std)}   (pooled over all pixels, ddof=0)")
         print(f"mean of stds:  {fmt(s.mean_of_stds)}   (per-image recipe; not the std)")
         print(f"within var:    {fmt(s.within_var)}")
         print(f"between var:   {fmt(s.between_var)}")
-        for path, reason in s.skipped_files:
-            print(f"skipped {path}: {reason}", file=sys.stderr)
         return 0
 
     return run
