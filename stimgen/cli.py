@@ -214,16 +214,16 @@ def _geometry(p: argparse.ArgumentParser) -> Handler:
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
-        g = geometry_from_args(args)
+        g = _checked_geometry(args)
         d = g.to_dict()
         if args.json:
             print_json(d)
         else:
-            print(f"ppd (central degree): {d['ppd']:.4f} px/deg")
-            print(f"Nyquist:              {d['nyquist_cpd']:.4f} cpd")
+            print(f"ppd (central degree): {_num(d['ppd'])} px/deg")
+            print(f"Nyquist:              {_num(d['nyquist_cpd'])} cpd")
             if "screen_width_deg" in d:
-                print(f"screen width:         {d['screen_width_deg']:.4f} deg")
-                print(f"screen-average ppd:   {d['mean_ppd']:.4f} px/deg (not the central ppd)")
+                print(f"screen width:         {_num(d['screen_width_deg'])} deg")
+                print(f"screen-average ppd:   {_num(d['mean_ppd'])} px/deg (not the central ppd)")
         return 0
 
     return run
@@ -724,9 +724,8 @@ def _design(p: argparse.ArgumentParser) -> Handler:
     bw.add_argument("--order", type=int, default=4, help="filter order (default 4)")
     finish(bw)
 
-    def build(args: argparse.Namespace, geometry: Any) -> tuple[Any, str]:
-        from . import filters as fl
-
+    def choose(args: argparse.Namespace) -> str:
+        """The design mode the flags ask for (the flag's name), or ValueError."""
         fam = args.design_family
         modes = {
             "--band-cpd": args.band_cpd is not None,
@@ -749,6 +748,13 @@ def _design(p: argparse.ArgumentParser) -> Handler:
         weight = getattr(args, "weight", None)
         if weight is not None and not mode.startswith("--sigmas"):
             raise ValueError("--weight applies only to --sigmas-px or --sigmas-deg")
+        return mode
+
+    def build(args: argparse.Namespace, geometry: Any, mode: str) -> tuple[Any, str]:
+        from . import filters as fl
+
+        fam = args.design_family
+        weight = getattr(args, "weight", None)
         extra = {"order": args.order} if fam == "butterworth" else {}
         if mode == "--band-cpd":
             return fl.design_filter(fam, ppd=geometry, band_cpd=args.band_cpd,
@@ -775,10 +781,15 @@ def _design(p: argparse.ArgumentParser) -> Handler:
             raise ValueError("choose a family: stimgen design dog|log_gaussian|butterworth ...")
         from . import filters as fl
 
-        geometry = geometry_from_args(args)
+        # everything is validated and computed before anything is printed
+        geometry = _checked_geometry(args)
         ppd = geometry.ppd
-        filt, mode = build(args, geometry)
-        d = filt.describe(geometry, args.level)
+        if args.plot:
+            _check_plot_path(args.plot)
+        if args.design_family == "butterworth" and not 1 <= args.order <= _MAX_ORDER:
+            raise ValueError(f"--order must be an integer between 1 and {_MAX_ORDER}, got "
+                             f"{args.order} (higher orders are an ideal band edge in float64)")
+        filt, mode, d = _computed_design(build, args, geometry, choose(args))
         d["designed_from"] = mode.lstrip("-").split(" ")[0].replace("-", "_")
         d["geometry"] = geometry.to_dict()
         if isinstance(filt, fl.DoG) and filt.weight == 1.0:
@@ -804,8 +815,7 @@ def _design(p: argparse.ArgumentParser) -> Handler:
                 "(weight != 1 passes or inverts the mean luminance; noise power |H|^2 keeps it)"
             )
         d["warnings"] = warns
-        for w in warns:
-            print(f"stimgen design: warning: {w}", file=sys.stderr)
+        text = None if args.json else _design_text(d)
         if args.plot:
             from . import plotting
 
@@ -815,50 +825,189 @@ def _design(p: argparse.ArgumentParser) -> Handler:
                 ax = plotting.plot_transfer(filt, ppd=ppd, level=args.level)
             plotting.save(ax.figure, args.plot)
             d["plot"] = args.plot
-        if args.json:
+            if text is not None:
+                text += f"\n  plot:            {args.plot}"
+        for w in warns:
+            print(f"stimgen design: warning: {w}", file=sys.stderr)
+        if text is None:
             print_json(d)
-            return 0
-        _print_design(d)
+        else:
+            print(text)
         return 0
 
     return run
 
 
-def _print_design(d: dict[str, Any]) -> None:
-    """Readable summary of a ``stimgen design`` record."""
+_MAX_ORDER = 100  # Butterworth orders accepted by ``stimgen design``
+_PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps", ".webp")
+
+
+def _check_plot_path(path: str) -> None:
+    """Refuse a ``--plot`` path that cannot be written, before any work is done."""
+    import os
+
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in _PLOT_SUFFIXES:
+        raise ValueError(f"--plot must name a figure file ({', '.join(_PLOT_SUFFIXES)}), "
+                         f"got {path!r}")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"--plot {path}: the folder {parent} does not exist")
+
+
+def _checked_geometry(args: argparse.Namespace):
+    """:func:`geometry_from_args`, refusing screens whose numbers overflow float64.
+
+    Returns None only when the geometry is optional and absent.
+    """
+    flags = ("--ppd" if args.ppd is not None
+             else "--distance-cm, --screen-width-cm and --screen-width-px")
+    try:
+        g = geometry_from_args(args)
+        if g is None:
+            return None
+        checked = [g.ppd, *(x for x in g.to_dict().values() if isinstance(x, float))]
+    except (ArithmeticError, OverflowError) as exc:
+        raise ValueError(f"{flags}: the viewing geometry cannot be computed in float64 "
+                         f"({_one_line(exc) or type(exc).__name__}); give realistic values") from None
+    tiny = sys.float_info.min  # below it, float64 loses precision (subnormal numbers)
+    if not all(math.isfinite(x) and (x == 0 or abs(x) >= tiny) for x in checked) or not (
+        g.ppd / 2 >= tiny
+    ):
+        raise ValueError(f"{flags}: the viewing geometry gives ppd {g.ppd:g} px/deg, which is "
+                         "not a usable finite number > 0; give realistic values")
+    return g
+
+
+def _design_request(args: argparse.Namespace, mode: str) -> str:
+    """The user's flags of the design ``mode``, as typed (for messages)."""
+    if mode.startswith("--peak"):
+        return f"--peak-cpd {args.peak_cpd:g} --octaves {args.octaves:g}"
+    values = {"--band-cpd": args.band_cpd, "--sigmas-px": getattr(args, "sigmas_px", None),
+              "--sigmas-deg": getattr(args, "sigmas_deg", None),
+              "--cutoffs-cpd": getattr(args, "cutoffs_cpd", None)}.get(mode)
+    if values is None:
+        return mode
+    return f"{mode} {' '.join(f'{x:g}' for x in values)}"
+
+
+def _from_scipy(exc: BaseException) -> bool:
+    """True if ``exc`` was raised inside scipy (a solver's message, not stimgen's)."""
+    tb = exc.__traceback__
+    module = ""
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        tb = tb.tb_next
+    return module.startswith("scipy")
+
+
+def _computed_design(build: Callable, args: argparse.Namespace, geometry: Any, mode: str):
+    """``(filter, mode, describe record)`` of a design request, or ``ValueError`` naming
+    the user's flags when the numbers cannot be computed or do not match the request."""
+    import warnings
+
+    import numpy as np
+
+    try:
+        with warnings.catch_warnings(record=True) as caught, np.errstate(under="ignore"):
+            warnings.simplefilter("always")
+            filt, mode = build(args, geometry, mode)
+            d = filt.describe(geometry, args.level)
+    except ValueError as exc:
+        if not _from_scipy(exc):
+            raise
+        raise ValueError(
+            f"{_design_request(args, mode)}: the {args.design_family} design cannot be solved "
+            f"in float64 for this request (root finder: {_one_line(exc)}); ask for a band "
+            "closer to 1 octave wide and well inside (0, Nyquist]"
+        ) from None
+    except ArithmeticError:
+        raise ValueError(
+            f"{_design_request(args, mode)}: the {args.design_family} design overflows float64; "
+            "give values nearer the display's range "
+            f"(0 < frequencies <= Nyquist {geometry.ppd / 2:g} cpd)"
+        ) from None
+    request = _design_request(args, mode)
+    numbers = [d.get(k) for k in ("peak_cpd", "center_cpd", "peak_value", "dc_gain",
+                                  "sigma_center_px", "sigma_surround_px", "ratio")]
+    numbers += list(d["band_cpd"])
+    finite = all(x is None or math.isfinite(x) for x in numbers)
+    lo, hi = d["band_cpd"]
+    sane = finite and hi > 0 and (d["kind"] != "bandpass" or 0 < lo < d["peak_cpd"] < hi)
+    if not sane:
+        raise ValueError(
+            f"{request}: the {args.design_family} design is beyond float64 accuracy here: it "
+            f"gives the band {lo:.4g} - {hi:.4g} cpd with its peak at {d['peak_cpd']:.4g} cpd "
+            "(a band-pass needs finite 0 < low < peak < high); give values nearer the "
+            f"display's range (0 < frequencies <= Nyquist {geometry.ppd / 2:g} cpd)"
+        )
+    if mode == "--band-cpd":
+        want = tuple(args.band_cpd)
+    elif mode.startswith("--peak"):
+        want = None
+        got_oct = d["octaves"]
+        if not math.isclose(got_oct, args.octaves, rel_tol=1e-6):
+            raise ValueError(
+                f"{request}: the {args.design_family} design came out {got_oct:.6g} octaves "
+                "wide, not the requested width: the request is beyond float64 accuracy for "
+                "this family; ask for a narrower band"
+            )
+    else:
+        want = None
+    if want is not None and not all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(want, (lo, hi), strict=True)):
+        raise ValueError(
+            f"{request}: the {args.design_family} design came out as {lo:.6g} - {hi:.6g} cpd, "
+            "not the requested band: the request is beyond float64 accuracy for this family "
+            f"({math.log2(want[1] / want[0]):.4g} octaves); ask for a narrower band"
+        )
+    for w in caught:  # the library's own warnings; numpy's arithmetic notes were checked above
+        if not (issubclass(w.category, RuntimeWarning) and "encountered in" in str(w.message)):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return filt, mode, d
+
+
+def _design_text(d: dict[str, Any]) -> str:
+    """Readable summary of a ``stimgen design`` record (the lines printed by ``design``)."""
     ppd = d["ppd"]
     level = d["level"].replace("_", " ")
-    print(f"{d['family']} filter, band edges at {level}; {ppd:.4f} ppd, "
-          f"Nyquist {d['nyquist_cpd']:.4g} cpd")
+    out = [(f"{d['family']} filter, band edges at {level}; {_num(ppd)} ppd, "
+            f"Nyquist {d['nyquist_cpd']:.4g} cpd")]
     if "sigma_center_px" in d:
-        print(f"  sigma centre:    {d['sigma_center_px']:.4f} px = {d['sigma_center_deg']:.5f} deg")
-        print(f"  sigma surround:  {d['sigma_surround_px']:.4f} px = "
-              f"{d['sigma_surround_deg']:.5f} deg  (ratio {d['ratio']:.4f})")
+        out.append(f"  sigma centre:    {_num(d['sigma_center_px'])} px = "
+                   f"{_num(d['sigma_center_deg'], 5)} deg")
+        out.append(f"  sigma surround:  {_num(d['sigma_surround_px'])} px = "
+                   f"{_num(d['sigma_surround_deg'], 5)} deg  (ratio {_num(d['ratio'])})")
         if d.get("weight", 1.0) != 1.0:
-            print(f"  surround weight: {d['weight']:.4g}")
+            out.append(f"  surround weight: {d['weight']:.4g}")
     if "peak_cpp" in d and d["family"] == "log_gaussian":
-        print(f"  sigma:           {d['sigma_octaves']:.4f} octaves (log2 axis)")
+        out.append(f"  sigma:           {_num(d['sigma_octaves'])} octaves (log2 axis)")
     if d["family"] == "butterworth":
         cuts = [d.get("low_cutoff_cpd"), d.get("high_cutoff_cpd")]
-        shown = " - ".join("none" if c is None else f"{c:.4f}" for c in cuts)
-        print(f"  cutoffs:         {shown} cpd (half power per factor), order {d['order']}")
+        shown = " - ".join("none" if c is None else _num(c) for c in cuts)
+        out.append(f"  cutoffs:         {shown} cpd (half power per factor), order {d['order']}")
     lo, hi = d["band_cpd"]
-    hi_s = "inf" if hi is None or not math.isfinite(hi) else f"{hi:.4f}"
+    hi_s = "inf" if hi is None or not math.isfinite(hi) else _num(hi)
     octs = d["octaves"]
-    oct_s = f"{octs:.4f} octaves" if octs is not None and math.isfinite(octs) else "open band"
-    print(f"  band:            {lo:.4f} - {hi_s} cpd  ({oct_s})")
+    oct_s = f"{_num(octs)} octaves" if octs is not None and math.isfinite(octs) else "open band"
+    out.append(f"  band:            {_num(lo)} - {hi_s} cpd  ({oct_s})")
     if "min_octaves" in d:
-        print(f"  narrowest band:  {d['min_octaves']:.4f} octaves for this family at {level}")
+        out.append(f"  narrowest band:  {_num(d['min_octaves'])} octaves for this family at {level}")
     signed = d["peak_value"]
     if d.get("weight", 1.0) != 1.0 and d["peak_cpd"] == 0:  # the DC lobe: H(0) = 1 - weight
         signed = 1.0 - d["weight"]
-    print(f"  peak:            {d['peak_cpd']:.4f} cpd  (response {signed:.4f})")
-    if not d["peak_is_center"] and d["kind"] == "bandpass":
+    out.append(f"  peak:            {_num(d['peak_cpd'])} cpd  (response {signed:.4f})")
+    if not d["peak_is_center"] and d["kind"] == "bandpass" and d["center_cpd"] > 0:
         rel = d["peak_cpd"] / d["center_cpd"] - 1
-        print(f"  geometric centre of the edges: {d['center_cpd']:.4f} cpd "
-              f"(the peak is {abs(rel):.1%} {'above' if rel > 0 else 'below'} it)")
+        out.append(f"  geometric centre of the edges: {_num(d['center_cpd'])} cpd "
+                   f"(the peak is {abs(rel):.1%} {'above' if rel > 0 else 'below'} it)")
     if "plot" in d:
-        print(f"  plot:            {d['plot']}")
+        out.append(f"  plot:            {d['plot']}")
+    return "\n".join(out)
+
+
+def _print_design(d: dict[str, Any]) -> None:
+    """Print the readable summary of a ``stimgen design`` record."""
+    print(_design_text(d))
 
 
 def _dask_address_configured() -> bool:
@@ -912,7 +1061,7 @@ def _stats(p: argparse.ArgumentParser) -> Handler:
         def fmt(v: Any) -> str:
             return "[" + ", ".join(_num(x, 6) for x in v) + "]"
 
-        for path, reason in s.skipped_files:
+        for _path, reason in s.skipped_files:
             print(f"stimgen stats: skipped {_one_line(reason)}", file=sys.stderr)
         if args.json:
             print_json(s.to_dict())

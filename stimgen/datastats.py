@@ -841,8 +841,9 @@ def _file_list(source: Any, on_error: str = "raise"):
                     dirs[:] = []
                     continue
                 if (st.st_dev, st.st_ino) in seen:
-                    skipped.append((root, f"{root}: folder reached a second time through a "
-                                          "symbolic link; its files were counted once"))
+                    why = (f"{root}: folder reached a second time through a symbolic link; "
+                           "its files were counted once")
+                    skipped.append((root, why))
                     dirs[:] = []
                     continue
                 seen.add((st.st_dev, st.st_ino))
