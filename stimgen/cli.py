@@ -137,6 +137,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _hidden_temporary(path: str) -> bool:
+    """True for the hidden working names stimgen writes before renaming into place
+    (``.NAME.*.tmp``, ``.NAME.*.partial``): names the user never chose."""
+    import os
+
+    name = os.path.basename(os.fspath(path).rstrip("/\\"))
+    return name.startswith(".") and (".tmp" in name or ".partial" in name)
+
+
+def _error_text(exc: BaseException) -> str:
+    """One line for an error; an ``OSError`` on a hidden temporary file names the folder
+    the user chose instead (the temporary name means nothing to them)."""
+    import os
+
+    if isinstance(exc, OSError) and exc.filename is not None and _hidden_temporary(
+        str(exc.filename)
+    ):
+        folder = os.path.dirname(os.path.abspath(os.fspath(exc.filename)))
+        reason = exc.strerror or type(exc).__name__
+        return _one_line(f"cannot write in the folder {folder}: {reason}")
+    return _one_line(exc) or type(exc).__name__
+
+
 def _show_warning(message: Any, category: type, filename: str, lineno: int,
                   file: Any = None, line: str | None = None, *, command: str = "") -> None:
     """Print a Python warning as one ``stimgen CMD: warning: ...`` line (no source line)."""
@@ -178,12 +201,13 @@ def _run_handler(args: argparse.Namespace) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except (ValueError, OSError) as exc:
-        msg = _one_line(exc) or type(exc).__name__
+        msg = _error_text(exc)
         print(f"stimgen {args.command}: error: {msg}", file=sys.stderr)
         return 2
-    except MemoryError:
-        print(f"stimgen {args.command}: error: not enough memory for this request; ask for "
-              "less (smaller images, fewer of them) or free memory", file=sys.stderr)
+    except MemoryError as exc:
+        msg = _one_line(exc) or ("not enough memory for this request; ask for less (smaller "
+                                 "images, fewer of them) or free memory")
+        print(f"stimgen {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except RecursionError:
         print(f"stimgen {args.command}: error: the input is nested too deeply to process",
@@ -512,7 +536,17 @@ def _colorize(p: argparse.ArgumentParser) -> Handler:
             if full_scale is not None:  # explicit: integer image levels -> [0, 1]
                 return a / full_scale
             if a.dtype.kind != "f":
-                raise ValueError(f"{path}: unsupported dtype {a.dtype} (8/16-bit or float)")
+                raise ValueError(f"{path}: unsupported dtype {a.dtype} (8/16-bit images, or "
+                                 "float arrays with values in [0, 1])")
+            if a.size and not np.isfinite(a).all():
+                raise ValueError(f"{path}: contains NaN or infinite values (allowed: [0, 1])")
+            lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+            if lo < 0 or hi > 1:  # floats are never rescaled by a guess
+                hint = (" (8-bit levels 0..255: save them as uint8, or divide by 255)"
+                        if lo >= 0 and hi <= 255 else "")
+                raise ValueError(
+                    f"{path}: float values must lie in [0, 1], got {lo:g} .. {hi:g}{hint}"
+                )
             return a.astype(np.float64)
 
         if not args.out.lower().endswith(".png"):

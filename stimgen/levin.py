@@ -503,10 +503,14 @@ def _dissection_order(h: int, w: int, sep: int, leaf: int = 4) -> np.ndarray:
     return np.argsort(label.ravel(), kind="stable")
 
 
-def _solve_free(a, fixed: np.ndarray, values: np.ndarray, shape, sep: int, *, pivot: bool):
+def _solve_free(a, fixed: np.ndarray, values: np.ndarray, shape, sep: int, *, pivot: bool,
+                what: str = "these weights"):
     """Solve ``A_ff x = -A_fc values_c`` for the free pixels, all columns at once.
 
-    Returns the free pixel indices (in nested-dissection order) and their values.
+    Returns the free pixel indices (in nested-dissection order) and their values. A
+    singular system raises ``ValueError`` naming ``what`` (the user's parameters); running
+    out of memory in the factorization raises ``MemoryError`` with the problem's size
+    (SuperLU reports a failed allocation as a ``RuntimeError`` or a ``MemoryError``).
     """
     from scipy.sparse.linalg import splu
 
@@ -520,6 +524,10 @@ def _solve_free(a, fixed: np.ndarray, values: np.ndarray, shape, sep: int, *, pi
     # d^2 / c_r <= 2 N_r / 0.6 and the raw weight is >= exp(-30) for 3x3) and sum to 1:
     # with one scribble, A_ff is an irreducibly diagonally dominant M-matrix, and LU
     # without pivoting is stable. The correlation form (negative weights) pivots.
+    out_of_memory = MemoryError(
+        f"not enough memory to factorize the colorization system of {h} x {w} px "
+        f"({free.size} unknown pixels); colorize a smaller image, or tiles of it"
+    )
     try:
         lu = splu(
             rows[:, free].tocsc(),
@@ -528,15 +536,21 @@ def _solve_free(a, fixed: np.ndarray, values: np.ndarray, shape, sep: int, *, pi
             options={"SymmetricMode": True},
         )
         x = lu.solve(rhs)
-    except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
+    except MemoryError:
+        raise out_of_memory from None
+    except RuntimeError as exc:  # SuperLU: "Factor is exactly singular", or a failed malloc
+        text = str(exc).lower()
+        if "singular" not in text:
+            if "malloc" in text or "memory" in text:
+                raise out_of_memory from None
+            raise
         x = np.full_like(rhs, np.nan)
-        reason = f" ({exc})"
-    else:
-        reason = ""
-    if not np.isfinite(x).all():
+    with np.errstate(invalid="ignore"):
+        ok = bool(np.isfinite(x).all())
+    if not ok:
         raise ValueError(
-            f"the colorization system is singular for these weights{reason}; "
-            "try form='gaussian' or a larger eps"
+            f"the colorization system is singular (it has no unique solution) for {what}; "
+            "use form='gaussian' (always solvable with at least one scribble) or a larger eps"
         )
     return free, x
 
@@ -551,6 +565,14 @@ def _float_image(name: str, a: Any, ndim: tuple[int, ...]) -> np.ndarray:
         )
     if arr.ndim == 3 and arr.shape[-1] != 3:
         raise ValueError(f"{name} must be (H, W) or (H, W, 3), got shape {arr.shape}")
+    if arr.size:
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"{name} must have values in [0, 1], got values in [{lo:g}, {hi:g}]"
+                + ("; 8-bit levels (0..255) must be divided by 255 first" if hi <= 255 and lo >= 0
+                   else "")
+            )
     return np.asarray(arr, dtype=np.float64)
 
 
@@ -667,7 +689,8 @@ def colorize(
         _, planes, offsets = _planes_checked(y, form, window, eps)
         a = _affinity_from(planes, offsets, None)
         free, x = _solve_free(
-            a, m.ravel(), chroma.reshape(-1, 2), hw, window // 2, pivot=form != "gaussian"
+            a, m.ravel(), chroma.reshape(-1, 2), hw, window // 2, pivot=form != "gaussian",
+            what=f"form={form!r}, window={window}, eps={eps:g}",
         )
         chroma.reshape(-1, 2)[free] = x
     full = np.concatenate([y[..., None], chroma], axis=-1)
