@@ -173,7 +173,8 @@ class RunningStats:
     def _add_images(self, n, means, m2s, mins, maxs, dtype: str) -> None:
         s = self.scale
         if s != 1.0:
-            means, m2s, mins, maxs = means * s, m2s * (s * s), mins * s, maxs * s
+            with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                means, m2s, mins, maxs = means * s, m2s * (s * s), mins * s, maxs * s
         b = means.shape[0]
         if b == 1:
             mean, within, between = means[0], m2s[0], np.zeros(means.shape[1])
@@ -201,8 +202,9 @@ class RunningStats:
         sum_mean, sum_std = means.sum(axis=0), np.sqrt(m2 / nf).sum(axis=0)
         s = self.scale
         if s != 1.0:
-            mean, within, between = mean * s, within * (s * s), between * (s * s)
-            mins, maxs, sum_mean, sum_std = mins * s, maxs * s, sum_mean * s, sum_std * s
+            with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                mean, within, between = mean * s, within * (s * s), between * (s * s)
+                mins, maxs, sum_mean, sum_std = mins * s, maxs * s, sum_mean * s, sum_std * s
         self.dtypes.add(dtype)
         self._combine(count, S1.shape[0], mean, within, between, mins, maxs, sum_mean, sum_std)
 
@@ -299,6 +301,9 @@ def _overflow_message(values: np.ndarray, scale: float = 1.0) -> str:
     with np.errstate(over="ignore", invalid="ignore"):
         top = float(np.max(np.abs(values))) if np.size(values) else float("nan")
     where = f" (after scale={scale:g})" if scale != 1.0 else ""
+    if not math.isfinite(top):
+        return (f"values times scale={scale:g} overflow float64; pass a smaller scale (the "
+                "scaled statistics need magnitudes below about 1e154)")
     return (
         f"values up to {top:.3g}{where} are too large: their squared deviations overflow "
         "float64; statistics need magnitudes below about 1e154 (rescale the data, or pass "

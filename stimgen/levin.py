@@ -107,22 +107,45 @@ class NeighbourWeights(NamedTuple):
 
 
 # -- validation and layout helpers -------------------------------------------------------
+_MAX_LUMINANCE = 1e150  # squared differences of larger values overflow float64
+
+
 def _luminance(luminance: Any) -> np.ndarray:
     y = v.finite_array("luminance", luminance, ndim=(2,))
     if y.size < 2:
         raise ValueError(f"luminance must have at least 2 pixels, got shape {y.shape}")
-    return np.asarray(y, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    top = float(np.abs(y).max())
+    if top > _MAX_LUMINANCE:
+        raise ValueError(
+            f"luminance values must be at most {_MAX_LUMINANCE:g} in magnitude (nominally in "
+            f"[0, 1]; their squared differences must fit float64), got up to {top:g}"
+        )
+    return y
 
 
-def _window(window: Any) -> int:
+def _window(window: Any, shape: tuple[int, ...] | None = None) -> int:
     w = v.positive_int("window", window, minimum=3)
     if w % 2 == 0:
         raise ValueError(f"window must be an odd integer >= 3 (pixels), got {window!r}")
+    if shape is not None:
+        most = 2 * max(shape) + 1  # beyond 2 x the longer side - 1, no neighbour is added
+        if w > most:
+            raise ValueError(
+                f"window must be at most {most} px for an image of {shape[0]} x {shape[1]} px "
+                f"(2 x its longer side + 1; a wider window adds no neighbour), got {window!r}"
+            )
     return w
 
 
+_MAX_EPS = 1e300  # 2 eps must stay finite
+
+
 def _eps(eps: Any) -> float:
-    return v.positive("eps", eps)
+    e = v.positive("eps", eps)
+    if e > _MAX_EPS:
+        raise ValueError(f"eps must be in (0, {_MAX_EPS:g}] (luminance units squared), got {eps!r}")
+    return e
 
 
 def _offsets(window: int) -> np.ndarray:
@@ -329,7 +352,7 @@ def _affinity_from(planes: np.ndarray, offsets: np.ndarray, mask: np.ndarray | N
 def _planes_checked(luminance: Any, form: str, window: int, eps: float):
     y = _luminance(luminance)
     form = v.choice("form", form, FORMS)
-    offsets = _offsets(_window(window))
+    offsets = _offsets(_window(window, y.shape))
     return y, _weight_planes(y, offsets, form, _eps(eps)), offsets
 
 
@@ -430,9 +453,16 @@ def levin_cost(
     uu = v.finite_array("u", u, ndim=(2, 3)).astype(np.float64, copy=False)
     if uu.shape[:2] != y.shape:
         raise ValueError(f"u shape {uu.shape} does not match the luminance shape {y.shape}")
-    e = uu - _apply(planes, offsets, uu)
-    grad = 2.0 * (e - _apply_transpose(planes, offsets, e))
-    return float(np.sum(e * e)), grad
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = uu - _apply(planes, offsets, uu)
+        grad = 2.0 * (e - _apply_transpose(planes, offsets, e))
+        cost = float(np.sum(e * e))
+    if not (math.isfinite(cost) and np.isfinite(grad).all()):
+        raise ValueError(
+            f"u values up to {float(np.abs(uu).max()):g} make the cost overflow float64 "
+            "(it is a sum of squares): give u with magnitudes below about 1e150"
+        )
+    return cost, grad
 
 
 # -- colour spaces -----------------------------------------------------------------------

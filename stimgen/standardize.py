@@ -313,6 +313,10 @@ def _given_stats(mean: Any, std: Any, ca: int | None, shape: tuple[int, ...]):
         raise ValueError("mean and std must be finite")
     if (s <= 0).any():
         raise ValueError(f"std must be > 0, got {std!r}")
+    with np.errstate(over="ignore", divide="ignore"):
+        if not np.isfinite(1.0 / s).all():
+            raise ValueError(f"std must be >= {1 / np.finfo(np.float64).max:.3g} (its inverse "
+                             f"must be a finite float64), got {float(s.min()):g}")
     out = []
     for name, v in (("mean", m), ("std", s)):
         if v.ndim == 1 and ca is not None and v.shape[0] == shape[ca] and v.shape[0] > 1:
@@ -812,7 +816,8 @@ def _standardize_generic(a: np.ndarray, red: tuple[int, ...], *, chunk_bytes: in
     tiny = ~bad & ~const & (sd * np.finfo(np.float64).max < 1.0)
     if tiny.any():
         idx = tuple(int(j) for ax, j in enumerate(np.argwhere(tiny)[0]) if ax in keep)
-        raise _underflow_error(f"group {idx} (index over the non-reduced axes)", np.float64)
+        raise _underflow_error(f"group {idx} (index over the non-reduced axes)",
+                               np.dtype(np.float64))
     mu[bad] = np.nan
     sd[bad] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
