@@ -1044,6 +1044,31 @@ def _print_design(d: dict[str, Any]) -> None:
     print(_design_text(d))
 
 
+# the library's parameter names as the stats command spells them, for its messages
+_STATS_FLAGS = (("on_error='skip'", "--skip-errors"), ("scale=", "--scale "),
+                ("jobs must", "--jobs must"), ("files_per_task", "--files-per-task"))
+
+
+class _flag_names:  # noqa: N801 - used as a context manager, like contextlib's helpers
+    """Re-raise a library ``ValueError`` with its parameter names replaced by the command's
+    flags (``on_error='skip'`` -> ``--skip-errors``), so no message suggests the other API."""
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...]) -> None:
+        self.pairs = pairs
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if isinstance(exc, ValueError) and type(exc) is ValueError:
+            msg = str(exc)
+            for python_name, flag in self.pairs:
+                msg = msg.replace(python_name, flag)
+            if msg != str(exc):
+                raise ValueError(msg) from None
+        return False
+
+
 def _dask_address_configured() -> bool:
     """True if Dask's configuration names a scheduler (e.g. DASK_SCHEDULER_ADDRESS)."""
     try:
@@ -1077,7 +1102,7 @@ def _stats(p: argparse.ArgumentParser) -> Handler:
         if args.scheduler == "dask" and args.address is None and not _dask_address_configured():
             raise ValueError("--scheduler dask needs --address HOST:PORT (a running Dask "
                              "scheduler), or DASK_SCHEDULER_ADDRESS set")
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, _flag_names(_STATS_FLAGS):
             warnings.simplefilter("always")
             s = dataset_stats(
                 args.paths if len(args.paths) > 1 else args.paths[0],

@@ -780,13 +780,13 @@ def _resolve_scale(scale: float | None, dtypes: set[str], examples: dict[str, st
             f"the data mixes float arrays ({named(as_is)}) and integer images ({named(ints)}): "
             "floats are taken as they are, 8-bit images default to scale 1/255, so no scale "
             "fits both (e.g. a stimulus set's .npy and .png files); select one kind of file, "
-            "or give scale (--scale) to multiply all of them by it"
+            "or give scale=S to multiply all of them by S"
         )
     if ints and ints != ["uint8"]:
         wide = [d for d in ints if d != "uint8"]
         raise ValueError(
             f"integer images other than 8-bit ({named(wide)}) need an explicit scale "
-            "(--scale): e.g. 1/65535 for full-range 16-bit images, 1/4095 for 12-bit data; "
+            "(e.g. scale=1/65535 for full-range 16-bit images, scale=1/4095 for 12-bit data); "
             "the default 1/255 applies only to 8-bit (uint8) images"
         )
     if ints:
@@ -828,7 +828,7 @@ def _file_list(source: Any, on_error: str = "raise"):
         folder = exc.filename if exc.filename is not None else "?"
         reason = f"{folder}: folder cannot be listed ({exc.strerror or exc}); its files were not counted"
         if on_error == "raise":
-            raise ValueError(f"{reason} (skip such folders with on_error='skip', --skip-errors)")
+            raise ValueError(f"{reason} (skip such folders with on_error='skip')")
         skipped.append((str(folder), reason))
 
     for item in items:
