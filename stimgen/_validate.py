@@ -14,10 +14,21 @@ from typing import Any
 import numpy as np
 
 
+def _number(name: str, value: Any) -> float:
+    """``value`` as a float; text and booleans are not numbers (``"3"`` and ``True`` are
+    refused rather than read as 3.0 and 1.0)."""
+    if isinstance(value, (str, bytes, bool, np.bool_)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+
+
 def positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
     """Return ``value`` as a finite float > 0 (>= 0 with ``allow_zero``) or raise."""
     try:
-        x = float(value)
+        x = _number(name, value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(x) or x < 0 or (x == 0 and not allow_zero):
@@ -31,7 +42,7 @@ def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
 
     Integers of any size (e.g. 128-bit seeds) are taken exactly, without a float detour.
     """
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_, str, bytes)):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if isinstance(value, (int, np.integer)):
         x = int(value)
@@ -59,7 +70,7 @@ def in_range(
 ) -> float:
     """Return ``value`` as a float inside the stated interval or raise."""
     try:
-        x = float(value)
+        x = _number(name, value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a number, got {value!r}") from None
     ok_low = x >= low if low_inclusive else x > low

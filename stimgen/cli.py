@@ -37,6 +37,19 @@ def command(name: str, help: str) -> Callable:
 
 
 # -- shared helpers for subcommands ------------------------------------------------------
+def _one_line(text: Any) -> str:
+    """``text`` with every run of whitespace (newlines included) made one space."""
+    return " ".join(str(text).split())
+
+
+def _num(x: float, digits: int = 4) -> str:
+    """``x`` with ``digits`` decimals, or in ``g`` notation when that would hide it
+    (below 1e-3 or above 1e9 in magnitude: ``1.5e-07`` rather than ``0.0000``)."""
+    if x != 0 and math.isfinite(x) and not 1e-3 <= abs(x) < 1e9:
+        return f"{x:.{digits}g}"
+    return f"{x:.{digits}f}"
+
+
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -103,13 +116,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _hidden_temporary(path: str) -> bool:
+    """True for the hidden working names stimgen writes before renaming into place
+    (``.NAME.*.tmp``, ``.NAME.*.partial``): names the user never chose."""
+    import os
+
+    name = os.path.basename(os.fspath(path).rstrip("/\\"))
+    return name.startswith(".") and (".tmp" in name or ".partial" in name)
+
+
+def _error_text(exc: BaseException) -> str:
+    """One line for an error; an ``OSError`` on a hidden temporary file names the folder
+    the user chose instead (the temporary name means nothing to them)."""
+    import os
+
+    if isinstance(exc, OSError) and exc.filename is not None and _hidden_temporary(
+        str(exc.filename)
+    ):
+        folder = os.path.dirname(os.path.abspath(os.fspath(exc.filename)))
+        reason = exc.strerror or type(exc).__name__
+        return _one_line(f"cannot write in the folder {folder}: {reason}")
+    return _one_line(exc) or type(exc).__name__
+
+
+def _show_warning(message: Any, category: type, filename: str, lineno: int,
+                  file: Any = None, line: str | None = None, *, command: str = "") -> None:
+    """Print a Python warning as one ``stimgen CMD: warning: ...`` line (no source line)."""
+    where = f"stimgen {command}" if command else "stimgen"
+    print(f"{where}: warning: {_one_line(message)}", file=sys.stderr if file is None else file)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``stimgen`` command; returns the exit status."""
+    """Entry point of the ``stimgen`` command; returns the exit status.
+
+    Errors in the user's input (``ValueError``, ``OSError``), and requests that exceed the
+    memory or the recursion limit, print one line and return 2; Python warnings print as
+    one ``stimgen CMD: warning: ...`` line each, without source lines.
+    """
+    import functools
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_handler", None) is None:
         parser.print_help()
         return 2
+    with warnings.catch_warnings():
+        # the command's own behaviour, whatever filters the caller set: each distinct
+        # warning once, as one line; deprecations are for developers, not users
+        warnings.simplefilter("default")
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        warnings.showwarning = functools.partial(_show_warning, command=args.command)
+        return _run_handler(args)
+
+
+def _run_handler(args: argparse.Namespace) -> int:
     try:
         return int(args._handler(args) or 0)
     except BrokenPipeError:  # e.g. `stimgen ... --json | head`: the reader left, not an error
@@ -118,8 +180,17 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except (ValueError, OSError) as exc:
-        msg = " ".join(str(exc).split()) or type(exc).__name__
+        msg = _error_text(exc)
         print(f"stimgen {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:
+        msg = _one_line(exc) or ("not enough memory for this request; ask for less (smaller "
+                                 "images, fewer of them) or free memory")
+        print(f"stimgen {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print(f"stimgen {args.command}: error: the input is nested too deeply to process",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"stimgen {args.command}: interrupted", file=sys.stderr)
@@ -129,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if os.environ.get("STIMGEN_DEBUG"):
             raise
-        msg = " ".join(str(exc).split())
+        msg = _one_line(exc)
         print(f"stimgen {args.command}: internal error: {type(exc).__name__}: {msg} "
               "(run with STIMGEN_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         return 1
@@ -146,16 +217,16 @@ def _geometry(p: argparse.ArgumentParser) -> Handler:
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
-        g = geometry_from_args(args)
+        g = _checked_geometry(args)
         d = g.to_dict()
         if args.json:
             print_json(d)
         else:
-            print(f"ppd (central degree): {d['ppd']:.4f} px/deg")
-            print(f"Nyquist:              {d['nyquist_cpd']:.4f} cpd")
+            print(f"ppd (central degree): {_num(d['ppd'])} px/deg")
+            print(f"Nyquist:              {_num(d['nyquist_cpd'])} cpd")
             if "screen_width_deg" in d:
-                print(f"screen width:         {d['screen_width_deg']:.4f} deg")
-                print(f"screen-average ppd:   {d['mean_ppd']:.4f} px/deg (not the central ppd)")
+                print(f"screen width:         {_num(d['screen_width_deg'])} deg")
+                print(f"screen-average ppd:   {_num(d['mean_ppd'])} px/deg (not the central ppd)")
         return 0
 
     return run
@@ -460,7 +531,17 @@ def _colorize(p: argparse.ArgumentParser) -> Handler:
             if full_scale is not None:  # explicit: integer image levels -> [0, 1]
                 return a / full_scale
             if a.dtype.kind != "f":
-                raise ValueError(f"{path}: unsupported dtype {a.dtype} (8/16-bit or float)")
+                raise ValueError(f"{path}: unsupported dtype {a.dtype} (8/16-bit images, or "
+                                 "float arrays with values in [0, 1])")
+            if a.size and not np.isfinite(a).all():
+                raise ValueError(f"{path}: contains NaN or infinite values (allowed: [0, 1])")
+            lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+            if lo < 0 or hi > 1:  # floats are never rescaled by a guess
+                hint = (" (8-bit levels 0..255: save them as uint8, or divide by 255)"
+                        if lo >= 0 and hi <= 255 else "")
+                raise ValueError(
+                    f"{path}: float values must lie in [0, 1], got {lo:g} .. {hi:g}{hint}"
+                )
             return a.astype(np.float64)
 
         if not args.out.lower().endswith(".png"):
@@ -672,9 +753,8 @@ def _design(p: argparse.ArgumentParser) -> Handler:
     bw.add_argument("--order", type=int, default=4, help="filter order (default 4)")
     finish(bw)
 
-    def build(args: argparse.Namespace, geometry: Any) -> tuple[Any, str]:
-        from . import filters as fl
-
+    def choose(args: argparse.Namespace) -> str:
+        """The design mode the flags ask for (the flag's name), or ValueError."""
         fam = args.design_family
         modes = {
             "--band-cpd": args.band_cpd is not None,
@@ -697,6 +777,13 @@ def _design(p: argparse.ArgumentParser) -> Handler:
         weight = getattr(args, "weight", None)
         if weight is not None and not mode.startswith("--sigmas"):
             raise ValueError("--weight applies only to --sigmas-px or --sigmas-deg")
+        return mode
+
+    def build(args: argparse.Namespace, geometry: Any, mode: str) -> tuple[Any, str]:
+        from . import filters as fl
+
+        fam = args.design_family
+        weight = getattr(args, "weight", None)
         extra = {"order": args.order} if fam == "butterworth" else {}
         if mode == "--band-cpd":
             return fl.design_filter(fam, ppd=geometry, band_cpd=args.band_cpd,
@@ -723,10 +810,15 @@ def _design(p: argparse.ArgumentParser) -> Handler:
             raise ValueError("choose a family: stimgen design dog|log_gaussian|butterworth ...")
         from . import filters as fl
 
-        geometry = geometry_from_args(args)
+        # everything is validated and computed before anything is printed
+        geometry = _checked_geometry(args)
         ppd = geometry.ppd
-        filt, mode = build(args, geometry)
-        d = filt.describe(geometry, args.level)
+        if args.plot:
+            _check_plot_path(args.plot)
+        if args.design_family == "butterworth" and not 1 <= args.order <= _MAX_ORDER:
+            raise ValueError(f"--order must be an integer between 1 and {_MAX_ORDER}, got "
+                             f"{args.order} (higher orders are an ideal band edge in float64)")
+        filt, mode, d = _computed_design(build, args, geometry, choose(args))
         d["designed_from"] = mode.lstrip("-").split(" ")[0].replace("-", "_")
         d["geometry"] = geometry.to_dict()
         if isinstance(filt, fl.DoG) and filt.weight == 1.0:
@@ -752,8 +844,7 @@ def _design(p: argparse.ArgumentParser) -> Handler:
                 "(weight != 1 passes or inverts the mean luminance; noise power |H|^2 keeps it)"
             )
         d["warnings"] = warns
-        for w in warns:
-            print(f"stimgen design: warning: {w}", file=sys.stderr)
+        text = None if args.json else _design_text(d)
         if args.plot:
             from . import plotting
 
@@ -763,50 +854,214 @@ def _design(p: argparse.ArgumentParser) -> Handler:
                 ax = plotting.plot_transfer(filt, ppd=ppd, level=args.level)
             plotting.save(ax.figure, args.plot)
             d["plot"] = args.plot
-        if args.json:
+            if text is not None:
+                text += f"\n  plot:            {args.plot}"
+        for w in warns:
+            print(f"stimgen design: warning: {w}", file=sys.stderr)
+        if text is None:
             print_json(d)
-            return 0
-        _print_design(d)
+        else:
+            print(text)
         return 0
 
     return run
 
 
-def _print_design(d: dict[str, Any]) -> None:
-    """Readable summary of a ``stimgen design`` record."""
+_MAX_ORDER = 100  # Butterworth orders accepted by ``stimgen design``
+_PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps", ".webp")
+
+
+def _check_plot_path(path: str) -> None:
+    """Refuse a ``--plot`` path that cannot be written, before any work is done."""
+    import os
+
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in _PLOT_SUFFIXES:
+        raise ValueError(f"--plot must name a figure file ({', '.join(_PLOT_SUFFIXES)}), "
+                         f"got {path!r}")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"--plot {path}: the folder {parent} does not exist")
+
+
+def _checked_geometry(args: argparse.Namespace):
+    """:func:`geometry_from_args`, refusing screens whose numbers overflow float64.
+
+    Returns None only when the geometry is optional and absent.
+    """
+    flags = ("--ppd" if args.ppd is not None
+             else "--distance-cm, --screen-width-cm and --screen-width-px")
+    try:
+        g = geometry_from_args(args)
+        if g is None:
+            return None
+        checked = [g.ppd, *(x for x in g.to_dict().values() if isinstance(x, float))]
+    except (ArithmeticError, OverflowError) as exc:
+        raise ValueError(f"{flags}: the viewing geometry cannot be computed in float64 "
+                         f"({_one_line(exc) or type(exc).__name__}); give realistic values") from None
+    tiny = sys.float_info.min  # below it, float64 loses precision (subnormal numbers)
+    if not all(math.isfinite(x) and (x == 0 or abs(x) >= tiny) for x in checked) or not (
+        g.ppd / 2 >= tiny
+    ):
+        raise ValueError(f"{flags}: the viewing geometry gives ppd {g.ppd:g} px/deg, which is "
+                         "not a usable finite number > 0; give realistic values")
+    return g
+
+
+def _design_request(args: argparse.Namespace, mode: str) -> str:
+    """The user's flags of the design ``mode``, as typed (for messages)."""
+    if mode.startswith("--peak"):
+        return f"--peak-cpd {args.peak_cpd:g} --octaves {args.octaves:g}"
+    values = {"--band-cpd": args.band_cpd, "--sigmas-px": getattr(args, "sigmas_px", None),
+              "--sigmas-deg": getattr(args, "sigmas_deg", None),
+              "--cutoffs-cpd": getattr(args, "cutoffs_cpd", None)}.get(mode)
+    if values is None:
+        return mode
+    return f"{mode} {' '.join(f'{x:g}' for x in values)}"
+
+
+def _from_scipy(exc: BaseException) -> bool:
+    """True if ``exc`` was raised inside scipy (a solver's message, not stimgen's)."""
+    tb = exc.__traceback__
+    module = ""
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        tb = tb.tb_next
+    return module.startswith("scipy")
+
+
+def _computed_design(build: Callable, args: argparse.Namespace, geometry: Any, mode: str):
+    """``(filter, mode, describe record)`` of a design request, or ``ValueError`` naming
+    the user's flags when the numbers cannot be computed or do not match the request."""
+    import warnings
+
+    import numpy as np
+
+    try:
+        with warnings.catch_warnings(record=True) as caught, np.errstate(under="ignore"):
+            warnings.simplefilter("always")
+            filt, mode = build(args, geometry, mode)
+            d = filt.describe(geometry, args.level)
+    except ValueError as exc:
+        if not _from_scipy(exc):
+            raise
+        raise ValueError(
+            f"{_design_request(args, mode)}: the {args.design_family} design cannot be solved "
+            f"in float64 for this request (root finder: {_one_line(exc)}); ask for a band "
+            "closer to 1 octave wide and well inside (0, Nyquist]"
+        ) from None
+    except ArithmeticError:
+        raise ValueError(
+            f"{_design_request(args, mode)}: the {args.design_family} design overflows float64; "
+            "give values nearer the display's range "
+            f"(0 < frequencies <= Nyquist {geometry.ppd / 2:g} cpd)"
+        ) from None
+    request = _design_request(args, mode)
+    numbers = [d.get(k) for k in ("peak_cpd", "center_cpd", "peak_value", "dc_gain",
+                                  "sigma_center_px", "sigma_surround_px", "ratio")]
+    numbers += list(d["band_cpd"])
+    finite = all(x is None or math.isfinite(x) for x in numbers)
+    lo, hi = d["band_cpd"]
+    sane = finite and hi > 0 and (d["kind"] != "bandpass" or 0 < lo < d["peak_cpd"] < hi)
+    if not sane:
+        raise ValueError(
+            f"{request}: the {args.design_family} design is beyond float64 accuracy here: it "
+            f"gives the band {lo:.4g} - {hi:.4g} cpd with its peak at {d['peak_cpd']:.4g} cpd "
+            "(a band-pass needs finite 0 < low < peak < high); give values nearer the "
+            f"display's range (0 < frequencies <= Nyquist {geometry.ppd / 2:g} cpd)"
+        )
+    if mode == "--band-cpd":
+        want = tuple(args.band_cpd)
+    elif mode.startswith("--peak"):
+        want = None
+        got_oct = d["octaves"]
+        if not math.isclose(got_oct, args.octaves, rel_tol=1e-6):
+            raise ValueError(
+                f"{request}: the {args.design_family} design came out {got_oct:.6g} octaves "
+                "wide, not the requested width: the request is beyond float64 accuracy for "
+                "this family; ask for a narrower band"
+            )
+    else:
+        want = None
+    if want is not None and not all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(want, (lo, hi), strict=True)):
+        raise ValueError(
+            f"{request}: the {args.design_family} design came out as {lo:.6g} - {hi:.6g} cpd, "
+            "not the requested band: the request is beyond float64 accuracy for this family "
+            f"({math.log2(want[1] / want[0]):.4g} octaves); ask for a narrower band"
+        )
+    for w in caught:  # the library's own warnings; numpy's arithmetic notes were checked above
+        if not (issubclass(w.category, RuntimeWarning) and "encountered in" in str(w.message)):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return filt, mode, d
+
+
+def _design_text(d: dict[str, Any]) -> str:
+    """Readable summary of a ``stimgen design`` record (the lines printed by ``design``)."""
     ppd = d["ppd"]
     level = d["level"].replace("_", " ")
-    print(f"{d['family']} filter, band edges at {level}; {ppd:.4f} ppd, "
-          f"Nyquist {d['nyquist_cpd']:.4g} cpd")
+    out = [(f"{d['family']} filter, band edges at {level}; {_num(ppd)} ppd, "
+            f"Nyquist {d['nyquist_cpd']:.4g} cpd")]
     if "sigma_center_px" in d:
-        print(f"  sigma centre:    {d['sigma_center_px']:.4f} px = {d['sigma_center_deg']:.5f} deg")
-        print(f"  sigma surround:  {d['sigma_surround_px']:.4f} px = "
-              f"{d['sigma_surround_deg']:.5f} deg  (ratio {d['ratio']:.4f})")
+        out.append(f"  sigma centre:    {_num(d['sigma_center_px'])} px = "
+                   f"{_num(d['sigma_center_deg'], 5)} deg")
+        out.append(f"  sigma surround:  {_num(d['sigma_surround_px'])} px = "
+                   f"{_num(d['sigma_surround_deg'], 5)} deg  (ratio {_num(d['ratio'])})")
         if d.get("weight", 1.0) != 1.0:
-            print(f"  surround weight: {d['weight']:.4g}")
+            out.append(f"  surround weight: {d['weight']:.4g}")
     if "peak_cpp" in d and d["family"] == "log_gaussian":
-        print(f"  sigma:           {d['sigma_octaves']:.4f} octaves (log2 axis)")
+        out.append(f"  sigma:           {_num(d['sigma_octaves'])} octaves (log2 axis)")
     if d["family"] == "butterworth":
         cuts = [d.get("low_cutoff_cpd"), d.get("high_cutoff_cpd")]
-        shown = " - ".join("none" if c is None else f"{c:.4f}" for c in cuts)
-        print(f"  cutoffs:         {shown} cpd (half power per factor), order {d['order']}")
+        shown = " - ".join("none" if c is None else _num(c) for c in cuts)
+        out.append(f"  cutoffs:         {shown} cpd (half power per factor), order {d['order']}")
     lo, hi = d["band_cpd"]
-    hi_s = "inf" if hi is None or not math.isfinite(hi) else f"{hi:.4f}"
+    hi_s = "inf" if hi is None or not math.isfinite(hi) else _num(hi)
     octs = d["octaves"]
-    oct_s = f"{octs:.4f} octaves" if octs is not None and math.isfinite(octs) else "open band"
-    print(f"  band:            {lo:.4f} - {hi_s} cpd  ({oct_s})")
+    oct_s = f"{_num(octs)} octaves" if octs is not None and math.isfinite(octs) else "open band"
+    out.append(f"  band:            {_num(lo)} - {hi_s} cpd  ({oct_s})")
     if "min_octaves" in d:
-        print(f"  narrowest band:  {d['min_octaves']:.4f} octaves for this family at {level}")
+        out.append(f"  narrowest band:  {_num(d['min_octaves'])} octaves for this family at {level}")
     signed = d["peak_value"]
     if d.get("weight", 1.0) != 1.0 and d["peak_cpd"] == 0:  # the DC lobe: H(0) = 1 - weight
         signed = 1.0 - d["weight"]
-    print(f"  peak:            {d['peak_cpd']:.4f} cpd  (response {signed:.4f})")
-    if not d["peak_is_center"] and d["kind"] == "bandpass":
+    out.append(f"  peak:            {_num(d['peak_cpd'])} cpd  (response {signed:.4f})")
+    if not d["peak_is_center"] and d["kind"] == "bandpass" and d["center_cpd"] > 0:
         rel = d["peak_cpd"] / d["center_cpd"] - 1
-        print(f"  geometric centre of the edges: {d['center_cpd']:.4f} cpd "
-              f"(the peak is {abs(rel):.1%} {'above' if rel > 0 else 'below'} it)")
+        out.append(f"  geometric centre of the edges: {_num(d['center_cpd'])} cpd "
+                   f"(the peak is {abs(rel):.1%} {'above' if rel > 0 else 'below'} it)")
     if "plot" in d:
-        print(f"  plot:            {d['plot']}")
+        out.append(f"  plot:            {d['plot']}")
+    return "\n".join(out)
+
+
+def _print_design(d: dict[str, Any]) -> None:
+    """Print the readable summary of a ``stimgen design`` record."""
+    print(_design_text(d))
+
+
+# the library's parameter names as the stats command spells them, for its messages
+_STATS_FLAGS = (("on_error='skip'", "--skip-errors"), ("scale=", "--scale "),
+                ("jobs must", "--jobs must"), ("files_per_task", "--files-per-task"))
+
+
+class _flag_names:  # noqa: N801 - used as a context manager, like contextlib's helpers
+    """Re-raise a library ``ValueError`` with its parameter names replaced by the command's
+    flags (``on_error='skip'`` -> ``--skip-errors``), so no message suggests the other API."""
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...]) -> None:
+        self.pairs = pairs
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if isinstance(exc, ValueError) and type(exc) is ValueError:
+            msg = str(exc)
+            for python_name, flag in self.pairs:
+                msg = msg.replace(python_name, flag)
+            if msg != str(exc):
+                raise ValueError(msg) from None
+        return False
 
 
 def _dask_address_configured() -> bool:
@@ -826,9 +1081,11 @@ def _stats(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--address", default=None, help="Dask scheduler HOST:PORT")
     p.add_argument("--scale", type=_number_or_fraction, default=None,
                    help="multiply stored values by this, e.g. 1/65535 for 16-bit images "
-                        "(default 1/255)")
+                        "(default: 1/255 for 8-bit images, 1 for float arrays; required "
+                        "for other integer images and for float arrays mixed with images)")
     p.add_argument("--skip-errors", action="store_true",
-                   help="skip unreadable files (counted in 'skipped') instead of failing")
+                   help="skip unreadable files and folders (counted in 'skipped') instead "
+                        "of failing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_flag(p)
 
@@ -837,11 +1094,10 @@ def _stats(p: argparse.ArgumentParser) -> Handler:
 
         from .datastats import dataset_stats
 
-        kw = {} if args.scale is None else {"scale": args.scale}
         if args.scheduler == "dask" and args.address is None and not _dask_address_configured():
             raise ValueError("--scheduler dask needs --address HOST:PORT (a running Dask "
                              "scheduler), or DASK_SCHEDULER_ADDRESS set")
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, _flag_names(_STATS_FLAGS):
             warnings.simplefilter("always")
             s = dataset_stats(
                 args.paths if len(args.paths) > 1 else args.paths[0],
@@ -850,25 +1106,28 @@ def _stats(p: argparse.ArgumentParser) -> Handler:
                 address=args.address,
                 on_error="skip" if args.skip_errors else "raise",
                 progress=not args.no_progress,
-                **kw,
+                scale=args.scale,
             )
-        for w in caught:
-            print(f"stimgen stats: warning: {w.message}", file=sys.stderr)
+        for w in caught:  # the skips themselves are listed one by one below
+            if not str(w.message).startswith("dataset_stats skipped"):
+                print(f"stimgen stats: warning: {_one_line(w.message)}", file=sys.stderr)
+
+        def fmt(v: Any) -> str:
+            return "[" + ", ".join(_num(x, 6) for x in v) + "]"
+
+        for _path, reason in s.skipped_files:
+            print(f"stimgen stats: skipped {_one_line(reason)}", file=sys.stderr)
         if args.json:
             print_json(s.to_dict())
             return 0
-
-        def fmt(v: Any) -> str:
-            return "[" + ", ".join(f"{x:.6f}" for x in v) + "]"
-
         print(f"images: {s.n_images}   pixels: {s.n_pixels}   skipped: {s.skipped}")
+        scale = "1/255" if s.scale == 1 / 255 else f"{s.scale:.6g}"
+        print(f"scale:         {scale} ({s.scale_source})")
         print(f"mean:          {fmt(s.mean)}")
         print(f"std:           {fmt(s.std)}   (pooled over all pixels, ddof=0)")
         print(f"mean of stds:  {fmt(s.mean_of_stds)}   (per-image recipe; not the std)")
         print(f"within var:    {fmt(s.within_var)}")
         print(f"between var:   {fmt(s.between_var)}")
-        for path, reason in s.skipped_files:
-            print(f"skipped {path}: {reason}", file=sys.stderr)
         return 0
 
     return run

@@ -59,9 +59,15 @@ def rms_contrast(images: Any, *, per_image: bool = True) -> float | np.ndarray:
         ``sqrt(mean((x - mean(x))^2))``, accumulated in float64 (ddof = 0).
     """
     a = _images("images", images)
-    if a.ndim == 2 or not per_image:
-        return float(np.std(a, dtype=np.float64))
-    return np.std(a, axis=(-2, -1), dtype=np.float64)
+    axes = None if (a.ndim == 2 or not per_image) else (-2, -1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sd = np.std(a, axis=axes, dtype=np.float64)
+    top = float(np.max(np.abs(a))) if a.size else 0.0
+    if top > 0 and not (np.isfinite(sd).all() and np.min(sd) > 1e-140):
+        # squares overflow (values above ~1e154) or underflow: scale by a power of two
+        e = math.frexp(top)[1]
+        sd = np.ldexp(np.std(np.ldexp(a.astype(np.float64), -e), axis=axes), e)
+    return float(sd) if axes is None else sd
 
 
 def michelson_contrast(images: Any, *, per_image: bool = True) -> float | np.ndarray:
@@ -132,10 +138,26 @@ def set_rms_contrast(
         mu_hi = t(mu)
         np.subtract(img, mu_hi, out=r)
         r -= t(mu - float(mu_hi))  # the part of the mean float32 cannot hold
-        sd = math.sqrt(_sum_of_squares(r) / r.size)
+        with np.errstate(over="ignore", under="ignore"):
+            ss = _sum_of_squares(r)
+        if math.isfinite(ss) and ss > 1e-280:
+            sd = math.sqrt(ss / r.size)
+        else:  # squares overflow or underflow: exact std of power-of-two scaled values
+            top = float(np.max(np.abs(r)))
+            if not math.isfinite(top):
+                raise ValueError("images has values too large for float arithmetic: their "
+                                 "deviations from the mean overflow; scale them down first")
+            e = math.frexp(top)[1] if top > 0 else 0
+            sd = math.ldexp(math.sqrt(_sum_of_squares(np.ldexp(r.astype(np.float64), -e))
+                                      / r.size), e)
         if sd == 0:
             raise ValueError("an image is constant (std 0): its RMS contrast cannot be set")
-        r *= t(c / sd)
+        with np.errstate(over="ignore"):
+            gain = t(c / sd) if c / sd < float(np.finfo(a.dtype).max) else t(np.inf)
+        if not np.isfinite(gain):
+            raise ValueError(f"an image's std {sd:g} is too small to scale to rms_contrast={c:g} "
+                             f"in {a.dtype}: the gain overflows; scale the image up first")
+        r *= gain
         if m != 0.0:
             r += t(m)
     return res
@@ -240,7 +262,8 @@ def quantize(
     work: Any = np.dtype(np.float32 if b <= 8 else np.float64)
     t = work.type
     top = t(2**b - 1)
-    lum = a.astype(work)
+    with np.errstate(over="ignore"):  # beyond float32: inf, clipped (and counted) below
+        lum = a.astype(work)
     lum += t(1.0)
     lum *= t(0.5)
     outside = np.count_nonzero((lum < 0) | (lum > 1))

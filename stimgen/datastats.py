@@ -12,9 +12,14 @@ Conventions
 -----------
 * Statistics are per channel, pooled over every pixel of every image (each pixel counts
   once, so large images weigh more than small ones), with ``ddof=0``.
-* ``scale`` multiplies the stored values (default 1/255, so 8-bit images land in [0, 1]);
-  it is applied to the exact accumulated moments, never by dtype. 16-bit files keep their
-  0..65535 values (pass ``scale=1/65535``); a warning says so when the default meets them.
+* ``scale`` multiplies the stored values; it is applied to the exact accumulated moments.
+  Without a ``scale`` (``None``, the default), float (and bool) arrays are taken as they
+  are (scale 1) and 8-bit images get 1/255 (so they land in [0, 1]); the result states
+  the scale used and why (``scale_source``). Nothing else is guessed from a dtype: other
+  integer images (16-bit files, int32 arrays ...) and a mix of float arrays and integer
+  images are refused without an explicit ``scale``.
+* Values whose squared deviations overflow float64 (magnitudes near 1e154 and above,
+  after ``scale``) are refused, never reported as inf or nan. Complex arrays are refused.
 * Files are decoded with :func:`stimgen.io.read_image`: grayscale stays one channel, palette
   images are expanded to RGB, **the alpha channel of RGBA/LA images is dropped**.
 * Arrays: ``(H, W)`` is one grayscale image; 3-D is one image with channels on
@@ -156,7 +161,10 @@ class RunningStats:
             return self.merge(sums.running(self.scale))
         if x.dtype.kind == "f" and not np.isfinite(v).all():
             raise ValueError("batch contains NaN or infinite values")
-        n, *moments = _moments(v)
+        with np.errstate(over="ignore", invalid="ignore"):
+            n, *moments = _moments(v)
+        if not all(np.isfinite(m).all() for m in moments):
+            raise ValueError(_overflow_message(v))
         # channel-first batches come back per channel plane: regroup to (B, C)
         means, m2s, mins, maxs = (m.reshape(-1, n_channels) for m in moments)
         self._add_images(n, means, m2s, mins, maxs, str(x.dtype))
@@ -165,7 +173,8 @@ class RunningStats:
     def _add_images(self, n, means, m2s, mins, maxs, dtype: str) -> None:
         s = self.scale
         if s != 1.0:
-            means, m2s, mins, maxs = means * s, m2s * (s * s), mins * s, maxs * s
+            with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                means, m2s, mins, maxs = means * s, m2s * (s * s), mins * s, maxs * s
         b = means.shape[0]
         if b == 1:
             mean, within, between = means[0], m2s[0], np.zeros(means.shape[1])
@@ -193,8 +202,9 @@ class RunningStats:
         sum_mean, sum_std = means.sum(axis=0), np.sqrt(m2 / nf).sum(axis=0)
         s = self.scale
         if s != 1.0:
-            mean, within, between = mean * s, within * (s * s), between * (s * s)
-            mins, maxs, sum_mean, sum_std = mins * s, maxs * s, sum_mean * s, sum_std * s
+            with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                mean, within, between = mean * s, within * (s * s), between * (s * s)
+                mins, maxs, sum_mean, sum_std = mins * s, maxs * s, sum_mean * s, sum_std * s
         self.dtypes.add(dtype)
         self._combine(count, S1.shape[0], mean, within, between, mins, maxs, sum_mean, sum_std)
 
@@ -215,6 +225,9 @@ class RunningStats:
         return self
 
     def _combine(self, nb, images, mean, within, between, lo, hi, sum_mean, sum_std) -> None:
+        if not all(np.isfinite(a).all() for a in (mean, within, between, lo, hi, sum_std)):
+            raise ValueError(_overflow_message(np.concatenate([np.ravel(lo), np.ravel(hi)]),
+                                               self.scale))
         if self.count == 0:
             self.n_channels = int(mean.shape[0])
             self.count, self.n_images = nb, images
@@ -229,10 +242,15 @@ class RunningStats:
             )
         na = self.count
         total = na + nb
-        delta = mean - self.mean
-        self.mean = self.mean + delta * (nb / total)
-        self.between_m2 = self.between_m2 + between + delta * delta * (na * nb / total)
-        self.within_m2 = self.within_m2 + within
+        with np.errstate(over="ignore", invalid="ignore"):
+            delta = mean - self.mean
+            new_mean = self.mean + delta * (nb / total)
+            new_between = self.between_m2 + between + delta * delta * (na * nb / total)
+            new_within = self.within_m2 + within
+        if not all(np.isfinite(a).all() for a in (new_mean, new_between, new_within)):
+            lo_hi = np.concatenate([self.min, self.max, np.ravel(lo), np.ravel(hi)])
+            raise ValueError(_overflow_message(lo_hi, 1.0))
+        self.mean, self.between_m2, self.within_m2 = new_mean, new_between, new_within
         self.count = total
         self.n_images += images
         self.min = np.minimum(self.min, lo)
@@ -240,11 +258,57 @@ class RunningStats:
         self.sum_image_mean = self.sum_image_mean + sum_mean
         self.sum_image_std = self.sum_image_std + sum_std
 
+    def rescaled(self, scale: float) -> RunningStats:
+        """A copy whose values are multiplied by ``scale`` (a new ``RunningStats``).
+
+        The moments are scaled exactly as :meth:`update` would have scaled the values
+        (up to one rounding). Raises ``ValueError`` if the scaled statistics overflow.
+        """
+        s = _validate.positive("scale", scale)
+        out = RunningStats(scale=self.scale * s)
+        out.dtypes = set(self.dtypes)
+        if self.count == 0:
+            return out
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            scaled = (self.mean * s, self.within_m2 * (s * s), self.between_m2 * (s * s),
+                      self.min * s, self.max * s, self.sum_image_mean * s, self.sum_image_std * s)
+        if not all(np.isfinite(a).all() for a in scaled):
+            top = float(np.max(np.abs(np.concatenate([self.min, self.max]))))
+            raise ValueError(
+                f"scale={s:g} makes the statistics overflow float64 (stored values up to "
+                f"{top:.3g}, spread {float(np.sqrt(self.var.max())):.3g}): the scaled std must "
+                "stay below about 1e154"
+            )
+        if ((scaled[1] + scaled[2] < np.finfo(np.float64).tiny) & (self.m2 > 0)).any():
+            raise ValueError(
+                f"scale={s:g} is too small: the scaled variance underflows float64 (it would "
+                "read 0); the scaled std must stay above about 1e-154"
+            )
+        out.n_channels, out.count, out.n_images = self.n_channels, self.count, self.n_images
+        (out.mean, out.within_m2, out.between_m2, out.min, out.max, out.sum_image_mean,
+         out.sum_image_std) = scaled
+        return out
+
     def __repr__(self) -> str:
         return (
             f"RunningStats(n_images={self.n_images}, n_pixels={self.count}, "
             f"mean={np.round(self.mean, 6).tolist()}, std={np.round(self.std, 6).tolist()})"
         )
+
+
+def _overflow_message(values: np.ndarray, scale: float = 1.0) -> str:
+    """Why float64 moments of ``values`` (times ``scale``) cannot be represented."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        top = float(np.max(np.abs(values))) if np.size(values) else float("nan")
+    where = f" (after scale={scale:g})" if scale != 1.0 else ""
+    if not math.isfinite(top):
+        return (f"values times scale={scale:g} overflow float64; pass a smaller scale (the "
+                "scaled statistics need magnitudes below about 1e154)")
+    return (
+        f"values up to {top:.3g}{where} are too large: their squared deviations overflow "
+        "float64; statistics need magnitudes below about 1e154 (rescale the data, or pass "
+        "a smaller scale)"
+    )
 
 
 def _as_numpy(batch: Any) -> np.ndarray:
@@ -492,8 +556,13 @@ class DatasetStats:
         Average of per-image means (equal to ``mean`` only for equal-size images).
     min, max : ndarray (C,)
     skipped : int
-        Files skipped with ``on_error="skip"``; ``skipped_files`` lists (path, reason).
+        Files (and unreadable folders) skipped with ``on_error="skip"``, and folders
+        reached twice through symbolic links (their files are counted once);
+        ``skipped_files`` lists (path, reason) for each.
     scale : float
+        The scale the values were multiplied by; ``scale_source`` says where it came
+        from: ``"given"``, ``"default for 8-bit images"`` (1/255) or ``"float arrays
+        taken as they are"`` (1).
     dtypes : tuple of str
         Stored dtypes seen.
     """
@@ -512,6 +581,7 @@ class DatasetStats:
     skipped_files: tuple[tuple[str, str], ...] = ()
     scale: float = 1.0
     dtypes: tuple[str, ...] = field(default=())
+    scale_source: str = "given"
 
     @property
     def var(self) -> np.ndarray:
@@ -523,7 +593,8 @@ class DatasetStats:
         return int(self.mean.shape[0])
 
     @classmethod
-    def from_running(cls, rs: RunningStats, skipped: Sequence[tuple[str, str]] = ()) -> DatasetStats:
+    def from_running(cls, rs: RunningStats, skipped: Sequence[tuple[str, str]] = (),
+                     scale_source: str = "given") -> DatasetStats:
         return cls(
             mean=rs.mean.copy(),
             std=rs.std,
@@ -539,6 +610,7 @@ class DatasetStats:
             skipped_files=tuple((str(p), str(r)) for p, r in skipped),
             scale=rs.scale,
             dtypes=tuple(sorted(rs.dtypes)),
+            scale_source=scale_source,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -558,6 +630,7 @@ class DatasetStats:
             "min": self.min.tolist(),
             "max": self.max.tolist(),
             "scale": self.scale,
+            "scale_source": self.scale_source,
             "dtypes": list(self.dtypes),
             "ddof": 0,
         }
@@ -570,7 +643,7 @@ def dataset_stats(
     jobs: int | None = None,
     scheduler: str = "local",
     address: str | None = None,
-    scale: float = _DEFAULT_SCALE,
+    scale: float | None = None,
     channel_axis: int | None = -1,
     on_error: str = "raise",
     progress: bool = False,
@@ -585,18 +658,24 @@ def dataset_stats(
         (``"data/**/*.png"``), a file, a list of these, or an iterable of numpy arrays /
         torch tensors (single images or batches; see the module conventions).
     jobs : int, optional
-        Number of local worker processes for file sources (default: 1, in this process).
+        Number of local worker processes for file sources (default: 1, in this process;
+        at most ``max(32, 4 x CPUs)``).
     scheduler : {"local", "dask"}
         "dask" partitions the file list over a Dask cluster (``pip install stimgen[dask]``).
     address : str, optional
         Dask scheduler address ``HOST:PORT``; default: the current Dask client.
-    scale : float (output units per stored unit)
-        Multiplies all values (default 1/255: 8-bit data in [0, 1]).
+    scale : float or None (output units per stored unit)
+        Multiplies all values. None (default): 1/255 if every image is 8-bit (uint8),
+        1 if every array is float (or bool): floats are never rescaled by a guess. Any
+        other dtype (16-bit images, int32 arrays ...), and float arrays mixed with
+        integer images, need an explicit ``scale`` (``ValueError`` otherwise, naming a
+        file of each kind). The result states it in ``scale`` and ``scale_source``.
     channel_axis : int or None
         Channel axis of arrays from an iterable source (files are always channel-last).
     on_error : {"raise", "skip"}
-        A corrupt or unreadable file raises ``ValueError`` naming it (default), or is
-        skipped, counted in ``skipped`` and listed in ``skipped_files`` (with a warning).
+        A corrupt or unreadable file, or a folder that cannot be listed, raises
+        ``ValueError`` naming it (default), or is skipped, counted in ``skipped`` and
+        listed in ``skipped_files`` (with a warning).
     progress : bool
         Draw a progress bar on stderr (only on a terminal).
     files_per_task : int, optional
@@ -615,74 +694,115 @@ def dataset_stats(
     """
     scheduler = _validate.choice("scheduler", scheduler, _SCHEDULERS)
     on_error = _validate.choice("on_error", on_error, _ON_ERROR)
-    scale = _validate.positive("scale", scale)
+    if scale is not None:
+        scale = _validate.positive("scale", scale)
     njobs = 1 if jobs is None else _validate.positive_int("jobs", jobs)
-    files = _file_list(source)
-    if files is None:
+    max_jobs = max(32, 4 * (os.cpu_count() or 1))
+    if njobs > max_jobs:
+        raise ValueError(f"jobs must be an integer between 1 and {max_jobs} "
+                         f"(4 x the {os.cpu_count()} CPUs, at least 32), got {jobs!r}")
+    listing = _file_list(source, on_error)
+    if listing is None:
         if scheduler == "dask" or njobs > 1:
             raise ValueError(
                 "jobs and scheduler='dask' apply to file sources (a directory, glob or list "
                 "of paths); arrays from an iterable are processed in this process"
             )
-        rs = RunningStats(scale=scale)
-        for item in source:
-            rs.update(item, channel_axis=channel_axis)
+        rs = RunningStats()
+        examples: dict[str, str] = {}
+        for i, item in enumerate(source):
+            before = set(rs.dtypes)
+            try:
+                rs.update(item, channel_axis=channel_axis)
+            except ValueError as exc:
+                raise ValueError(f"item {i} of the source: {exc}") from None
+            for d in rs.dtypes - before:
+                examples.setdefault(d, f"item {i} of the source")
         if rs.count == 0:
             raise ValueError("source yielded no pixels")
-        return DatasetStats.from_running(rs)
+        used, source_of_scale = _resolve_scale(scale, rs.dtypes, examples)
+        return DatasetStats.from_running(rs.rescaled(used), (), source_of_scale)
+    files, skipped = listing
     if not files:
-        raise ValueError(f"no image files found in {source!r} (suffixes: {', '.join(IMAGE_SUFFIXES)}, .npy)")
+        where = f"; skipped: {skipped[0][1]}" if skipped else ""
+        raise ValueError(f"no image files found in {source!r} (suffixes: "
+                         f"{', '.join(IMAGE_SUFFIXES)}, .npy){where}")
     channels = _first_channels(files, on_error)
     if scheduler == "dask":
-        rs, skipped = _run_dask(files, address=address, scale=scale, on_error=on_error,
-                                progress=progress, files_per_task=files_per_task,
-                                channels=channels)
+        rs, skipped_files, examples = _run_dask(
+            files, address=address, on_error=on_error, progress=progress,
+            files_per_task=files_per_task, channels=channels)
     elif njobs > 1:
-        rs, skipped = _run_processes(files, jobs=njobs, scale=scale, on_error=on_error,
-                                     progress=progress, files_per_task=files_per_task,
-                                     channels=channels)
+        rs, skipped_files, examples = _run_processes(
+            files, jobs=njobs, on_error=on_error, progress=progress,
+            files_per_task=files_per_task, channels=channels)
     else:
         from ._progress import Progress
 
-        rs, skipped = RunningStats(scale=scale), []
+        rs, skipped_files, examples = RunningStats(), [], {}
         with Progress(len(files), "stats", enabled=None if progress else False) as bar:
             token = uuid.uuid4().hex
             for part in _partitions(files, 64):
-                r, s = _stats_of_files(part, scale, on_error, token, channels)
+                r, s, ex = _stats_of_files(part, 1.0, on_error, token, channels)
                 rs.merge(r)
-                skipped.extend(s)
+                skipped_files.extend(s)
+                for d, path in ex.items():
+                    examples.setdefault(d, path)
                 bar.update(len(part))
+    skipped = skipped + skipped_files
     if skipped:
         first = skipped[0]
         warnings.warn(
-            f"dataset_stats skipped {len(skipped)} file(s) (unreadable, or not of the dataset's "
-            f"channel count); first: {first[1]}",
+            f"dataset_stats skipped {len(skipped)} file(s) (unreadable files or folders, "
+            "files not of the dataset's channel count, or folders reached twice through "
+            f"links); first: {first[1]}",
             RuntimeWarning,
             stacklevel=2,
         )
     if rs.count == 0:
         raise ValueError(f"no readable images among {len(files)} file(s)")
-    kinds = {np.dtype(d).kind for d in rs.dtypes}
-    if "f" in kinds and kinds & {"u", "i", "b"}:
-        warnings.warn(
-            f"dataset_stats mixes float arrays and integer images ({', '.join(sorted(rs.dtypes))}); "
-            f"scale={scale:g} applies to both, which is rarely meant (e.g. a stimulus set's .npy "
-            "and .png files): select one kind of file",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    if scale == _DEFAULT_SCALE and any(d in ("uint16", "int16", "int32") for d in rs.dtypes):
-        warnings.warn(
-            "dataset_stats found 16-bit (or wider) images and used the default scale=1/255; "
-            "their values keep 0..65535 / 255 (pass scale=1/65535 for 16-bit data)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return DatasetStats.from_running(rs, skipped)
+    used, source_of_scale = _resolve_scale(scale, rs.dtypes, examples)
+    return DatasetStats.from_running(rs.rescaled(used), skipped, source_of_scale)
 
 
-def _file_list(source: Any) -> list[str] | None:
-    """Sorted file paths for path-like sources, or None for iterables of arrays."""
+def _resolve_scale(scale: float | None, dtypes: set[str], examples: dict[str, str]):
+    """The scale to apply and where it came from (see :func:`dataset_stats`)."""
+    if scale is not None:
+        return scale, "given"
+    as_is = sorted(d for d in dtypes if np.dtype(d).kind in "fb")
+    ints = sorted(d for d in dtypes if np.dtype(d).kind in "iu")
+
+    def named(ds: list[str]) -> str:
+        return ", ".join(f"{d}, e.g. {examples.get(d, '?')}" for d in ds)
+
+    if as_is and ints:
+        raise ValueError(
+            f"the data mixes float arrays ({named(as_is)}) and integer images ({named(ints)}): "
+            "floats are taken as they are, 8-bit images default to scale 1/255, so no scale "
+            "fits both (e.g. a stimulus set's .npy and .png files); select one kind of file, "
+            "or give scale=S to multiply all of them by S"
+        )
+    if ints and ints != ["uint8"]:
+        wide = [d for d in ints if d != "uint8"]
+        raise ValueError(
+            f"integer images other than 8-bit ({named(wide)}) need an explicit scale "
+            "(e.g. scale=1/65535 for full-range 16-bit images, scale=1/4095 for 12-bit data); "
+            "the default 1/255 applies only to 8-bit (uint8) images"
+        )
+    if ints:
+        return _DEFAULT_SCALE, "default for 8-bit images"
+    return 1.0, "float arrays taken as they are"
+
+
+def _file_list(source: Any, on_error: str = "raise"):
+    """``(sorted file paths, [(folder, reason), ...] skipped)`` for path-like sources, or
+    None for iterables of arrays.
+
+    Folders are searched recursively, following symbolic links; a folder that cannot be
+    listed raises ``ValueError`` naming it (``on_error="raise"``) or is recorded as
+    skipped, and a folder reached a second time (a link loop, or two links to one
+    folder) is recorded and not searched again, so no file is counted twice.
+    """
     if isinstance(source, (str, os.PathLike)):
         items: list[Any] = [source]
     elif isinstance(source, (list, tuple)) and source and all(
@@ -702,16 +822,38 @@ def _file_list(source: Any) -> list[str] | None:
         return None
     suffixes = {*IMAGE_SUFFIXES, ".npy"}
     files: list[str] = []
+    skipped: list[tuple[str, str]] = []
+
+    def unreadable(exc: OSError) -> None:
+        folder = exc.filename if exc.filename is not None else "?"
+        reason = f"{folder}: folder cannot be listed ({exc.strerror or exc}); its files were not counted"
+        if on_error == "raise":
+            raise ValueError(f"{reason} (skip such folders with on_error='skip')")
+        skipped.append((str(folder), reason))
+
     for item in items:
         s = os.fspath(item)
         p = Path(s)
         if p.is_dir():
-            found = [  # os.walk (scandir) needs no stat call per file, unlike rglob
-                os.path.join(root, name)
-                for root, _dirs, names in os.walk(p)
-                for name in names
-                if os.path.splitext(name)[1].lower() in suffixes
-            ]
+            found: list[str] = []
+            seen: set[tuple[int, int]] = set()
+            # os.walk (scandir) needs no stat call per file, unlike rglob
+            for root, dirs, names in os.walk(p, onerror=unreadable, followlinks=True):
+                try:
+                    st = os.stat(root)
+                except OSError as exc:
+                    unreadable(exc)
+                    dirs[:] = []
+                    continue
+                if (st.st_dev, st.st_ino) in seen:
+                    why = (f"{root}: folder reached a second time through a symbolic link; "
+                           "its files were counted once")
+                    skipped.append((root, why))
+                    dirs[:] = []
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                found.extend(os.path.join(root, name) for name in names
+                             if os.path.splitext(name)[1].lower() in suffixes)
             files.extend(sorted(found))
         elif p.exists():
             files.append(s)
@@ -719,7 +861,7 @@ def _file_list(source: Any) -> list[str] | None:
             files.extend(sorted(_glob.glob(s, recursive=True)))
         else:
             raise FileNotFoundError(f"no such file or directory: {s}")
-    return files
+    return files, skipped
 
 
 def _partitions(files: Sequence[str], size: int) -> list[list[str]]:
@@ -757,7 +899,8 @@ def _first_channels(files: Sequence[str], on_error: str) -> int | None:
 
 def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
                     token: str | None = None, channels: int | None = None):
-    """Accumulate a list of files; returns (RunningStats, [(path, reason), ...]).
+    """Accumulate a list of files; returns (RunningStats, [(path, reason), ...] skipped,
+    {dtype: first path of that dtype}).
 
     8/16-bit images (nearly all files) go to one :class:`_IntegerSums` per dtype, which
     keeps a few exact column sums per image and turns them into statistics once, at the
@@ -773,6 +916,7 @@ def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
     rs = RunningStats(scale=scale)
     sums: dict[str, _IntegerSums] = {}
     skipped: list[tuple[str, str]] = []
+    examples: dict[str, str] = {}
     for p in paths:
         try:
             img = read_image(p)
@@ -783,6 +927,9 @@ def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
                     "convert it, or skip such files with on_error='skip'"
                 )
             dt = img.dtype
+            if dt.kind not in "biuf":
+                raise ValueError(f"{p}: dtype {dt} is not a real numeric type (complex, "
+                                 "object and text arrays are refused)")
             if img.ndim in (2, 3) and dt.kind in "biu" and dt.itemsize <= 2 and img.size:
                 c = img.shape[2] if img.ndim == 3 else 1
                 acc = sums.get(dt.str)
@@ -792,6 +939,7 @@ def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
             else:
                 rs.update(img, channel_axis=-1 if img.ndim == 3 else None)
             channels = c_img
+            examples.setdefault(dt.name, str(p))
             del img  # free it before the next decode, which can then reuse its (cached) memory
         except (ValueError, OSError) as exc:
             if on_error == "raise":
@@ -801,22 +949,28 @@ def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
     for acc in sums.values():
         seen[(acc.dtype.str, acc.n_channels)] = (acc.lo.copy(), acc.hi.copy())
         rs.merge(acc.running(scale))
-    return rs, skipped
+    return rs, skipped, examples
 
 
 def _merge_ordered(results: list):
     rs = RunningStats(scale=results[0][0].scale) if results else RunningStats()
     skipped: list[tuple[str, str]] = []
-    for r, s in results:
+    examples: dict[str, str] = {}
+    for r, s, ex in results:
         try:
             rs.merge(r)
         except ValueError as exc:
+            if "channels" not in str(exc):
+                raise
             raise ValueError(f"images with different channel counts in the dataset: {exc}") from None
         skipped.extend(s)
-    return rs, skipped
+        for d, path in ex.items():
+            examples.setdefault(d, path)
+    return rs, skipped, examples
 
 
-def _run_processes(files, *, jobs, scale, on_error, progress, files_per_task, channels=None):
+def _run_processes(files, *, jobs, on_error, progress, files_per_task, channels=None,
+                   scale=1.0):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from ._progress import Progress
@@ -836,7 +990,7 @@ def _run_processes(files, *, jobs, scale, on_error, progress, files_per_task, ch
     return _merge_ordered(results)
 
 
-def _run_dask(files, *, address, scale, on_error, progress, files_per_task, channels=None):
+def _run_dask(files, *, address, on_error, progress, files_per_task, channels=None, scale=1.0):
     try:
         from dask.distributed import Client, as_completed, get_client
     except ImportError:

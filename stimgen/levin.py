@@ -107,22 +107,45 @@ class NeighbourWeights(NamedTuple):
 
 
 # -- validation and layout helpers -------------------------------------------------------
+_MAX_LUMINANCE = 1e150  # squared differences of larger values overflow float64
+
+
 def _luminance(luminance: Any) -> np.ndarray:
     y = v.finite_array("luminance", luminance, ndim=(2,))
     if y.size < 2:
         raise ValueError(f"luminance must have at least 2 pixels, got shape {y.shape}")
-    return np.asarray(y, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    top = float(np.abs(y).max())
+    if top > _MAX_LUMINANCE:
+        raise ValueError(
+            f"luminance values must be at most {_MAX_LUMINANCE:g} in magnitude (nominally in "
+            f"[0, 1]; their squared differences must fit float64), got up to {top:g}"
+        )
+    return y
 
 
-def _window(window: Any) -> int:
+def _window(window: Any, shape: tuple[int, ...] | None = None) -> int:
     w = v.positive_int("window", window, minimum=3)
     if w % 2 == 0:
         raise ValueError(f"window must be an odd integer >= 3 (pixels), got {window!r}")
+    if shape is not None:
+        most = 2 * max(shape) + 1  # beyond 2 x the longer side - 1, no neighbour is added
+        if w > most:
+            raise ValueError(
+                f"window must be at most {most} px for an image of {shape[0]} x {shape[1]} px "
+                f"(2 x its longer side + 1; a wider window adds no neighbour), got {window!r}"
+            )
     return w
 
 
+_MAX_EPS = 1e300  # 2 eps must stay finite
+
+
 def _eps(eps: Any) -> float:
-    return v.positive("eps", eps)
+    e = v.positive("eps", eps)
+    if e > _MAX_EPS:
+        raise ValueError(f"eps must be in (0, {_MAX_EPS:g}] (luminance units squared), got {eps!r}")
+    return e
 
 
 def _offsets(window: int) -> np.ndarray:
@@ -329,7 +352,7 @@ def _affinity_from(planes: np.ndarray, offsets: np.ndarray, mask: np.ndarray | N
 def _planes_checked(luminance: Any, form: str, window: int, eps: float):
     y = _luminance(luminance)
     form = v.choice("form", form, FORMS)
-    offsets = _offsets(_window(window))
+    offsets = _offsets(_window(window, y.shape))
     return y, _weight_planes(y, offsets, form, _eps(eps)), offsets
 
 
@@ -430,9 +453,16 @@ def levin_cost(
     uu = v.finite_array("u", u, ndim=(2, 3)).astype(np.float64, copy=False)
     if uu.shape[:2] != y.shape:
         raise ValueError(f"u shape {uu.shape} does not match the luminance shape {y.shape}")
-    e = uu - _apply(planes, offsets, uu)
-    grad = 2.0 * (e - _apply_transpose(planes, offsets, e))
-    return float(np.sum(e * e)), grad
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = uu - _apply(planes, offsets, uu)
+        grad = 2.0 * (e - _apply_transpose(planes, offsets, e))
+        cost = float(np.sum(e * e))
+    if not (math.isfinite(cost) and np.isfinite(grad).all()):
+        raise ValueError(
+            f"u values up to {float(np.abs(uu).max()):g} make the cost overflow float64 "
+            "(it is a sum of squares): give u with magnitudes below about 1e150"
+        )
+    return cost, grad
 
 
 # -- colour spaces -----------------------------------------------------------------------
@@ -503,10 +533,14 @@ def _dissection_order(h: int, w: int, sep: int, leaf: int = 4) -> np.ndarray:
     return np.argsort(label.ravel(), kind="stable")
 
 
-def _solve_free(a, fixed: np.ndarray, values: np.ndarray, shape, sep: int, *, pivot: bool):
+def _solve_free(a, fixed: np.ndarray, values: np.ndarray, shape, sep: int, *, pivot: bool,
+                what: str = "these weights"):
     """Solve ``A_ff x = -A_fc values_c`` for the free pixels, all columns at once.
 
-    Returns the free pixel indices (in nested-dissection order) and their values.
+    Returns the free pixel indices (in nested-dissection order) and their values. A
+    singular system raises ``ValueError`` naming ``what`` (the user's parameters); running
+    out of memory in the factorization raises ``MemoryError`` with the problem's size
+    (SuperLU reports a failed allocation as a ``RuntimeError`` or a ``MemoryError``).
     """
     from scipy.sparse.linalg import splu
 
@@ -520,6 +554,10 @@ def _solve_free(a, fixed: np.ndarray, values: np.ndarray, shape, sep: int, *, pi
     # d^2 / c_r <= 2 N_r / 0.6 and the raw weight is >= exp(-30) for 3x3) and sum to 1:
     # with one scribble, A_ff is an irreducibly diagonally dominant M-matrix, and LU
     # without pivoting is stable. The correlation form (negative weights) pivots.
+    out_of_memory = MemoryError(
+        f"not enough memory to factorize the colorization system of {h} x {w} px "
+        f"({free.size} unknown pixels); colorize a smaller image, or tiles of it"
+    )
     try:
         lu = splu(
             rows[:, free].tocsc(),
@@ -528,15 +566,21 @@ def _solve_free(a, fixed: np.ndarray, values: np.ndarray, shape, sep: int, *, pi
             options={"SymmetricMode": True},
         )
         x = lu.solve(rhs)
-    except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
+    except MemoryError:
+        raise out_of_memory from None
+    except RuntimeError as exc:  # SuperLU: "Factor is exactly singular", or a failed malloc
+        text = str(exc).lower()
+        if "singular" not in text:
+            if "malloc" in text or "memory" in text:
+                raise out_of_memory from None
+            raise
         x = np.full_like(rhs, np.nan)
-        reason = f" ({exc})"
-    else:
-        reason = ""
-    if not np.isfinite(x).all():
+    with np.errstate(invalid="ignore"):
+        ok = bool(np.isfinite(x).all())
+    if not ok:
         raise ValueError(
-            f"the colorization system is singular for these weights{reason}; "
-            "try form='gaussian' or a larger eps"
+            f"the colorization system is singular (it has no unique solution) for {what}; "
+            "use form='gaussian' (always solvable with at least one scribble) or a larger eps"
         )
     return free, x
 
@@ -551,6 +595,14 @@ def _float_image(name: str, a: Any, ndim: tuple[int, ...]) -> np.ndarray:
         )
     if arr.ndim == 3 and arr.shape[-1] != 3:
         raise ValueError(f"{name} must be (H, W) or (H, W, 3), got shape {arr.shape}")
+    if arr.size:
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"{name} must have values in [0, 1], got values in [{lo:g}, {hi:g}]"
+                + ("; 8-bit levels (0..255) must be divided by 255 first" if hi <= 255 and lo >= 0
+                   else "")
+            )
     return np.asarray(arr, dtype=np.float64)
 
 
@@ -667,7 +719,8 @@ def colorize(
         _, planes, offsets = _planes_checked(y, form, window, eps)
         a = _affinity_from(planes, offsets, None)
         free, x = _solve_free(
-            a, m.ravel(), chroma.reshape(-1, 2), hw, window // 2, pivot=form != "gaussian"
+            a, m.ravel(), chroma.reshape(-1, 2), hw, window // 2, pivot=form != "gaussian",
+            what=f"form={form!r}, window={window}, eps={eps:g}",
         )
         chroma.reshape(-1, 2)[free] = x
     full = np.concatenate([y[..., None], chroma], axis=-1)

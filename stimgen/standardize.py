@@ -27,8 +27,13 @@ Conventions
   the work needs scratch of about one or two ``chunk_bytes`` (default 2 MiB), whatever the
   size and layout of the input (blocks split axis 0, then axis 1, ... as needed), so numpy
   memmaps of any size work.
-* Data so large that the squared deviations overflow float64 (above ~1e154) raises
-  ``ValueError``; float32 data of any magnitude works (sums fall back to float64).
+* Groups whose squared deviations would overflow float64 (values above ~1e154) get
+  their statistics recomputed from deviations scaled by a power of two; only data whose
+  sum overflows float64 (near 1e308) raises ``ValueError``. float32 data of any
+  magnitude works (sums fall back to float64). Groups whose spread is so small that the squares of their deviations would underflow
+  (std below ~1e-146 in float64, ~1e-16 in float32) get their statistics recomputed from
+  deviations scaled by a power of two, so they stay exact; a std whose inverse does not
+  fit the output dtype (float32 std below ~3e-39) raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -308,6 +313,10 @@ def _given_stats(mean: Any, std: Any, ca: int | None, shape: tuple[int, ...]):
         raise ValueError("mean and std must be finite")
     if (s <= 0).any():
         raise ValueError(f"std must be > 0, got {std!r}")
+    with np.errstate(over="ignore", divide="ignore"):
+        if not np.isfinite(1.0 / s).all():
+            raise ValueError(f"std must be >= {1 / np.finfo(np.float64).max:.3g} (its inverse "
+                             f"must be a finite float64), got {float(s.min()):g}")
     out = []
     for name, v in (("mean", m), ("std", s)):
         if v.ndim == 1 and ca is not None and v.shape[0] == shape[ca] and v.shape[0] > 1:
@@ -480,6 +489,9 @@ def _standardize_fast(
         pilot = acc.reshape(g, k, inner).sum(axis=1) / reduced
         bad = ~np.isfinite(pilot)
         if bad.any():
+            for o, i in np.argwhere(bad):  # finite data whose sum overflows: too large
+                if np.isfinite(blk[o].reshape(reduced, inner)[:, i]).all():
+                    raise _overflow_error(_where(o0 + o, i, group_shape, inner))
             if policy.nonfinite == "raise":
                 o, i = np.argwhere(bad)[0]
                 raise policy.nonfinite_error(_where(o0 + o, i, group_shape, inner))
@@ -510,21 +522,41 @@ def _standardize_fast(
             var = np.maximum(S2 - S1 * delta, 0.0) / (reduced - policy.ddof)
         sd = np.sqrt(var)
         over = ~bad & ~(np.isfinite(sd) & np.isfinite(mu))
-        if over.any():
-            o, i = np.argwhere(over)[0]
-            raise _overflow_error(_where(o0 + o, i, group_shape, inner))
+        for o, i in np.argwhere(over):  # squares overflow: redo this group scaled
+            col = blk[o].reshape(reduced, inner)[:, i]
+            with np.errstate(over="ignore", invalid="ignore"):
+                m, sd[o, i] = _scaled_moments(col, policy.ddof)
+                if shifted:  # the column holds the deviations from the pilot
+                    delta[o, i] = m
+                    mu[o, i] = float(pilot_t[o, 0, i]) + m
+                else:
+                    mu[o, i] = m
+            if not (math.isfinite(sd[o, i]) and math.isfinite(mu[o, i])):
+                raise _overflow_error(_where(o0 + o, i, group_shape, inner))
         mu[bad] = np.nan
         sd[bad] = np.nan
         # constant groups: exact check only where rounding could hide a zero std
-        suspect = (~bad) & ((sd == 0) | (sd <= 1e-2 * np.abs(delta)))
+        small = _small_std(dt)
+        suspect = (~bad) & ((sd == 0) | (sd <= 1e-2 * np.abs(delta)) | (sd < small))
         const = np.zeros_like(suspect)
         for o, i in np.argwhere(suspect):
             col = blk[o].reshape(reduced, inner)[:, i]
             const[o, i] = bool((col == col[0]).all())
+            if not const[o, i] and sd[o, i] < small:  # squares near underflow: redo scaled
+                m, sd[o, i] = _scaled_moments(col, policy.ddof)
+                if shifted:  # the column holds the deviations from the pilot
+                    delta[o, i] = m
+                    mu[o, i] = float(pilot_t[o, 0, i]) + m
+                else:
+                    mu[o, i] = m
         if const.any():
             o, i = np.argwhere(const)[0]
             policy.constant_groups(const, _where(o0 + o, i, group_shape, inner))
             sd[const] = 0.0
+        tiny = ~bad & ~const & (sd * np.finfo(dt).max < 1.0)
+        if tiny.any():
+            o, i = np.argwhere(tiny)[0]
+            raise _underflow_error(_where(o0 + o, i, group_shape, inner), dt)
         means[o0:o1] = mu
         stds[o0:o1] = sd
         # pass 3: (x - mu_hi - mu_lo) * (1 / sd) in the data's precision, where x - mu_hi
@@ -556,10 +588,41 @@ def _standardize_fast(
 def _overflow_error(where: str) -> ValueError:
     """For a group with finite data but a non-finite mean or std."""
     return ValueError(
-        f"images has values too large to standardize in {where}: the deviations from the "
-        f"mean or their squares overflow; scale the data down first (groups before it were "
-        f"already standardized)"
+        f"images has values too large to standardize in {where}: their sum or the "
+        "deviations from the mean overflow float64 (magnitudes near 1e308); scale the data "
+        "down first (groups before it were already standardized)"
     )
+
+
+def _underflow_error(where: str, dtype: np.dtype) -> ValueError:
+    """For a group whose std is too small for its inverse to fit ``dtype``."""
+    return ValueError(
+        f"images has values too small to standardize in {where}: the std is below "
+        f"1 / {np.finfo(dtype).max:.3g}, so its inverse overflows {np.dtype(dtype).name}; "
+        "scale the data up first, or standardize float64 data"
+    )
+
+
+def _small_std(dtype: np.dtype) -> float:
+    """Below this std, squares of deviations in ``dtype`` (and the float64 sums of float64
+    squares) come within 2**26 of underflow and lose precision."""
+    return math.sqrt(float(np.finfo(dtype).tiny)) * 2.0**26
+
+
+def _scaled_moments(col: np.ndarray, ddof: int) -> tuple[float, float]:
+    """Mean and std of a 1-D column, exact for tiny (or subnormal) values: the deviations
+    are scaled by a power of two before they are squared."""
+    x = col.astype(np.float64)
+    mean = float(x.mean())
+    d = x - mean
+    top = float(np.abs(d).max())
+    if top == 0.0:
+        return mean, 0.0
+    e = math.frexp(top)[1]
+    ds = np.ldexp(d, -e)
+    c = float(ds.sum())
+    ss = max(float(np.dot(ds, ds)) - c * c / ds.size, 0.0)
+    return mean + math.ldexp(c / ds.size, e), math.ldexp(math.sqrt(ss / (ds.size - ddof)), e)
 
 
 def _where(o: int, i: int, group_shape: tuple[int, ...], inner: int) -> str:
@@ -711,21 +774,35 @@ def _standardize_generic(a: np.ndarray, red: tuple[int, ...], *, chunk_bytes: in
         np.minimum(lo[gsl(sl)], x.min(axis=red, keepdims=True), out=lo[gsl(sl)])
         np.maximum(hi[gsl(sl)], x.max(axis=red, keepdims=True), out=hi[gsl(sl)])
     bad = ~np.isfinite(total) | ~np.isfinite(lo) | ~np.isfinite(hi)
+    summed_over = bad & np.isfinite(lo) & np.isfinite(hi)  # finite data, sum overflows
+    if summed_over.any():
+        idx = tuple(int(j) for ax, j in enumerate(np.argwhere(summed_over)[0]) if ax in keep)
+        raise _overflow_error(f"group {idx} (index over the non-reduced axes)")
     if bad.any() and policy.nonfinite == "raise":
         idx = tuple(int(j) for ax, j in enumerate(np.argwhere(bad)[0]) if ax in keep)
         raise policy.nonfinite_error(f"group {idx} (index over the non-reduced axes)")
     pilot = np.where(bad, 0.0, total / n)
+    # deviations are scaled by a power of two per group before they are squared, so
+    # neither tiny spreads (underflow) nor large ones (overflow, up to ~1e307) lose digits
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = np.where(bad, 1.0, np.maximum(hi - pilot, pilot - lo))
+    exps = np.clip(np.frexp(np.where(np.isfinite(spread) & (spread > 0), spread, 1.0))[1],
+                   -1000, 1000)
+    down = np.ldexp(1.0, -exps)
     s1 = np.zeros(gshape)
     s2 = np.zeros(gshape)
     for sl in blocks:
         d = a[sl].astype(np.float64)
         d -= pilot[gsl(sl)]
+        d *= down[gsl(sl)]
         s1[gsl(sl)] += d.sum(axis=red, keepdims=True)
         d *= d
         s2[gsl(sl)] += d.sum(axis=red, keepdims=True)
-    delta = s1 / n
-    mu = pilot + delta
-    sd = np.sqrt(np.maximum(s2 - s1 * delta, 0.0) / (n - policy.ddof))
+    delta_scaled = s1 / n
+    with np.errstate(over="ignore", invalid="ignore"):
+        delta = np.ldexp(delta_scaled, exps)
+        mu = pilot + delta
+        sd = np.ldexp(np.sqrt(np.maximum(s2 - s1 * delta_scaled, 0.0) / (n - policy.ddof)), exps)
     over = ~bad & ~(np.isfinite(sd) & np.isfinite(mu))
     if over.any():
         idx = tuple(int(j) for ax, j in enumerate(np.argwhere(over)[0]) if ax in keep)
@@ -736,6 +813,11 @@ def _standardize_generic(a: np.ndarray, red: tuple[int, ...], *, chunk_bytes: in
         policy.constant_groups(const, f"group {idx} (index over the non-reduced axes)")
         sd[const] = 0.0
         mu[const] = lo[const]
+    tiny = ~bad & ~const & (sd * np.finfo(np.float64).max < 1.0)
+    if tiny.any():
+        idx = tuple(int(j) for ax, j in enumerate(np.argwhere(tiny)[0]) if ax in keep)
+        raise _underflow_error(f"group {idx} (index over the non-reduced axes)",
+                               np.dtype(np.float64))
     mu[bad] = np.nan
     sd[bad] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -162,7 +162,7 @@ def test_plot(capsys, tmp_path):
         (["design", "butterworth", "--cutoffs-cpd", "5", "1", "--ppd", PPD],
          "--cutoffs-cpd must be LO HI with 0 <= LO < HI, got 5 1"),
         (["design", "butterworth", "--band-cpd", "1", "5", "--order", "0", "--ppd", PPD],
-         "order must be an integer >= 1, got 0"),
+         "--order must be an integer between 1 and 100, got 0"),
         (["design"], "choose a family: stimgen design dog|log_gaussian|butterworth"),
     ],
 )

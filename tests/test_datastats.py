@@ -239,7 +239,9 @@ def test_image_modes_rgba_palette_gray_16bit(tmp_path, rng):
     g.mkdir()
     gray16 = rng.integers(0, 65536, (9, 7), dtype=np.uint16)
     Image.fromarray(gray16).save(g / "g16.png")
-    with pytest.warns(RuntimeWarning, match=r"16-bit.*scale=1/65535"):
+    # 16-bit images have no default scale: refused, naming the file and the fix
+    with pytest.raises(ValueError, match=r"other than 8-bit \(uint16, e\.g\. .*g16\.png\) need an "
+                       r"explicit scale .*1/65535"):
         dataset_stats(g)
     s16 = dataset_stats(g, scale=1 / 65535)
     _assert_matches(s16, gray16.reshape(-1, 1) / 65535)
@@ -410,13 +412,22 @@ def test_source_and_update_errors(tmp_path):
         r.update(np.zeros((2, 2)))
 
 
-def test_mixing_float_arrays_and_integer_images_warns(tmp_path, rng):
+def test_mixing_float_arrays_and_integer_images_is_refused(tmp_path, rng):
     d = tmp_path / "set"
     d.mkdir()
-    np.save(d / "a.npy", rng.standard_normal((8, 8)).astype(np.float32))
-    Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(d / "b.png")
-    with pytest.warns(RuntimeWarning, match="mixes float arrays and integer images"):
+    a = rng.standard_normal((8, 8)).astype(np.float32)
+    b = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+    np.save(d / "a.npy", a)
+    Image.fromarray(b).save(d / "b.png")
+    with pytest.raises(ValueError, match=r"mixes float arrays \(float32, e\.g\. .*a\.npy\) and "
+                       r"integer images \(uint8, e\.g\. .*b\.png\).*give scale"):
         dataset_stats(d)
+    # an explicit scale is a policy: it multiplies every file
+    s = dataset_stats(d, scale=0.5)
+    both = np.concatenate([a.ravel().astype(np.float64), b.ravel().astype(np.float64)]) * 0.5
+    np.testing.assert_allclose(s.mean, [both.mean()], rtol=1e-12)
+    np.testing.assert_allclose(s.std, [both.std()], rtol=1e-12)
+    assert s.scale == 0.5 and s.scale_source == "given"
 
 
 def test_cli_scale_accepts_fractions(tmp_path, rng, capsys):

@@ -489,8 +489,15 @@ def test_float32_with_huge_std_is_exact_and_float64_overflow_raises(rng, layout)
     np.testing.assert_allclose(stats.std, std, rtol=1e-6)
     assert np.isfinite(out).all()
     _check_unit(out, (1, 2))
+    # float64 squares of 1e160 overflow: those groups are recomputed scaled, exactly
+    big = np.asarray(base * 1e140, order=layout)
+    out, stats = standardize(big.copy(order="A"), return_stats=True)
+    np.testing.assert_allclose(stats.std, std * 1e140, rtol=1e-6)
+    _check_unit(out, (1, 2))
+    # a sum beyond float64 cannot be formed: refused, not reported as NaN input
+    huge = np.asarray(np.abs(base) * 1e287 + 1e307, order=layout)
     with pytest.raises(ValueError, match=r"too large to standardize in group \(0, 0\)"):
-        standardize(np.asarray(base * 1e140, order=layout))
+        standardize(huge)
 
 
 def test_given_statistics_are_returned_in_the_computed_layout(rng):
