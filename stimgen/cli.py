@@ -393,16 +393,22 @@ def _write_noise_files(out, images, pngs, record: dict[str, Any], *, force: bool
 
     import numpy as np
 
-    from .io import OutputExistsError, atomic_files, noise_record_files, png_bytes
+    from .io import (
+        OutputExistsError,
+        atomic_files,
+        check_output_file,
+        noise_record_files,
+        png_bytes,
+    )
 
     rec_path = out.with_suffix(".json")
     png_paths = [out.with_name(f"{out.stem}_{i:04d}.png") for i in range(len(pngs))]
     targets = [*png_paths, out, rec_path]  # the record last: it describes the others
+    for t in (out, rec_path, *png_paths):  # no fifo, device, folder; not inside a set
+        check_output_file(t, force=force)
     existing = [t for t in targets if os.path.lexists(t)]
     replace: list = []
     remove: list = []
-    if existing and not force:
-        raise OutputExistsError("{path} exists ({force})", path=existing[0])
     if existing:
         owned: set[str] = set()
         if os.path.lexists(rec_path):

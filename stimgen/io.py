@@ -649,13 +649,13 @@ def check_replaceable(path: str | os.PathLike, *, kinds: Collection[str] = OUTPU
         if not (final / marker).is_file() or (final / marker).is_symlink():
             continue
         what, lister = _OWNED[marker]
-        if marker not in kinds:
-            raise OutputExistsError(f"refusing to replace {final}: it holds {what} "
-                                    f"({marker}), not this command's output")
         try:
             listed = lister(final / marker)
         except ValueError as exc:
             raise OutputExistsError(f"refusing to replace {final}: {exc}") from None
+        if marker not in kinds:
+            raise OutputExistsError(f"refusing to replace {final}: it holds {what} "
+                                    f"({marker}), not this command's output")
         for rel in (first, *files):
             own_figure = rel.startswith("figures/") and rel.endswith(FIGURE_SUFFIXES) and marker == "manifest.json"
             if rel not in listed and not own_figure:
@@ -744,10 +744,12 @@ def check_output_file(path: str | os.PathLike, *, force: bool = False,
     _refuse_non_regular(p)
     if os.path.lexists(p):
         for src in inputs:
+            same = False
             with contextlib.suppress(OSError):
-                if os.path.samefile(p, src):
-                    raise OutputExistsError(f"{p} is an input of this command ({src}); "
-                                            "refusing to write over it")
+                same = os.path.samefile(p, src)
+            if same:
+                raise OutputExistsError(f"{p} is an input of this command ({src}); "
+                                        "refusing to write over it")
     inside = stimulus_set_of(p.parent if str(p.parent) else ".")
     if inside is not None:
         raise OutputExistsError(f"{p} is inside the stimulus set {inside} (it has a stimgen "
@@ -868,7 +870,8 @@ def _still_replaceable(old: Path, checked: tuple[int, int], final: Path,
             return f"output directory {final} was replaced by something else while this output was being written"
         check_replaceable(old, kinds=kinds)
     except OutputExistsError as exc:
-        return str(exc).replace(str(old), str(final)) + " (it changed while this output was being written)"
+        return (f"output directory {final} changed while this output was being written: "
+                + str(exc).replace(str(old), str(final)))
     except OSError as exc:
         return f"output directory {final} changed while this output was being written ({exc})"
     return None
