@@ -72,9 +72,16 @@ def process_start(pid: int | None = None) -> int:
     return int(fields[19])  # field 22 of stat(5); fields[0] is field 3 (the state)
 
 
+_own: tuple[int, int] | None = None
+
+
 def owner_tag() -> str:
     """``MACHINE-PID-START``: the current process, for the name of a temporary output."""
-    return f"{machine_token()}-{os.getpid()}-{process_start()}"
+    global _own
+    pid = os.getpid()
+    if _own is None or _own[0] != pid:  # computed once per process (and again after fork)
+        _own = (pid, process_start(pid))
+    return f"{machine_token()}-{pid}-{_own[1]}"
 
 
 def owner_gone(machine: str, pid: int, start: int) -> bool:
@@ -175,8 +182,8 @@ def _interrupt(signum: int) -> BaseException:
 
 
 def _handler(signum: int, frame: object) -> None:
-    if _state.fired:
-        return  # already unwinding: let the cleanup finish
+    if _state.fired and signum != signal.SIGINT:
+        return  # already unwinding: let the cleanup finish (a second Ctrl-C still raises)
     if _state.depth:
         _state.pending = signum  # raised when the critical section ends
         return
@@ -209,8 +216,8 @@ def signals_as_interrupt() -> Iterator[None]:
 
     SIGINT raises :class:`KeyboardInterrupt` as usual; SIGTERM and SIGHUP (what ``timeout``,
     ``scancel``, ``docker stop`` and a closed terminal send) raise :class:`Terminated`, a
-    KeyboardInterrupt subclass, so the same cleanup runs. Only the first signal raises;
-    repeats are ignored while the cleanup runs. The previous handlers are restored on exit.
+    KeyboardInterrupt subclass, so the same cleanup runs. Repeated SIGTERM/SIGHUP are
+    ignored while that cleanup runs (a second Ctrl-C still interrupts it). The previous handlers are restored on exit.
     Outside the main thread this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():

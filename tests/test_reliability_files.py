@@ -154,6 +154,24 @@ def case_old_set_swapped_during_forced_run(tmp, capsys, monkeypatch):
     assert (tmp / "moved" / "manifest.json").is_file() and (old / "manifest.json").is_file()
 
 
+def case_without_renameat2(tmp, capsys, monkeypatch):
+    # other systems and file systems: mkdir-claim and move-aside paths, same guarantees
+    monkeypatch.setattr(sio, "_renameat2", lambda src, dst, flags: False)
+    case_target_appears_mid_run(tmp, capsys, monkeypatch)
+    old = make_set(tmp, "b")
+    before = tree(old)
+    with pytest.raises(sio.OutputConflictError, match=r"notes\.txt is not listed"), \
+            atomic_directory(old, force=True) as out:
+        (out / "x").write_text("new")
+        (old / "notes.txt").write_text("added")
+    assert tree(old) == {**before, "notes.txt": hashlib.sha256(b"added").hexdigest()}
+    (old / "notes.txt").unlink()
+    with atomic_directory(old, force=True) as out:
+        (out / "x").write_text("new")
+    assert tree(old) == {"x": hashlib.sha256(b"new").hexdigest()}
+    assert [n for n in hidden(tmp) if not n.endswith(".yaml")] == []
+
+
 FOREIGN = {
     "name-only manifest": ({"manifest.json": "{}", "thesis.tex": "x"}, r"manifest\.json is not a stimgen manifest"),
     "name-only record": ({"record.json": '{"a": 1}', "data.csv": "1,2"}, r"record\.json is not a stimgen noise record"),
@@ -315,6 +333,16 @@ def case_noise_smaller_count_leaves_no_stale_pngs(tmp, capsys, monkeypatch):
     assert sorted(_trio(tmp)) == ["n.json", "n.npy", "n_0000.png", "n_0007.png"]
     rec = json.loads((tmp / "n.json").read_text())
     assert rec["files"] == ["n_0000.png", "n.npy", "n.json"] and np.load(tmp / "n.npy").shape[0] == 1
+    # a record from before records listed their files: its files follow from n and png
+    del rec["files"]
+    rec.update(n=1, png={"bits": 8})
+    (tmp / "n.json").write_text(json.dumps(rec))
+    assert cli(capsys, *NOISE, "--count", "2", "--out", tmp / "n.npy", "--force")[0] == 0
+    assert sorted(_trio(tmp)) == ["n.json", "n.npy", "n_0007.png"]
+    # the folder layout: a smaller count replaces the whole folder
+    assert cli(capsys, *NOISE, "--count", "3", "--png", "8", "--out", tmp / "d")[0] == 0
+    assert cli(capsys, *NOISE, "--count", "1", "--out", tmp / "d", "--force")[0] == 0
+    assert sorted(tree(tmp / "d")) == ["noise_0000.npy", "record.json"]
 
 
 def case_noise_force_over_a_users_npy(tmp, capsys, monkeypatch):
@@ -375,6 +403,7 @@ CASES = {
     "two concurrent runs into one new target": case_two_concurrent_runs_one_wins,
     "old set gains a file during a forced run": case_old_set_gains_a_file_during_forced_run,
     "old set swapped during a forced run": case_old_set_swapped_during_forced_run,
+    "no renameat2: claim and move-aside paths": case_without_renameat2,
     "force on foreign folders": case_force_on_foreign_folders,
     "force on a link to a set": case_link_to_a_set_is_not_replaced,
     "stale partials: dead removed, live kept": case_stale_partials_dead_removed_live_kept,
@@ -468,3 +497,30 @@ def test_worker_dies_with_its_parent(tmp_path):
         return _procs.owner_gone(_procs.machine_token(), worker, start)
 
     assert _wait_for(gone), f"worker {worker} outlived its parent"
+
+
+def test_pool_workers_with_the_initializer_die_with_their_parent(tmp_path):
+    # the hook-up for a worker pool: initializer=die_with_parent, initargs=(os.getpid(),)
+    pidfile = tmp_path / "workers"
+    parent = _python("""
+        import concurrent.futures as cf, multiprocessing as mp, os, sys, time
+        from stimgen._procs import die_with_parent
+
+        def work(_):
+            time.sleep(120)
+
+        if __name__ == "__main__":
+            pool = cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn"),
+                                          initializer=die_with_parent, initargs=(os.getpid(),))
+            futs = [pool.submit(work, i) for i in range(2)]
+            time.sleep(2)
+            open(sys.argv[1], "w").write(" ".join(str(p) for p in pool._processes))
+            time.sleep(120)
+        """, str(pidfile))
+    assert _wait_for(lambda: pidfile.exists() and len(pidfile.read_text().split()) == 2, 60)
+    workers = [int(p) for p in pidfile.read_text().split()]
+    starts = [_procs.process_start(p) for p in workers]
+    parent.kill()
+    parent.communicate(timeout=60)
+    me = _procs.machine_token()
+    assert _wait_for(lambda: all(_procs.owner_gone(me, p, s) for p, s in zip(workers, starts, strict=True)))
