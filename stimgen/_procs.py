@@ -169,6 +169,7 @@ class Terminated(KeyboardInterrupt):
 
 
 class _State:
+    pid = 0
     depth = 0
     pending: int | None = None
     fired = False
@@ -182,6 +183,12 @@ def _interrupt(signum: int) -> BaseException:
 
 
 def _handler(signum: int, frame: object) -> None:
+    if os.getpid() != _state.pid:  # a forked child inherited the handler: act as before
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     if _state.fired and signum != signal.SIGINT:
         return  # already unwinding: let the cleanup finish (a second Ctrl-C still raises)
     if _state.depth:
@@ -225,7 +232,7 @@ def signals_as_interrupt() -> Iterator[None]:
         return
     sigs = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
     old = {s: signal.getsignal(s) for s in sigs}
-    _state.fired, _state.pending = False, None
+    _state.fired, _state.pending, _state.pid = False, None, os.getpid()
     try:
         for s in sigs:
             if old[s] is not signal.SIG_IGN:  # e.g. nohup: keep ignoring SIGHUP

@@ -293,8 +293,14 @@ class OutputExistsError(FileExistsError):
     """
 
     def __init__(self, template: str, **fields: Any) -> None:
-        self.cli_message = template.format(force="use --force to replace it", **fields)
-        super().__init__(template.format(force="pass force=True to replace it", **fields))
+        def fill(force: str) -> str:  # not str.format: paths may hold braces
+            text = template.replace("{force}", force)
+            for key, value in fields.items():
+                text = text.replace("{" + key + "}", str(value))
+            return text
+
+        self.cli_message = fill("use --force to replace it")
+        super().__init__(fill("pass force=True to replace it"))
 
 
 class OutputConflictError(OutputExistsError):
@@ -472,12 +478,21 @@ def clean_stale_partials(parent: str | os.PathLike) -> list[Path]:
 
 def _roll_back(work: Path, parent: Path) -> None:
     """Undo an interrupted commit recorded in ``work`` (a dead run's work folder)."""
-    if (work / "committed").exists() or not (work / "old").is_dir():
+    if (work / "committed").exists():
         return
     try:
         plan = json.loads((work / "plan.json").read_text())
         journal = json.loads((work / "journal.json").read_text()) if (work / "journal.json").is_file() else {}
     except (OSError, ValueError):
+        return
+    if plan.get("kind") == "directory" and "old" in journal:
+        # killed after exchanging the folders but before checking the old one: swap back
+        with contextlib.suppress(OSError):
+            final = parent / plan["target"]
+            if (list(_ident(os.lstat(work / "new"))) == journal["old"]
+                    and list(_ident(os.lstat(final))) == journal["new"]):
+                _renameat2(work / "new", final, _RENAME_EXCHANGE)
+    if not (work / "old").is_dir():
         return
     for name, ident in journal.get("new", {}).items():  # remove what the dead run installed
         target = parent / name
@@ -832,6 +847,10 @@ def _commit_directory(work: Path, final: Path, checked: tuple[int, int] | None,
                       kinds: Collection[str]) -> None:
     new = work / "new"
     if checked is not None:
+        # if this process dies between the exchange and the check of what it took out,
+        # clean_stale_partials swaps back (see _roll_back)
+        journal = {"old": list(checked), "new": list(_ident(os.lstat(new)))}
+        atomic_write_bytes(work / "journal.json", json.dumps(journal).encode())
         exchanged: bool | None
         try:
             exchanged = _renameat2(new, final, _RENAME_EXCHANGE)
@@ -842,6 +861,7 @@ def _commit_directory(work: Path, final: Path, checked: tuple[int, int] | None,
             if why is not None:
                 _renameat2(new, final, _RENAME_EXCHANGE)  # swap back
                 raise _conflict(work, final, why)
+            (work / "committed").touch()
             return
         if exchanged is False:  # no exchange here: move the old folder aside, then verify
             old = work / "old"

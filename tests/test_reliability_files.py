@@ -97,6 +97,16 @@ def case_target_appears_mid_run_with_force(tmp, capsys, monkeypatch):
     assert target.is_dir() and list(target.iterdir()) == []
 
 
+def case_braces_in_paths(tmp, capsys, monkeypatch):
+    target = tmp / "set{0}{force}"
+    target.mkdir()
+    (target / "a.txt").write_text("x")
+    with pytest.raises(FileExistsError, match=r"set\{0\}\{force\} already exists \(pass force=True"):
+        atomic_directory(target).__enter__()
+    code, err = cli(capsys, *NOISE, "--out", target)
+    assert code == 2 and "set{0}{force} already exists (use --force" in err
+
+
 def case_file_into_empty_folder_appears(tmp, capsys, monkeypatch):
     target = tmp / "target"  # an empty folder was checked; a file went into it meanwhile
     target.mkdir()
@@ -245,6 +255,17 @@ def case_dead_run_killed_mid_replacement_is_rolled_back(tmp, capsys, monkeypatch
     (work / "plan.json").write_text(json.dumps({"kind": "directory", "target": "set"}))
     sio.clean_stale_partials(tmp)
     assert (tmp / "set" / "manifest.json").read_text() == "old set" and hidden(tmp) == []
+    if LINUX:  # killed right after exchanging the folders, before checking the old one
+        work = tmp / f".set.{_procs.machine_token()}-{dead_pid()}-3.abcdefgh.partial"
+        work.mkdir()
+        (work / "plan.json").write_text(json.dumps({"kind": "directory", "target": "set"}))
+        (tmp / "set").rename(work / "new")  # the old set, taken out
+        (tmp / "set").mkdir()  # the new set, put in
+        (tmp / "set" / "manifest.json").write_text("new set")
+        ids = {k: list(sio._ident(os.lstat(p))) for k, p in (("old", work / "new"), ("new", tmp / "set"))}
+        (work / "journal.json").write_text(json.dumps(ids))
+        sio.clean_stale_partials(tmp)
+        assert (tmp / "set" / "manifest.json").read_text() == "old set" and hidden(tmp) == []
 
 
 def case_umask_respected(tmp, capsys, monkeypatch):
@@ -401,6 +422,7 @@ CASES = {
     "target appears mid-run, force": case_target_appears_mid_run_with_force,
     "file put into the checked empty target": case_file_into_empty_folder_appears,
     "two concurrent runs into one new target": case_two_concurrent_runs_one_wins,
+    "braces in an output path": case_braces_in_paths,
     "old set gains a file during a forced run": case_old_set_gains_a_file_during_forced_run,
     "old set swapped during a forced run": case_old_set_swapped_during_forced_run,
     "no renameat2: claim and move-aside paths": case_without_renameat2,
@@ -524,3 +546,48 @@ def test_pool_workers_with_the_initializer_die_with_their_parent(tmp_path):
     parent.communicate(timeout=60)
     me = _procs.machine_token()
     assert _wait_for(lambda: all(_procs.owner_gone(me, p, s) for p, s in zip(workers, starts, strict=True)))
+
+
+@pytest.mark.slow
+def test_stimgen_run_into_a_target_that_appears_mid_run(tmp_path):
+    y = tmp_path / "big.yaml"
+    y.write_text(SET_YAML.replace("repeats: 2", "repeats: 200").replace("size_px: 32", "size_px: 64"))
+    run = _python("import sys; from stimgen.cli import main; sys.exit(main(sys.argv[1:]))",
+                  "run", str(y), "--out", str(tmp_path / "target"), "--jobs", "1", "--no-progress")
+    assert _wait_for(lambda: any(n.endswith(".partial") for n in hidden(tmp_path)), 60)
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "notes.txt").write_text("precious")
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 2, err
+    assert "appeared while this output was being written; nothing was replaced" in err
+    assert (tmp_path / "target" / "notes.txt").read_text() == "precious"
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("target.stimgen-new-")]
+    assert len(kept) == 1 and str(kept[0]) in err and (kept[0] / "manifest.json").is_file()
+    assert hidden(tmp_path) == []
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        kids += [int(k) for k in (task / "children").read_text().split()]
+    return kids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LINUX, reason="lists child processes through /proc")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_stimgen_run_with_workers_cleans_up_on_sigterm_and_sighup(tmp_path, sig):
+    y = tmp_path / "big.yaml"
+    y.write_text(SET_YAML.replace("repeats: 2", "repeats: 400").replace("size_px: 32", "size_px: 64"))
+    run = _python("import sys; from stimgen.cli import main; sys.exit(main(sys.argv[1:]))",
+                  "run", str(y), "--out", str(tmp_path / "target"), "--jobs", "2", "--no-progress")
+    assert _wait_for(lambda: any(n.endswith(".partial") for n in hidden(tmp_path)), 60)
+    assert _wait_for(lambda: len(_children(run.pid)) >= 2, 60)
+    kids = {k: _procs.process_start(k) for k in _children(run.pid)}
+    run.send_signal(getattr(signal, sig))
+    _, err = run.communicate(timeout=300)
+    assert run.returncode == 128 + getattr(signal, sig), err
+    assert f"terminated by {sig}" in err
+    assert list(tmp_path.iterdir()) == [y]  # no partial folder, no set
+    me = _procs.machine_token()
+    assert _wait_for(lambda: all(_procs.owner_gone(me, k, s) for k, s in kids.items()), 60)
