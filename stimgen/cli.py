@@ -136,7 +136,7 @@ def _error_text(exc: BaseException) -> str:
         folder = os.path.dirname(os.path.abspath(os.fspath(exc.filename)))
         reason = exc.strerror or type(exc).__name__
         return _one_line(f"cannot write in the folder {folder}: {reason}")
-    return _one_line(exc) or type(exc).__name__
+    return _one_line(getattr(exc, "cli_message", exc)) or type(exc).__name__
 
 
 def _show_warning(message: Any, category: type, filename: str, lineno: int,
@@ -172,8 +172,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_handler(args: argparse.Namespace) -> int:
+    from ._procs import Terminated, signals_as_interrupt
+
     try:
-        return int(args._handler(args) or 0)
+        with signals_as_interrupt():  # SIGTERM and SIGHUP clean up like Ctrl-C
+            return int(args._handler(args) or 0)
     except BrokenPipeError:  # e.g. `stimgen ... --json | head`: the reader left, not an error
         import os
 
@@ -192,6 +195,9 @@ def _run_handler(args: argparse.Namespace) -> int:
         print(f"stimgen {args.command}: error: the input is nested too deeply to process",
               file=sys.stderr)
         return 2
+    except Terminated as exc:
+        print(f"stimgen {args.command}: {exc}; nothing was left half-written", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print(f"stimgen {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -355,13 +361,12 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
-        from io import BytesIO
         from pathlib import Path
 
         import numpy as np
 
         from .contrast import quantize
-        from .io import atomic_directory, atomic_write_bytes, write_png
+        from .io import atomic_directory, write_png
         from .noise import bandpass_noise
 
         g = geometry_from_args(args)
@@ -407,30 +412,20 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
                 print(f"stimgen noise: warning: {clipped:.2%} of the pixels of some image were "
                       "clipped to [-1, 1] in the PNG; lower --rms-contrast", file=sys.stderr)
         out = Path(args.out)
-        files: list[str] = []
         if out.suffix == ".npy":
-            targets = [out, out.with_suffix(".json")] + [
-                out.with_name(f"{out.stem}_{i:04d}.png") for i in range(len(pngs))]
-            existing = [str(t) for t in targets if t.exists()]
-            if existing and not args.force:
-                raise FileExistsError(f"{existing[0]} exists (use --force to replace it)")
-            buf = BytesIO()
-            np.save(buf, images)
-            atomic_write_bytes(out, buf.getvalue())
-            for path, q in zip(targets[2:], pngs, strict=True):
-                write_png(path, q)
-            atomic_write_bytes(targets[1], json.dumps(jsonable(record), indent=2).encode())
-            files = [str(t) for t in targets]
+            files = _write_noise_files(out, images, pngs, record, force=args.force)
         else:
-            with atomic_directory(out, force=args.force) as tmp:
+            files = []
+            names = [f"noise_{i:04d}.{ext}" for i in range(len(images))
+                     for ext in (("npy", "png") if pngs else ("npy",))] + ["record.json"]
+            with atomic_directory(out, force=args.force, kinds=("record.json",)) as tmp:
                 for i, img in enumerate(images):
                     np.save(tmp / f"noise_{i:04d}.npy", img)
-                    files.append(str(out / f"noise_{i:04d}.npy"))
                     if pngs:
                         write_png(tmp / f"noise_{i:04d}.png", pngs[i])
-                        files.append(str(out / f"noise_{i:04d}.png"))
-                (tmp / "record.json").write_text(json.dumps(jsonable(record), indent=2))
-                files.append(str(out / "record.json"))
+                (tmp / "record.json").write_text(
+                    json.dumps(jsonable({**record, "files": names}), indent=2))
+            files = [str(out / n) for n in names]
         if args.json:
             print_json({"files": files, "record": record})
             return 0
@@ -450,6 +445,60 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
         return 0
 
     return run
+
+
+def _write_noise_files(out, images, pngs, record: dict[str, Any], *, force: bool) -> list[str]:
+    """``stimgen noise --out FILE.npy``: the stack, FILE.json and FILE_NNNN.png, all or nothing.
+
+    With ``--force`` only files that the old record FILE.json lists as its own are
+    replaced, and those of them the new output does not write (PNGs of a larger older
+    output) are removed in the same step.
+    """
+    import os
+    from io import BytesIO
+
+    import numpy as np
+
+    from .io import (
+        OutputExistsError,
+        atomic_files,
+        check_output_file,
+        noise_record_files,
+        png_bytes,
+    )
+
+    rec_path = out.with_suffix(".json")
+    png_paths = [out.with_name(f"{out.stem}_{i:04d}.png") for i in range(len(pngs))]
+    targets = [*png_paths, out, rec_path]  # the record last: it describes the others
+    for t in (out, rec_path, *png_paths):  # no fifo, device, folder; not inside a set
+        check_output_file(t, force=force)
+    existing = [t for t in targets if os.path.lexists(t)]
+    replace: list = []
+    remove: list = []
+    if existing:
+        owned: set[str] = set()
+        if os.path.lexists(rec_path):
+            try:
+                owned = noise_record_files(rec_path, layout="file")
+            except ValueError as exc:
+                raise OutputExistsError(f"refusing to replace {rec_path}: {exc}") from None
+        for t in existing:
+            if t.name not in owned:
+                raise OutputExistsError(
+                    f"refusing to replace {t}: it is not listed as stimgen's by a noise record "
+                    f"{rec_path.name}")
+        replace = existing
+        remove = [out.with_name(n) for n in sorted(owned) if "/" not in n
+                  and out.with_name(n) not in targets and os.path.lexists(out.with_name(n))]
+    names = [t.name for t in targets]
+    with atomic_files(targets, replace=replace, remove=remove) as staged:
+        buf = BytesIO()
+        np.save(buf, images)
+        staged[-2].write_bytes(buf.getvalue())
+        for path, q in zip(staged, pngs, strict=False):
+            path.write_bytes(png_bytes(q))
+        staged[-1].write_text(json.dumps(jsonable({**record, "files": names}), indent=2))
+    return [str(out), str(rec_path), *map(str, png_paths)]
 
 
 @command("spectrum", "measure the radially averaged spectrum of images in cpd (peak, band edges)")
@@ -509,7 +558,9 @@ def _colorize(p: argparse.ArgumentParser) -> Handler:
     p.add_argument(
         "scribbles", metavar="SCRIBBLES", help="the gray image with colour scribbles (RGB)"
     )
-    p.add_argument("--out", required=True, help="output RGB PNG (8 bit)")
+    p.add_argument("--out", required=True, help="output RGB PNG (8 bit); must not exist")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output file (never an input, never inside a stimulus set)")
     p.add_argument("--form", choices=["gaussian", "correlation"], default="gaussian",
                    help="weight form (default: gaussian, the authors' code)")
     p.add_argument("--space", choices=["yiq", "yuv"], default="yiq",
@@ -522,7 +573,7 @@ def _colorize(p: argparse.ArgumentParser) -> Handler:
     def run(args: argparse.Namespace) -> int:
         import numpy as np
 
-        from .io import read_image, write_png
+        from .io import atomic_write_bytes, check_output_file, png_bytes, read_image
         from .levin import colorize, scribble_mask
 
         def load(path: str) -> np.ndarray:
@@ -546,12 +597,15 @@ def _colorize(p: argparse.ArgumentParser) -> Handler:
 
         if not args.out.lower().endswith(".png"):
             raise ValueError(f"--out must name a .png file (the output is PNG), got {args.out!r}")
+        check_output_file(args.out, force=args.force, inputs=(args.gray, args.scribbles))
         gray, marked = load(args.gray), load(args.scribbles)
         if marked.ndim == 2:
             marked = np.repeat(marked[..., None], 3, axis=-1)
         rgb = colorize(gray, marked, form=args.form, space=args.space, threshold=args.threshold)
         mask = scribble_mask(gray, marked, threshold=args.threshold)
-        write_png(args.out, np.round(rgb * 255.0).astype(np.uint8))
+        check_output_file(args.out, force=args.force, inputs=(args.gray, args.scribbles))
+        atomic_write_bytes(args.out, png_bytes(np.round(rgb * 255.0).astype(np.uint8)),
+                           replace=args.force)
         info = {
             "out": args.out,
             "shape_px": list(rgb.shape[:2]),
@@ -685,17 +739,49 @@ def _verify(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
+def _regenerate_into(directory: str, index: int, out: str, *, force: bool) -> dict[str, Any]:
+    """``stimgen regenerate --out DIR``: a new folder, never inside a stimulus set or over one."""
+    import os
+    from pathlib import Path
+
+    from ._version import __version__
+    from .experiment import regenerate_stimulus
+    from .io import REGENERATED_KIND, OutputExistsError, atomic_directory, stimulus_set_of
+
+    src = Path(directory)
+    root = src.parent if src.name == "manifest.json" and not src.is_dir() else src
+    target = Path(os.path.abspath(out))
+    inside = stimulus_set_of(target.parent)
+    if inside is not None:
+        raise OutputExistsError(f"--out {out} is inside the stimulus set {inside}; write the "
+                                "regenerated files elsewhere")
+    with atomic_directory(out, force=force, kinds=("regenerated.json",)) as tmp:
+        res = regenerate_stimulus(directory, index, out=tmp)
+        names = sorted({f["file"] for f in res["files"]}) + ["regenerated.json"]
+        record = {"kind": REGENERATED_KIND, "stimgen_version": __version__,
+                  "source": str(Path(os.path.abspath(root))), "index": res["index"],
+                  "files": names, "sha256": {f["file"]: f["sha256_regenerated"] for f in res["files"]}}
+        (tmp / "regenerated.json").write_text(json.dumps(jsonable(record), indent=2) + "\n")
+    return {**res, "out": str(out)}
+
+
 @command("regenerate", "rebuild one stimulus of a set from its manifest and compare the bytes")
 def _regenerate(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("directory", help="stimulus set directory (with manifest.json)")
     p.add_argument("--index", type=int, required=True, help="0-based stimulus index")
-    p.add_argument("--out", help="write the regenerated files into this directory")
+    p.add_argument("--out", help="write the regenerated files into this new directory "
+                                 "(with regenerated.json); never inside a stimulus set")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing --out written by an earlier regenerate")
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
         from .experiment import regenerate_stimulus
 
-        res = regenerate_stimulus(args.directory, args.index, out=args.out)
+        if args.out is None:
+            res = regenerate_stimulus(args.directory, args.index)
+        else:
+            res = _regenerate_into(args.directory, args.index, args.out, force=args.force)
         if args.json:
             print_json(res)
         else:

@@ -316,9 +316,13 @@ def test_existing_directory_refused_and_untouched(tmp_path, capsys):
     assert [p.name for p in out.iterdir()] == ["precious.txt"]
     out2 = tmp_path / "s2"
     assert run_cli(capsys, "run", y, "--out", out2, "--jobs", "1")[0] == 0
-    (out2 / "stimuli" / "stray.txt").write_text("old")
+    stray = next((out2 / "stimuli").iterdir()) / "stray.txt"
+    stray.write_text("not stimgen's")  # a file the manifest does not list: never deleted
+    code, _, err = run_cli(capsys, "run", y, "--out", out2, "--jobs", "1", "--force")
+    assert code == 2 and "stray.txt is not listed in its manifest.json" in err and stray.exists()
+    stray.unlink()
     assert run_cli(capsys, "run", y, "--out", out2, "--jobs", "1", "--force")[0] == 0
-    assert (out2 / "manifest.json").is_file() and not (out2 / "stimuli" / "stray.txt").exists()
+    assert (out2 / "manifest.json").is_file()
     assert leftovers(tmp_path) == []
 
 

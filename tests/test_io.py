@@ -1,6 +1,9 @@
 """Reading images without rescaling, PNG/GIF encoding, atomic outputs and safe --force."""
 
+import json
 import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -52,6 +55,12 @@ def test_atomic_directory_leaves_nothing_on_failure(tmp_path):
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+def _manifest(files):
+    return json.dumps({"manifest_version": 1, "experiment": {}, "figures": [],
+                       "stimuli": [{"index": i, "files": [{"file": f, "sha256": "0"}]}
+                                   for i, f in enumerate(files)]})
+
+
 def test_force_replaces_only_stimgen_outputs(tmp_path, monkeypatch):
     project = tmp_path / "project"
     project.mkdir()
@@ -62,20 +71,39 @@ def test_force_replaces_only_stimgen_outputs(tmp_path, monkeypatch):
     assert (project / "notes.txt").read_text() == "keep me"
     afile = tmp_path / "afile"
     afile.write_text("data")
-    with pytest.raises(FileExistsError, match="is not a directory"), atomic_directory(afile, force=True):
+    with pytest.raises(FileExistsError, match="is a regular file, not a directory"), \
+            atomic_directory(afile, force=True):
         pass
     monkeypatch.chdir(project)
     with pytest.raises(FileExistsError, match="current directory or one of its parents"), \
             atomic_directory(tmp_path, force=True):
         pass
     old = tmp_path / "old_set"
-    old.mkdir()
-    (old / "manifest.json").write_text("{}")
+    (old / "stimuli").mkdir(parents=True)
+    (old / "manifest.json").write_text(_manifest(["stimuli/a.npy"]))
+    (old / "stimuli" / "a.npy").write_text("old")
+    (old / "figures").mkdir()
+    (old / "figures" / "spectrum_c0.png").write_text("fig")  # stimgen's own figures
     with atomic_directory(old, force=True) as tmp:
         (tmp / "manifest.json").write_text('{"new": 1}')
     assert (old / "manifest.json").read_text() == '{"new": 1}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "old_set", "project"]
     assert os.path.isdir(project)
+
+
+def test_force_refuses_a_name_alone_and_api_messages_say_force_true(tmp_path):
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "manifest.json").write_text("{}")  # a name, not a stimgen manifest
+    (fake / "thesis.tex").write_text("precious")
+    with pytest.raises(FileExistsError, match=r"manifest\.json is not a stimgen manifest"), \
+            atomic_directory(fake, force=True):
+        pass
+    with pytest.raises(FileExistsError, match=r"already exists \(pass force=True") as info, \
+            atomic_directory(fake):
+        pass
+    assert "--force" not in str(info.value) and "--force" in info.value.cli_message
+    assert (fake / "thesis.tex").read_text() == "precious"
 
 
 def test_unwritable_output_names_it(tmp_path):
@@ -84,3 +112,177 @@ def test_unwritable_output_names_it(tmp_path):
     with pytest.raises(OSError, match=r"cannot write the output .*sub: its parent .*afile is not a directory"):
         with atomic_directory(afile / "sub"):
             pass
+
+
+# -- exact reading of every PNG colour type and bit depth ----------------------------------
+# An independent minimal PNG writer (zlib + the five row filters + Adam7), so that the
+# reader is checked against known samples rather than against itself.
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _paeth(a, b, c):
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    return a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+
+
+def _scanlines(s, bits, row0=0):
+    """Filtered scanlines of samples ``s`` (H, W, C): filter type cycles 0..4 by row."""
+    out = bytearray()
+    bpp = max(1, s.shape[2] * bits // 8)
+    prev = None
+    for y, row in enumerate(s):
+        vals = [int(v) for v in row.reshape(-1)]
+        if bits >= 8:
+            raw = b"".join(v.to_bytes(bits // 8, "big") for v in vals)
+        else:
+            acc = "".join(format(v, f"0{bits}b") for v in vals)
+            acc += "0" * (-len(acc) % 8)
+            raw = bytes(int(acc[i:i + 8], 2) for i in range(0, len(acc), 8))
+        prev = bytes(len(raw)) if prev is None else prev
+        f = (y + row0) % 5
+        line = bytearray()
+        for i, x in enumerate(raw):
+            a = raw[i - bpp] if i >= bpp else 0
+            c = prev[i - bpp] if i >= bpp else 0
+            pred = (0, a, prev[i], (a + prev[i]) // 2, _paeth(a, prev[i], c))[f]
+            line.append((x - pred) & 255)
+        out += bytes([f]) + line
+        prev = raw
+    return bytes(out)
+
+
+def png_encode(samples, bits, ctype, *, palette=None, trns=None, interlace=False):
+    s = np.asarray(samples)
+    s = s.reshape(s.shape[0], s.shape[1], -1)
+    h, w = s.shape[:2]
+    if interlace:
+        data = b"".join(_scanlines(s[y0::dy, x0::dx], bits) for x0, y0, dx, dy in _ADAM7
+                        if s[y0::dy, x0::dx].size)
+    else:
+        data = _scanlines(s, bits)
+    png = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bits, ctype, 0, 0,
+                                                               int(interlace)))
+    if palette is not None:
+        png += _chunk(b"PLTE", bytes(np.asarray(palette, np.uint8).ravel()))
+    if trns is not None:
+        png += _chunk(b"tRNS", trns)
+    return png + _chunk(b"IDAT", zlib.compress(data)) + _chunk(b"IEND", b"")
+
+
+CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+@pytest.mark.parametrize("interlace", [False, True])
+@pytest.mark.parametrize(
+    ("ctype", "bits"),
+    [(0, 1), (0, 2), (0, 4), (0, 8), (0, 16), (2, 8), (2, 16), (3, 1), (3, 2), (3, 4), (3, 8),
+     (4, 8), (4, 16), (6, 8), (6, 16)],
+)
+def test_every_png_colour_type_and_depth_is_read_exactly(tmp_path, rng, ctype, bits, interlace):
+    h, w = 11, 13  # odd sizes: partial bytes at low depths, every Adam7 pass non-trivial
+    samples = rng.integers(0, 2**bits, (h, w, CHANNELS[ctype]))
+    samples.flat[:4] = [0, 2**bits - 1, 1, 2**bits - 2][: samples.size]  # the extremes
+    palette = rng.integers(0, 256, (2**bits, 3)) if ctype == 3 else None
+    path = tmp_path / "x.png"
+    path.write_bytes(png_encode(samples, bits, ctype, palette=palette, interlace=interlace))
+    got = read_image(path, keep_alpha=True)
+    if ctype == 3:
+        want = palette[samples[..., 0]]
+    elif bits < 8:  # the PNG specification's exact full-scale mapping to 8 bits
+        want = samples[..., 0] * (255 // (2**bits - 1))
+    else:
+        want = samples if samples.shape[2] > 1 else samples[..., 0]
+    assert got.dtype == (np.uint16 if bits == 16 else np.uint8)
+    assert got.shape == want.shape and np.array_equal(got, want)
+    dropped = read_image(path)  # alpha dropped by default: the colour samples remain
+    if ctype in (4, 6):
+        assert np.array_equal(dropped, want[..., :-1] if ctype == 6 else want[..., 0])
+
+
+def test_sixteen_bit_rgb_from_the_audit(tmp_path):
+    path = tmp_path / "rgb16.png"
+    path.write_bytes(png_encode(np.full((4, 4, 3), 40000), 16, 2))
+    a = read_image(path)
+    assert a.dtype == np.uint16 and a.max() == 40000 and a.shape == (4, 4, 3)
+
+
+def test_palette_transparency_is_an_alpha_channel(tmp_path):
+    idx = np.array([[0, 1], [2, 1]])
+    pal = [[10, 20, 30], [40, 50, 60], [70, 80, 90]]
+    path = tmp_path / "p.png"
+    path.write_bytes(png_encode(idx, 8, 3, palette=pal, trns=bytes([0, 128])))
+    rgba = read_image(path, keep_alpha=True)
+    assert rgba.shape == (2, 2, 4) and rgba[0, 0].tolist() == [10, 20, 30, 0]
+    assert rgba[0, 1, 3] == 128 and rgba[1, 0, 3] == 255  # entries past tRNS are opaque
+    assert np.array_equal(read_image(path), rgba[..., :3])
+
+
+# -- TIFF -------------------------------------------------------------------------------------
+def tiff_encode(samples, bits, *, order="<", deflate=False, extra=None):
+    """A minimal baseline TIFF writer: one strip, chunky, optional Adobe deflate."""
+    s = np.asarray(samples)
+    s = s.reshape(s.shape[0], s.shape[1], -1)
+    h, w, ch = s.shape
+    data = np.ascontiguousarray(s.astype(f"{order}u{bits // 8}")).tobytes()
+    data = zlib.compress(data) if deflate else data
+    tags = [(256, 4, [w]), (257, 4, [h]), (258, 3, [bits] * ch), (259, 3, [8 if deflate else 1]),
+            (262, 3, [1 if ch < 3 else 2]), (273, 4, [0]), (277, 3, [ch]), (278, 4, [h]),
+            (279, 4, [len(data)]), (284, 3, [1])] + ([(338, 3, [extra])] if extra else [])
+    tags.sort()
+    ext_at = 8 + 2 + 12 * len(tags) + 4
+    entries, ext = b"", b""
+    sizes = [2 * len(v) if t == 3 else 4 * len(v) for _, t, v in tags]
+    data_at = ext_at + sum(n for n in sizes if n > 4)
+    for (tag, typ, v), n in zip(tags, sizes, strict=True):
+        v = [data_at] if tag == 273 else v
+        packed = struct.pack(order + ("H" if typ == 3 else "I") * len(v), *v)
+        if n <= 4:
+            entries += struct.pack(order + "HHI", tag, typ, len(v)) + packed.ljust(4, b"\0")
+        else:
+            entries += struct.pack(order + "HHII", tag, typ, len(v), ext_at + len(ext))
+            ext += packed
+    head = (b"II" if order == "<" else b"MM") + struct.pack(order + "HI", 42, 8)
+    return head + struct.pack(order + "H", len(tags)) + entries + b"\0\0\0\0" + ext + data
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize(("channels", "bits"), [(1, 8), (1, 16), (3, 8), (3, 16), (4, 8), (4, 16)])
+def test_tiff_gray_rgb_rgba_8_and_16_bit_exact(tmp_path, rng, channels, bits, order, deflate):
+    samples = rng.integers(0, 2**bits, (5, 7, channels))
+    samples.flat[:2] = [0, 2**bits - 1]
+    path = tmp_path / "x.tif"
+    path.write_bytes(tiff_encode(samples, bits, order=order, deflate=deflate,
+                                 extra=2 if channels == 4 else None))
+    got = read_image(path, keep_alpha=True)
+    want = samples[..., 0] if channels == 1 else samples
+    assert got.dtype == np.dtype(f"u{bits // 8}") and got.dtype.isnative
+    assert np.array_equal(got, want)
+
+
+def test_what_cannot_be_read_exactly_is_refused(tmp_path, rng):
+    path = tmp_path / "la16.tif"  # 16-bit gray + alpha TIFF: Pillow has no exact path
+    path.write_bytes(tiff_encode(rng.integers(0, 65536, (4, 4, 2)), 16, extra=2))
+    with pytest.raises(ValueError, match=r"cannot (decode|read) image .*la16\.tif"):
+        read_image(path)
+    Image.new("CMYK", (4, 4), (1, 2, 3, 4)).save(tmp_path / "c.tif")
+    with pytest.raises(ValueError, match=r"c\.tif exactly: CMYK images need a colour-managed"):
+        read_image(tmp_path / "c.tif")
+
+
+def test_sixteen_bit_rgb_dataset_means_with_scale_1_65535(tmp_path, rng):
+    from stimgen import dataset_stats
+
+    imgs = [rng.integers(0, 65536, (6, 5, 3)) for _ in range(3)]
+    for i, a in enumerate(imgs):
+        (tmp_path / f"{i}.png").write_bytes(png_encode(a, 16, 2))
+    (tmp_path / "a.png").write_bytes(png_encode(np.dstack([imgs[0], imgs[0][..., :1]]), 16, 6))
+    s = dataset_stats(str(tmp_path), scale=1 / 65535, progress=False)
+    allpx = np.concatenate([a.reshape(-1, 3) for a in (*imgs, imgs[0])]) / 65535
+    np.testing.assert_allclose(s.mean, allpx.mean(0), rtol=1e-12)  # alpha dropped, 16 bits kept
+    np.testing.assert_allclose(s.std, allpx.std(0), rtol=1e-10)
