@@ -1140,14 +1140,13 @@ class _flag_names:  # noqa: N801 - used as a context manager, like contextlib's 
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
         if isinstance(exc, ValueError) and type(exc) is ValueError:
             msg = str(exc)
             for python_name, flag in self.pairs:
                 msg = msg.replace(python_name, flag)
             if msg != str(exc):
                 raise ValueError(msg) from None
-        return False
 
 
 def _dask_address_configured() -> bool:

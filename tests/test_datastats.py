@@ -331,6 +331,7 @@ def test_parallel_jobs_equal_sequential(tmp_path, rng):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning:distributed")
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")
 def test_dask_equals_local(tmp_path, rng):
     distributed = pytest.importorskip("dask.distributed")
     files = _write_dataset(tmp_path / "data", rng, n=12)

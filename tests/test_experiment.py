@@ -463,6 +463,7 @@ def test_shipped_experiments_validate(name):
         assert exp["noise"]["family"] == "log_gaussian"
 
 
+@pytest.mark.filterwarnings("ignore:Port .* is already in use")
 def test_dask_scheduler_byte_identical(tmp_path, tiny_set):
     distributed = pytest.importorskip("dask.distributed")
     root, m, y = tiny_set
