@@ -15,7 +15,7 @@ import pytest
 from stimgen import experiment as ex
 from stimgen.cli import main
 from stimgen.contrast import clip_contrast, set_rms_contrast
-from stimgen.experiment import draw, execute
+from stimgen.experiment import execute, noise_part
 from stimgen.io import read_image, sha256_file
 from stimgen.noise import filtered_noise, make_filter
 
@@ -69,7 +69,7 @@ def test_load_fills_every_default(tmp_path):
     assert exp["output"]["dtype"] == "float32"
     assert exp["check"]["alpha_tolerance"] is None
     assert exp["check"]["orientation_tolerance_deg"] == 5.0
-    assert set(exp) == set(ex.TOP_KEYS)
+    assert set(exp) == set(ex.top_keys())
     # the resolved experiment is itself a valid experiment (it is stored in manifests)
     assert ex.validate_experiment(exp) == exp
 
@@ -330,16 +330,16 @@ def test_existing_directory_refused_and_untouched(tmp_path, capsys):
     ],
 )
 def test_failure_mid_run_leaves_nothing(tmp_path, capsys, monkeypatch, exc, code, message):
-    real = draw._measure
+    real = noise_part.NoisePart.measure
     calls = []
 
-    def failing(plan, c, img):
+    def failing(self, plan, c, data, entry):
         calls.append(1)
         if len(calls) == 4:
             raise exc
-        return real(plan, c, img)
+        return real(self, plan, c, data, entry)
 
-    monkeypatch.setattr(draw, "_measure", failing)
+    monkeypatch.setattr(noise_part.NoisePart, "measure", failing)
     y = write(tmp_path, TINY)
     got, _, err = run_cli(capsys, "run", y, "--out", tmp_path / "s", "--jobs", "1")
     assert got == code and message in err
