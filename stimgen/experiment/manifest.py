@@ -47,7 +47,8 @@ def _condition_summary(plan: Plan, c: Condition, entries: list[dict], extras: li
     passed = True
     for part in plan.parts:
         m = part.summary(plan, c, entries, [x[part.name] for x in extras])
-        out.update(m.fields)
+        for k, v in m.fields.items():  # mappings under one key (``measured``) are merged
+            out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
         passed = passed and m.passed is not False
     out["pass"] = bool(passed)
     return out

@@ -233,3 +233,120 @@ def close_abs(a: Any, b: Any, atol: float) -> bool:
     if not (math.isfinite(a) and math.isfinite(b)):
         return a == b or (math.isnan(a) and math.isnan(b))
     return abs(a - b) <= atol + 1e-6 * max(abs(a), abs(b))
+
+
+# -- temporal spectra of movies ------------------------------------------------------------
+#: amplitude relative to the peak at each band level
+_LEVEL_AMPLITUDE = {"half_amplitude": 0.5, "half_power": math.sqrt(0.5)}
+
+
+def temporal_power(movie: np.ndarray) -> np.ndarray:
+    """Pooled temporal power spectrum of a movie ``(T, H, W)``: mean over pixels of ``|rfft_t|^2``.
+
+    Frequencies are ``numpy.fft.rfftfreq(T, 1 / frame_rate_hz)`` (Hz). The movie is treated
+    as one period of a circular signal (as the spatiotemporal generator makes it), so no
+    window is applied: its power at the ``T // 2 + 1`` frequencies is exact, not leaked.
+    """
+    t = movie.shape[0]
+    power = np.zeros(t // 2 + 1)
+    flat = movie.reshape(t, -1)
+    step = max(1, (1 << 22) // max(t, 1))  # about 32 MB of complex spectra at a time
+    for s in range(0, flat.shape[1], step):
+        spec = np.fft.rfft(flat[:, s : s + step].astype(np.float64), axis=0)
+        power += np.sum(spec.real**2 + spec.imag**2, axis=1)
+    return power / flat.shape[1]
+
+
+def measure_temporal_band(power: np.ndarray, frame_rate_hz: float, n_frames: int, level: str) -> dict[str, Any]:
+    """Peak and band edges (Hz) of a pooled temporal power spectrum at ``level``.
+
+    The spectrum is known at ``k * frame_rate_hz / n_frames`` only. Between those
+    frequencies log power is interpolated along log frequency by a monotone cubic (PCHIP;
+    linearly in power between 0 Hz and the first frequency); the peak is the interpolant's
+    maximum and the edges are where it falls to ``level`` (amplitude 1/2 or 1/sqrt 2 of the
+    peak), walking outwards. Noise-free, the interpolation errs by less than about
+    ``0.1 * df / edge`` (``df = frame_rate_hz / n_frames``): an edge close to 0 Hz on a
+    coarse grid is less certain, which the tolerance (:func:`temporal_tolerance`) states.
+
+    Returns
+    -------
+    dict
+        ``peak_hz``, ``band_hz`` ([low, high]; low 0 for a low-pass, high inf when the
+        power does not fall to the level below Nyquist) and ``frequency_resolution_hz``.
+    """
+    from scipy.interpolate import PchipInterpolator
+    from scipy.optimize import brentq
+
+    freq = np.fft.rfftfreq(n_frames, 1.0 / frame_rate_hz)
+    p = np.maximum(np.asarray(power, dtype=np.float64), 0.0)
+    if len(freq) != len(p) or len(p) < 3 or not np.any(p > 0):
+        raise ValueError(f"a temporal spectrum of {n_frames} frames needs {n_frames // 2 + 1} positive values")
+    floor = float(p.max()) * 1e-12
+    curve = PchipInterpolator(np.log(freq[1:]), np.log(np.maximum(p[1:], floor)))
+
+    def at(f: float) -> float:
+        if f >= freq[1]:
+            return float(np.exp(curve(math.log(f))))
+        return float(np.interp(f, freq[:2], p[:2]))
+
+    fine = np.concatenate([np.linspace(0.0, freq[1], 65)[:-1], np.exp(np.linspace(math.log(freq[1]), math.log(freq[-1]), 256 * len(freq)))])
+    y = np.where(fine >= freq[1], np.exp(curve(np.log(np.maximum(fine, freq[1])))), np.interp(fine, freq[:2], p[:2]))
+    i = int(np.argmax(y))
+    target = float(y[i]) * _LEVEL_AMPLITUDE[level] ** 2
+
+    def edge(step: int) -> float | None:
+        j = i
+        while 0 <= j + step < len(fine):
+            if y[j + step] <= target:
+                a, b = sorted((float(fine[j]), float(fine[j + step])))
+                return float(brentq(lambda f: at(f) - target, a, b, xtol=1e-12 * max(b, 1.0)))
+            j += step
+        return None
+
+    lo, hi = edge(-1), edge(+1)
+    return {
+        "peak_hz": float(fine[i]),
+        "band_hz": [0.0 if lo is None else lo, math.inf if hi is None else hi],
+        "frequency_resolution_hz": frame_rate_hz / n_frames,
+    }
+
+
+def temporal_tolerance(check: Mapping[str, Any], n_movies: int, shape: tuple[int, ...], frame_rate_hz: float,
+                       n_frames: int, design_band_hz: list[float]) -> list[float]:  # fmt: skip
+    """Allowed relative error of the measured [low, high] temporal edges.
+
+    ``check.temporal_edge_tolerance`` when given; otherwise a data term, 3 % for 16 movies
+    of 64 x 64 px scaled by ``sqrt(16 * 64 * 64 / (n H W))`` (at least 3 %), plus a grid term
+    ``0.1 * df / edge`` for the interpolation between frequencies ``df`` apart. An edge at 0
+    Hz (a low-pass) is compared absolutely, as a fraction of the high edge.
+    """
+    if check.get("temporal_edge_tolerance") is not None:
+        t = float(check["temporal_edge_tolerance"])
+        return [t, t]
+    data = max(0.03, 0.03 * math.sqrt(16 * 64 * 64 / (max(n_movies, 1) * shape[-2] * shape[-1])))
+    df = frame_rate_hz / n_frames
+    hi = design_band_hz[1]
+    return [data + 0.1 * df / (e if e > 0 else hi) for e in design_band_hz]
+
+
+def temporal_check(power: np.ndarray, n_movies: int, shape: tuple[int, ...], record: Mapping[str, Any],
+                   check: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """The measured temporal band of pooled movies against the record's design (Hz)."""
+    fps, n = float(record["frame_rate_hz"]), int(record["n_frames"])
+    design = record["temporal_design"]
+    d_lo, d_hi = (float(x) for x in design["band_hz"])
+    got = measure_temporal_band(power, fps, n, design["level"])
+    m_lo, m_hi = got["band_hz"]
+    tol = temporal_tolerance(check, n_movies, shape, fps, n, [d_lo, d_hi])
+    err_lo = (m_lo - d_lo) / d_lo if d_lo > 0 else m_lo / d_hi
+    err_hi = (m_hi - d_hi) / d_hi if math.isfinite(m_hi) else math.inf
+    return {
+        "level": design["level"],
+        "design": {"peak_hz": design["peak_hz"], "band_hz": [d_lo, d_hi]},
+        "measured": {"peak_hz": got["peak_hz"], "band_hz": [m_lo, m_hi]},
+        "rel_error": {"low": err_lo, "high": err_hi},
+        "tolerance": {"low": tol[0], "high": tol[1]},
+        "frequency_resolution_hz": got["frequency_resolution_hz"],
+        "n_movies": n_movies,
+        "pass": bool(abs(err_lo) <= tol[0] and abs(err_hi) <= tol[1]),
+    }

@@ -10,7 +10,8 @@ the experiment file and declares, next to its code:
 * what it adds to the manifest entry of each stimulus (:meth:`Part.record`,
   :meth:`Part.measure`), to each condition's summary (:meth:`Part.summary`) and to the
   manifest itself (:meth:`Part.manifest_fields`);
-* what ``verify`` re-checks (:meth:`Part.verify`), and its figures.
+* what ``verify`` re-checks (:meth:`Part.verify` per stimulus, :meth:`Part.verify_summary`
+  per condition), and its figures.
 
 The runner, the manifest writer and verify loop over :data:`PARTS` (in registration order)
 and know none of the parts by name. Adding a kind of stimulus means writing one class
@@ -27,14 +28,15 @@ Conventions
   generator; a part may take over the drawing of parts it builds on (``supersedes``: motion
   draws its noise as a movie). The sum is clipped to [-1, 1] once, after every part drew.
 * A part's checks report ``passed`` (True/False, or None when it checked nothing); the
-  stimulus' ``pass`` is true when no active part failed.
+  stimulus' ``pass`` is true when no active part failed. Summary fields of several parts
+  that are mappings under one key (``measured``) are merged.
 * A part defined outside the package is found by worker processes by importing its module
   (``type(part).__module__``); define it in an importable module to run with several jobs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -197,6 +199,10 @@ class Part(Protocol):
     def verify(self, plan: Plan, c: Condition, entry: Mapping[str, Any], data: np.ndarray, exact: bool) -> str | None:
         """Re-check a stimulus read back from its file (``exact``: the float ``.npy``); a failure message or None."""
 
+    def verify_summary(self, plan: Plan, c: Condition, summary: Mapping[str, Any], entries: list[Mapping[str, Any]],
+                       data: Iterable[np.ndarray], exact: bool) -> str | None:  # fmt: skip
+        """Re-check a condition's summary from its stimuli read back (``data``, lazily, in order)."""
+
     def warnings(self, plan: Plan) -> list[str]:
         """Warnings about the plan, given once before generating."""
 
@@ -266,6 +272,10 @@ class BasePart:
         return {}
 
     def verify(self, plan: Plan, c: Condition, entry: Mapping[str, Any], data: np.ndarray, exact: bool) -> str | None:
+        return None
+
+    def verify_summary(self, plan: Plan, c: Condition, summary: Mapping[str, Any], entries: list[Mapping[str, Any]],
+                       data: Iterable[np.ndarray], exact: bool) -> str | None:  # fmt: skip
         return None
 
     def warnings(self, plan: Plan) -> list[str]:

@@ -122,6 +122,7 @@ def verify_set(
             "differently are noted, not failed (the hashes still must match)"
         )
     listed = set()
+    damaged: set[int] = set()  # stimuli whose files failed: their conditions are not re-summarized
     for e in manifest["stimuli"]:
         ok_files = True
         for f in e.get("files", [e]):
@@ -143,6 +144,8 @@ def verify_set(
             rep.failures.append(f"{e['file']}: its {what} failed the design check when generated")
         elif not e.get("pass"):
             rep.notes.append(f"{e['file']}: {what} pass flag is false in the manifest")
+        if not ok_files:
+            damaged.add(int(e["index"]))
         if plan is not None and ok_files:
             msg = _verify_stimulus(plan, root, e)
             if msg and same_version:
@@ -151,6 +154,12 @@ def verify_set(
                 rep.notes.append(f"{e['file']}: {msg} (measured by stimgen {made_by}, now {__version__})")
         if on_progress is not None:
             on_progress(1)
+    if plan is not None:
+        for where, msg in _verify_summaries(plan, root, manifest, damaged):
+            if same_version:
+                rep.failures.append(f"{where}: {msg}")
+            else:
+                rep.notes.append(f"{where}: {msg} (measured by stimgen {made_by}, now {__version__})")
     stim_dir = root / "stimuli"
     if stim_dir.is_dir():
         extra = sorted(str(p.relative_to(root)) for p in stim_dir.rglob("*") if p.is_file() and str(p.relative_to(root)) not in listed)
@@ -188,13 +197,17 @@ def _check_layout(path: Path, fmt: str, f: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _read_stimulus(plan: Plan, root: Path, e: Mapping[str, Any]) -> tuple[np.ndarray, str]:
+    """A stimulus read back from its most exact file (npy, else png16, else png8) and that format."""
+    fmt = _read_format(e)
+    f = next((f for f in e.get("files", []) if f.get("format") == fmt), e)
+    return _image_from_file(root / f["file"], fmt, plan.exp["output"]["gamma"]), fmt
+
+
 def _verify_stimulus(plan: Plan, root: Path, e: dict[str, Any]) -> str | None:
     """Read a stimulus back from its file and let each part re-check it; the first failure."""
     c, _ = plan.locate(int(e["index"]))
-    files = {f["format"]: f for f in e.get("files", [])}
-    fmt = "npy" if "npy" in files else ("png16" if "png16" in files else "png8")
-    f = files.get(fmt, e)
-    data = _image_from_file(root / f["file"], fmt, plan.exp["output"]["gamma"])
+    data, fmt = _read_stimulus(plan, root, e)
     if plan.movie and (data.ndim != 3 or list(data.shape[1:]) != list(plan.shape)):
         return f"is not a (T, H, W) movie of {plan.shape[0]} x {plan.shape[1]} px frames: shape {list(data.shape)}"
     for part in plan.parts:
@@ -202,6 +215,33 @@ def _verify_stimulus(plan: Plan, root: Path, e: dict[str, Any]) -> str | None:
         if msg:
             return msg
     return None
+
+
+def _verify_summaries(plan: Plan, root: Path, manifest: Mapping[str, Any], damaged: set[int]):
+    """``(where, message)`` for each condition summary a part re-measures differently.
+
+    Conditions with a damaged file are skipped (the file's failure is reported already).
+    Each part reads the condition's stimuli lazily, only if it re-checks its summary.
+    """
+    summaries = manifest.get("conditions")
+    if not isinstance(summaries, list) or len(summaries) != len(plan.conditions):
+        return
+    for c, summary in zip(plan.conditions, summaries, strict=True):
+        indices = range(c.first, c.first + c.repeats)
+        if not isinstance(summary, dict) or damaged.intersection(indices):
+            continue
+        entries = [manifest["stimuli"][i] for i in indices]
+        exact = all(_read_format(e) == "npy" for e in entries)
+        for part in plan.parts:
+            data = (_read_stimulus(plan, root, e)[0] for e in entries)
+            msg = part.verify_summary(plan, c, summary, entries, data, exact)
+            if msg:
+                yield f"manifest.json: conditions[{c.index}] ({c.label})", msg
+
+
+def _read_format(e: Mapping[str, Any]) -> str:
+    formats = {f.get("format") for f in e.get("files", [])}
+    return "npy" if "npy" in formats else ("png16" if "png16" in formats else "png8")
 
 
 def regenerate_stimulus(
