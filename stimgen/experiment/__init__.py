@@ -79,6 +79,25 @@ from .run import run_experiment
 from .schema import check_defaults, load_experiment, top_keys, validate_experiment
 from .verify import VerifyReport, regenerate_stimulus, verify_set
 
+
+def __getattr__(name: str):
+    """The key lists that depend on the registered parts, computed when asked for."""
+    from .parts import CONTRAST_KEYS
+    from .plan import param_keys
+
+    if name == "TOP_KEYS":
+        return top_keys()
+    if name == "CHECK_DEFAULTS":
+        return check_defaults()
+    if name == "PARAM_KEYS":
+        return param_keys()
+    if name == "CONDITION_KEYS":
+        return ("label", "repeats", *param_keys())
+    if name == "CONTRAST_KEYS":
+        return CONTRAST_KEYS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "PARTS",
     "BasePart",
