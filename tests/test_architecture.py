@@ -9,7 +9,8 @@
   ``_EXPORTS`` table of ``name -> submodule``) are edges too.
 
 Importing a submodule also runs its parent packages' ``__init__``; those implicit edges are
-not counted, as Python imports a package before any of its submodules.
+not counted, as Python imports a package before any of its submodules. Imports under
+``if TYPE_CHECKING:`` never run (they serve annotations) and are not counted either.
 """
 
 from __future__ import annotations
@@ -48,6 +49,24 @@ def _resolve(module: str, is_package: bool, level: int, target: str | None) -> s
     return ".".join([*base, target] if target else base)
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node of the tree, except the bodies of ``if TYPE_CHECKING:`` (their else runs)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+
+
 def import_graph(root: Path) -> dict[str, set[str]]:
     """``module -> modules of the package it imports`` (at any depth of its AST)."""
     modules = _module_names(root)
@@ -69,7 +88,7 @@ def import_graph(root: Path) -> dict[str, set[str]]:
     for module, path in modules.items():
         is_package = path.name == "__init__.py"
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        for node in ast.walk(tree):
+        for node in _runtime_nodes(tree):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
@@ -164,6 +183,13 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
         ({"__init__.py": "", "a.py": "from pkg.sub import c\n", "sub/__init__.py": "",
           "sub/c.py": "def g():\n    from ..a import y\n"},
          ["pkg.a", "pkg.sub.c", "pkg.a"]),
+        # imports for annotations only do not count; their `else` does
+        ({"__init__.py": "", "a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\n",
+          "b.py": "from .a import x\n"},
+         None),
+        ({"__init__.py": "", "a.py": "import typing\nif typing.TYPE_CHECKING:\n    pass\nelse:\n    from . import b\n",
+          "b.py": "from .a import x\n"},
+         ["pkg.a", "pkg.b", "pkg.a"]),
         # absolute `import pkg.b` and a lazy export table
         ({"__init__.py": "_EXPORTS = {'f': 'b'}\n", "b.py": "import pkg\n"},
          ["pkg", "pkg.b", "pkg"]),

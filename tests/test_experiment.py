@@ -15,7 +15,7 @@ import pytest
 from stimgen import experiment as ex
 from stimgen.cli import main
 from stimgen.contrast import clip_contrast, set_rms_contrast
-from stimgen.experiment import draw, execute
+from stimgen.experiment import execute, noise_part
 from stimgen.io import read_image, sha256_file
 from stimgen.noise import filtered_noise, make_filter
 
@@ -69,7 +69,7 @@ def test_load_fills_every_default(tmp_path):
     assert exp["output"]["dtype"] == "float32"
     assert exp["check"]["alpha_tolerance"] is None
     assert exp["check"]["orientation_tolerance_deg"] == 5.0
-    assert set(exp) == set(ex.TOP_KEYS)
+    assert set(exp) == set(ex.top_keys())
     # the resolved experiment is itself a valid experiment (it is stored in manifests)
     assert ex.validate_experiment(exp) == exp
 
@@ -334,16 +334,16 @@ def test_existing_directory_refused_and_untouched(tmp_path, capsys):
     ],
 )
 def test_failure_mid_run_leaves_nothing(tmp_path, capsys, monkeypatch, exc, code, message):
-    real = draw._measure
+    real = noise_part.NoisePart.measure
     calls = []
 
-    def failing(plan, c, img):
+    def failing(self, plan, c, data, entry):
         calls.append(1)
         if len(calls) == 4:
             raise exc
-        return real(plan, c, img)
+        return real(self, plan, c, data, entry)
 
-    monkeypatch.setattr(draw, "_measure", failing)
+    monkeypatch.setattr(noise_part.NoisePart, "measure", failing)
     y = write(tmp_path, TINY)
     got, _, err = run_cli(capsys, "run", y, "--out", tmp_path / "s", "--jobs", "1")
     assert got == code and message in err
@@ -694,6 +694,189 @@ def test_motion_dynamic_noise_and_aliased_tails_warning(tmp_path):
     assert abs(r) < 0.2
     assert fast["temporal_aliasing"]["aliased_power_fraction"] > 0.01
     assert ex.verify_set(tmp_path / "s").ok
+
+
+# -- spatiotemporal noise: a temporal band in Hz -------------------------------------------
+SPATIOTEMPORAL = """\
+name: st
+seed: 9
+display: {ppd: 16}
+stimulus: {size_px: 64, rms_contrast: 0.2}
+noise: {family: log_gaussian, band_cpd: [2, 4]}
+motion: {model: spatiotemporal, temporal_band_hz: [2, 8], frame_rate_hz: 60, n_frames: 64}
+repeats: 16
+output: {formats: [npy], figures: false}
+"""
+
+
+@pytest.fixture(scope="module")
+def st_set(tmp_path_factory):
+    d = tmp_path_factory.mktemp("st")
+    y = write(d, SPATIOTEMPORAL)
+    m = ex.run_experiment(y, d / "out", jobs=1, progress=False)
+    return d / "out", m
+
+
+def test_spatiotemporal_measures_its_temporal_band_within_3_percent(st_set):
+    root, m = st_set
+    c = m["conditions"][0]
+    # pooled over the condition's 16 movies: within 3 % of the design, beside the spatial band
+    assert c["measured"]["temporal_band_hz"] == pytest.approx([2.0, 8.0], rel=0.03)
+    assert c["measured"]["band_cpd"] == pytest.approx([2.0, 4.0], rel=0.03)
+    t = c["temporal"]
+    assert t["n_movies"] == 16 and t["level"] == "half_amplitude" and t["pass"]
+    assert t["frequency_resolution_hz"] == 60 / 64 and t["design"]["band_hz"] == pytest.approx([2, 8])
+    assert c["pass"] and "speed" not in c
+    assert m["motion"]["model"] == "spatiotemporal" and m["motion"]["movie_shape"] == [64, 64, 64]
+    # one movie of 64 x 64 px suffices: each entry has its own measured band
+    for e in m["stimuli"]:
+        assert e["temporal_band_hz"] == pytest.approx([2.0, 8.0], rel=0.1)
+        assert e["design_temporal_band_hz"] == pytest.approx([2, 8]) and e["pass"]
+        assert e["motion_record"]["stimulus"] == "spatiotemporal_noise" and "speed_check" not in e
+    # the entry's band is that of its movie, measured independently here
+    from stimgen.experiment.measure import measure_temporal_band, temporal_power
+
+    movie = np.load(root / m["stimuli"][3]["file"])
+    assert movie.shape == (64, 64, 64)
+    got = measure_temporal_band(temporal_power(movie), 60, 64, "half_amplitude")
+    assert got["band_hz"] == pytest.approx(m["stimuli"][3]["temporal_band_hz"], rel=1e-9)
+    # the movie is that of stimgen.motion.spatiotemporal_noise with the recorded seed
+    from stimgen.motion import movie_from_record
+
+    np.testing.assert_array_equal(movie_from_record(m["stimuli"][3]["motion_record"]), movie)
+
+
+def test_spatiotemporal_verify_rechecks_the_temporal_band(tmp_path, st_set):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(st_set[0], root)
+    assert ex.verify_set(root).ok
+    mpath = root / "manifest.json"
+    good = mpath.read_text()
+    # a condition's pooled band that its movies do not have
+    m = json.loads(good)
+    m["conditions"][0]["measured"]["temporal_band_hz"][0] *= 1.001
+    mpath.write_text(json.dumps(m))
+    rep = ex.verify_set(root)
+    assert rep.failures == [(f"manifest.json: conditions[0] (all): re-measured pooled temporal band "
+                            f"{_fmt(st_set[1]['conditions'][0]['measured']['temporal_band_hz'])} Hz differs "
+                            f"from the manifest's {_fmt(m['conditions'][0]['measured']['temporal_band_hz'])} Hz")]  # fmt: skip
+    # one movie's band
+    m = json.loads(good)
+    m["stimuli"][5]["temporal_band_hz"][1] *= 0.999
+    mpath.write_text(json.dumps(m))
+    rep = ex.verify_set(root)
+    assert len(rep.failures) == 1 and rep.failures[0].startswith("stimuli/c00/0005.npy: re-measured temporal band")
+    mpath.write_text(good)
+    assert ex.verify_set(root).ok
+
+
+def _fmt(band):
+    from stimgen.experiment.measure import fmt_num
+
+    return fmt_num(band)
+
+
+def test_spatiotemporal_conditions_low_pass_and_one_movie_too_small(tmp_path):
+    text = SPATIOTEMPORAL.replace("size_px: 64", "size_px: 16").replace("repeats: 16", "repeats: 4")
+    text = text.replace("band_cpd: [2, 4]", "band_cpd: [2, 6]")
+    text += "conditions:\n  - {label: band}\n  - {label: low, temporal_band_hz: [0, 6]}\n"
+    m = ex.run_experiment(write(tmp_path, text), tmp_path / "s", jobs=1, progress=False)
+    band, low = m["conditions"]
+    assert low["measured"]["temporal_band_hz"][0] == 0.0  # a temporal low-pass
+    assert low["temporal"]["design"]["band_hz"][0] == 0.0
+    assert low["measured"]["temporal_band_hz"][1] == pytest.approx(6.0, rel=low["temporal"]["tolerance"]["high"])
+    assert band["measured"]["temporal_band_hz"] == pytest.approx([2, 8], rel=0.15)
+    # a 16 x 16 px movie is too little data for its own band: said so, not a number
+    e = m["stimuli"][0]
+    assert e["temporal_band_hz"] is None and e["temporal_check"]["measured"] is None
+    assert "one movie of 64 frames of 16 x 16 px does not suffice" in e["temporal_check"]["why"]
+    assert e["condition"]["temporal_band_hz"] == [2, 8] and m["stimuli"][4]["condition"]["temporal_band_hz"] == [0, 6]
+    assert ex.verify_set(tmp_path / "s").ok
+
+
+ST_BAD = [
+    ("motion: {model: spatiotemporal, temporal_band_hz: [2, 8], frame_rate_hz: 60, n_frames: 64, speed_deg_s: 2}",
+     (r":6: motion.speed_deg_s: speed_deg_s is for drifting noise \(model: drift\); spatiotemporal noise has no "
+     r"single velocity: it is band-limited in time by temporal_band_hz \(Hz\)")),
+    ("motion: {temporal_band_hz: [2, 8], frame_rate_hz: 60, n_frames: 64, speed_deg_s: 2}",
+     r":6: motion.temporal_band_hz: temporal_band_hz is for noise band-limited in time \(model: spatiotemporal\)"),
+    ("motion: {model: spatiotemporal, frame_rate_hz: 60, n_frames: 64}",
+     r":6: motion: missing required key 'temporal_band_hz' \(\[low, high\] in Hz\), in motion or in every condition"),
+    ("motion: {model: spatiotemporal, temporal_band_hz: [2, 40], frame_rate_hz: 60, n_frames: 64}",
+     r":6: motion.temporal_band_hz: temporal_band_hz high edge 40 Hz exceeds the temporal Nyquist limit \(30 Hz at 60 Hz\)"),
+    ("motion: {model: spatiotemporal, temporal_band_hz: [0.5, 8], frame_rate_hz: 60, n_frames: 64}",
+     r"motion.temporal_band_hz: temporal_band_hz low edge 0.5 Hz is below one cycle per movie \(0.9375 Hz"),
+    ("motion: {model: spatiotemporal, temporal_band_hz: [8, 2], frame_rate_hz: 60, n_frames: 64}",
+     r":6: motion.temporal_band_hz: must be \[low, high\] in Hz with low < high"),
+    ("motion: {model: spatiotemporal, temporal_band_hz: [2, 8], temporal_family: box, frame_rate_hz: 60, n_frames: 64}",
+     r":6: motion.temporal_family: must be one of butterworth, log_gaussian, ideal, dog, gaussian"),
+    ("motion: {model: sideways, frame_rate_hz: 60, n_frames: 64}", r":6: motion.model: must be one of drift, spatiotemporal"),
+    ("factorial: {speed_deg_s: [1, 2], temporal_band_hz: [[2, 8], [3, 9]]}",
+     r"^[^\n]*:9: factorial.speed_deg_s: speed_deg_s is for drifting noise \(model: drift\)[^\n]*$"),
+]
+
+
+@pytest.mark.parametrize(("line", "match"), ST_BAD, ids=[c[0] for c in ST_BAD])
+def test_every_spatiotemporal_validation_message(tmp_path, line, match):
+    lines = SPATIOTEMPORAL.splitlines()
+    key = line.split(":")[0]
+    replaced = [line if ln.startswith(key + ":") else ln for ln in lines]
+    if replaced == lines:
+        replaced.append(line)
+    path = write(tmp_path, "\n".join(replaced) + "\n")
+    with pytest.raises(ex.ExperimentError, match=match) as info:
+        ex.load_experiment(path)
+    assert all(s.startswith(f"{path}:") for s in info.value.lines)
+
+
+@pytest.mark.parametrize(
+    ("band", "family", "n_frames", "fps"),
+    [((2, 8), "butterworth", 64, 60), ((2, 8), "butterworth", 30, 60), ((1, 4), "log_gaussian", 64, 60),
+     ((3, 10), "butterworth", 50, 60), ((2, 9), "dog", 64, 60), ((0, 10), "butterworth", 64, 60),
+     ((0, 7), "gaussian", 40, 60), ((2, 8), "butterworth", 64, 100)],
+)  # fmt: skip
+def test_temporal_band_of_the_exact_design_spectrum(band, family, n_frames, fps):
+    """Noise-free (the design's |H_t|^2 at the DFT frequencies): the interpolation errs by < 0.1 df/edge."""
+    from stimgen.experiment.measure import measure_temporal_band, temporal_tolerance
+    from stimgen.motion import _temporal_filter
+
+    filt, pb = _temporal_filter(band, fps, n_frames, family, "half_amplitude", 4)
+    freq = np.fft.rfftfreq(n_frames, 1 / fps)
+    got = measure_temporal_band(np.asarray(filt.transfer(freq / fps)) ** 2, fps, n_frames, "half_amplitude")
+    design = [pb.low_cpp * fps, pb.high_cpp * fps]
+    df = fps / n_frames
+    assert got["frequency_resolution_hz"] == df
+    for m, d in zip(got["band_hz"], design, strict=True):
+        if d == 0:
+            assert m == 0.0  # a low-pass: the power never falls below the level towards 0 Hz
+        else:
+            assert abs(m / d - 1) < 0.1 * df / d
+    if n_frames == 30:  # both edges on the frequency grid (2 Hz apart): exact
+        assert got["band_hz"] == pytest.approx(design, rel=1e-6)
+    # the tolerance covers the grid term
+    tol = temporal_tolerance({}, 16, (n_frames, 64, 64), fps, n_frames, design)
+    assert all(t >= 0.03 + 0.1 * df / (e or design[1]) - 1e-12 for t, e in zip(tol, design, strict=True))
+    assert temporal_tolerance({"temporal_edge_tolerance": 0.01}, 1, (8, 8, 8), fps, n_frames, design) == [0.01, 0.01]
+
+
+def test_temporal_power_is_the_pixel_mean_periodogram(rng):
+    from stimgen.experiment.measure import temporal_power
+
+    movie = rng.standard_normal((12, 5, 7)).astype(np.float32)
+    naive = np.mean(np.abs(np.fft.rfft(movie.astype(np.float64), axis=0)) ** 2, axis=(1, 2))
+    np.testing.assert_allclose(temporal_power(movie), naive, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"a temporal spectrum of 12 frames needs 7 positive values"):
+        from stimgen.experiment.measure import measure_temporal_band
+
+        measure_temporal_band(np.zeros(7), 60, 12, "half_amplitude")
+
+
+def test_spatiotemporal_shipped_experiment_validates():
+    exp = ex.load_experiment(EXPERIMENTS / "spatiotemporal_noise.yaml")
+    assert exp["motion"]["model"] == "spatiotemporal" and exp["motion"]["temporal_band_hz"] == [2, 8]
+    assert ex.validate_experiment(exp) == exp
 
 
 # -- review fixes: nulls, YAML tags, merges, damaged manifests, clipping, verify ----------------

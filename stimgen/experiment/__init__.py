@@ -14,17 +14,20 @@ RunFailed             a run that could not complete (worker died, disk error); n
 
 Modules (one per stage)
 -----------------------
-keys       the keys of an experiment file, their defaults and allowed values
-errors     ExperimentError, RunFailed
-schema     line-aware validation (load_experiment, validate_experiment)
-plan       conditions, factorial, seeds, shapes (expand_conditions)
-draw       one stimulus from (plan, index), its files and manifest entry (generate_stimulus)
-measure    spectral, orientation, slope and speed checks
-execute    chunks of stimuli in this process, in local processes, or on Dask
-manifest   per-condition summaries, the manifest, reading it back (read_manifest)
-figures    per-condition figures (matplotlib only through stimgen.plotting)
-run        run_experiment: validate, plan, execute, write the set atomically
-verify     verify_set, regenerate_stimulus
+keys         the frame of an experiment file: its sections other than the parts', defaults
+errors       ExperimentError, RunFailed
+parts        the Part protocol and the registry of stimulus parts (PARTS, register)
+noise_part   the ``noise`` part: band-limited noise, checked by its spectrum
+motion_part  the ``motion`` part: the noise as a movie, checked by its velocity
+schema       line-aware validation (load_experiment, validate_experiment)
+plan         conditions, factorial, seeds, shapes (expand_conditions)
+draw         one stimulus from (plan, index): each part in turn (generate_stimulus)
+measure      spectral, orientation, slope and speed checks
+execute      chunks of stimuli in this process, in local processes, or on Dask
+manifest     per-condition summaries, the manifest, reading it back (read_manifest)
+figures      the parts' figures and the contact sheet (matplotlib only through plotting)
+run          run_experiment: validate, plan, execute, write the set atomically
+verify       verify_set, regenerate_stimulus
 
 Conventions
 -----------
@@ -48,50 +51,71 @@ Conventions
 
 from __future__ import annotations
 
+# the built-in stimulus parts register themselves, in drawing order
+from . import motion_part, noise_part  # noqa: F401  isort: skip
 from .draw import generate_stimulus
 from .errors import ExperimentError, RunFailed
-from .figures import _speed_text  # noqa: F401  (used by stimgen.cli)
-from .keys import (  # noqa: F401  (the schema's constants, importable from here)
-    CHECK_DEFAULTS,
+from .keys import (  # noqa: F401  (the frame's constants, importable from here)
     CLIPPING,
-    CONDITION_KEYS,
-    CONTRAST_KEYS,
     DISPLAY_DEFAULTS,
     DITHERS,
     DTYPES,
-    FAMILIES,
     FORMATS,
-    KINDS,
-    LEVELS,
     MANIFEST_VERSION,
     MAX_STIMULI,
-    MOTION_DEFAULTS,
     MOTION_FORMATS,
-    MOTION_PARAM_KEYS,
-    NOISE_DEFAULTS,
     OUTPUT_DEFAULTS,
-    PARAM_KEYS,
     STILL_FORMATS,
     STIMULUS_DEFAULTS,
-    TOP_KEYS,
     VALUE_CONVENTION,
 )
 from .manifest import read_manifest
+from .motion_part import MOTION_DEFAULTS, MOTION_PARAM_KEYS  # noqa: F401
+from .motion_part import speed_text as _speed_text  # noqa: F401  (used by stimgen.cli)
+from .noise_part import FAMILIES, KINDS, LEVELS, NOISE_DEFAULTS  # noqa: F401
+from .parts import PARTS, BasePart, Drawing, Measured, Part, register
 from .plan import expand_conditions
 from .run import run_experiment
-from .schema import load_experiment, validate_experiment
+from .schema import check_defaults, load_experiment, top_keys, validate_experiment
 from .verify import VerifyReport, regenerate_stimulus, verify_set
 
+
+def __getattr__(name: str):
+    """The key lists that depend on the registered parts, computed when asked for."""
+    from .parts import CONTRAST_KEYS
+    from .plan import param_keys
+
+    if name == "TOP_KEYS":
+        return top_keys()
+    if name == "CHECK_DEFAULTS":
+        return check_defaults()
+    if name == "PARAM_KEYS":
+        return param_keys()
+    if name == "CONDITION_KEYS":
+        return ("label", "repeats", *param_keys())
+    if name == "CONTRAST_KEYS":
+        return CONTRAST_KEYS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "PARTS",
+    "BasePart",
+    "Drawing",
     "ExperimentError",
+    "Measured",
+    "Part",
     "RunFailed",
     "VerifyReport",
+    "check_defaults",
     "expand_conditions",
     "generate_stimulus",
     "load_experiment",
     "read_manifest",
     "regenerate_stimulus",
+    "register",
     "run_experiment",
+    "top_keys",
     "validate_experiment",
     "verify_set",
 ]

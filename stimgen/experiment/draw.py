@@ -1,57 +1,40 @@
-"""One stimulus from (plan, index): draw, encode, name its files, its manifest entry."""
+"""One stimulus from (plan, index): draw it part by part, encode it, name its files, its entry.
+
+generate_stimulus   stimulus ``i`` of an experiment, alone (float image or movie, its facts)
+draw                the parts draw in turn with the stimulus' generator; then one clip
+make_entry          everything about stimulus ``i``: manifest entry, file bytes, measurements
+
+The runner and ``regenerate`` call :func:`make_entry`; it knows no part by name: each
+active part draws (:meth:`~stimgen.experiment.parts.Part.draw`), records
+(:meth:`~stimgen.experiment.parts.Part.record`) and measures
+(:meth:`~stimgen.experiment.parts.Part.measure`) in registration order.
+"""
 
 from __future__ import annotations
 
 import io as _io
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from .measure import _measure, _measure_motion
-from .plan import _Condition, _motion_kwargs, _Plan, _plan
+from .parts import Drawing
+from .plan import Condition, Plan, plan_of
 
 
-def _draw(plan: _Plan, index: int, entropy: int) -> tuple[np.ndarray, float, np.random.Generator, _Condition, int]:
-    """The float image of stimulus ``index`` (clipped), its clipped fraction and its rng."""
-    from ..contrast import clip_contrast, set_rms_contrast
-    from ..noise import filtered_noise, white_noise
-
-    c, r = plan.locate(index)
-    gen = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(index,)))
-    p = c.params
-    dtype = np.dtype(plan.exp["output"]["dtype"])
-    filt = plan.filter(c)
-    if filt is None:
-        img = white_noise(plan.shape, kind=p["kind"], rng=gen, dtype=dtype)
-    else:
-        img = filtered_noise(plan.shape, filt, kind=p["kind"], rng=gen, dtype=dtype)
-    img = set_rms_contrast(img, p["rms_contrast"], mean=p["mean"], out=img)
-    img, frac = clip_contrast(img, limit=1.0, out=img, warn_above=None)
-    return img, float(frac), gen, c, r
-
-
-def _draw_movie(plan: _Plan, index: int, entropy: int) -> tuple[np.ndarray, float, np.random.Generator, _Condition, int, dict[str, Any]]:
-    """The movie of stimulus ``index`` (clipped), its clipped fraction, rng and drifting_noise record."""
+def draw(plan: Plan, index: int, entropy: int) -> tuple[Drawing, float, np.random.Generator, Condition, int]:
+    """Stimulus ``index`` drawn (clipped to [-1, 1]), its clipped fraction, generator, condition, repeat."""
     from ..contrast import clip_contrast
-    from ..motion import drifting_noise
 
     c, r = plan.locate(index)
-    gen = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(index,)))
-    if plan.motion is None or plan.n_frames is None:
-        raise ValueError("the experiment has no motion section: its stimuli are still images")
-    with warnings.catch_warnings():
-        # aliased filter tails: warned about once per condition by run_experiment
-        warnings.simplefilter("ignore", UserWarning)
-        movie, record = drifting_noise(
-            size_px=plan.shape, rng=gen, dtype=np.dtype(plan.exp["output"]["dtype"]),
-            **_motion_kwargs(c.params, plan.motion, plan.ppd, plan.n_frames),
-        )
-    # the same generator, recorded as its seed: movie_from_record(record) rebuilds the movie
-    record["seed"] = {"entropy": int(entropy), "spawn_key": [int(index)]}
-    movie, frac = clip_contrast(movie, limit=1.0, out=movie, warn_above=None)
-    return movie, float(frac), gen, c, r, record
+    gen = plan.rng(index, entropy)
+    drawing = Drawing(index=index, entropy=entropy)
+    for part in plan.drawers:
+        part.draw(plan, c, gen, drawing)
+    if drawing.data is None:
+        raise ValueError(f"no part of the experiment drew stimulus {index} (parts: {', '.join(p.name for p in plan.parts)})")
+    drawing.data, frac = clip_contrast(drawing.data, limit=1.0, out=drawing.data, warn_above=None)
+    return drawing, float(frac), gen, c, r
 
 
 def generate_stimulus(experiment: Mapping[str, Any], index: int, entropy: int) -> tuple[np.ndarray, dict[str, Any]]:
@@ -72,32 +55,28 @@ def generate_stimulus(experiment: Mapping[str, Any], index: int, entropy: int) -
         Signed contrast, float (``output.dtype``), clipped to [-1, 1].
     info : dict
         ``condition`` (index, label and every resolved parameter), ``repeat``, ``spawn_key``,
-        ``clipped_fraction``; for movies also ``motion_record``, the record of
-        :func:`stimgen.motion.drifting_noise` (before clipping).
+        ``clipped_fraction``, and what the parts recorded while drawing: for movies
+        ``motion_record``, the record of :func:`stimgen.motion.drifting_noise` (before clipping).
     """
-    plan = _plan(experiment)
-    record = None
-    if plan.motion:
-        img, frac, _, c, r, record = _draw_movie(plan, int(index), int(entropy))
-    else:
-        img, frac, _, c, r = _draw(plan, int(index), int(entropy))
+    plan = plan_of(experiment)
+    drawing, frac, _, c, r = draw(plan, int(index), int(entropy))
     info = {
-        "condition": _entry_condition(c),
+        "condition": entry_condition(c),
         "repeat": r,
         "spawn_key": [int(index)],
         "clipped_fraction": frac,
+        **drawing.records,
     }
-    if record is not None:
-        info["motion_record"] = record
-    return img, info
+    assert drawing.data is not None
+    return drawing.data, info
 
 
-def _entry_condition(c: _Condition) -> dict[str, Any]:
-    """A stimulus' condition: index, label and every resolved parameter (noise, contrast, motion)."""
+def entry_condition(c: Condition) -> dict[str, Any]:
+    """A stimulus' condition: index, label and every resolved parameter."""
     return {"index": c.index, "label": c.label, **c.params}
 
 
-def _encode(plan: _Plan, img: np.ndarray, gen: np.random.Generator) -> tuple[list[dict[str, Any]], float]:
+def encode(plan: Plan, drawing: Drawing, gen: np.random.Generator) -> tuple[list[dict[str, Any]], float]:
     """Encode an image (or movie) in every output format, in order.
 
     Returns ``[{"format", "bytes", "dtype", "shape", ...}]`` (a gif also has
@@ -106,6 +85,8 @@ def _encode(plan: _Plan, img: np.ndarray, gen: np.random.Generator) -> tuple[lis
     from ..contrast import quantize
     from ..io import gif_bytes, png_bytes
 
+    img = drawing.data
+    assert img is not None
     out = plan.exp["output"]
     files: list[dict[str, Any]] = []
     q_clip = 0.0
@@ -120,7 +101,9 @@ def _encode(plan: _Plan, img: np.ndarray, gen: np.random.Generator) -> tuple[lis
         q_clip = max(q_clip, frac)
         f = {"format": fmt, "dtype": str(levels.dtype), "shape": list(levels.shape)}
         if fmt == "gif":
-            f["bytes"], f["frame_duration_ms"] = gif_bytes(levels, fps=plan.exp["motion"]["frame_rate_hz"])
+            if drawing.frame_rate_hz is None:
+                raise ValueError("a gif preview needs a movie with a frame rate")
+            f["bytes"], f["frame_duration_ms"] = gif_bytes(levels, fps=drawing.frame_rate_hz)
         else:
             f["bytes"] = png_bytes(levels)
         files.append(f)
@@ -131,7 +114,7 @@ def _suffix(fmt: str) -> str:
     return {"npy": ".npy", "gif": ".gif"}.get(fmt, ".png")
 
 
-def _files_of(plan: _Plan, c: _Condition, r: int) -> dict[str, str]:
+def files_of(plan: Plan, c: Condition, r: int) -> dict[str, str]:
     """Relative paths of a stimulus' files by format (png8 and png16 never share a name)."""
     both_png = "png8" in plan.exp["output"]["formats"] and "png16" in plan.exp["output"]["formats"]
     out = {}
@@ -143,69 +126,53 @@ def _files_of(plan: _Plan, c: _Condition, r: int) -> dict[str, str]:
     return out
 
 
-_MOTION_ENTRY_KEYS = (
-    "frame_rate_hz", "n_frames", "duration_s", "speed_deg_s", "direction_deg", "velocity_deg_s",
-    "speed_px_per_frame", "velocity_px_per_frame", "refresh_frames", "temporal_aliasing",
-)  # fmt: skip
+def make_entry(plan: Plan, index: int, entropy: int, *, measure: bool = True) -> tuple[dict[str, Any], list[tuple[str, str, bytes]], dict[str, Any], np.ndarray]:
+    """Everything about stimulus ``index``: manifest entry, files (rel path, fmt, bytes), extras, image.
 
-
-def _entry(plan: _Plan, index: int, entropy: int, *, measure: bool = True) -> tuple[dict[str, Any], list[tuple[str, str, bytes]], np.ndarray | None, np.ndarray]:
-    """Everything about stimulus ``index``: manifest entry, files (rel path, fmt, bytes), power, image.
-
-    For a movie the image is its first frame; without ``measure`` the spectral and speed
-    checks are skipped (power None), e.g. to regenerate the bytes only.
+    ``extras`` maps each part's name to what it keeps for the condition summary
+    (:attr:`~stimgen.experiment.parts.Measured.extra`); the image is a movie's first
+    frame. Without ``measure`` the parts' checks are skipped (extras empty), e.g. to
+    regenerate the bytes only.
     """
     from ..io import sha256_bytes
 
-    record = None
-    if plan.motion:
-        data, frac, gen, c, r, record = _draw_movie(plan, index, entropy)
-        img = data[0]
-    else:
-        data, frac, gen, c, r = _draw(plan, index, entropy)
-        img = data
-    encoded, q_clip = _encode(plan, data, gen)
-    paths = _files_of(plan, c, r)
+    drawing, frac, gen, c, r = draw(plan, index, entropy)
+    data = drawing.data
+    assert data is not None
+    encoded, q_clip = encode(plan, drawing, gen)
+    paths = files_of(plan, c, r)
     files = [
         {"file": paths[f["format"]], "format": f["format"], "sha256": sha256_bytes(f["bytes"]),
          **{k: val for k, val in f.items() if k not in ("format", "bytes")}}
         for f in encoded
     ]  # fmt: skip
-    design = plan.design(c)
-    if c.params["family"] in ("power_law", "white"):  # no peak; optional hard band limits
-        design = {"band_cpd": c.params["band_cpd"], "peak_cpd": None}
-    measured, power = _measure(plan, c, img) if measure else ({}, None)
-    entry = {
+    entry: dict[str, Any] = {
         "index": index,
         "file": files[0]["file"],
         "sha256": files[0]["sha256"],
         "shape": files[0]["shape"],
         "dtype": files[0]["dtype"],
         "files": files,
-        "condition": _entry_condition(c),
+        "condition": entry_condition(c),
         "repeat": r,
         "spawn_key": [index],
         "ppd": plan.ppd,
-        "design_band_cpd": None if design is None else design["band_cpd"],
-        "design_peak_cpd": None if design is None else design["peak_cpd"],
-        "band_level": c.params["level"],
-        "rms_contrast": float(np.std(data, dtype=np.float64)),
-        "mean": float(np.mean(data, dtype=np.float64)),
-        "clipped_fraction": max(frac, q_clip),
-        **measured,
     }
-    if record is not None:
-        entry.update({k: _no_negative_zero(record[k]) for k in _MOTION_ENTRY_KEYS})
-        if measure:
-            entry["spectral_pass"] = entry["pass"]
-            entry["speed_check"] = check = _measure_motion(plan, data, record)
-            entry["pass"] = bool(entry["pass"] and (check is None or check["pass"]))
-        entry["motion_record"] = record
-    return entry, [(paths[f["format"]], f["format"], f["bytes"]) for f in encoded], power, img
-
-
-def _no_negative_zero(x: Any) -> Any:
-    """``-0.0`` -> ``0.0`` (e.g. the vertical velocity of rightward motion), in lists too."""
-    if isinstance(x, list | tuple):
-        return [_no_negative_zero(y) for y in x]
-    return x + 0.0 if isinstance(x, float) else x
+    for part in plan.parts:
+        entry.update(part.record(plan, c, drawing))
+    entry.update(
+        rms_contrast=float(np.std(data, dtype=np.float64)),
+        mean=float(np.mean(data, dtype=np.float64)),
+        clipped_fraction=max(frac, q_clip),
+    )
+    entry.update(drawing.records)
+    extras: dict[str, Any] = {}
+    if measure:
+        passed = True
+        for part in plan.parts:
+            m = part.measure(plan, c, data, entry)
+            entry.update(m.fields)
+            extras[part.name] = m.extra
+            passed = passed and m.passed is not False
+        entry["pass"] = bool(passed)
+    return entry, [(paths[f["format"]], f["format"], f["bytes"]) for f in encoded], extras, data[0] if data.ndim == 3 else data

@@ -10,20 +10,33 @@ from typing import Any
 
 import numpy as np
 
-from .draw import _entry
+from .draw import make_entry
 from .errors import RunFailed
-from .plan import _plan
+from .plan import plan_of
 
 
-def _work(task: tuple[str, int, range, str, int]) -> list[tuple[dict[str, Any], np.ndarray, np.ndarray | None]]:
-    """Worker: generate, encode, write and measure a chunk of stimuli (spawn-safe)."""
-    exp_json, entropy, indices, outdir, n_examples = task
-    plan = _plan(json.loads(exp_json))
+def part_modules(parts: list) -> list[str]:
+    """The modules defining ``parts``, for workers to import (so the parts are registered)."""
+    return sorted({type(p).__module__ for p in parts} - {"__main__", "__mp_main__"})
+
+
+def _work(task: tuple[str, int, range, str, int, list[str]]) -> list[tuple[dict[str, Any], dict[str, Any], np.ndarray | None]]:
+    """Worker: generate, encode, write and measure a chunk of stimuli (spawn-safe).
+
+    A task is ``(experiment JSON, entropy, indices, output dir, examples per condition,
+    modules defining the experiment's parts)``; results are ``(entry, extras, example image
+    or None)`` per stimulus.
+    """
+    import importlib
+
+    exp_json, entropy, indices, outdir, n_examples, modules = task
+    for name in modules:
+        importlib.import_module(name)  # registers parts defined outside the package
+    plan = plan_of(json.loads(exp_json))
     root = Path(outdir)
     results = []
     for i in indices:
-        entry, files, power, img = _entry(plan, i, entropy)
-        assert power is not None  # measured
+        entry, files, extras, img = make_entry(plan, i, entropy)
         for rel, _, data in files:
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +49,7 @@ def _work(task: tuple[str, int, range, str, int]) -> list[tuple[dict[str, Any], 
                 f"were clipped, more than stimulus.max_clipped_fraction = {clip['max_clipped_fraction']:g}; "
                 "lower rms_contrast"
             )
-        results.append((entry, power, img if entry["repeat"] < n_examples else None))
+        results.append((entry, extras, img if entry["repeat"] < n_examples else None))
     return results
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import warnings
@@ -14,10 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..filters import radial_part
 from .keys import FORMATS, MANIFEST_VERSION, VALUE_CONVENTION
-from .measure import _alpha_tolerance, _condition_spectrum
-from .plan import _cond_dict, _Condition, _Plan
+from .plan import Condition, Plan, cond_dict
 
 
 def _versions() -> dict[str, Any]:
@@ -40,41 +37,24 @@ def _dumps(obj: Any) -> str:
     return dumps(obj)
 
 
-def _condition_summary(plan: _Plan, c: _Condition, entries: list[dict], powers: list[np.ndarray]) -> dict[str, Any]:
-    from ..spectrum import compare_to_design, default_tolerance, measure_band, measure_slope
-
-    filt = plan.filter(c)
-    radial = radial_part(filt)
-    spec = _condition_spectrum(plan, powers)
+def _condition_summary(plan: Plan, c: Condition, entries: list[dict], extras: list[dict[str, Any]]) -> dict[str, Any]:
+    """A condition's summary: its parameters, each part's summary fields, pass counts, clipping."""
     out: dict[str, Any] = {
-        **_cond_dict(c),
-        "filter": None if filt is None else filt.to_record(),
-        "design": plan.design(c),
+        **cond_dict(c),
         "n_pass": sum(bool(e["pass"]) for e in entries),
         "clipping": _clipping_summary(plan, entries),
-        "spectrum": {"freq_cpd": spec.freq_cpd, "power_mean": spec.power, "power_std": spec.power_std, "n_images": spec.n_images},
     }
-    p = c.params
-    if p["family"] in ("power_law", "white"):
-        alpha = measure_slope(spec, ppd=plan.ppd, band_cpd=p["band_cpd"])
-        want = 0.0 if p["family"] == "white" else p["alpha"]
-        out["measured"] = {"alpha": alpha, "design_alpha": want}
-        out["pass"] = bool(abs(alpha - want) <= _alpha_tolerance(plan.exp["check"], len(powers), plan.shape))
-    else:
-        m = measure_band(spec, ppd=plan.ppd)
-        assert radial is not None  # band-pass families always have a radial filter
-        cmp = compare_to_design(m, radial, ppd=plan.ppd, level=p["level"], tolerance=default_tolerance(len(powers), plan.shape))
-        out["measured"] = cmp["measured"]
-        out["rel_error"] = cmp["rel_error"]
-        out["pass"] = cmp["pass"]
-    if plan.motion:
-        out["spectral_pass"] = out["pass"]
-        out["speed"] = speed = _speed_summary(entries)
-        out["pass"] = bool(out["pass"] and speed["pass"] is not False)
+    passed = True
+    for part in plan.parts:
+        m = part.summary(plan, c, entries, [x[part.name] for x in extras])
+        for k, v in m.fields.items():  # mappings under one key (``measured``) are merged
+            out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        passed = passed and m.passed is not False
+    out["pass"] = bool(passed)
     return out
 
 
-def _clipping_summary(plan: _Plan, entries: list[dict[str, Any]]) -> dict[str, Any]:
+def _clipping_summary(plan: Plan, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """How much a condition's stimuli were clipped, against ``stimulus.max_clipped_fraction``."""
     limit = plan.exp["stimulus"]["max_clipped_fraction"]
     fracs = [float(e["clipped_fraction"]) for e in entries]
@@ -105,46 +85,13 @@ def _warn_clipping(manifest: Mapping[str, Any], source: str) -> None:
     )
 
 
-def _speed_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Requested vs measured velocity of a condition's movies (median over its repeats)."""
-    e0 = entries[0]
-    checks = [e["speed_check"] for e in entries if e.get("speed_check") is not None]
-    out: dict[str, Any] = {
-        "requested_speed_deg_s": e0["speed_deg_s"],
-        "requested_direction_deg": e0["direction_deg"] if e0["speed_deg_s"] > 0 else None,
-        "requested_velocity_deg_s": e0["velocity_deg_s"],
-        "measured_speed_deg_s": None,
-        "measured_speed_range_deg_s": None,
-        "measured_direction_deg": None,
-        "direction_error_deg": None,
-        "measured_velocity_deg_s": None,
-        "n_checked": len(checks),
-        "n_pass": sum(bool(k["pass"]) for k in checks),
-        "pass": None,
-    }
-    if not checks:
-        return out
-    vel = np.array([k["measured"]["velocity_deg_s"] for k in checks], dtype=np.float64)
-    speeds = np.hypot(vel[:, 0], vel[:, 1])
-    vx, vy = (float(x) for x in np.median(vel, axis=0))
-    out["measured_velocity_deg_s"] = [vx + 0.0, vy + 0.0]
-    out["measured_speed_deg_s"] = float(np.median(speeds))
-    out["measured_speed_range_deg_s"] = [float(speeds.min()), float(speeds.max())]
-    if vx != 0 or vy != 0:
-        d = out["measured_direction_deg"] = math.degrees(math.atan2(-vy, vx)) % 360.0
-        if out["requested_direction_deg"] is not None:
-            out["direction_error_deg"] = (d - out["requested_direction_deg"] + 180.0) % 360.0 - 180.0
-    out["pass"] = out["n_pass"] == len(checks)
-    return out
-
-
 def _manifest(plan, exp, entropy, results, yaml_bytes, source, sha256_bytes) -> dict[str, Any]:
     entries = [r[0] for r in results]
     by_cond: dict[int, tuple[list, list]] = {}
-    for entry, power, _ in results:
-        e, p = by_cond.setdefault(entry["condition"]["index"], ([], []))
+    for entry, extras, _ in results:
+        e, x = by_cond.setdefault(entry["condition"]["index"], ([], []))
         e.append(entry)
-        p.append(power)
+        x.append(extras)
     conditions = [_condition_summary(plan, c, *by_cond[c.index]) for c in plan.conditions]
     geometry = plan.geometry.to_dict()
     return {
@@ -162,27 +109,10 @@ def _manifest(plan, exp, entropy, results, yaml_bytes, source, sha256_bytes) -> 
         "value_convention": VALUE_CONVENTION,
         "n_stimuli": plan.n,
         "n_pass": sum(bool(e["pass"]) for e in entries),
-        **(_motion_summary(plan) if plan.motion else {}),
+        **{k: v for part in plan.parts for k, v in part.manifest_fields(plan).items()},
         "conditions": conditions,
         "figures": [],
         "stimuli": entries,
-    }
-
-
-def _motion_summary(plan: _Plan) -> dict[str, Any]:
-    from ..motion import VELOCITY_CONVENTION
-
-    fps = plan.motion["frame_rate_hz"]  # type: ignore[index]
-    return {
-        "motion": {
-            "frame_rate_hz": fps,
-            "n_frames": plan.n_frames,
-            "duration_s": plan.n_frames / fps,  # type: ignore[operator]
-            "movie_shape": [plan.n_frames, *plan.shape],
-            "velocity_convention": VELOCITY_CONVENTION,
-            "generator": "stimgen.motion.drifting_noise (exact Fourier shifts of a periodic field)",
-            "speed_check": "stimgen.motion.verify_motion (median dense Lucas-Kanade flow)",
-        },
     }
 
 

@@ -1,4 +1,13 @@
-"""Spectral, orientation, slope and speed checks of stimuli and conditions."""
+"""Spectral, orientation, slope and speed checks of stimuli and conditions.
+
+Plain functions of arrays, designs and tolerances (no plan, no parts), used by the parts:
+
+spectral_check          one image's radial spectrum against its design (band or 1/f slope)
+condition_spectrum      mean and spread of a condition's radial spectra
+condition_spectral_check  the same check on a condition's mean spectrum
+speed_check             one movie's velocity by optical flow against its record
+speed_summary           requested vs measured velocity over a condition's movies
+"""
 
 from __future__ import annotations
 
@@ -9,11 +18,23 @@ from typing import Any
 import numpy as np
 
 from ..filters import radial_part
-from .plan import _Condition, _Plan
+
+SLOPE_FAMILIES = ("power_law", "white")  # checked by their 1/f exponent, not by a band
 
 
-def _measure(plan: _Plan, c: _Condition, img: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
-    """Per-stimulus spectrum facts for the manifest, and its radial power (for figures)."""
+def design_alpha(params: Mapping[str, Any]) -> float:
+    """The 1/f exponent a power-law or white condition is designed to have."""
+    return 0.0 if params["family"] == "white" else params["alpha"]
+
+
+def spectral_check(img: np.ndarray, ppd: float, params: Mapping[str, Any], filt: Any,
+                   check: Mapping[str, Any]) -> tuple[dict[str, Any], np.ndarray]:  # fmt: skip
+    """One image's spectrum facts for the manifest, and its radial power (for figures).
+
+    Band-pass families: measured peak and band at the condition's level against the
+    design (``check.edge_tolerance``/``peak_tolerance`` or defaults for one image), and for
+    oriented noise the dominant orientation. ``power_law``/``white``: the fitted exponent.
+    """
     from ..spectrum import (
         compare_to_design,
         default_tolerance,
@@ -22,37 +43,36 @@ def _measure(plan: _Plan, c: _Condition, img: np.ndarray) -> tuple[dict[str, Any
         radial_spectrum,
     )
 
-    spec = radial_spectrum(img, ppd=plan.ppd, bins_per_octave=24)
-    p = c.params
-    check = plan.exp["check"]
-    filt = plan.filter(c)
-    radial = radial_part(filt)
+    spec = radial_spectrum(img, ppd=ppd, bins_per_octave=24)
+    p = params
+    shape = img.shape
     res: dict[str, Any] = {}
-    if p["family"] in ("power_law", "white"):
-        alpha = measure_slope(spec, ppd=plan.ppd, band_cpd=p["band_cpd"])
-        want = 0.0 if p["family"] == "white" else p["alpha"]
+    if p["family"] in SLOPE_FAMILIES:
+        alpha = measure_slope(spec, ppd=ppd, band_cpd=p["band_cpd"])
+        want = design_alpha(p)
         res.update(peak_cpd=None, band_cpd=None, alpha=alpha, design_alpha=want)
-        res["pass"] = bool(abs(alpha - want) <= _alpha_tolerance(check, 1, plan.shape))
+        res["pass"] = bool(abs(alpha - want) <= alpha_tolerance(check, 1, shape))
         return res, spec.power
-    m = measure_band(spec, ppd=plan.ppd)
+    radial = radial_part(filt)
+    m = measure_band(spec, ppd=ppd)
     assert radial is not None  # band-pass families always have a radial filter
-    tol = default_tolerance(1, plan.shape)
+    tol = default_tolerance(1, shape)
     if check["edge_tolerance"] is not None:
         tol["edge"] = check["edge_tolerance"]
     if check["peak_tolerance"] is not None:
         tol["peak"] = check["peak_tolerance"]
-    cmp = compare_to_design(m, radial, ppd=plan.ppd, level=p["level"], tolerance=tol)
+    cmp = compare_to_design(m, radial, ppd=ppd, level=p["level"], tolerance=tol)
     res.update(peak_cpd=m.peak_cpd, band_cpd=list(m.band_cpd(p["level"])), rel_error=cmp["rel_error"])
     res["pass"] = cmp["pass"]
     if p["orientation_deg"] is not None:
-        got = _measured_orientation(img, plan.ppd, cmp["design"]["band_cpd"])
-        err = _axial_difference(got, p["orientation_deg"])
+        got = measured_orientation(img, ppd, cmp["design"]["band_cpd"])
+        err = axial_difference(got, p["orientation_deg"])
         res.update(orientation_deg=got, orientation_error_deg=err)
         res["pass"] = bool(res["pass"] and abs(err) <= check["orientation_tolerance_deg"])
     return res, spec.power
 
 
-def _measured_orientation(img: np.ndarray, ppd: float, band_cpd: list[float]) -> float:
+def measured_orientation(img: np.ndarray, ppd: float, band_cpd: list[float]) -> float:
     """Dominant stripe orientation in deg (0 vertical, counter-clockwise), in [0, 180).
 
     The power-weighted circular mean of doubled angles of the power inside the design band,
@@ -74,12 +94,12 @@ def _measured_orientation(img: np.ndarray, ppd: float, band_cpd: list[float]) ->
     return theta % 180.0
 
 
-def _axial_difference(a: float, b: float) -> float:
+def axial_difference(a: float, b: float) -> float:
     """``a - b`` for orientations (period 180 deg), in [-90, 90)."""
     return (a - b + 90.0) % 180.0 - 90.0
 
 
-def _alpha_tolerance(check: Mapping[str, Any], n_images: int, shape: tuple[int, int]) -> float:
+def alpha_tolerance(check: Mapping[str, Any], n_images: int, shape: tuple[int, ...]) -> float:
     """Allowed |measured - design| of the 1/f exponent: ``check.alpha_tolerance`` or a default.
 
     The default scales with the number of Fourier samples like the band tolerances: the
@@ -91,7 +111,50 @@ def _alpha_tolerance(check: Mapping[str, Any], n_images: int, shape: tuple[int, 
     return max(0.1, 0.4 * math.sqrt(64 * 96 / (max(n_images, 1) * shape[0] * shape[1])))
 
 
-def _measure_motion(plan: _Plan, movie: np.ndarray, record: dict[str, Any]) -> dict[str, Any] | None:
+def condition_spectrum(bins: Any, powers: list[np.ndarray], ppd: float):
+    """Mean and spread over a condition's repeats of the per-stimulus radial spectra.
+
+    ``bins`` is a :class:`~stimgen.spectrum.RadialSpectrum` of the image shape (its bins).
+    """
+    from ..spectrum import RadialSpectrum
+
+    per = np.asarray(powers)
+    return RadialSpectrum(
+        freq_cpp=bins.freq_cpp,
+        power=per.mean(axis=0),
+        power_std=per.std(axis=0, ddof=1) if len(per) > 1 else np.zeros(per.shape[1]),
+        counts=bins.counts,
+        n_images=len(per),
+        shape_px=bins.shape_px,
+        ppd=ppd,
+    )
+
+
+def condition_spectral_check(spec: Any, params: Mapping[str, Any], filt: Any, ppd: float,
+                             check: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """The spectral check of a condition's mean spectrum (tolerances for its number of images)."""
+    from ..spectrum import compare_to_design, default_tolerance, measure_band, measure_slope
+
+    p = params
+    n = spec.n_images
+    out: dict[str, Any] = {}
+    if p["family"] in SLOPE_FAMILIES:
+        alpha = measure_slope(spec, ppd=ppd, band_cpd=p["band_cpd"])
+        want = design_alpha(p)
+        out["measured"] = {"alpha": alpha, "design_alpha": want}
+        out["pass"] = bool(abs(alpha - want) <= alpha_tolerance(check, n, spec.shape_px))
+        return out
+    radial = radial_part(filt)
+    m = measure_band(spec, ppd=ppd)
+    assert radial is not None  # band-pass families always have a radial filter
+    cmp = compare_to_design(m, radial, ppd=ppd, level=p["level"], tolerance=default_tolerance(n, spec.shape_px))
+    out["measured"] = cmp["measured"]
+    out["rel_error"] = cmp["rel_error"]
+    out["pass"] = cmp["pass"]
+    return out
+
+
+def speed_check(movie: np.ndarray, record: Mapping[str, Any], check: Mapping[str, Any]) -> dict[str, Any] | None:
     """verify_motion of a movie with the experiment's tolerances (None: nothing to measure).
 
     Dynamic noise with ``refresh_frames = 1`` shows a new sample every frame: no two frames
@@ -101,9 +164,8 @@ def _measure_motion(plan: _Plan, movie: np.ndarray, record: dict[str, Any]) -> d
 
     if record.get("refresh_frames") == 1:
         return None
-    check = plan.exp["check"]
     res = verify_motion(
-        movie, record, tolerance=check["speed_tolerance"],
+        movie, dict(record), tolerance=check["speed_tolerance"],
         atol_px_per_frame=check["speed_atol_px_per_frame"],
         min_reliable_fraction=check["min_reliable_fraction"],
     )  # fmt: skip
@@ -112,18 +174,179 @@ def _measure_motion(plan: _Plan, movie: np.ndarray, record: dict[str, Any]) -> d
     return res
 
 
-def _condition_spectrum(plan: _Plan, powers: list[np.ndarray]):
-    """Mean and spread over a condition's repeats of the per-stimulus radial spectra."""
-    from ..spectrum import RadialSpectrum
+def speed_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Requested vs measured velocity of a condition's movies (median over its repeats)."""
+    e0 = entries[0]
+    checks = [e["speed_check"] for e in entries if e.get("speed_check") is not None]
+    out: dict[str, Any] = {
+        "requested_speed_deg_s": e0["speed_deg_s"],
+        "requested_direction_deg": e0["direction_deg"] if e0["speed_deg_s"] > 0 else None,
+        "requested_velocity_deg_s": e0["velocity_deg_s"],
+        "measured_speed_deg_s": None,
+        "measured_speed_range_deg_s": None,
+        "measured_direction_deg": None,
+        "direction_error_deg": None,
+        "measured_velocity_deg_s": None,
+        "n_checked": len(checks),
+        "n_pass": sum(bool(k["pass"]) for k in checks),
+        "pass": None,
+    }
+    if not checks:
+        return out
+    vel = np.array([k["measured"]["velocity_deg_s"] for k in checks], dtype=np.float64)
+    speeds = np.hypot(vel[:, 0], vel[:, 1])
+    vx, vy = (float(x) for x in np.median(vel, axis=0))
+    out["measured_velocity_deg_s"] = [vx + 0.0, vy + 0.0]
+    out["measured_speed_deg_s"] = float(np.median(speeds))
+    out["measured_speed_range_deg_s"] = [float(speeds.min()), float(speeds.max())]
+    if vx != 0 or vy != 0:
+        d = out["measured_direction_deg"] = math.degrees(math.atan2(-vy, vx)) % 360.0
+        if out["requested_direction_deg"] is not None:
+            out["direction_error_deg"] = (d - out["requested_direction_deg"] + 180.0) % 360.0 - 180.0
+    out["pass"] = out["n_pass"] == len(checks)
+    return out
 
-    ref = plan.bins()
-    per = np.asarray(powers)
-    return RadialSpectrum(
-        freq_cpp=ref.freq_cpp,
-        power=per.mean(axis=0),
-        power_std=per.std(axis=0, ddof=1) if len(per) > 1 else np.zeros(per.shape[1]),
-        counts=ref.counts,
-        n_images=len(per),
-        shape_px=ref.shape_px,
-        ppd=plan.ppd,
-    )
+
+def close(a: Any, b: Any, rtol: float) -> bool:
+    """``a`` and ``b`` (numbers, None or lists of them) agree to ``rtol``."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, list):
+        return len(a) == len(b) and all(close(x, y, rtol) for x, y in zip(a, b, strict=True))
+    a, b = float(a), float(b)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return a == b
+    return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-12)
+
+
+def fmt_num(x: Any) -> str:
+    if isinstance(x, list):
+        return "[" + ", ".join(fmt_num(y) for y in x) + "]"
+    return f"{x:.5g}" if isinstance(x, float) else str(x)
+
+
+def close_abs(a: Any, b: Any, atol: float) -> bool:
+    """``a`` and ``b`` (numbers or None) agree to ``atol`` (plus 1e-6 relative)."""
+    if a is None or b is None:
+        return a is None and b is None
+    a, b = float(a), float(b)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return abs(a - b) <= atol + 1e-6 * max(abs(a), abs(b))
+
+
+# -- temporal spectra of movies ------------------------------------------------------------
+#: amplitude relative to the peak at each band level
+_LEVEL_AMPLITUDE = {"half_amplitude": 0.5, "half_power": math.sqrt(0.5)}
+
+
+def temporal_power(movie: np.ndarray) -> np.ndarray:
+    """Pooled temporal power spectrum of a movie ``(T, H, W)``: mean over pixels of ``|rfft_t|^2``.
+
+    Frequencies are ``numpy.fft.rfftfreq(T, 1 / frame_rate_hz)`` (Hz). The movie is treated
+    as one period of a circular signal (as the spatiotemporal generator makes it), so no
+    window is applied: its power at the ``T // 2 + 1`` frequencies is exact, not leaked.
+    """
+    t = movie.shape[0]
+    power = np.zeros(t // 2 + 1)
+    flat = movie.reshape(t, -1)
+    step = max(1, (1 << 22) // max(t, 1))  # about 32 MB of complex spectra at a time
+    for s in range(0, flat.shape[1], step):
+        spec = np.fft.rfft(flat[:, s : s + step].astype(np.float64), axis=0)
+        power += np.sum(spec.real**2 + spec.imag**2, axis=1)
+    return power / flat.shape[1]
+
+
+def measure_temporal_band(power: np.ndarray, frame_rate_hz: float, n_frames: int, level: str) -> dict[str, Any]:
+    """Peak and band edges (Hz) of a pooled temporal power spectrum at ``level``.
+
+    The spectrum is known at ``k * frame_rate_hz / n_frames`` only. Between those
+    frequencies log power is interpolated along log frequency by a monotone cubic (PCHIP;
+    linearly in power between 0 Hz and the first frequency); the peak is the interpolant's
+    maximum and the edges are where it falls to ``level`` (amplitude 1/2 or 1/sqrt 2 of the
+    peak), walking outwards. Noise-free, the interpolation errs by less than about
+    ``0.1 * df / edge`` (``df = frame_rate_hz / n_frames``): an edge close to 0 Hz on a
+    coarse grid is less certain, which the tolerance (:func:`temporal_tolerance`) states.
+
+    Returns
+    -------
+    dict
+        ``peak_hz``, ``band_hz`` ([low, high]; low 0 for a low-pass, high inf when the
+        power does not fall to the level below Nyquist) and ``frequency_resolution_hz``.
+    """
+    from scipy.interpolate import PchipInterpolator
+    from scipy.optimize import brentq
+
+    freq = np.fft.rfftfreq(n_frames, 1.0 / frame_rate_hz)
+    p = np.maximum(np.asarray(power, dtype=np.float64), 0.0)
+    if len(freq) != len(p) or len(p) < 3 or not np.any(p > 0):
+        raise ValueError(f"a temporal spectrum of {n_frames} frames needs {n_frames // 2 + 1} positive values")
+    floor = float(p.max()) * 1e-12
+    curve = PchipInterpolator(np.log(freq[1:]), np.log(np.maximum(p[1:], floor)))
+
+    def at(f: float) -> float:
+        if f >= freq[1]:
+            return float(np.exp(curve(math.log(f))))
+        return float(np.interp(f, freq[:2], p[:2]))
+
+    fine = np.concatenate([np.linspace(0.0, freq[1], 65)[:-1], np.exp(np.linspace(math.log(freq[1]), math.log(freq[-1]), 256 * len(freq)))])
+    y = np.where(fine >= freq[1], np.exp(curve(np.log(np.maximum(fine, freq[1])))), np.interp(fine, freq[:2], p[:2]))
+    i = int(np.argmax(y))
+    target = float(y[i]) * _LEVEL_AMPLITUDE[level] ** 2
+
+    def edge(step: int) -> float | None:
+        j = i
+        while 0 <= j + step < len(fine):
+            if y[j + step] <= target:
+                a, b = sorted((float(fine[j]), float(fine[j + step])))
+                return float(brentq(lambda f: at(f) - target, a, b, xtol=1e-12 * max(b, 1.0)))
+            j += step
+        return None
+
+    lo, hi = edge(-1), edge(+1)
+    return {
+        "peak_hz": float(fine[i]),
+        "band_hz": [0.0 if lo is None else lo, math.inf if hi is None else hi],
+        "frequency_resolution_hz": frame_rate_hz / n_frames,
+    }
+
+
+def temporal_tolerance(check: Mapping[str, Any], n_movies: int, shape: tuple[int, ...], frame_rate_hz: float,
+                       n_frames: int, design_band_hz: list[float]) -> list[float]:  # fmt: skip
+    """Allowed relative error of the measured [low, high] temporal edges.
+
+    ``check.temporal_edge_tolerance`` when given; otherwise a data term, 3 % for 16 movies
+    of 64 x 64 px scaled by ``sqrt(16 * 64 * 64 / (n H W))`` (at least 3 %), plus a grid term
+    ``0.1 * df / edge`` for the interpolation between frequencies ``df`` apart. An edge at 0
+    Hz (a low-pass) is compared absolutely, as a fraction of the high edge.
+    """
+    if check.get("temporal_edge_tolerance") is not None:
+        t = float(check["temporal_edge_tolerance"])
+        return [t, t]
+    data = max(0.03, 0.03 * math.sqrt(16 * 64 * 64 / (max(n_movies, 1) * shape[-2] * shape[-1])))
+    df = frame_rate_hz / n_frames
+    hi = design_band_hz[1]
+    return [data + 0.1 * df / (e if e > 0 else hi) for e in design_band_hz]
+
+
+def temporal_check(power: np.ndarray, n_movies: int, shape: tuple[int, ...], record: Mapping[str, Any],
+                   check: Mapping[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """The measured temporal band of pooled movies against the record's design (Hz)."""
+    fps, n = float(record["frame_rate_hz"]), int(record["n_frames"])
+    design = record["temporal_design"]
+    d_lo, d_hi = (float(x) for x in design["band_hz"])
+    got = measure_temporal_band(power, fps, n, design["level"])
+    m_lo, m_hi = got["band_hz"]
+    tol = temporal_tolerance(check, n_movies, shape, fps, n, [d_lo, d_hi])
+    err_lo = (m_lo - d_lo) / d_lo if d_lo > 0 else m_lo / d_hi
+    err_hi = (m_hi - d_hi) / d_hi if math.isfinite(m_hi) else math.inf
+    return {
+        "level": design["level"],
+        "design": {"peak_hz": design["peak_hz"], "band_hz": [d_lo, d_hi]},
+        "measured": {"peak_hz": got["peak_hz"], "band_hz": [m_lo, m_hi]},
+        "rel_error": {"low": err_lo, "high": err_hi},
+        "tolerance": {"low": tol[0], "high": tol[1]},
+        "frequency_resolution_hz": got["frequency_resolution_hz"],
+        "n_movies": n_movies,
+        "pass": bool(abs(err_lo) <= tol[0] and abs(err_hi) <= tol[1]),
+    }

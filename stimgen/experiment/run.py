@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from .execute import _chunks, _execute
+from .execute import _chunks, _execute, part_modules
 from .figures import _figures
 from .manifest import _dumps, _manifest, _warn_clipping
-from .plan import _motion_probe, _Plan, _plan
+from .plan import Plan, plan_of
 from .schema import load_experiment, validate_experiment
 
 
@@ -94,8 +94,8 @@ def run_experiment(
     if jobs is None:
         jobs = os.cpu_count() or 1
     jobs = v.positive_int("jobs", jobs)
-    plan = _plan(exp)
-    _warn_aliased_tails(plan, source or exp["name"])
+    plan = plan_of(exp)
+    _warn_parts(plan, source or exp["name"])
     final = Path(out) if out is not None else Path.cwd() / exp["name"]
     if final.exists() and not force:
         raise FileExistsError(f"output directory {final} already exists (use --force to replace it)")
@@ -106,9 +106,10 @@ def run_experiment(
     exp_json = json.dumps(exp)  # not sort_keys: the factorial's key order is the plan's order
     n_examples = exp["output"]["examples_per_condition"] if exp["output"]["figures"] else 0
     chunks = _chunks(plan.n, jobs if scheduler == "local" else 16)
-    results: list[tuple[dict[str, Any], np.ndarray, np.ndarray | None]] = []
+    results: list[tuple[dict[str, Any], dict[str, Any], np.ndarray | None]] = []
     with atomic_directory(final, force=force) as tmp:
-        tasks = [(exp_json, entropy, ch, str(tmp), n_examples) for ch in chunks]
+        modules = part_modules(plan.parts)
+        tasks = [(exp_json, entropy, ch, str(tmp), n_examples, modules) for ch in chunks]
         with Progress(plan.n, exp["name"], enabled=progress) as bar:
             for chunk_results in _execute(tasks, jobs, scheduler, address):
                 results.extend(chunk_results)
@@ -127,11 +128,8 @@ def run_experiment(
     return manifest
 
 
-def _warn_aliased_tails(plan: _Plan, source: str) -> None:
-    """One warning per motion condition whose filter tails alias in time (before generating)."""
-    if not plan.motion:
-        return
-    for c in plan.conditions:
-        _, found = _motion_probe(c.params, plan.motion, plan.shape, plan.ppd)
-        for msg in found:
-            warnings.warn(f"{source}: condition {c.index} ({c.label}): {msg}", UserWarning, stacklevel=3)
+def _warn_parts(plan: Plan, source: str) -> None:
+    """The parts' warnings about the plan, once each, before generating."""
+    for part in plan.parts:
+        for msg in part.warnings(plan):
+            warnings.warn(f"{source}: {msg}", UserWarning, stacklevel=3)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from .draw import _entry
+from .draw import make_entry
 from .manifest import read_manifest
-from .measure import _measure, _measure_motion
-from .plan import _Plan, _plan
+from .parts import Part, active_parts
+from .plan import Plan, plan_of
 from .schema import validate_experiment
 
 
@@ -86,7 +85,12 @@ def verify_set(
     VerifyReport
     """
     root, manifest = read_manifest(path)
-    rep = VerifyReport(str(root), n_stimuli=len(manifest["stimuli"]), motion=bool(manifest["experiment"].get("motion")))
+    try:
+        parts: list[Part] = active_parts(manifest["experiment"])
+    except ValueError:
+        parts = []  # reported below, as an invalid stored experiment
+    rep = VerifyReport(str(root), n_stimuli=len(manifest["stimuli"]), motion=any(p.movie for p in parts))
+    what = " or ".join(p.checks for p in parts if p.checks) or "design check"
     from ..io import sha256_file
 
     if manifest.get("experiment_sha256"):
@@ -97,7 +101,7 @@ def verify_set(
             rep.failures.append("experiment.yaml: sha256 differs from the manifest")
     plan = None
     try:
-        plan = _plan(validate_experiment(manifest["experiment"], source="manifest.json:experiment"))
+        plan = plan_of(validate_experiment(manifest["experiment"], source="manifest.json:experiment"))
     except ValueError as exc:
         rep.failures.append(f"manifest.json: the stored experiment is invalid: {' '.join(str(exc).split())}")
     n_listed = len(manifest["stimuli"])
@@ -118,6 +122,7 @@ def verify_set(
             "differently are noted, not failed (the hashes still must match)"
         )
     listed = set()
+    damaged: set[int] = set()  # stimuli whose files failed: their conditions are not re-summarized
     for e in manifest["stimuli"]:
         ok_files = True
         for f in e.get("files", [e]):
@@ -135,19 +140,26 @@ def verify_set(
                 if msg:
                     rep.failures.append(f"{f['file']}: {msg}")
                     ok_files = False
-        what = "spectrum or speed" if "speed_check" in e else "spectrum"
         if require_pass and not e.get("pass"):
             rep.failures.append(f"{e['file']}: its {what} failed the design check when generated")
         elif not e.get("pass"):
             rep.notes.append(f"{e['file']}: {what} pass flag is false in the manifest")
+        if not ok_files:
+            damaged.add(int(e["index"]))
         if plan is not None and ok_files:
-            msg = _verify_spectrum(plan, root, e)
+            msg = _verify_stimulus(plan, root, e)
             if msg and same_version:
                 rep.failures.append(f"{e['file']}: {msg}")
             elif msg:
                 rep.notes.append(f"{e['file']}: {msg} (measured by stimgen {made_by}, now {__version__})")
         if on_progress is not None:
             on_progress(1)
+    if plan is not None:
+        for where, msg in _verify_summaries(plan, root, manifest, damaged):
+            if same_version:
+                rep.failures.append(f"{where}: {msg}")
+            else:
+                rep.notes.append(f"{where}: {msg} (measured by stimgen {made_by}, now {__version__})")
     stim_dir = root / "stimuli"
     if stim_dir.is_dir():
         extra = sorted(str(p.relative_to(root)) for p in stim_dir.rglob("*") if p.is_file() and str(p.relative_to(root)) not in listed)
@@ -185,68 +197,51 @@ def _check_layout(path: Path, fmt: str, f: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _close(a: Any, b: Any, rtol: float) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, list):
-        return len(a) == len(b) and all(_close(x, y, rtol) for x, y in zip(a, b, strict=True))
-    a, b = float(a), float(b)
-    if not (math.isfinite(a) and math.isfinite(b)):
-        return a == b
-    return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-12)
+def _read_stimulus(plan: Plan, root: Path, e: Mapping[str, Any]) -> tuple[np.ndarray, str]:
+    """A stimulus read back from its most exact file (npy, else png16, else png8) and that format."""
+    fmt = _read_format(e)
+    f = next((f for f in e.get("files", []) if f.get("format") == fmt), e)
+    return _image_from_file(root / f["file"], fmt, plan.exp["output"]["gamma"]), fmt
 
 
-def _verify_spectrum(plan: _Plan, root: Path, e: dict[str, Any]) -> str | None:
+def _verify_stimulus(plan: Plan, root: Path, e: dict[str, Any]) -> str | None:
+    """Read a stimulus back from its file and let each part re-check it; the first failure."""
     c, _ = plan.locate(int(e["index"]))
-    files = {f["format"]: f for f in e.get("files", [])}
-    fmt = "npy" if "npy" in files else ("png16" if "png16" in files else "png8")
-    f = files.get(fmt, e)
-    data = _image_from_file(root / f["file"], fmt, plan.exp["output"]["gamma"])
-    movie = plan.motion is not None
-    if movie and (data.ndim != 3 or list(data.shape[1:]) != list(plan.shape)):
+    data, fmt = _read_stimulus(plan, root, e)
+    if plan.movie and (data.ndim != 3 or list(data.shape[1:]) != list(plan.shape)):
         return f"is not a (T, H, W) movie of {plan.shape[0]} x {plan.shape[1]} px frames: shape {list(data.shape)}"
-    measured, _ = _measure(plan, c, data[0] if movie else data)
-    rtol = 1e-6 if fmt == "npy" else 0.02
-    for key in ("peak_cpd", "band_cpd", "alpha", "orientation_deg"):
-        if key in e and not _close(measured.get(key), e.get(key), rtol if key != "alpha" else max(rtol, 0.01)):
-            return f"re-measured {key} {_fmt_num(measured.get(key))} differs from the manifest's {_fmt_num(e.get(key))}"
-    flag = e.get("spectral_pass", e.get("pass")) if movie else e.get("pass")
-    if fmt == "npy" and bool(measured["pass"]) != bool(flag):
-        return f"re-measured spectral pass {measured['pass']} differs from the manifest's {flag}"
-    if movie and "motion_record" in e:
-        return _verify_speed(plan, data, e)
+    for part in plan.parts:
+        msg = part.verify(plan, c, e, data, fmt == "npy")
+        if msg:
+            return msg
     return None
 
 
-def _verify_speed(plan: _Plan, movie: np.ndarray, e: dict[str, Any]) -> str | None:
-    """Measure a movie's velocity again; it must reproduce the manifest's (to 1e-6 px/frame)."""
-    got = _measure_motion(plan, movie, e["motion_record"])
-    want = e.get("speed_check")
-    if got is None or want is None:
-        return None if got is None and want is None else "speed check present in only one of manifest and re-measurement"
-    a = got["measured"]["velocity_px_per_frame"]
-    b = want["measured"]["velocity_px_per_frame"]
-    if not all(_close_abs(x, y, 1e-6) for x, y in zip(a, b, strict=True)):
-        return (f"re-measured velocity {_fmt_num(a)} px/frame differs from the manifest's {_fmt_num(b)} "
-                f"(requested {_fmt_num(e['velocity_px_per_frame'])})")  # fmt: skip
-    if bool(got["pass"]) != bool(want["pass"]):
-        return f"re-measured speed pass {got['pass']} differs from the manifest's {want['pass']}"
-    return None
+def _verify_summaries(plan: Plan, root: Path, manifest: Mapping[str, Any], damaged: set[int]):
+    """``(where, message)`` for each condition summary a part re-measures differently.
+
+    Conditions with a damaged file are skipped (the file's failure is reported already).
+    Each part reads the condition's stimuli lazily, only if it re-checks its summary.
+    """
+    summaries = manifest.get("conditions")
+    if not isinstance(summaries, list) or len(summaries) != len(plan.conditions):
+        return
+    for c, summary in zip(plan.conditions, summaries, strict=True):
+        indices = range(c.first, c.first + c.repeats)
+        if not isinstance(summary, dict) or damaged.intersection(indices):
+            continue
+        entries = [manifest["stimuli"][i] for i in indices]
+        exact = all(_read_format(e) == "npy" for e in entries)
+        for part in plan.parts:
+            data = (_read_stimulus(plan, root, e)[0] for e in entries)
+            msg = part.verify_summary(plan, c, summary, entries, data, exact)
+            if msg:
+                yield f"manifest.json: conditions[{c.index}] ({c.label})", msg
 
 
-def _close_abs(a: Any, b: Any, atol: float) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    a, b = float(a), float(b)
-    if not (math.isfinite(a) and math.isfinite(b)):
-        return a == b or (math.isnan(a) and math.isnan(b))
-    return abs(a - b) <= atol + 1e-6 * max(abs(a), abs(b))
-
-
-def _fmt_num(x: Any) -> str:
-    if isinstance(x, list):
-        return "[" + ", ".join(_fmt_num(y) for y in x) + "]"
-    return f"{x:.5g}" if isinstance(x, float) else str(x)
+def _read_format(e: Mapping[str, Any]) -> str:
+    formats = {f.get("format") for f in e.get("files", [])}
+    return "npy" if "npy" in formats else ("png16" if "png16" in formats else "png8")
 
 
 def regenerate_stimulus(
@@ -283,8 +278,8 @@ def regenerate_stimulus(
     if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= int(index) < n:
         raise ValueError(f"index must be an integer in [0, {n - 1}], got {index!r}")
     exp = validate_experiment(manifest["experiment"], source="manifest.json:experiment")
-    plan = _plan(exp)
-    entry, files, _, _ = _entry(plan, int(index), int(manifest["seed_entropy"]), measure=False)
+    plan = plan_of(exp)
+    entry, files, _, _ = make_entry(plan, int(index), int(manifest["seed_entropy"]), measure=False)
     want = {f["format"]: f for f in manifest["stimuli"][int(index)].get("files", [])}
     rows = []
     for rel, fmt, data in files:

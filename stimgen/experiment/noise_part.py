@@ -1,0 +1,334 @@
+"""The ``noise`` part: band-limited or 1/f noise, checked by its measured spectrum.
+
+Section ``noise`` (required): the filter family, the band (band_cpd; peak_cpd and octaves;
+or a DoG's sigmas), orientation, noise kind and level; every key may vary by condition.
+It draws the image with :func:`stimgen.noise.filtered_noise` (or ``white_noise``) and sets
+its RMS contrast; each stimulus' radial spectrum (of the first frame of a movie) is
+measured against the design, and each condition's mean spectrum too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._yamlschema import BAD, Checker, format_path
+from ..filters import radial_part
+from .measure import (
+    SLOPE_FAMILIES,
+    close,
+    condition_spectral_check,
+    condition_spectrum,
+    fmt_num,
+    spectral_check,
+)
+from .parts import BasePart, Drawing, Measured, register
+from .plan import Condition, Plan
+
+FAMILIES = ("dog", "log_gaussian", "butterworth", "ideal", "power_law", "white")
+KINDS = ("gaussian", "uniform", "binary", "flat")
+LEVELS = ("half_amplitude", "half_power")
+NOISE_DEFAULTS: dict[str, Any] = {
+    "family": None,
+    "kind": "gaussian",
+    "level": "half_amplitude",
+    "band_cpd": None,
+    "peak_cpd": None,
+    "octaves": None,
+    "sigma_center_deg": None,
+    "sigma_surround_deg": None,
+    "order": 4,
+    "orientation_deg": None,
+    "orientation_bandwidth_deg": 30.0,
+    "alpha": 1.0,
+}
+# band groups: a condition that gives keys of one group replaces the base's band entirely
+BAND_GROUP = {
+    "band_cpd": "band",
+    "peak_cpd": "peak",
+    "octaves": "peak",
+    "sigma_center_deg": "sigmas",
+    "sigma_surround_deg": "sigmas",
+}
+FILTER_KEYS = ("family", "level", "order", "orientation_deg", "orientation_bandwidth_deg", "alpha", *BAND_GROUP)
+
+
+def _has_bad(x: Any) -> bool:
+    if x is BAD:
+        return True
+    if isinstance(x, dict):
+        return any(_has_bad(y) for y in x.values())
+    if isinstance(x, list):
+        return any(_has_bad(y) for y in x)
+    return False
+
+
+def band_spec_problem(p: Mapping[str, Any]) -> str | None:
+    """Whether the band keys fit the family (before asking the filter hub)."""
+    fam = p["family"]
+    has = {k for k in BAND_GROUP if p.get(k) is not None}
+    groups = {BAND_GROUP[k] for k in has}
+    if len(groups) > 1:
+        return "give one way to state the band: band_cpd, or peak_cpd with octaves, or sigmas"
+    if fam == "white":
+        if has:
+            return "family 'white' takes no band (" + ", ".join(sorted(has)) + "); use a band-pass family"
+        if p.get("orientation_deg") is not None:
+            return "family 'white' cannot be oriented; use an oriented band-pass family"
+        return None
+    if fam == "power_law":
+        if groups - {"band"}:
+            return "family 'power_law' takes only band_cpd (optional hard band limits)"
+        return None
+    if "sigmas" in groups:
+        if fam != "dog":
+            return f"sigma_center_deg and sigma_surround_deg define a DoG; family is {fam!r}"
+        if p.get("sigma_center_deg") is None or p.get("sigma_surround_deg") is None:
+            return "a DoG from sigmas needs both sigma_center_deg and sigma_surround_deg"
+        return None
+    if "peak" in groups and (p.get("peak_cpd") is None or p.get("octaves") is None):
+        return "a band from its peak needs both peak_cpd and octaves"
+    if not groups:
+        return (f"family {fam!r} needs a band: band_cpd: [low, high] (cpd), or peak_cpd and octaves"
+                + (", or sigma_center_deg and sigma_surround_deg" if fam == "dog" else ""))  # fmt: skip
+    return None
+
+
+def make_filter(p: Mapping[str, Any], ppd: float):
+    """The filter of a condition, through the hub (None for white noise)."""
+    from ..noise import make_filter as hub_filter
+
+    if p.get("sigma_center_deg") is not None:
+        from ..filters import DoG, Orientation
+
+        filt: Any = DoG.from_sigmas_deg(p["sigma_center_deg"], p["sigma_surround_deg"], ppd=ppd)
+        if p.get("orientation_deg") is not None:
+            filt = filt * Orientation(p["orientation_deg"], p["orientation_bandwidth_deg"])
+        return filt
+    return hub_filter(
+        p["family"],
+        ppd=ppd,
+        band_cpd=p["band_cpd"],
+        peak_cpd=p["peak_cpd"],
+        octaves=p["octaves"],
+        level=p["level"],
+        order=p["order"],
+        orientation_deg=p["orientation_deg"],
+        orientation_bandwidth_deg=p["orientation_bandwidth_deg"],
+        alpha=p["alpha"],
+    )
+
+
+def band_source(c: Condition) -> tuple:
+    """Where a condition's band (or, without one, its family) is stated in the file."""
+    band_keys = [k for k in BAND_GROUP if c.params.get(k) is not None]
+    if band_keys:
+        return c.sources.get(band_keys[0], ("noise",))
+    return c.sources.get("family", ("noise",))
+
+
+def condition_filter(plan: Plan, c: Condition) -> Any:
+    """The filter of a condition (cached in the plan)."""
+    return plan.memo(("noise.filter", c.index), lambda: make_filter(c.params, plan.ppd))
+
+
+def condition_design(plan: Plan, c: Condition) -> dict[str, Any] | None:
+    """The design passband of a condition at its level (None without a radial filter)."""
+    radial = radial_part(condition_filter(plan, c))
+    if radial is None:
+        return None
+    return radial.passband(c.params["level"]).to_dict(plan.ppd)
+
+
+def spectrum_bins(plan: Plan) -> Any:
+    """The radial-spectrum bins of the plan's image shape (a spectrum of ones, cached)."""
+    from ..spectrum import radial_spectrum
+
+    return plan.memo("noise.bins", lambda: radial_spectrum(np.ones(plan.shape), ppd=plan.ppd, bins_per_octave=24))
+
+
+def first_frame(data: np.ndarray) -> np.ndarray:
+    """The image whose spectrum is measured: the image, or a movie's first frame."""
+    return data[0] if data.ndim == 3 else data
+
+
+class NoisePart(BasePart):
+    """Band-limited (or 1/f, or white) noise, checked by its radial spectrum."""
+
+    name = "noise"
+    required = True
+    defaults = NOISE_DEFAULTS
+    condition_keys = tuple(NOISE_DEFAULTS)
+    nullable = ("band_cpd", "peak_cpd", "octaves", "sigma_center_deg", "sigma_surround_deg", "orientation_deg")
+    tolerances = {
+        "edge_tolerance": (None, {"low": 0, "low_open": True}),
+        "peak_tolerance": (None, {"low": 0, "low_open": True}),
+        "alpha_tolerance": (None, {"low": 0, "low_open": True}),
+        "orientation_tolerance_deg": (5.0, {"low": 0, "low_open": True}),
+    }
+    checks = "spectrum"
+    example = {"family": "log_gaussian", "band_cpd": [1, 2]}
+
+    # -- keys and their checks ----------------------------------------------------------
+    def check_value(self, ck: Checker, path: tuple, key: str, value: Any) -> Any:
+        if value is None and key in self.nullable:
+            return None
+        if key == "family":
+            return ck.choice(path, value, FAMILIES)
+        if key == "kind":
+            return ck.choice(path, value, KINDS)
+        if key == "level":
+            return ck.choice(path, value, LEVELS)
+        if key == "band_cpd":
+            band = ck.numbers(path, value, length=2, low=0, low_open=True)
+            if band is not BAD and band[1] <= band[0]:
+                ck.add(path, f"must be [low, high] with low < high, got {value!r}")
+                return BAD
+            return band
+        if key in ("peak_cpd", "octaves", "sigma_center_deg", "sigma_surround_deg"):
+            return ck.number(path, value, low=0, low_open=True)
+        if key == "order":
+            return ck.number(path, value, low=1, high=32, integer=True)
+        if key == "orientation_deg":
+            return ck.number(path, value)
+        if key == "orientation_bandwidth_deg":
+            return ck.number(path, value, low=0, high=180, low_open=True)
+        if key == "alpha":
+            return ck.number(path, value, low=-2, high=6)
+        raise AssertionError(key)  # pragma: no cover
+
+    def check_keys(self, ck: Checker, path: tuple, given: Mapping[str, Any]) -> None:
+        groups = {BAND_GROUP[k] for k, val in given.items() if k in BAND_GROUP and val is not None}
+        if len(groups) > 1:
+            ck.add(path, "give one way to state the band: band_cpd, or peak_cpd with octaves, "
+                   "or sigma_center_deg with sigma_surround_deg", key=True)  # fmt: skip
+
+    def resolve_condition(self, params: dict[str, Any], own: Mapping[str, Any]) -> None:
+        """A condition's band (of any group) replaces the section's band as a whole."""
+        groups = {BAND_GROUP[k] for k, val in own.items() if k in BAND_GROUP and val is not None}
+        if groups:
+            for k, g in BAND_GROUP.items():
+                if g not in groups:
+                    params[k] = None
+
+    def check_condition(self, ck: Checker, exp: Mapping[str, Any], c: Condition,
+                        shape: tuple[int, int], ppd: float) -> bool:  # fmt: skip
+        """Bands designable, below Nyquist, above 1 cycle/image (asking the filter hub)."""
+        from ..filters import check_fits_image
+
+        p = c.params
+        if _has_bad(exp["noise"]) or _has_bad([p[k] for k in FILTER_KEYS]):
+            return False
+        where = band_source(c)
+        fam_src = c.sources.get("family", ("noise",))
+        note = ""
+        if fam_src[0] in ("conditions", "factorial") and where != fam_src:
+            note = f" (with family {p['family']!r} from {format_path(fam_src)})"
+        if p["family"] is None:
+            ck.add(("noise",), "missing required key 'family' (one of " + ", ".join(FAMILIES)
+                   + "), in noise or in every condition", key=True)  # fmt: skip
+            return False
+        msg = band_spec_problem(p)
+        if msg is not None:
+            ck.add(where, msg + note)
+            return False
+        try:
+            radial = radial_part(make_filter(p, ppd))
+            if radial is not None:
+                check_fits_image(radial.passband(p["level"]), shape, ppd)
+        except ValueError as exc:
+            ck.add(where, " ".join(str(exc).split()) + note)
+            return False
+        return True
+
+    # -- drawing ------------------------------------------------------------------------
+    def draw(self, plan: Plan, c: Condition, rng: np.random.Generator, drawing: Drawing) -> None:
+        from ..contrast import set_rms_contrast
+        from ..noise import filtered_noise, white_noise
+
+        p = c.params
+        dtype = np.dtype(plan.exp["output"]["dtype"])
+        filt = condition_filter(plan, c)
+        if filt is None:
+            img = white_noise(plan.shape, kind=p["kind"], rng=rng, dtype=dtype)
+        else:
+            img = filtered_noise(plan.shape, filt, kind=p["kind"], rng=rng, dtype=dtype)
+        drawing.data = set_rms_contrast(img, p["rms_contrast"], mean=p["mean"], out=img)
+
+    # -- the manifest -------------------------------------------------------------------
+    def record(self, plan: Plan, c: Condition, drawing: Drawing) -> dict[str, Any]:
+        design = condition_design(plan, c)
+        if c.params["family"] in SLOPE_FAMILIES:  # no peak; optional hard band limits
+            design = {"band_cpd": c.params["band_cpd"], "peak_cpd": None}
+        return {
+            "design_band_cpd": None if design is None else design["band_cpd"],
+            "design_peak_cpd": None if design is None else design["peak_cpd"],
+            "band_level": c.params["level"],
+        }
+
+    def measure(self, plan: Plan, c: Condition, data: np.ndarray, entry: Mapping[str, Any]) -> Measured:
+        res, power = spectral_check(first_frame(data), plan.ppd, c.params, condition_filter(plan, c), plan.exp["check"])
+        passed = res.pop("pass")
+        if plan.movie:  # one check of several: the spectral one is named
+            res["spectral_pass"] = passed
+        return Measured(res, passed, power)
+
+    def summary(self, plan: Plan, c: Condition, entries: list[dict[str, Any]], extras: list[Any]) -> Measured:
+        filt = condition_filter(plan, c)
+        spec = condition_spectrum(spectrum_bins(plan), extras, plan.ppd)
+        out: dict[str, Any] = {
+            "filter": None if filt is None else filt.to_record(),
+            "design": condition_design(plan, c),
+            "spectrum": {"freq_cpd": spec.freq_cpd, "power_mean": spec.power, "power_std": spec.power_std, "n_images": spec.n_images},
+        }
+        out.update(condition_spectral_check(spec, c.params, filt, plan.ppd, plan.exp["check"]))
+        passed = out.pop("pass")
+        if plan.movie:
+            out["spectral_pass"] = passed
+        return Measured(out, passed)
+
+    def verify(self, plan: Plan, c: Condition, entry: Mapping[str, Any], data: np.ndarray, exact: bool) -> str | None:
+        """The spectrum measured again: exactly (float rounding) for .npy, to 2 % for PNGs."""
+        measured, _ = spectral_check(first_frame(data), plan.ppd, c.params, condition_filter(plan, c), plan.exp["check"])
+        rtol = 1e-6 if exact else 0.02
+        for key in ("peak_cpd", "band_cpd", "alpha", "orientation_deg"):
+            if key in entry and not close(measured.get(key), entry.get(key), rtol if key != "alpha" else max(rtol, 0.01)):
+                return f"re-measured {key} {fmt_num(measured.get(key))} differs from the manifest's {fmt_num(entry.get(key))}"
+        flag = entry.get("spectral_pass", entry.get("pass"))
+        if exact and bool(measured["pass"]) != bool(flag):
+            return f"re-measured spectral pass {measured['pass']} differs from the manifest's {flag}"
+        return None
+
+    # -- figures ------------------------------------------------------------------------
+    def figures(self, plan: Plan, results: list, root: Path, manifest: Mapping[str, Any]) -> list[str]:
+        """One spectrum per condition: mean and spread of its stimuli against the design."""
+        from .. import plotting
+
+        powers: dict[int, list[np.ndarray]] = {}
+        for entry, extras, _ in results:
+            powers.setdefault(entry["condition"]["index"], []).append(extras[self.name])
+        written = []
+        for c, summary in zip(plan.conditions, manifest["conditions"], strict=True):
+            spec = condition_spectrum(spectrum_bins(plan), powers[c.index], plan.ppd)
+            fam = c.params["family"]
+            slope = {"power_law": c.params["alpha"], "white": 0.0}.get(fam)
+            title = f"condition {c.index}: {c.label}"
+            captions = [t for t in (p.caption(summary) for p in plan.parts if p is not self) if t]
+            if plan.movie:
+                title += "\n" + "; ".join(["first frames", *captions])
+            elif captions:
+                title += "\n" + "; ".join(captions)
+            ax = plotting.plot_condition_spectrum(
+                spec, design=None if slope is not None else radial_part(condition_filter(plan, c)),
+                level=c.params["level"], title=title, passed=summary["pass"], alpha=slope,
+            )  # fmt: skip
+            rel = f"figures/spectrum_{c.folder}.png"
+            plotting.save(ax.figure, root / rel)
+            written.append(rel)
+        return written
+
+
+NOISE = register(NoisePart())
