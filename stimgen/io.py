@@ -1,14 +1,23 @@
-"""Reading and writing images and arrays, hashing, and atomic outputs.
+"""Reading and writing images and arrays, hashing, and safe, atomic outputs.
 
 Conventions
 -----------
-* :func:`read_image` never rescales by dtype: a PNG comes back as its stored integers
-  (uint8 or uint16), a ``.npy`` file as stored. Scaling to float is the caller's explicit
-  choice (e.g. ``scale=1/255`` in :func:`stimgen.dataset_stats`).
+* :func:`read_image` reads every PNG and TIFF bit depth and colour type exactly and never
+  rescales by dtype: 16-bit samples come back as uint16, a ``.npy`` file as stored; what
+  it cannot read exactly it refuses. Scaling to float is the caller's explicit choice
+  (e.g. ``scale=1/65535`` in :func:`stimgen.dataset_stats`).
 * Palette images are expanded to RGB(A); the alpha channel is dropped unless
-  ``keep_alpha=True``; 16-bit grayscale PNGs come back as uint16.
+  ``keep_alpha=True``.
 * Every file that must not be seen half-written goes through :func:`atomic_write_bytes`
-  (write to a temporary sibling, fsync, rename) or :func:`atomic_directory`.
+  (write to a temporary sibling, fsync, rename), :func:`atomic_files` (several files of
+  one folder, replaced together or not at all) or :func:`atomic_directory`.
+* A user's files are never replaced unless checked and allowed: the final renames cannot
+  replace what appeared meanwhile (:class:`OutputConflictError`), ``force`` replaces only
+  outputs whose files stimgen's own manifest or record lists (:func:`check_replaceable`),
+  and nothing that is not a regular file is ever replaced. Outputs get the permissions
+  of the umask, like ``open()`` and ``mkdir``. Temporary folders name their owning process
+  and are removed by a later run once that process has exited
+  (:func:`clean_stale_partials`).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ __all__ = [
     "OUTPUT_MARKERS",
     "OutputConflictError",
     "OutputExistsError",
+    "REGENERATED_KIND",
     "atomic_directory",
     "atomic_files",
     "atomic_write_bytes",
