@@ -185,6 +185,15 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
             mode, fmt = im.mode, im.format
             tiles = list(getattr(im, "tile", None) or [])
             bits = max((_sample_bits(_rawmode(t)) for t in tiles), default=8)
+            sample_format: tuple = ()
+            planar = 1
+            if fmt == "TIFF":  # the file's own BitsPerSample: rawmodes may not say (planar files)
+                tags = getattr(im, "tag_v2", {})
+                stored = tags.get(258) or (8,)
+                sf = tags.get(339) or ()
+                sample_format = sf if isinstance(sf, tuple) else (sf,)
+                planar = int(tags.get(284) or 1)  # 2: one plane per channel
+                bits = max(bits, *(int(b) for b in (stored if isinstance(stored, tuple) else (stored,))))
             alpha = mode in ("LA", "PA", "RGBA", "La", "RGBa")
             if mode in _CONVERTED_MODES:
                 raise _Inexact(f"{mode} images need a colour-managed conversion to RGB; "
@@ -195,12 +204,15 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
                 raws = {_rawmode(t) for t in tiles}
                 if fmt == "PNG" and raws == {"LA;16B"}:
                     arr = _decode_high_low(p, tiles, swap_last=False)
-                elif mode in ("RGB", "RGBA") and all(
+                elif mode in ("RGB", "RGBA") and planar != 2 and all(
                         re.fullmatch(r"RGBA?;16[BLN]", r) for r in raws):
                     arr = _decode_high_low(p, tiles, swap_last=True)
                 else:
+                    hint = "; save it with interleaved samples" if planar == 2 else ""
                     raise _Inexact(f"{bits}-bit samples in a {fmt} file of mode {mode} "
-                                   f"(layout {', '.join(sorted(raws))}) would be cut to 8 bits")
+                                   f"(layout {', '.join(sorted(raws))}"
+                                   f"{', one plane per channel' if planar == 2 else ''}) "
+                                   f"would be cut to 8 bits{hint}")
             else:
                 if mode == "F" and bits > 32:
                     raise _Inexact(f"{bits}-bit float samples would be rounded to float32")
@@ -216,9 +228,12 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, MemoryError,
             Image.DecompressionBombError) as exc:
         raise ValueError(f"cannot decode image {p}: {exc}") from exc
-    if mode == "I" and bits == 16 and arr.dtype.kind == "i" and not any(
-            "S" in _rawmode(t) for t in tiles):  # older Pillow: unsigned 16-bit gray as int32
-        arr = arr.astype(np.uint16)
+    if mode == "I" and bits == 16 and arr.dtype.kind == "i":  # 16-bit gray held as int32
+        signed = any("S" in _rawmode(t) for t in tiles)
+        arr = arr.astype(np.int16 if signed else np.uint16)
+    if fmt == "TIFF" and mode == "I" and bits == 32 and arr.dtype == np.int32 and all(
+            int(f) == 1 for f in (sample_format or (1,))):  # unsigned 32-bit, held as int32
+        arr = arr.view(np.uint32)
     if arr.dtype.byteorder not in ("=", "|"):
         arr = arr.astype(arr.dtype.newbyteorder("="))
     if alpha and arr.ndim == 3 and not keep_alpha:
