@@ -200,7 +200,22 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
                                "convert the file to RGB first")
             if mode in ("La", "RGBa"):
                 raise _Inexact(f"premultiplied alpha ({mode}) cannot be undone exactly")
-            if mode in _EIGHT_BIT_MODES and bits > 8:
+            pnm_max = _pnm_maxval(fmt, tiles)
+            if pnm_max is not None and pnm_max not in (255, 65535):
+                raise _Inexact(f"its maxval {pnm_max} is neither 255 nor 65535, so its samples "
+                               "would be rescaled; convert it to an 8 or 16-bit PNG")
+            if pnm_max == 65535 and mode == "RGB":  # 16-bit PPM (e.g. from raw converters)
+                if tiles[0][0] != "ppm":
+                    raise _Inexact("16-bit plain-text (P3) RGB is not supported; save it as "
+                                   "binary (P6) or as a 16-bit PNG")
+                w, h = im.size
+                with open(p, "rb") as f:
+                    f.seek(tiles[0][2])
+                    raw = f.read(h * w * 6)
+                if len(raw) != h * w * 6:
+                    raise _Inexact(f"the file is truncated ({len(raw)} of {h * w * 6} bytes)")
+                arr = np.frombuffer(raw, ">u2").reshape(h, w, 3).astype(np.uint16)
+            elif mode in _EIGHT_BIT_MODES and bits > 8:
                 raws = {_rawmode(t) for t in tiles}
                 if fmt == "PNG" and raws == {"LA;16B"}:
                     arr = _decode_high_low(p, tiles, swap_last=False)
@@ -223,6 +238,8 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
                 elif mode == "1":
                     im = im.convert("L")  # exact: 0 and 255
                 arr = np.asarray(im)
+                if pnm_max == 65535 and arr.dtype.kind == "i":  # 16-bit PGM held as int32
+                    arr = arr.astype(np.uint16)
     except _Inexact as exc:
         raise ValueError(f"cannot read image {p} exactly: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, MemoryError,
@@ -241,6 +258,16 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
         if arr.shape[-1] == 1:
             arr = arr[..., 0]
     return np.ascontiguousarray(arr)
+
+
+def _pnm_maxval(fmt: str | None, tiles: list) -> int | None:
+    """The maxval of a PNM file that Pillow rescales by (None for other files)."""
+    if fmt != "PPM" or not tiles:
+        return None
+    args = tiles[0][3]
+    if isinstance(args, tuple) and len(args) > 1 and isinstance(args[1], int):
+        return int(args[1])
+    return None
 
 
 class _Inexact(Exception):

@@ -296,6 +296,22 @@ def test_planar_16_bit_rgb_tiff_is_refused_not_truncated(tmp_path, rng, deflate)
     assert np.array_equal(read_image(path), s8)  # 8-bit planar is exact
 
 
+@pytest.mark.parametrize("maxval", [255, 65535, 1023])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_binary_pnm_exact_or_refused(tmp_path, rng, maxval, channels):
+    samples = rng.integers(0, maxval + 1, (4, 5, channels))
+    path = tmp_path / "x.ppm"
+    head = f"{'P5' if channels == 1 else 'P6'}\n# made by a raw converter\n5 4\n{maxval}\n".encode()
+    path.write_bytes(head + samples.astype(">u2" if maxval > 255 else "u1").tobytes())
+    if maxval == 1023:  # Pillow would rescale to 8 or 16 bits: refused
+        with pytest.raises(ValueError, match=r"x\.ppm exactly: its maxval 1023 is neither 255 nor 65535"):
+            read_image(path)
+        return
+    got = read_image(path)
+    assert got.dtype == (np.uint16 if maxval > 255 else np.uint8)
+    assert np.array_equal(got, samples if channels == 3 else samples[..., 0])
+
+
 def test_what_cannot_be_read_exactly_is_refused(tmp_path, rng):
     path = tmp_path / "la16.tif"  # 16-bit gray + alpha TIFF: Pillow has no exact path
     path.write_bytes(tiff_encode(rng.integers(0, 65536, (4, 4, 2)), 16, extra=2))
