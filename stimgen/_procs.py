@@ -38,13 +38,19 @@ _machine: str | None = None
 
 
 def machine_token() -> str:
-    """Eight hex digits naming this machine and boot (host name and Linux boot id)."""
+    """Eight hex digits naming where PIDs mean the same process.
+
+    The host name, the Linux boot id and the PID namespace: a container sharing a folder
+    with its host has other PIDs, and so another token.
+    """
     global _machine
     if _machine is None:
         boot = ""
         with contextlib.suppress(OSError):
             with open("/proc/sys/kernel/random/boot_id") as f:
                 boot = f.read().strip()
+        with contextlib.suppress(OSError):
+            boot += f"/{os.stat('/proc/self/ns/pid').st_ino}"
         _machine = hashlib.sha256(f"{socket.gethostname()}\0{boot}".encode()).hexdigest()[:8]
     return _machine
 

@@ -1,14 +1,23 @@
-"""Reading and writing images and arrays, hashing, and atomic outputs.
+"""Reading and writing images and arrays, hashing, and safe, atomic outputs.
 
 Conventions
 -----------
-* :func:`read_image` never rescales by dtype: a PNG comes back as its stored integers
-  (uint8 or uint16), a ``.npy`` file as stored. Scaling to float is the caller's explicit
-  choice (e.g. ``scale=1/255`` in :func:`stimgen.dataset_stats`).
+* :func:`read_image` reads every PNG and TIFF bit depth and colour type exactly and never
+  rescales by dtype: 16-bit samples come back as uint16, a ``.npy`` file as stored; what
+  it cannot read exactly it refuses. Scaling to float is the caller's explicit choice
+  (e.g. ``scale=1/65535`` in :func:`stimgen.dataset_stats`).
 * Palette images are expanded to RGB(A); the alpha channel is dropped unless
-  ``keep_alpha=True``; 16-bit grayscale PNGs come back as uint16.
+  ``keep_alpha=True``.
 * Every file that must not be seen half-written goes through :func:`atomic_write_bytes`
-  (write to a temporary sibling, fsync, rename) or :func:`atomic_directory`.
+  (write to a temporary sibling, fsync, rename), :func:`atomic_files` (several files of
+  one folder, replaced together or not at all) or :func:`atomic_directory`.
+* A user's files are never replaced unless checked and allowed: the final renames cannot
+  replace what appeared meanwhile (:class:`OutputConflictError`), ``force`` replaces only
+  outputs whose files stimgen's own manifest or record lists (:func:`check_replaceable`),
+  and nothing that is not a regular file is ever replaced. Outputs get the permissions
+  of the umask, like ``open()`` and ``mkdir``. Temporary folders name their owning process
+  and are removed by a later run once that process has exited
+  (:func:`clean_stale_partials`).
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ __all__ = [
     "OUTPUT_MARKERS",
     "OutputConflictError",
     "OutputExistsError",
+    "REGENERATED_KIND",
     "atomic_directory",
     "atomic_files",
     "atomic_write_bytes",
@@ -175,22 +185,49 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
             mode, fmt = im.mode, im.format
             tiles = list(getattr(im, "tile", None) or [])
             bits = max((_sample_bits(_rawmode(t)) for t in tiles), default=8)
+            sample_format: tuple = ()
+            planar = 1
+            if fmt == "TIFF":  # the file's own BitsPerSample: rawmodes may not say (planar files)
+                tags = getattr(im, "tag_v2", {})
+                stored = tags.get(258) or (8,)
+                sf = tags.get(339) or ()
+                sample_format = sf if isinstance(sf, tuple) else (sf,)
+                planar = int(tags.get(284) or 1)  # 2: one plane per channel
+                bits = max(bits, *(int(b) for b in (stored if isinstance(stored, tuple) else (stored,))))
             alpha = mode in ("LA", "PA", "RGBA", "La", "RGBa")
             if mode in _CONVERTED_MODES:
                 raise _Inexact(f"{mode} images need a colour-managed conversion to RGB; "
                                "convert the file to RGB first")
             if mode in ("La", "RGBa"):
                 raise _Inexact(f"premultiplied alpha ({mode}) cannot be undone exactly")
-            if mode in _EIGHT_BIT_MODES and bits > 8:
+            pnm_max = _pnm_maxval(fmt, tiles)
+            if pnm_max is not None and pnm_max not in (255, 65535):
+                raise _Inexact(f"its maxval {pnm_max} is neither 255 nor 65535, so its samples "
+                               "would be rescaled; convert it to an 8 or 16-bit PNG")
+            if pnm_max == 65535 and mode == "RGB":  # 16-bit PPM (e.g. from raw converters)
+                if tiles[0][0] != "ppm":
+                    raise _Inexact("16-bit plain-text (P3) RGB is not supported; save it as "
+                                   "binary (P6) or as a 16-bit PNG")
+                w, h = im.size
+                with open(p, "rb") as f:
+                    f.seek(tiles[0][2])
+                    raw = f.read(h * w * 6)
+                if len(raw) != h * w * 6:
+                    raise _Inexact(f"the file is truncated ({len(raw)} of {h * w * 6} bytes)")
+                arr = np.frombuffer(raw, ">u2").reshape(h, w, 3).astype(np.uint16)
+            elif mode in _EIGHT_BIT_MODES and bits > 8:
                 raws = {_rawmode(t) for t in tiles}
                 if fmt == "PNG" and raws == {"LA;16B"}:
                     arr = _decode_high_low(p, tiles, swap_last=False)
-                elif mode in ("RGB", "RGBA") and all(
+                elif mode in ("RGB", "RGBA") and planar != 2 and all(
                         re.fullmatch(r"RGBA?;16[BLN]", r) for r in raws):
                     arr = _decode_high_low(p, tiles, swap_last=True)
                 else:
+                    hint = "; save it with interleaved samples" if planar == 2 else ""
                     raise _Inexact(f"{bits}-bit samples in a {fmt} file of mode {mode} "
-                                   f"(layout {', '.join(sorted(raws))}) would be cut to 8 bits")
+                                   f"(layout {', '.join(sorted(raws))}"
+                                   f"{', one plane per channel' if planar == 2 else ''}) "
+                                   f"would be cut to 8 bits{hint}")
             else:
                 if mode == "F" and bits > 32:
                     raise _Inexact(f"{bits}-bit float samples would be rounded to float32")
@@ -201,14 +238,19 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
                 elif mode == "1":
                     im = im.convert("L")  # exact: 0 and 255
                 arr = np.asarray(im)
+                if pnm_max == 65535 and arr.dtype.kind == "i":  # 16-bit PGM held as int32
+                    arr = arr.astype(np.uint16)
     except _Inexact as exc:
         raise ValueError(f"cannot read image {p} exactly: {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, MemoryError,
             Image.DecompressionBombError) as exc:
         raise ValueError(f"cannot decode image {p}: {exc}") from exc
-    if mode == "I" and bits == 16 and arr.dtype.kind == "i" and not any(
-            "S" in _rawmode(t) for t in tiles):  # older Pillow: unsigned 16-bit gray as int32
-        arr = arr.astype(np.uint16)
+    if mode == "I" and bits == 16 and arr.dtype.kind == "i":  # 16-bit gray held as int32
+        signed = any("S" in _rawmode(t) for t in tiles)
+        arr = arr.astype(np.int16 if signed else np.uint16)
+    if fmt == "TIFF" and mode == "I" and bits == 32 and arr.dtype == np.int32 and all(
+            int(f) == 1 for f in (sample_format or (1,))):  # unsigned 32-bit, held as int32
+        arr = arr.view(np.uint32)
     if arr.dtype.byteorder not in ("=", "|"):
         arr = arr.astype(arr.dtype.newbyteorder("="))
     if alpha and arr.ndim == 3 and not keep_alpha:
@@ -216,6 +258,16 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
         if arr.shape[-1] == 1:
             arr = arr[..., 0]
     return np.ascontiguousarray(arr)
+
+
+def _pnm_maxval(fmt: str | None, tiles: list) -> int | None:
+    """The maxval of a PNM file that Pillow rescales by (None for other files)."""
+    if fmt != "PPM" or not tiles:
+        return None
+    args = tiles[0][3]
+    if isinstance(args, tuple) and len(args) > 1 and isinstance(args[1], int):
+        return int(args[1])
+    return None
 
 
 class _Inexact(Exception):

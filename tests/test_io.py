@@ -223,31 +223,35 @@ def test_palette_transparency_is_an_alpha_channel(tmp_path):
 
 
 # -- TIFF -------------------------------------------------------------------------------------
-def tiff_encode(samples, bits, *, order="<", deflate=False, extra=None):
-    """A minimal baseline TIFF writer: one strip, chunky, optional Adobe deflate."""
+def tiff_encode(samples, bits, *, order="<", deflate=False, extra=None, planar=False, kind="u"):
+    """A minimal baseline TIFF writer: one strip (one per plane if planar), optional deflate."""
     s = np.asarray(samples)
     s = s.reshape(s.shape[0], s.shape[1], -1)
     h, w, ch = s.shape
-    data = np.ascontiguousarray(s.astype(f"{order}u{bits // 8}")).tobytes()
-    data = zlib.compress(data) if deflate else data
+    a = np.ascontiguousarray(s.astype(f"{order}{kind}{bits // 8}"))
+    planes = [a[..., c] for c in range(ch)] if planar else [a]
+    strips = [zlib.compress(p.tobytes()) if deflate else p.tobytes() for p in planes]
+    n = len(strips)
     tags = [(256, 4, [w]), (257, 4, [h]), (258, 3, [bits] * ch), (259, 3, [8 if deflate else 1]),
-            (262, 3, [1 if ch < 3 else 2]), (273, 4, [0]), (277, 3, [ch]), (278, 4, [h]),
-            (279, 4, [len(data)]), (284, 3, [1])] + ([(338, 3, [extra])] if extra else [])
+            (262, 3, [1 if ch < 3 else 2]), (273, 4, [0] * n), (277, 3, [ch]), (278, 4, [h]),
+            (279, 4, [len(b) for b in strips]), (284, 3, [2 if planar else 1]),
+            (339, 3, [{"u": 1, "i": 2, "f": 3}[kind]] * ch)] + ([(338, 3, [extra])] if extra else [])
     tags.sort()
     ext_at = 8 + 2 + 12 * len(tags) + 4
     entries, ext = b"", b""
     sizes = [2 * len(v) if t == 3 else 4 * len(v) for _, t, v in tags]
     data_at = ext_at + sum(n for n in sizes if n > 4)
-    for (tag, typ, v), n in zip(tags, sizes, strict=True):
-        v = [data_at] if tag == 273 else v
+    offsets = list(np.cumsum([data_at] + [len(b) for b in strips])[:-1])
+    for (tag, typ, v), size in zip(tags, sizes, strict=True):
+        v = [int(o) for o in offsets] if tag == 273 else v
         packed = struct.pack(order + ("H" if typ == 3 else "I") * len(v), *v)
-        if n <= 4:
+        if size <= 4:
             entries += struct.pack(order + "HHI", tag, typ, len(v)) + packed.ljust(4, b"\0")
         else:
             entries += struct.pack(order + "HHII", tag, typ, len(v), ext_at + len(ext))
             ext += packed
     head = (b"II" if order == "<" else b"MM") + struct.pack(order + "HI", 42, 8)
-    return head + struct.pack(order + "H", len(tags)) + entries + b"\0\0\0\0" + ext + data
+    return head + struct.pack(order + "H", len(tags)) + entries + b"\0\0\0\0" + ext + b"".join(strips)
 
 
 @pytest.mark.parametrize("deflate", [False, True])
@@ -263,6 +267,49 @@ def test_tiff_gray_rgb_rgba_8_and_16_bit_exact(tmp_path, rng, channels, bits, or
     want = samples[..., 0] if channels == 1 else samples
     assert got.dtype == np.dtype(f"u{bits // 8}") and got.dtype.isnative
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize(("kind", "bits"), [("i", 16), ("i", 32), ("u", 32), ("f", 32)])
+def test_tiff_signed_wide_and_float_gray_exact(tmp_path, rng, kind, bits, order):
+    lim = 2 ** (bits - 1)
+    samples = (rng.normal(0, 1e3, (5, 7)).astype(np.float32) if kind == "f" else
+               rng.integers(-lim if kind == "i" else 0, lim if kind == "i" else 2 * lim, (5, 7)))
+    samples.flat[:2] = (-lim, lim - 1) if kind == "i" else samples.flat[:2]
+    path = tmp_path / "g.tif"
+    path.write_bytes(tiff_encode(samples, bits, order=order, kind=kind))
+    if (kind, order) == ("u", ">"):  # Pillow does not open it: refused, never misread
+        with pytest.raises(ValueError, match=r"cannot decode image .*g\.tif"):
+            read_image(path)
+        return
+    got = read_image(path)
+    assert got.dtype == np.dtype(f"{kind}{bits // 8}") and np.array_equal(got, samples)
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+def test_planar_16_bit_rgb_tiff_is_refused_not_truncated(tmp_path, rng, deflate):
+    path = tmp_path / "planar.tif"
+    path.write_bytes(tiff_encode(rng.integers(0, 65536, (5, 7, 3)), 16, planar=True, deflate=deflate))
+    with pytest.raises(ValueError, match=r"planar\.tif exactly: 16-bit samples .*one plane per channel"):
+        read_image(path)
+    path.write_bytes(tiff_encode(s8 := rng.integers(0, 256, (5, 7, 3)), 8, planar=True, deflate=deflate))
+    assert np.array_equal(read_image(path), s8)  # 8-bit planar is exact
+
+
+@pytest.mark.parametrize("maxval", [255, 65535, 1023])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_binary_pnm_exact_or_refused(tmp_path, rng, maxval, channels):
+    samples = rng.integers(0, maxval + 1, (4, 5, channels))
+    path = tmp_path / "x.ppm"
+    head = f"{'P5' if channels == 1 else 'P6'}\n# made by a raw converter\n5 4\n{maxval}\n".encode()
+    path.write_bytes(head + samples.astype(">u2" if maxval > 255 else "u1").tobytes())
+    if maxval == 1023:  # Pillow would rescale to 8 or 16 bits: refused
+        with pytest.raises(ValueError, match=r"x\.ppm exactly: its maxval 1023 is neither 255 nor 65535"):
+            read_image(path)
+        return
+    got = read_image(path)
+    assert got.dtype == (np.uint16 if maxval > 255 else np.uint8)
+    assert np.array_equal(got, samples if channels == 3 else samples[..., 0])
 
 
 def test_what_cannot_be_read_exactly_is_refused(tmp_path, rng):

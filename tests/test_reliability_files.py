@@ -487,13 +487,21 @@ def test_sigterm_and_sighup_clean_up_like_ctrl_c(tmp_path, sig):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a fifo to block on")
+def _catches(pid: int, sig: int) -> bool:
+    """True once process ``pid`` has a handler for ``sig`` (Linux: SigCgt in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
+
+
+@pytest.mark.skipif(not LINUX, reason="needs a fifo to block on and /proc")
 def test_cli_exits_128_plus_signal_on_sigterm(tmp_path):
     fifo = tmp_path / "frame.png"
     os.mkfifo(fifo)  # opening it blocks until killed
     proc = _python("import sys; from stimgen.cli import main; sys.exit(main(sys.argv[1:]))",
                    "stats", str(fifo), "--no-progress")
-    time.sleep(1.0)  # let it reach the blocking open (not a timing assert)
+    assert _wait_for(lambda: _catches(proc.pid, signal.SIGTERM), 60)  # main() installed it
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, err
