@@ -967,12 +967,15 @@ def _computed_design(build: Callable, args: argparse.Namespace, geometry: Any, m
     numbers += list(d["band_cpd"])
     finite = all(x is None or math.isfinite(x) for x in numbers)
     lo, hi = d["band_cpd"]
-    sane = finite and hi > 0 and (d["kind"] != "bandpass" or 0 < lo < d["peak_cpd"] < hi)
+    sane = finite and hi > 0 and (
+        d["kind"] != "bandpass" or 0 < lo < d["peak_cpd"] < hi and lo <= d["center_cpd"] <= hi
+    )
     if not sane:
         raise ValueError(
             f"{request}: the {args.design_family} design is beyond float64 accuracy here: it "
             f"gives the band {lo:.4g} - {hi:.4g} cpd with its peak at {d['peak_cpd']:.4g} cpd "
-            "(a band-pass needs finite 0 < low < peak < high); give values nearer the "
+            "(a band-pass needs finite 0 < low < peak < high, and its centre between the edges); "
+            "give values nearer the "
             f"display's range (0 < frequencies <= Nyquist {geometry.ppd / 2:g} cpd)"
         )
     if mode == "--band-cpd":
@@ -1059,14 +1062,13 @@ class _flag_names:  # noqa: N801 - used as a context manager, like contextlib's 
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
         if isinstance(exc, ValueError) and type(exc) is ValueError:
             msg = str(exc)
             for python_name, flag in self.pairs:
                 msg = msg.replace(python_name, flag)
             if msg != str(exc):
                 raise ValueError(msg) from None
-        return False
 
 
 def _dask_address_configured() -> bool:
