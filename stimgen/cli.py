@@ -531,6 +531,11 @@ def _colorize(p: argparse.ArgumentParser) -> Handler:
         from .levin import colorize, scribble_mask
 
         def load(path: str) -> np.ndarray:
+            import os
+
+            if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block
+                raise ValueError(f"{path}: not a regular file (a FIFO, device or folder "
+                                 "cannot be read as an image)")
             a = read_image(path)
             full_scale = {"uint8": 255.0, "uint16": 65535.0}.get(a.dtype.name)
             if full_scale is not None:  # explicit: integer image levels -> [0, 1]

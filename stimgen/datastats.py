@@ -42,7 +42,6 @@ import uuid
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -823,44 +822,75 @@ def _file_list(source: Any, on_error: str = "raise"):
     suffixes = {*IMAGE_SUFFIXES, ".npy"}
     files: list[str] = []
     skipped: list[tuple[str, str]] = []
+    seen: set[tuple[int, int]] = set()
 
-    def unreadable(exc: OSError) -> None:
-        folder = exc.filename if exc.filename is not None else "?"
-        reason = f"{folder}: folder cannot be listed ({exc.strerror or exc}); its files were not counted"
+    def skip(path: str, reason: str, hint: str) -> None:
         if on_error == "raise":
-            raise ValueError(f"{reason} (skip such folders with on_error='skip')")
-        skipped.append((str(folder), reason))
+            raise ValueError(f"{reason} ({hint} with on_error='skip')")
+        skipped.append((path, reason))
+
+    def unreadable(exc: OSError, folder: str) -> None:
+        why = exc.strerror or type(exc).__name__
+        skip(folder, f"{folder}: folder cannot be listed ({why}); its files were not counted",
+             "skip such folders")
+
+    def not_regular(path: str) -> None:
+        skip(path, f"{path}: not a regular file (a FIFO, device, socket or broken link cannot "
+             "be read as an image)", "skip such files")
+
+    def walk(top: str) -> list[str]:
+        """Image files under ``top`` (through links; each folder once). One scandir per
+        folder and no stat call per file (the entry types come with the listing)."""
+        found: list[str] = []
+        stack = [top]
+        while stack:
+            folder = stack.pop()
+            try:
+                st = os.stat(folder)
+                if (st.st_dev, st.st_ino) in seen:
+                    why = (f"{folder}: folder reached a second time through a symbolic "
+                           "link; its files were counted once")
+                    skipped.append((folder, why))
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                with os.scandir(folder) as listing:
+                    entries = list(listing)
+            except OSError as exc:
+                unreadable(exc, folder)
+                continue
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    stack.append(entry.path)
+                elif os.path.splitext(entry.name)[1].lower() in suffixes:
+                    try:
+                        regular = entry.is_file()
+                    except OSError:
+                        regular = False
+                    if regular:
+                        found.append(entry.path)
+                    else:
+                        not_regular(entry.path)
+        return sorted(found)
 
     for item in items:
         s = os.fspath(item)
-        p = Path(s)
-        if p.is_dir():
-            found: list[str] = []
-            seen: set[tuple[int, int]] = set()
-            # os.walk (scandir) needs no stat call per file, unlike rglob
-            for root, dirs, names in os.walk(p, onerror=unreadable, followlinks=True):
-                try:
-                    st = os.stat(root)
-                except OSError as exc:
-                    unreadable(exc)
-                    dirs[:] = []
-                    continue
-                if (st.st_dev, st.st_ino) in seen:
-                    why = (f"{root}: folder reached a second time through a symbolic link; "
-                           "its files were counted once")
-                    skipped.append((root, why))
-                    dirs[:] = []
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-                found.extend(os.path.join(root, name) for name in names
-                             if os.path.splitext(name)[1].lower() in suffixes)
-            files.extend(sorted(found))
-        elif p.exists():
-            files.append(s)
+        if os.path.lexists(s):
+            paths = [s]
         elif _glob.has_magic(s):
-            files.extend(sorted(_glob.glob(s, recursive=True)))
+            paths = sorted(_glob.glob(s, recursive=True))
         else:
             raise FileNotFoundError(f"no such file or directory: {s}")
+        for path in paths:  # a folder (given or matched) is searched recursively
+            if os.path.isdir(path):
+                files.extend(walk(path))
+            elif os.path.isfile(path):
+                files.append(path)
+            else:
+                not_regular(path)
     return files, skipped
 
 

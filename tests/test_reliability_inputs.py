@@ -496,3 +496,47 @@ def test_library_hostile_input(call, error, expected):
         else:
             with pytest.raises(error, match=expected):
                 call()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+@pytest.mark.parametrize("command", ["stats-folder", "stats-file", "colorize"])
+def test_a_fifo_is_refused_not_read_forever(tmp_path, command):
+    """Reading a FIFO blocks until someone writes into it: the old code hung."""
+    rng = np.random.default_rng(5)
+    (tmp_path / "c").mkdir()
+    np.save(tmp_path / "c" / "gray.npy", rng.random((8, 8)))  # apart: not part of the stats
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(data / "a.png")
+    fifo = data / "pipe.png"
+    os.mkfifo(fifo)
+    argv = {
+        "stats-folder": ["stats", str(data), "--no-progress"],
+        "stats-file": ["stats", str(fifo), "--no-progress"],
+        "colorize": ["colorize", str(tmp_path / "c" / "gray.npy"), str(fifo), "--out",
+                     str(tmp_path / "out.png")],
+    }[command]
+    proc = subprocess.run([sys.executable, "-m", "stimgen", *argv], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().endswith("cannot be read as an image)" if command == "colorize"
+                                        else "(skip such files with --skip-errors)")
+    assert "pipe.png: not a regular file" in proc.stderr
+    if command == "stats-folder":
+        proc = subprocess.run([sys.executable, "-m", "stimgen", *argv, "--skip-errors", "--json"],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0
+        rec = json.loads(proc.stdout)
+        assert rec["n_images"] == 1 and rec["skipped"] == 1 and "pipe.png" in rec["skipped_files"][0][0]
+
+
+def test_recursion_error_is_one_line_exit_2(monkeypatch, capsys):
+    import stimgen.cli as cli
+
+    def deep(args):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(cli, "geometry_from_args", deep)
+    assert main(["geometry", "--ppd", "30"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "stimgen geometry: error: the input is nested too deeply to process\n"
