@@ -910,6 +910,28 @@ def _task_size(n_files: int, workers: int, files_per_task: int | None) -> int:
 _SEEN_RANGES: dict[str, dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]] = {}
 
 
+def _layout(path: str, img: np.ndarray) -> tuple[np.ndarray, int | None, int]:
+    """``(array, channel_axis, channels)`` of a decoded file for :meth:`RunningStats.update`.
+
+    Decoded images are ``(H, W)`` or ``(H, W, C)``. ``.npy`` files follow stimgen's array
+    convention: ``(H, W)`` one image; 3-D is a stack ``(N, H, W)`` of grayscale images
+    (as ``stimgen noise`` writes them) unless its last axis holds 1, 3 or 4 channels of
+    an image larger than 8 x 8 px, ``(H, W, C)``; 4-D is a batch ``(N, H, W, C)``.
+    """
+    nd = img.ndim
+    if nd == 2:
+        return img, None, 1
+    if nd == 3:
+        colour = img.shape[-1] in (1, 3, 4) and min(img.shape[:2]) > 8
+        if colour or not str(path).lower().endswith(".npy"):
+            return img, -1, int(img.shape[2])
+        return img, None, 1  # a stack of grayscale images
+    if nd == 4 and str(path).lower().endswith(".npy"):
+        return img, -1, int(img.shape[3])
+    raise ValueError(f"{path}: shape {img.shape} is not an image (H, W), (H, W, C), a stack "
+                     "(N, H, W) or a batch (N, H, W, C)")
+
+
 def _first_channels(files: Sequence[str], on_error: str) -> int | None:
     """Channel count of the first readable file: the one every other file must match.
 
@@ -918,12 +940,11 @@ def _first_channels(files: Sequence[str], on_error: str) -> int | None:
     """
     for p in files:
         try:
-            img = read_image(p)
+            return _layout(p, read_image(p))[2]
         except (ValueError, OSError) as exc:
             if on_error == "raise":
                 raise ValueError(str(exc) if str(p) in str(exc) else f"{p}: {exc}") from exc
             continue
-        return int(img.shape[2]) if img.ndim == 3 else 1
     return None
 
 
@@ -949,8 +970,7 @@ def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
     examples: dict[str, str] = {}
     for p in paths:
         try:
-            img = read_image(p)
-            c_img = img.shape[2] if img.ndim == 3 else 1
+            img, axis, c_img = _layout(p, read_image(p))
             if channels not in (None, c_img):
                 raise ValueError(
                     f"{p} has {c_img} channel(s) but the dataset's first image has {channels}: "
@@ -960,14 +980,15 @@ def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
             if dt.kind not in "biuf":
                 raise ValueError(f"{p}: dtype {dt} is not a real numeric type (complex, "
                                  "object and text arrays are refused)")
-            if img.ndim in (2, 3) and dt.kind in "biu" and dt.itemsize <= 2 and img.size:
+            one_image = img.ndim == 2 or (img.ndim == 3 and axis == -1)
+            if one_image and dt.kind in "biu" and dt.itemsize <= 2 and img.size:
                 c = img.shape[2] if img.ndim == 3 else 1
                 acc = sums.get(dt.str)
                 if acc is None:
                     acc = sums[dt.str] = _IntegerSums(dt, c, seen.get((dt.str, c)))
                 acc.add(img.reshape(1, img.shape[0], img.shape[1], c))
-            else:
-                rs.update(img, channel_axis=-1 if img.ndim == 3 else None)
+            else:  # floats, wide integers, stacks and batches of .npy files
+                rs.update(img, channel_axis=axis)
             channels = c_img
             examples.setdefault(dt.name, str(p))
             del img  # free it before the next decode, which can then reuse its (cached) memory

@@ -540,3 +540,18 @@ def test_recursion_error_is_one_line_exit_2(monkeypatch, capsys):
     assert main(["geometry", "--ppd", "30"]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err == "stimgen geometry: error: the input is nested too deeply to process\n"
+
+
+def test_stats_of_a_noise_stack_is_its_rms_contrast(tmp_path, capsys):
+    """A stack written by ``stimgen noise --out FILE.npy`` is (N, H, W): N grayscale images
+    (the old code read it as one image with W channels, and divided it by 255)."""
+    out = tmp_path / "masks.npy"
+    assert main(["noise", "--size-px", "32", "48", "--ppd", "30", "--band-cpd", "2", "8",
+                 "--count", "5", "--seed", "1", "--rms-contrast", "0.2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["stats", str(out), "--no-progress", "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["n_images"] == 5 and rec["n_channels"] == 1 and rec["n_pixels"] == 5 * 32 * 48
+    assert rec["std"][0] == pytest.approx(0.2, rel=1e-6)  # zero-mean images of RMS 0.2
+    assert rec["mean_of_stds"][0] == pytest.approx(0.2, rel=1e-6)
+    assert abs(rec["mean"][0]) < 1e-7 and rec["scale_source"] == "float arrays taken as they are"
