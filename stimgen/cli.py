@@ -828,7 +828,18 @@ def _design(p: argparse.ArgumentParser) -> Handler:
         if args.design_family == "butterworth" and not 1 <= args.order <= _MAX_ORDER:
             raise ValueError(f"--order must be an integer between 1 and {_MAX_ORDER}, got "
                              f"{args.order} (higher orders are an ideal band edge in float64)")
-        filt, mode, d = _computed_design(build, args, geometry, choose(args))
+        mode = choose(args)
+        given = {"--band-cpd": args.band_cpd, "--peak-cpd with --octaves": [args.peak_cpd],
+                 "--cutoffs-cpd": getattr(args, "cutoffs_cpd", None)}.get(mode) or []
+        for f_cpd in given:
+            if math.isfinite(f_cpd) and 0 < f_cpd / ppd < _MIN_CPP:  # products underflow
+                raise ValueError(
+                    f"{_design_request(args, mode)}: {f_cpd:g} cpd is {f_cpd / ppd:.3g} "
+                    f"cycles/pixel at {ppd:g} ppd, below the float64 range of the design "
+                    f"(products of frequencies underflow); give frequencies of at least "
+                    f"{_MIN_CPP * ppd:.3g} cpd"
+                )
+        filt, mode, d = _computed_design(build, args, geometry, mode)
         d["designed_from"] = mode.lstrip("-").split(" ")[0].replace("-", "_")
         d["geometry"] = geometry.to_dict()
         if isinstance(filt, fl.DoG) and filt.weight == 1.0:
@@ -878,6 +889,7 @@ def _design(p: argparse.ArgumentParser) -> Handler:
 
 
 _MAX_ORDER = 100  # Butterworth orders accepted by ``stimgen design``
+_MIN_CPP = 1e-150  # smallest design frequency in cycles/pixel (its square must be a float)
 _PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps", ".webp")
 
 

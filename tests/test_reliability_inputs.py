@@ -123,8 +123,9 @@ CLI_CASES = [
     (["design", "dog", "--sigmas-px", "1", "1e30", *PPD], 2, r"beyond float64 accuracy"),  # fixed
     (["design", "dog", "--sigmas-deg", "1e-300", "1e-299", *PPD], 2, r"beyond float64 accuracy"),  # fixed
     (["design", "dog", "--band-cpd", "1e-300", "1", *PPD], 2,
-     r"--band-cpd 1e-300 1: the dog design cannot be solved in float64 .*root finder"),  # fixed
-    (["design", "dog", "--band-cpd", "1e-50", "1", *PPD], 2, r"--band-cpd 1e-50 1: .*cannot be solved"),  # fixed
+     r"--band-cpd 1e-300 1: 1e-300 cpd is 3\.33e-302 cycles/pixel .*at least 3e-149 cpd"),  # fixed
+    (["design", "dog", "--band-cpd", "1e-50", "1", *PPD], 2,
+     r"--band-cpd 1e-50 1: the dog design cannot be solved in float64 .*root finder"),  # fixed
     (["design", "dog", "--band-cpd", "1e-15", "1", *PPD], 2, r"not the requested band"),  # fixed
     (["design", "dog", "--band-cpd", "1e-20", "1", *PPD], 2, r"beyond float64 accuracy"),  # fixed
     (["design", "dog", "--peak-cpd", "2", "--octaves", "1e308", *PPD], 2,
@@ -145,6 +146,9 @@ CLI_CASES = [
     (["design", "dog", "--band-cpd", "1", "16", *PPD], 2, r"exceeds Nyquist \(15 cpd"),
     (["design", "dog", "--band-cpd", "1", "inf", *PPD], 2, r"band_cpd must be \[low, high\]"),
     (["design", "dog", "--peak-cpd", "2", *PPD], 2, r"--peak-cpd and --octaves must be given together"),
+    (["design", "log_gaussian", "--peak-cpd", "1e-300", "--octaves", "1", *PPD], 2,
+     r"--peak-cpd 1e-300 --octaves 1: 1e-300 cpd is 3\.33e-302 cycles/pixel"),  # fixed
+    (["design", "log_gaussian", "--band-cpd", "1e-310", "1", *PPD], 2, r"below the float64 range"),  # fixed
     (["design"], 2, r"choose a family"),
     (["design", "dog", "--sigmas-px", "1", "2", *PPD, "--weight", "1e308"], 0, r"surround weight: 1e\+308"),
     # stats
@@ -320,7 +324,7 @@ def test_numpy_warning_in_a_handler_is_one_line(monkeypatch, capsys):
 
 @pytest.mark.parametrize("argv", [
     ["geometry", "--distance-cm", "1e308", "--screen-width-cm", "50", "--screen-width-px", "1920"],
-    ["design", "dog", "--band-cpd", "1e-300", "1", "--ppd", "30"],
+    ["design", "dog", "--band-cpd", "1e-50", "1", "--ppd", "30"],
     ["stats", "{d}/mixed", "--no-progress"],
     ["colorize", "{d}/colorize/gray255.npy", "{d}/colorize/marked255.npy", "--out", "{d}/s.png"],
 ])
