@@ -700,7 +700,7 @@ def dataset_stats(
     if njobs > max_jobs:
         raise ValueError(f"jobs must be an integer between 1 and {max_jobs} "
                          f"(4 x the {os.cpu_count()} CPUs, at least 32), got {jobs!r}")
-    listing = _file_list(source, on_error)
+    listing = _file_listing(source, on_error)
     if listing is None:
         if scheduler == "dask" or njobs > 1:
             raise ValueError(
@@ -793,7 +793,14 @@ def _resolve_scale(scale: float | None, dtypes: set[str], examples: dict[str, st
     return 1.0, "float arrays taken as they are"
 
 
-def _file_list(source: Any, on_error: str = "raise"):
+def _file_list(source: Any) -> list[str] | None:
+    """Sorted file paths for path-like sources (raising on any unreadable entry), or None
+    for iterables of arrays."""
+    listing = _file_listing(source, "raise")
+    return None if listing is None else listing[0]
+
+
+def _file_listing(source: Any, on_error: str = "raise"):
     """``(sorted file paths, [(folder, reason), ...] skipped)`` for path-like sources, or
     None for iterables of arrays.
 
