@@ -898,6 +898,16 @@ def _file_listing(source: Any, on_error: str = "raise"):
                 files.append(path)
             else:
                 not_regular(path)
+    if len(items) > 1:  # the same file named twice (or in two sources) counts once
+        unique: dict[str, str] = {}
+        for f in files:
+            key = os.path.normpath(os.path.abspath(f))
+            if key in unique:
+                skipped.append((f, (f"{f}: listed more than once (also as {unique[key]}); "
+                                   "counted once")))
+            else:
+                unique[key] = f
+        files = list(unique.values())
     return files, skipped
 
 

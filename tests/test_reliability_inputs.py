@@ -559,3 +559,16 @@ def test_stats_of_a_noise_stack_is_its_rms_contrast(tmp_path, capsys):
     assert rec["std"][0] == pytest.approx(0.2, rel=1e-6)  # zero-mean images of RMS 0.2
     assert rec["mean_of_stds"][0] == pytest.approx(0.2, rel=1e-6)
     assert abs(rec["mean"][0]) < 1e-7 and rec["scale_source"] == "float arrays taken as they are"
+
+
+def test_stats_counts_a_file_named_twice_once(d, capsys):
+    """`stimgen stats DIR DIR/a.png` counted a.png twice (a silently wrong mean)."""
+    one = f"{d}/rgb8/a.png"
+    assert main(["stats", f"{d}/rgb8", one, "--no-progress", "--json"]) == 0
+    captured = capsys.readouterr()
+    rec = json.loads(captured.out)
+    assert rec["n_images"] == 1 and rec["skipped"] == 1
+    assert "listed more than once" in rec["skipped_files"][0][1]
+    assert "stimgen stats: skipped" in captured.err
+    alone = datastats.dataset_stats(one)
+    np.testing.assert_array_equal(rec["mean"], alone.mean)
