@@ -559,8 +559,10 @@ def _colorize(p: argparse.ArgumentParser) -> Handler:
         gray, marked = load(args.gray), load(args.scribbles)
         if marked.ndim == 2:
             marked = np.repeat(marked[..., None], 3, axis=-1)
-        rgb = colorize(gray, marked, form=args.form, space=args.space, threshold=args.threshold)
-        mask = scribble_mask(gray, marked, threshold=args.threshold)
+        with _flag_names(_COLORIZE_FLAGS):
+            rgb = colorize(gray, marked, form=args.form, space=args.space,
+                           threshold=args.threshold)
+            mask = scribble_mask(gray, marked, threshold=args.threshold)
         write_png(args.out, np.round(rgb * 255.0).astype(np.uint8))
         info = {
             "out": args.out,
@@ -1064,6 +1066,11 @@ def _print_design(d: dict[str, Any]) -> None:
     print(_design_text(d))
 
 
+# the library's parameter names as the colorize command spells them, for its messages
+_COLORIZE_FLAGS = (("form='gaussian'", "--form gaussian"),
+                   ("form='correlation'", "--form correlation"), ("threshold=", "--threshold "),
+                   ("threshold must", "--threshold must"), ("gray must", "GRAY must"),
+                   ("scribbles must", "SCRIBBLES must"), (" or a larger eps", ""))
 # the library's parameter names as the stats command spells them, for its messages
 _STATS_FLAGS = (("on_error='skip'", "--skip-errors"), ("scale=", "--scale "),
                 ("jobs must", "--jobs must"), ("files_per_task", "--files-per-task"))

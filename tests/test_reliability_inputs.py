@@ -185,7 +185,7 @@ CLI_CASES = [
     (["colorize", "{d}/colorize/gray_complex.npy", "{d}/colorize/marked.npy", "--out",
       "{d}/c5.png"], 2, r"gray_complex\.npy: unsupported dtype complex128"),
     (["colorize", "{d}/colorize/gray.npy", "{d}/colorize/marked.npy", "--out", "{d}/c6.png",
-      "--threshold", "nan"], 2, r"threshold must be finite and >= 0, got nan"),
+      "--threshold", "nan"], 2, r"--threshold must be finite and >= 0, got nan"),
     (["colorize", "{d}/colorize/gray.npy", "{d}/colorize/marked.npy", "--out", "{d}/c7.png",
       "--threshold", "1e308"], 2, r"mask has no scribbled pixels"),
     (["colorize", "{d}/colorize/gray.npy", "{d}/colorize/marked.npy", "--out", "{d}/c8.png"],
@@ -572,3 +572,20 @@ def test_stats_counts_a_file_named_twice_once(d, capsys):
     assert "stimgen stats: skipped" in captured.err
     alone = datastats.dataset_stats(one)
     np.testing.assert_array_equal(rec["mean"], alone.mean)
+
+
+def test_cli_messages_name_the_commands_flags(monkeypatch, d, capsys):
+    """The library says form='gaussian'; the command says --form gaussian (no eps flag)."""
+    import scipy.sparse.linalg
+
+    def singular(*args, **kwargs):
+        raise RuntimeError("Factor is exactly singular")
+
+    monkeypatch.setattr(scipy.sparse.linalg, "splu", singular)
+    cz = f"{d}/colorize"
+    assert main(["colorize", f"{cz}/gray.npy", f"{cz}/marked.npy", "--out", f"{d}/sing.png",
+                 "--form", "correlation"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "singular (it has no unique solution) for --form correlation" in err
+    assert "use --form gaussian (always solvable with at least one scribble)" in err
+    assert "form='" not in err and "larger eps" not in err and "Factor is" not in err
