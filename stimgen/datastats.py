@@ -988,6 +988,8 @@ def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
     for p in paths:
         try:
             img, axis, c_img = _layout(p, read_image(p))
+            if img.size == 0:
+                raise ValueError(f"{p}: empty image (shape {img.shape}, no pixels)")
             if channels not in (None, c_img):
                 raise ValueError(
                     f"{p} has {c_img} channel(s) but the dataset's first image has {channels}: "

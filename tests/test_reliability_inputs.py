@@ -57,6 +57,9 @@ def d(tmp_path_factory):
     bad[0, 0] = np.nan
     np.save(sub("nan") / "a.npy", bad)
     sub("empty")
+    zero = sub("zero_pixels")  # an empty array beside a real image: counted as a skip
+    np.save(zero / "a.npy", np.zeros((0, 8)))
+    np.save(zero / "b.npy", np.ones((4, 4)))
     # colorize inputs
     cz = sub("colorize")
     g = rng.random((16, 16))
@@ -166,6 +169,8 @@ CLI_CASES = [
     (["stats", "{d}/complex", "--no-progress"], 2, r"complex"),
     (["stats", "{d}/nan", "--no-progress"], 2, r"nan/a\.npy: batch contains NaN"),
     (["stats", "{d}/empty", "--no-progress"], 2, r"no image files found"),
+    (["stats", "{d}/zero_pixels", "--no-progress"], 2, r"zero_pixels/a\.npy: empty image \(shape \(0, 8\)"),  # fixed
+    (["stats", "{d}/zero_pixels", "--no-progress", "--skip-errors"], 0, r"images: 1 .* skipped: 1"),  # fixed
     (["stats", "{d}/no_such_folder", "--no-progress"], 2, r"no such file or directory"),
     (["stats", "{d}/rgb8", "--no-progress", "--scale", "0"], 2, r"scale must be finite and > 0"),
     (["stats", "{d}/rgb8", "--no-progress", "--scale", "1/0"], 2, r"expected a number or a fraction"),
