@@ -577,6 +577,11 @@ def _colorize(p: argparse.ArgumentParser) -> Handler:
         from .levin import colorize, scribble_mask
 
         def load(path: str) -> np.ndarray:
+            import os
+
+            if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block
+                raise ValueError(f"{path}: not a regular file (a FIFO, device or folder "
+                                 "cannot be read as an image)")
             a = read_image(path)
             full_scale = {"uint8": 255.0, "uint16": 65535.0}.get(a.dtype.name)
             if full_scale is not None:  # explicit: integer image levels -> [0, 1]
@@ -601,8 +606,10 @@ def _colorize(p: argparse.ArgumentParser) -> Handler:
         gray, marked = load(args.gray), load(args.scribbles)
         if marked.ndim == 2:
             marked = np.repeat(marked[..., None], 3, axis=-1)
-        rgb = colorize(gray, marked, form=args.form, space=args.space, threshold=args.threshold)
-        mask = scribble_mask(gray, marked, threshold=args.threshold)
+        with _flag_names(_COLORIZE_FLAGS):
+            rgb = colorize(gray, marked, form=args.form, space=args.space,
+                           threshold=args.threshold)
+            mask = scribble_mask(gray, marked, threshold=args.threshold)
         check_output_file(args.out, force=args.force, inputs=(args.gray, args.scribbles))
         atomic_write_bytes(args.out, png_bytes(np.round(rgb * 255.0).astype(np.uint8)),
                            replace=args.force)
@@ -904,7 +911,18 @@ def _design(p: argparse.ArgumentParser) -> Handler:
         if args.design_family == "butterworth" and not 1 <= args.order <= _MAX_ORDER:
             raise ValueError(f"--order must be an integer between 1 and {_MAX_ORDER}, got "
                              f"{args.order} (higher orders are an ideal band edge in float64)")
-        filt, mode, d = _computed_design(build, args, geometry, choose(args))
+        mode = choose(args)
+        given = {"--band-cpd": args.band_cpd, "--peak-cpd with --octaves": [args.peak_cpd],
+                 "--cutoffs-cpd": getattr(args, "cutoffs_cpd", None)}.get(mode) or []
+        for f_cpd in given:
+            if math.isfinite(f_cpd) and 0 < f_cpd / ppd < _MIN_CPP:  # products underflow
+                raise ValueError(
+                    f"{_design_request(args, mode)}: {f_cpd:g} cpd is {f_cpd / ppd:.3g} "
+                    f"cycles/pixel at {ppd:g} ppd, below the float64 range of the design "
+                    f"(products of frequencies underflow); give frequencies of at least "
+                    f"{_MIN_CPP * ppd:.3g} cpd"
+                )
+        filt, mode, d = _computed_design(build, args, geometry, mode)
         d["designed_from"] = mode.lstrip("-").split(" ")[0].replace("-", "_")
         d["geometry"] = geometry.to_dict()
         if isinstance(filt, fl.DoG) and filt.weight == 1.0:
@@ -954,6 +972,7 @@ def _design(p: argparse.ArgumentParser) -> Handler:
 
 
 _MAX_ORDER = 100  # Butterworth orders accepted by ``stimgen design``
+_MIN_CPP = 1e-150  # smallest design frequency in cycles/pixel (its square must be a float)
 _PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".eps", ".webp")
 
 
@@ -1048,12 +1067,15 @@ def _computed_design(build: Callable, args: argparse.Namespace, geometry: Any, m
     numbers += list(d["band_cpd"])
     finite = all(x is None or math.isfinite(x) for x in numbers)
     lo, hi = d["band_cpd"]
-    sane = finite and hi > 0 and (d["kind"] != "bandpass" or 0 < lo < d["peak_cpd"] < hi)
+    sane = finite and hi > 0 and (
+        d["kind"] != "bandpass" or 0 < lo < d["peak_cpd"] < hi and lo <= d["center_cpd"] <= hi
+    )
     if not sane:
         raise ValueError(
             f"{request}: the {args.design_family} design is beyond float64 accuracy here: it "
             f"gives the band {lo:.4g} - {hi:.4g} cpd with its peak at {d['peak_cpd']:.4g} cpd "
-            "(a band-pass needs finite 0 < low < peak < high); give values nearer the "
+            "(a band-pass needs finite 0 < low < peak < high, and its centre between the edges); "
+            "give values nearer the "
             f"display's range (0 < frequencies <= Nyquist {geometry.ppd / 2:g} cpd)"
         )
     if mode == "--band-cpd":
@@ -1125,6 +1147,11 @@ def _print_design(d: dict[str, Any]) -> None:
     print(_design_text(d))
 
 
+# the library's parameter names as the colorize command spells them, for its messages
+_COLORIZE_FLAGS = (("form='gaussian'", "--form gaussian"),
+                   ("form='correlation'", "--form correlation"), ("threshold=", "--threshold "),
+                   ("threshold must", "--threshold must"), ("gray must", "GRAY must"),
+                   ("scribbles must", "SCRIBBLES must"), (" or a larger eps", ""))
 # the library's parameter names as the stats command spells them, for its messages
 _STATS_FLAGS = (("on_error='skip'", "--skip-errors"), ("scale=", "--scale "),
                 ("jobs must", "--jobs must"), ("files_per_task", "--files-per-task"))

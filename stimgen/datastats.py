@@ -42,7 +42,6 @@ import uuid
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -701,7 +700,7 @@ def dataset_stats(
     if njobs > max_jobs:
         raise ValueError(f"jobs must be an integer between 1 and {max_jobs} "
                          f"(4 x the {os.cpu_count()} CPUs, at least 32), got {jobs!r}")
-    listing = _file_list(source, on_error)
+    listing = _file_listing(source, on_error)
     if listing is None:
         if scheduler == "dask" or njobs > 1:
             raise ValueError(
@@ -794,7 +793,14 @@ def _resolve_scale(scale: float | None, dtypes: set[str], examples: dict[str, st
     return 1.0, "float arrays taken as they are"
 
 
-def _file_list(source: Any, on_error: str = "raise"):
+def _file_list(source: Any) -> list[str] | None:
+    """Sorted file paths for path-like sources (raising on any unreadable entry), or None
+    for iterables of arrays."""
+    listing = _file_listing(source, "raise")
+    return None if listing is None else listing[0]
+
+
+def _file_listing(source: Any, on_error: str = "raise"):
     """``(sorted file paths, [(folder, reason), ...] skipped)`` for path-like sources, or
     None for iterables of arrays.
 
@@ -823,44 +829,85 @@ def _file_list(source: Any, on_error: str = "raise"):
     suffixes = {*IMAGE_SUFFIXES, ".npy"}
     files: list[str] = []
     skipped: list[tuple[str, str]] = []
+    seen: set[tuple[int, int]] = set()
 
-    def unreadable(exc: OSError) -> None:
-        folder = exc.filename if exc.filename is not None else "?"
-        reason = f"{folder}: folder cannot be listed ({exc.strerror or exc}); its files were not counted"
+    def skip(path: str, reason: str, hint: str) -> None:
         if on_error == "raise":
-            raise ValueError(f"{reason} (skip such folders with on_error='skip')")
-        skipped.append((str(folder), reason))
+            raise ValueError(f"{reason} ({hint} with on_error='skip')")
+        skipped.append((path, reason))
+
+    def unreadable(exc: OSError, folder: str) -> None:
+        why = exc.strerror or type(exc).__name__
+        skip(folder, f"{folder}: folder cannot be listed ({why}); its files were not counted",
+             "skip such folders")
+
+    def not_regular(path: str) -> None:
+        skip(path, f"{path}: not a regular file (a FIFO, device, socket or broken link cannot "
+             "be read as an image)", "skip such files")
+
+    def walk(top: str) -> list[str]:
+        """Image files under ``top`` (through links; each folder once). One scandir per
+        folder and no stat call per file (the entry types come with the listing)."""
+        found: list[str] = []
+        stack = [top]
+        while stack:
+            folder = stack.pop()
+            try:
+                st = os.stat(folder)
+                if (st.st_dev, st.st_ino) in seen:
+                    why = (f"{folder}: folder reached a second time through a symbolic "
+                           "link; its files were counted once")
+                    skipped.append((folder, why))
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                with os.scandir(folder) as listing:
+                    entries = list(listing)
+            except OSError as exc:
+                unreadable(exc, folder)
+                continue
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    stack.append(entry.path)
+                elif os.path.splitext(entry.name)[1].lower() in suffixes:
+                    try:
+                        regular = entry.is_file()
+                    except OSError:
+                        regular = False
+                    if regular:
+                        found.append(entry.path)
+                    else:
+                        not_regular(entry.path)
+        return sorted(found)
 
     for item in items:
         s = os.fspath(item)
-        p = Path(s)
-        if p.is_dir():
-            found: list[str] = []
-            seen: set[tuple[int, int]] = set()
-            # os.walk (scandir) needs no stat call per file, unlike rglob
-            for root, dirs, names in os.walk(p, onerror=unreadable, followlinks=True):
-                try:
-                    st = os.stat(root)
-                except OSError as exc:
-                    unreadable(exc)
-                    dirs[:] = []
-                    continue
-                if (st.st_dev, st.st_ino) in seen:
-                    why = (f"{root}: folder reached a second time through a symbolic link; "
-                           "its files were counted once")
-                    skipped.append((root, why))
-                    dirs[:] = []
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-                found.extend(os.path.join(root, name) for name in names
-                             if os.path.splitext(name)[1].lower() in suffixes)
-            files.extend(sorted(found))
-        elif p.exists():
-            files.append(s)
+        if os.path.lexists(s):
+            paths = [s]
         elif _glob.has_magic(s):
-            files.extend(sorted(_glob.glob(s, recursive=True)))
+            paths = sorted(_glob.glob(s, recursive=True))
         else:
             raise FileNotFoundError(f"no such file or directory: {s}")
+        for path in paths:  # a folder (given or matched) is searched recursively
+            if os.path.isdir(path):
+                files.extend(walk(path))
+            elif os.path.isfile(path):
+                files.append(path)
+            else:
+                not_regular(path)
+    if len(items) > 1:  # the same file named twice (or in two sources) counts once
+        unique: dict[str, str] = {}
+        for f in files:
+            key = os.path.normpath(os.path.abspath(f))
+            if key in unique:
+                skipped.append((f, (f"{f}: listed more than once (also as {unique[key]}); "
+                                   "counted once")))
+            else:
+                unique[key] = f
+        files = list(unique.values())
     return files, skipped
 
 
@@ -880,6 +927,28 @@ def _task_size(n_files: int, workers: int, files_per_task: int | None) -> int:
 _SEEN_RANGES: dict[str, dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]] = {}
 
 
+def _layout(path: str, img: np.ndarray) -> tuple[np.ndarray, int | None, int]:
+    """``(array, channel_axis, channels)`` of a decoded file for :meth:`RunningStats.update`.
+
+    Decoded images are ``(H, W)`` or ``(H, W, C)``. ``.npy`` files follow stimgen's array
+    convention: ``(H, W)`` one image; 3-D is a stack ``(N, H, W)`` of grayscale images
+    (as ``stimgen noise`` writes them) unless its last axis holds 1, 3 or 4 channels of
+    an image larger than 8 x 8 px, ``(H, W, C)``; 4-D is a batch ``(N, H, W, C)``.
+    """
+    nd = img.ndim
+    if nd == 2:
+        return img, None, 1
+    if nd == 3:
+        colour = img.shape[-1] in (1, 3, 4) and min(img.shape[:2]) > 8
+        if colour or not str(path).lower().endswith(".npy"):
+            return img, -1, int(img.shape[2])
+        return img, None, 1  # a stack of grayscale images
+    if nd == 4 and str(path).lower().endswith(".npy"):
+        return img, -1, int(img.shape[3])
+    raise ValueError(f"{path}: shape {img.shape} is not an image (H, W), (H, W, C), a stack "
+                     "(N, H, W) or a batch (N, H, W, C)")
+
+
 def _first_channels(files: Sequence[str], on_error: str) -> int | None:
     """Channel count of the first readable file: the one every other file must match.
 
@@ -888,12 +957,11 @@ def _first_channels(files: Sequence[str], on_error: str) -> int | None:
     """
     for p in files:
         try:
-            img = read_image(p)
+            return _layout(p, read_image(p))[2]
         except (ValueError, OSError) as exc:
             if on_error == "raise":
                 raise ValueError(str(exc) if str(p) in str(exc) else f"{p}: {exc}") from exc
             continue
-        return int(img.shape[2]) if img.ndim == 3 else 1
     return None
 
 
@@ -919,8 +987,9 @@ def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
     examples: dict[str, str] = {}
     for p in paths:
         try:
-            img = read_image(p)
-            c_img = img.shape[2] if img.ndim == 3 else 1
+            img, axis, c_img = _layout(p, read_image(p))
+            if img.size == 0:
+                raise ValueError(f"{p}: empty image (shape {img.shape}, no pixels)")
             if channels not in (None, c_img):
                 raise ValueError(
                     f"{p} has {c_img} channel(s) but the dataset's first image has {channels}: "
@@ -930,14 +999,15 @@ def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
             if dt.kind not in "biuf":
                 raise ValueError(f"{p}: dtype {dt} is not a real numeric type (complex, "
                                  "object and text arrays are refused)")
-            if img.ndim in (2, 3) and dt.kind in "biu" and dt.itemsize <= 2 and img.size:
+            one_image = img.ndim == 2 or (img.ndim == 3 and axis == -1)
+            if one_image and dt.kind in "biu" and dt.itemsize <= 2 and img.size:
                 c = img.shape[2] if img.ndim == 3 else 1
                 acc = sums.get(dt.str)
                 if acc is None:
                     acc = sums[dt.str] = _IntegerSums(dt, c, seen.get((dt.str, c)))
                 acc.add(img.reshape(1, img.shape[0], img.shape[1], c))
-            else:
-                rs.update(img, channel_axis=-1 if img.ndim == 3 else None)
+            else:  # floats, wide integers, stacks and batches of .npy files
+                rs.update(img, channel_axis=axis)
             channels = c_img
             examples.setdefault(dt.name, str(p))
             del img  # free it before the next decode, which can then reuse its (cached) memory
