@@ -682,11 +682,11 @@ class _Level:
         self.ix, self.iy = ix, iy
         self.s_ref = deriv.smooth(r)
         self.s_mov = deriv.smooth(m)
-        # coarse levels only start the next one: bilinear warps (a quarter of the cost of
-        # cubic ones) and a loose stopping rule; the finest level is cubic and tight
-        self.order = 3 if lev == 0 else 1
-        self.coeffs = (ndi.spline_filter(self.s_mov, order=3, mode="mirror", output=r.dtype)
-                       if self.order == 3 else self.s_mov)
+        # coarse levels only start the next one: a loose stopping rule. Their warps stay
+        # cubic: bilinear ones leave a bias of ~1e-5 px that the finest level's few
+        # iterations do not remove entirely
+        self.order = 3
+        self.coeffs = ndi.spline_filter(self.s_mov, order=3, mode="mirror", output=r.dtype)
         self.stop_px = _STOP_PX if lev == 0 else _STOP_PX_COARSE
         axx, axy, ayy, lmin, lmax, det, ex, ey = _tensor(ix, iy, sigma_window)
         rel = RELATIVE_THRESHOLD if lev == 0 else _COARSE_THRESHOLD
@@ -805,7 +805,7 @@ def lucas_kanade(
         levels allow 3 times as many). Each warps the moving frame by the current flow
         and solves for the remaining displacement. A level stops early once all but 1 %
         of its pixels moved by at most 1e-4 px in the last iteration (0.01 px of their
-        own on coarse levels, which only start the next level and use bilinear warps).
+        own on coarse levels, which only start the next level).
     min_eigenvalue : float or None
         Threshold on the smaller structure-tensor eigenvalue, in (image units / px)^2
         (>= 0). None (default): ``RELATIVE_THRESHOLD`` (1e-4) of the image-mean trace of
