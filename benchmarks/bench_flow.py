@@ -9,21 +9,33 @@ Convention: moving(x + u, y + v) = reference(x, y). EPE = mean |(u, v) - truth| 
 interior (a 32 px border is excluded: the shifted frames wrap around).
 
 Baselines, measured in the same run: single-scale one-step dense LK (the textbook recipe),
-and scikit-image's ``optical_flow_ilk`` when it is installed (benchmark-only, optional).
-Targets (issue 6): EPE <= 0.005 px for shifts up to 2.5 px and <= 0.05 px at 5 px on
-band-pass noise; <= 300 ms per 512x512 pair.
+stimgen without the forward-backward check (``consistency=False``: half the work), the
+implementation before the brightness / consistency / stopping-rule changes (loaded from
+git history, commit ``BASELINE_COMMIT``, when git is available), and scikit-image's
+``optical_flow_ilk`` when it is installed (benchmark-only, optional).
+Targets: EPE <= 0.005 px for shifts up to 2.5 px and <= 0.05 px at 5 px on band-pass
+noise; median EPE <= 0.001 px on 512x512 band-pass noise shifted by (2.2, -1.4) px, timed
+against the baseline in interleaved rounds (the ratio is printed).
 
-Run: python benchmarks/bench_flow.py [--repeat 3]
+Run: python benchmarks/bench_flow.py [--repeat 3] [--rounds 7]
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
+import types
+from pathlib import Path
 
 import numpy as np
 
 from stimgen.flow import lucas_kanade
+
+#: the flow module before brightness normalization, the consistency check and the
+#: stopping rule (the timing baseline)
+BASELINE_COMMIT = "b263ecf"
 
 N = 512
 MARGIN = 32
@@ -90,13 +102,40 @@ def timed(fn, repeat: int):
     return out, best * 1e3
 
 
-def methods():
+def baseline_module():
+    """``stimgen/flow.py`` as of BASELINE_COMMIT, imported as ``stimgen._flow_baseline``
+    (None when git or the commit is not available)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        src = subprocess.run(
+            ["git", "-C", str(root), "show", f"{BASELINE_COMMIT}:stimgen/flow.py"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        print(f"git or commit {BASELINE_COMMIT} not available: no baseline of the old flow")
+        return None
+    mod = types.ModuleType("stimgen._flow_baseline")
+    mod.__package__ = "stimgen"
+    sys.modules[mod.__name__] = mod
+    exec(compile(src, f"{BASELINE_COMMIT}:stimgen/flow.py", "exec"), mod.__dict__)
+    return mod
+
+
+def methods(baseline):
     m = {
         "stimgen": lambda a, b: _lk(a, b),
+        "stimgen no check": lambda a, b: _lk(a, b, consistency=False),
         "stimgen sobel": lambda a, b: _lk(a, b, derivative="sobel"),
         # textbook recipe: no pyramid, one solve, reliability = conditioning only
         "1-step LK": lambda a, b: _lk(a, b, levels=1, iterations=1, consistency=False),
     }
+    if baseline is not None:
+
+        def before(a, b):
+            r = baseline.lucas_kanade(a, b)
+            return r.u, r.v
+
+        m[f"before ({BASELINE_COMMIT})"] = before
     try:
         from skimage.registration import optical_flow_ilk
     except ImportError:
@@ -120,7 +159,9 @@ def _lk(a, b, **kw):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=3, help="timing repeats (best is kept)")
+    p.add_argument("--rounds", type=int, default=7, help="interleaved rounds vs the baseline")
     args = p.parse_args()
+    baseline = baseline_module()
     rng = np.random.default_rng(2024)
     cases = []
     for name, img in (("band-pass 16px", bandpass_noise(N, 16.0, rng)), ("1/f", pink_noise(N, rng))):
@@ -132,7 +173,7 @@ def main() -> None:
     cases.append(("band-pass waves", "rotation 1 deg (<=6.3 px)", (0.2 * ref).astype(np.float32),
                   (0.2 * mov).astype(np.float32), ut, vt))
 
-    meth = methods()
+    meth = methods(baseline)
     names = list(meth)
     print(f"{N}x{N} float32 pairs, EPE in px over the interior (border {MARGIN} px), "
           f"time = best of {args.repeat} in ms")
@@ -163,7 +204,7 @@ def main() -> None:
           f"{'PASS' if large <= 0.05 else 'FAIL'}")
     print(f"target <= 300 ms per pair:                        median {med_ms:.0f} ms "
           f"(worst {worst_ms:.0f})  {'PASS' if med_ms <= 300 else 'FAIL'}")
-    for base in ("skimage ilk", "1-step LK"):
+    for base in ("skimage ilk", "1-step LK", f"before ({BASELINE_COMMIT})", "stimgen no check"):
         if base not in results:
             continue
         b = results[base]
@@ -171,6 +212,41 @@ def main() -> None:
         time_ratio = np.median([x[3] / y[3] for x, y in zip(b, sg, strict=True)])
         print(f"vs {base}: median EPE ratio {base}/stimgen = {epe_ratio:.3g}, "
               f"time ratio = {time_ratio:.2f}")
+
+
+    speed_vs_baseline(baseline, args.rounds)
+
+
+def speed_vs_baseline(baseline, rounds: int) -> None:
+    """512x512 band-pass noise shifted by (2.2, -1.4) px: median time over interleaved
+    rounds of stimgen (default options, and without the check) and the baseline."""
+    rng = np.random.default_rng(15)
+    img = bandpass_noise(N, 16.0, rng)
+    a = (0.2 * img).astype(np.float32)
+    b = (0.2 * fourier_shift(img, 2.2, -1.4)).astype(np.float32)
+    fns = {
+        "stimgen": lambda: lucas_kanade(a, b),
+        "stimgen no check": lambda: lucas_kanade(a, b, consistency=False),
+    }
+    if baseline is not None:
+        fns["before"] = lambda: baseline.lucas_kanade(a, b)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    epe_med = {}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            r = fn()
+            times[k].append(time.perf_counter() - t0)
+            err = np.hypot(r.u - 2.2, r.v + 1.4)[MARGIN:-MARGIN, MARGIN:-MARGIN]
+            epe_med[k] = float(np.nanmedian(err))
+    print()
+    print(f"512x512 band-pass noise, shift (2.2, -1.4) px, median of {rounds} interleaved rounds:")
+    for k in fns:
+        print(f"  {k:18s} {1e3 * np.median(times[k]):7.0f} ms   median EPE {epe_med[k]:.6f} px  "
+              f"{'PASS' if epe_med[k] <= 0.001 else 'FAIL'} (<= 0.001 px)")
+    if baseline is not None:
+        for k in ("stimgen", "stimgen no check"):
+            print(f"  time ratio before / {k}: {np.median(times['before']) / np.median(times[k]):.2f}")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,13 @@ CONSISTENCY_PX = 0.5
 #: and iterations per level (times ``iterations``; they cost little there)
 _COARSE_THRESHOLD = 1e-2
 _COARSE_ITERATIONS = 3
+#: stopping rule: a level's iterations end once at most _STOP_SHARE of its pixels moved by
+#: more than _STOP_PX (finest level, px) or _STOP_PX_COARSE (coarse levels, their px)
+_STOP_PX = 1e-4
+_STOP_PX_COARSE = 0.01
+_STOP_SHARE = 0.01
+#: phase-correlation peaks tried (besides zero) as starts of the coarsest level
+_CANDIDATE_PEAKS = 3
 #: smallest image side (px) accepted, and smallest side of a pyramid level
 MIN_SIZE_PX = 8
 _MIN_LEVEL_SIZE_PX = 16
@@ -560,10 +567,11 @@ def _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, threshold):
     return mxx, mxy, myy
 
 
-def _warp(coeffs: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Cubic B-spline samples of the image whose spline coefficients are ``coeffs``."""
+def _warp(coeffs: np.ndarray, rows: np.ndarray, cols: np.ndarray, order: int) -> np.ndarray:
+    """Samples of the image whose B-spline coefficients of ``order`` are ``coeffs``
+    (cubic: prefiltered coefficients; linear: the image itself)."""
     return ndi.map_coordinates(
-        coeffs, [rows, cols], order=3, prefilter=False, mode="mirror", output=coeffs.dtype
+        coeffs, [rows, cols], order=order, prefilter=False, mode="mirror", output=coeffs.dtype
     )
 
 
@@ -595,6 +603,7 @@ def _coarse_to_fine(
 ) -> dict[str, Any]:
     """The flow from ``ref`` to ``mov`` (both on the internal scale) and the finest
     level's tensor products (see :func:`lucas_kanade`, Notes)."""
+    starts = _candidate_shifts(ref, mov) if n_levels > 1 else [(0.0, 0.0)]
     refs, movs = [ref], [mov]
     for _ in range(n_levels - 1):
         refs.append(_downsample(refs[-1]))
@@ -602,57 +611,130 @@ def _coarse_to_fine(
 
     u = v = None
     for lev in range(n_levels - 1, -1, -1):
-        r, m = refs[lev], movs[lev]
-        shape = r.shape
+        lv = _Level(refs[lev], movs[lev], deriv, sigma_window, lev, min_eigenvalue)
+        n_iter = iterations if lev == 0 else _COARSE_ITERATIONS * iterations
         if u is None or v is None:
-            u = np.zeros(shape, r.dtype)
-            v = np.zeros(shape, r.dtype)
+            # coarsest level: start from each candidate translation, keep per pixel the
+            # result whose warped frame matches the reference best (windowed residual)
+            best = None
+            k = 2.0 ** -lev
+            for dx, dy in starts:
+                cu, cv, step = lv.iterate(np.full(lv.shape, dx * k, lv.dtype),
+                                          np.full(lv.shape, dy * k, lv.dtype), n_iter)
+                res = lv.residual(cu, cv)
+                if best is None:
+                    best = [res, cu, cv]
+                else:
+                    better = res < best[0]
+                    best = [np.where(better, res, best[0]), np.where(better, cu, best[1]),
+                            np.where(better, cv, best[2])]
+            assert best is not None
+            u, v = best[1], best[2]
         else:
-            u = _upsample_flow(u, shape)
-            v = _upsample_flow(v, shape)
+            u, v, step = lv.iterate(_upsample_flow(u, lv.shape), _upsample_flow(v, lv.shape),
+                                    n_iter)
+    assert u is not None and v is not None  # at least one level ran
+    return {"u": u, "v": v, "lmin": lv.lmin, "lmax": lv.lmax, "ex": lv.ex, "ey": lv.ey,
+            "thr": lv.thr, "xx": lv.xx, "yy": lv.yy, "last_update": step}
+
+
+def _candidate_shifts(ref: np.ndarray, mov: np.ndarray) -> list[tuple[float, float]]:
+    """Zero and the whole-pixel translations of the strongest phase-correlation peaks
+    (Hann-windowed frames): starting points for the coarsest pyramid level."""
+    h, w = ref.shape
+    win = np.outer(np.hanning(h), np.hanning(w))
+    cross = np.fft.rfft2(mov * win) * np.conj(np.fft.rfft2(ref * win))
+    mag = np.abs(cross)
+    top = float(mag.max()) if mag.size else 0.0
+    out = [(0.0, 0.0)]
+    if not top > 0:
+        return out
+    corr = np.fft.irfft2(cross / (mag + 1e-6 * top), s=(h, w))
+    for _ in range(_CANDIDATE_PEAKS):
+        iy, ix = np.unravel_index(int(np.argmax(corr)), corr.shape)
+        dy = float(iy - h if iy > h // 2 else iy)
+        dx = float(ix - w if ix > w // 2 else ix)
+        if all(abs(dx - a) + abs(dy - b) > 1 for a, b in out):
+            out.append((dx, dy))
+        ys = np.arange(iy - 2, iy + 3) % h
+        xs = np.arange(ix - 2, ix + 3) % w
+        corr[np.ix_(ys, xs)] = -np.inf
+    return out
+
+
+class _Level:
+    """One pyramid level: the reference's derivatives and tensor, and the iteration."""
+
+    def __init__(self, r: np.ndarray, m: np.ndarray, deriv: _Derivatives,
+                 sigma_window: float, lev: int, min_eigenvalue: float | None) -> None:
+        self.shape = r.shape
+        self.dtype = r.dtype
+        self.sigma = sigma_window
         ix, iy = deriv.gradient(r)
         # gradients within the derivative kernel's reach of the border see mirrored data
         # (which turns a grating into a chevron): leave them out of every window sum
-        rim = deriv.rim
+        self.rim = rim = deriv.rim
         for g in (ix, iy):
             g[:rim] = 0
             g[-rim:] = 0
             g[:, :rim] = 0
             g[:, -rim:] = 0
-        s_ref = deriv.smooth(r)
-        s_mov = deriv.smooth(m)
-        coeffs = ndi.spline_filter(s_mov, order=3, mode="mirror", output=r.dtype)
+        self.ix, self.iy = ix, iy
+        self.s_ref = deriv.smooth(r)
+        self.s_mov = deriv.smooth(m)
+        # coarse levels only start the next one: a loose stopping rule. Their warps stay
+        # cubic: bilinear ones leave a bias of ~1e-5 px that the finest level's few
+        # iterations do not remove entirely
+        self.order = 3
+        self.coeffs = ndi.spline_filter(self.s_mov, order=3, mode="mirror", output=r.dtype)
+        self.stop_px = _STOP_PX if lev == 0 else _STOP_PX_COARSE
         axx, axy, ayy, lmin, lmax, det, ex, ey = _tensor(ix, iy, sigma_window)
         rel = RELATIVE_THRESHOLD if lev == 0 else _COARSE_THRESHOLD
         rel_thr = rel * float(np.mean(axx + ayy, dtype=np.float64))
-        thr = rel_thr if (lev > 0 or min_eigenvalue is None) else min_eigenvalue
-        trace_t = ix * ix + iy * iy
-        trace_a = axx + ayy
-        mxx, mxy, myy = _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, thr)
-        yy, xx = np.indices(shape, dtype=r.dtype)
-        for _ in range(iterations if lev == 0 else _COARSE_ITERATIONS * iterations):
+        self.thr = rel_thr if (lev > 0 or min_eigenvalue is None) else min_eigenvalue
+        self.lmin, self.lmax, self.ex, self.ey = lmin, lmax, ex, ey
+        self.trace_t = ix * ix + iy * iy
+        self.trace_a = axx + ayy
+        self.m = _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, self.thr)
+        self.yy, self.xx = np.indices(self.shape, dtype=r.dtype)
+
+    def residual(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Windowed mean squared difference between the warped moving and the reference
+        frame; infinite where the flow points outside the moving frame."""
+        d = _warp(self.coeffs, self.yy + v, self.xx + u, self.order) - self.s_ref
+        res = _window(d * d, self.sigma)
+        res[~_inside(self.xx + u, self.yy + v, self.shape)] = np.inf
+        return res
+
+    def iterate(self, u: np.ndarray, v: np.ndarray, n_iter: int):
+        """Up to ``n_iter`` warping iterations from ``(u, v)``; returns ``u, v`` and the
+        length of the last iteration's change (px)."""
+        ix, iy, xx, yy, sigma = self.ix, self.iy, self.xx, self.yy, self.sigma
+        mxx, mxy, myy = self.m
+        step = np.zeros(self.shape, self.dtype)
+        for _ in range(n_iter):
             # Linearize around the current per-pixel warp but let the window move as the
             # smoothed field (u_s, v_s): exact for affine flows, no null space (see Notes)
-            us = _smooth_flow(u, sigma_window)
-            vs = _smooth_flow(v, sigma_window)
+            us = _smooth_flow(u, sigma)
+            vs = _smooth_flow(v, sigma)
             gain = None
             if u.any() or v.any():
-                it = _warp(coeffs, yy + v, xx + u) - s_ref
+                it = _warp(self.coeffs, yy + v, xx + u, self.order) - self.s_ref
                 it -= ix * (u - us) + iy * (v - vs)
                 # no data where the flow points outside the moving frame or into its
                 # rim (smoothed with mirrored pixels): those pixels keep the smoothed
                 # estimate; the update is rescaled by the valid share of the tensor
-                out = ~_inside(xx + u, yy + v, shape, rim)
+                out = ~_inside(xx + u, yy + v, self.shape, self.rim)
                 if out.any():
                     it[out] = 0
-                    lost = _window(np.where(out, trace_t, 0), sigma_window)
+                    lost = _window(np.where(out, self.trace_t, 0), sigma)
                     with np.errstate(divide="ignore", invalid="ignore"):
-                        share = 1 - lost / trace_a
+                        share = 1 - lost / self.trace_a
                     gain = 1 / np.clip(np.nan_to_num(share, nan=1.0), _MIN_VALID_SHARE, 1)
             else:  # exactly zero flow: no interpolation, identical frames stay at 0
-                it = s_mov - s_ref
-            bx = _window(ix * it, sigma_window)
-            by = _window(iy * it, sigma_window)
+                it = self.s_mov - self.s_ref
+            bx = _window(ix * it, sigma)
+            by = _window(iy * it, sigma)
             du = mxx * bx + mxy * by
             dv = mxy * bx + myy * by
             if gain is not None:
@@ -662,9 +744,11 @@ def _coarse_to_fine(
             dv += vs - v
             u = u + du
             v = v + dv
-    assert u is not None and v is not None  # at least one level ran
-    return {"u": u, "v": v, "lmin": lmin, "lmax": lmax, "ex": ex, "ey": ey, "thr": thr,
-            "xx": xx, "yy": yy, "last_update": np.hypot(du, dv)}
+            step = np.hypot(du, dv)
+            # stopping rule: all but 1 % of the pixels have converged
+            if np.count_nonzero(step > self.stop_px) <= _STOP_SHARE * step.size:
+                break
+        return u, v, step
 
 
 def _forward_backward_error(fwd: dict[str, Any], bwd: dict[str, Any]) -> np.ndarray:
@@ -717,8 +801,11 @@ def lucas_kanade(
         :func:`auto_levels` on the reference frame, which keeps narrow-band patterns
         resolved (not aliased) at the coarsest level.
     iterations : int
-        Warping iterations per level, in [1, 100]. Each warps the moving frame by the
-        current flow and solves for the remaining displacement.
+        Largest number of warping iterations at the finest level, in [1, 100] (coarse
+        levels allow 3 times as many). Each warps the moving frame by the current flow
+        and solves for the remaining displacement. A level stops early once all but 1 %
+        of its pixels moved by at most 1e-4 px in the last iteration (0.01 px of their
+        own on coarse levels, which only start the next level).
     min_eigenvalue : float or None
         Threshold on the smaller structure-tensor eigenvalue, in (image units / px)^2
         (>= 0). None (default): ``RELATIVE_THRESHOLD`` (1e-4) of the image-mean trace of
@@ -772,7 +859,9 @@ def lucas_kanade(
     the updates of windows that contain them are scaled by the share of the tensor that
     remains. Window sums use in-frame pixels only. Rank-1 pixels are solved with the
     pseudo-inverse (normal flow only). Identical frames give exactly zero flow: no
-    interpolation happens while the flow is exactly zero.
+    interpolation happens while the flow is exactly zero. The coarsest level is started
+    from zero and from the strongest whole-pixel phase-correlation translations, and keeps
+    per pixel the start with the smallest windowed residual.
 
     A pixel is **reliable** when (1) the smaller eigenvalue reaches the threshold (the
     flow is determined, not only its normal component), (2) ``(x + u, y + v)`` lies in

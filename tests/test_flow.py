@@ -7,6 +7,7 @@ the rotated coordinates. Convention under test: moving(x + u, y + v) = reference
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -412,6 +413,7 @@ def test_cli_levels_message(capsys):
 
 
 # -- natural images: brightness changes and what "reliable" means (issue 10, items 3-4) --
+@functools.lru_cache(maxsize=1)
 def photo() -> np.ndarray:
     """A real photograph shipped with matplotlib (600x512 px gray, values in [0, 1])."""
     from matplotlib import cbook
@@ -427,6 +429,14 @@ def pink_noise(n: int, rng) -> np.ndarray:
     f[0, 0] = np.inf
     a = np.fft.ifft2(np.fft.fft2(rng.standard_normal((n, n))) / f).real
     return (a - a.mean()) / a.std()
+
+
+@functools.lru_cache(maxsize=8)
+def leaves(n: int, seed: int) -> np.ndarray:
+    """:func:`dead_leaves` of side ``n`` from ``default_rng(seed)``, computed once."""
+    out = dead_leaves(n, np.random.default_rng(seed))
+    out.flags.writeable = False
+    return out
 
 
 def dead_leaves(n: int, rng, disks: int = 250) -> np.ndarray:
@@ -457,13 +467,12 @@ def occlusion_scene(background: np.ndarray, n: int, seed: int, bg_shift, amp, ob
     """
     from scipy import ndimage as ndi
 
-    rng = np.random.default_rng(seed)
     pad, o = 100, 60.0
     bgc = ndi.spline_filter(background, 3, mode="mirror")
-    obj = dead_leaves(n + 2 * pad, rng)
+    obj = leaves(n + 2 * pad, seed)
     objc = ndi.spline_filter(obj, 3)
     yy, xx = np.mgrid[:n, :n].astype(float)
-    ph = rng.uniform(0, 2 * np.pi, 4)
+    ph = np.random.default_rng(seed + 1).uniform(0, 2 * np.pi, 4)
 
     def w(x, y):
         wx = bg_shift[0] + amp * np.sin(2 * np.pi * y / (1.3 * n) + ph[0]) \
@@ -515,7 +524,7 @@ def face() -> np.ndarray:
 @pytest.mark.parametrize("image", ["photo", "dead_leaves"])
 @pytest.mark.parametrize(("gain", "offset"), [(1.1, 0.0), (0.9, 0.05), (1.0, 0.1)])
 def test_global_brightness_change_creates_no_flow(face, image, gain, offset):
-    ref = face if image == "photo" else dead_leaves(256, np.random.default_rng(2))[:256, :256]
+    ref = face if image == "photo" else leaves(256, 2)
     dx, dy = 0.4, -0.3
     mov = gain * fourier_shift(ref, dx, dy) + offset
     res = lucas_kanade(ref, mov)
@@ -567,7 +576,7 @@ SCENES = [
 def test_reliable_means_accurate_on_scenes_with_occlusions(background, bg_shift, amp,
                                                            obj_shift):
     n = 384
-    bg = photo() if background == "photo" else dead_leaves(n + 300, np.random.default_rng(9))
+    bg = photo() if background == "photo" else leaves(n + 300, 9)
     ref, mov, ut, vt, truth = occlusion_scene(bg, n, 1, bg_shift, amp, obj_shift,
                                               quantize=background == "photo")
     assert np.hypot(ut, vt)[truth].max() > 7  # large displacements, not a sub-pixel test
