@@ -361,12 +361,13 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
+        import os
         from pathlib import Path
 
         import numpy as np
 
         from .contrast import quantize
-        from .io import atomic_directory, write_png
+        from .io import atomic_directory, stimulus_set_of, write_png
         from .noise import bandpass_noise
 
         g = geometry_from_args(args)
@@ -418,6 +419,10 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
             files = []
             names = [f"noise_{i:04d}.{ext}" for i in range(len(images))
                      for ext in (("npy", "png") if pngs else ("npy",))] + ["record.json"]
+            inside = stimulus_set_of(Path(os.path.abspath(out)).parent)
+            if inside is not None:
+                raise ValueError(f"--out {out} is inside the stimulus set {inside}; write the "
+                                 "noise elsewhere")
             with atomic_directory(out, force=args.force, kinds=("record.json",)) as tmp:
                 for i, img in enumerate(images):
                     np.save(tmp / f"noise_{i:04d}.npy", img)

@@ -371,6 +371,12 @@ def case_noise_force_over_a_users_npy(tmp, capsys, monkeypatch):
     code, err = cli(capsys, *NOISE, "--out", tmp / "n.npy", "--force")
     assert code == 2 and "not listed as stimgen's by a noise record n.json" in err
     assert np.array_equal(np.load(tmp / "n.npy"), np.arange(3))
+    s = make_set(tmp)  # nor into a stimulus set, as a file set or a folder
+    before = tree(s)
+    for out in (s / "n.npy", s / "stimuli" / "noise"):
+        code, err = cli(capsys, *NOISE, "--out", out, "--force")
+        assert code == 2 and f"inside the stimulus set {s}" in err
+    assert tree(s) == before
 
 
 def case_colorize_refuses_existing_inputs_and_sets(tmp, capsys, monkeypatch):
@@ -435,7 +441,7 @@ CASES = {
     "noise --out FILE.npy fails half-way": case_noise_file_set_fails_half_way,
     "noise --out FILE.npy fails while renaming": case_noise_file_set_fails_while_renaming,
     "noise smaller --count leaves no stale PNGs": case_noise_smaller_count_leaves_no_stale_pngs,
-    "noise --force over a user's .npy": case_noise_force_over_a_users_npy,
+    "noise --force over a user's .npy, into a set": case_noise_force_over_a_users_npy,
     "colorize --out: existing, input, inside a set": case_colorize_refuses_existing_inputs_and_sets,
     "regenerate --out: existing, inside a set, a set": case_regenerate_refuses_existing_inputs_and_sets,
 }
