@@ -88,6 +88,9 @@ _STOP_PX_COARSE = 0.01
 _STOP_SHARE = 0.01
 #: phase-correlation peaks tried (besides zero) as starts of the coarsest level
 _CANDIDATE_PEAKS = 3
+#: ... when the pyramid has at least this many levels (the coarsest has <= 1/16 of the
+#: pixels, so the candidates cost little)
+_CANDIDATE_MIN_LEVELS = 3
 #: smallest image side (px) accepted, and smallest side of a pyramid level
 MIN_SIZE_PX = 8
 _MIN_LEVEL_SIZE_PX = 16
@@ -603,11 +606,15 @@ def _coarse_to_fine(
 ) -> dict[str, Any]:
     """The flow from ``ref`` to ``mov`` (both on the internal scale) and the finest
     level's tensor products (see :func:`lucas_kanade`, Notes)."""
-    starts = _candidate_shifts(ref, mov) if n_levels > 1 else [(0.0, 0.0)]
     refs, movs = [ref], [mov]
     for _ in range(n_levels - 1):
         refs.append(_downsample(refs[-1]))
         movs.append(_downsample(movs[-1]))
+    # candidate starts where the coarsest level is small (cheap) and a shift can be large;
+    # phase correlation at the level downsampled 4x (whole pixels there: 4 px)
+    starts = [(0.0, 0.0)]
+    if n_levels >= _CANDIDATE_MIN_LEVELS:
+        starts = [(4 * dx, 4 * dy) for dx, dy in _candidate_shifts(refs[2], movs[2])]
 
     u = v = None
     for lev in range(n_levels - 1, -1, -1):
@@ -859,9 +866,10 @@ def lucas_kanade(
     the updates of windows that contain them are scaled by the share of the tensor that
     remains. Window sums use in-frame pixels only. Rank-1 pixels are solved with the
     pseudo-inverse (normal flow only). Identical frames give exactly zero flow: no
-    interpolation happens while the flow is exactly zero. The coarsest level is started
-    from zero and from the strongest whole-pixel phase-correlation translations, and keeps
-    per pixel the start with the smallest windowed residual.
+    interpolation happens while the flow is exactly zero. With 3 or more levels, the
+    coarsest level is started from zero and from the strongest phase-correlation
+    translations (whole pixels of the level downsampled 4x), and keeps per pixel the
+    start with the smallest windowed residual.
 
     A pixel is **reliable** when (1) the smaller eigenvalue reaches the threshold (the
     flow is determined, not only its normal component), (2) ``(x + u, y + v)`` lies in
