@@ -404,11 +404,11 @@ def _check_options(
     """Validate the options that set the cost, with upper bounds from the image size."""
     side = min(shape)
     sigma_window = val.positive("sigma_window", sigma_window)
-    hi = min(MAX_SIGMA_WINDOW_PX, side / 4)
+    hi = min(MAX_SIGMA_WINDOW_PX, side / 2)
     if sigma_window > hi:
         raise ValueError(
-            f"sigma_window must be in (0, {hi:g}] px for frames of shape {shape} (at most a "
-            f"quarter of the smaller side and {MAX_SIGMA_WINDOW_PX:g} px), got {sigma_window:g}"
+            f"sigma_window must be in (0, {hi:g}] px for frames of shape {shape} (at most "
+            f"half the smaller side and {MAX_SIGMA_WINDOW_PX:g} px), got {sigma_window:g}"
         )
     sigma_derivative = val.positive("sigma_derivative", sigma_derivative)
     hi = min(MAX_SIGMA_DERIVATIVE_PX, side / 8)
@@ -793,7 +793,7 @@ def lucas_kanade(
         Second frame, same shape.
     sigma_window : float
         Standard deviation of the Gaussian integration window in px, in
-        ``(0, min(64, min(H, W) / 4)]``, at every pyramid level. Larger windows average
+        ``(0, min(64, min(H, W) / 2)]``, at every pyramid level. Larger windows average
         more pixels (lower noise, smoother flow).
     derivative : {"gaussian", "sobel"}
         Spatial derivatives: Gaussian derivatives of ``sigma_derivative`` px with ``I_t``
