@@ -88,6 +88,9 @@ _STOP_PX_COARSE = 0.01
 _STOP_SHARE = 0.01
 #: phase-correlation peaks tried (besides zero) as starts of the coarsest level
 _CANDIDATE_PEAKS = 3
+#: ... when the pyramid has at least this many levels (the coarsest has <= 1/16 of the
+#: pixels, so the candidates cost little)
+_CANDIDATE_MIN_LEVELS = 3
 #: smallest image side (px) accepted, and smallest side of a pyramid level
 MIN_SIZE_PX = 8
 _MIN_LEVEL_SIZE_PX = 16
@@ -401,11 +404,11 @@ def _check_options(
     """Validate the options that set the cost, with upper bounds from the image size."""
     side = min(shape)
     sigma_window = val.positive("sigma_window", sigma_window)
-    hi = min(MAX_SIGMA_WINDOW_PX, side / 4)
+    hi = min(MAX_SIGMA_WINDOW_PX, side / 2)
     if sigma_window > hi:
         raise ValueError(
-            f"sigma_window must be in (0, {hi:g}] px for frames of shape {shape} (at most a "
-            f"quarter of the smaller side and {MAX_SIGMA_WINDOW_PX:g} px), got {sigma_window:g}"
+            f"sigma_window must be in (0, {hi:g}] px for frames of shape {shape} (at most "
+            f"half the smaller side and {MAX_SIGMA_WINDOW_PX:g} px), got {sigma_window:g}"
         )
     sigma_derivative = val.positive("sigma_derivative", sigma_derivative)
     hi = min(MAX_SIGMA_DERIVATIVE_PX, side / 8)
@@ -603,11 +606,15 @@ def _coarse_to_fine(
 ) -> dict[str, Any]:
     """The flow from ``ref`` to ``mov`` (both on the internal scale) and the finest
     level's tensor products (see :func:`lucas_kanade`, Notes)."""
-    starts = _candidate_shifts(ref, mov) if n_levels > 1 else [(0.0, 0.0)]
     refs, movs = [ref], [mov]
     for _ in range(n_levels - 1):
         refs.append(_downsample(refs[-1]))
         movs.append(_downsample(movs[-1]))
+    # candidate starts where the coarsest level is small (cheap) and a shift can be large;
+    # phase correlation at the level downsampled 4x (whole pixels there: 4 px)
+    starts = [(0.0, 0.0)]
+    if n_levels >= _CANDIDATE_MIN_LEVELS:
+        starts = [(4 * dx, 4 * dy) for dx, dy in _candidate_shifts(refs[2], movs[2])]
 
     u = v = None
     for lev in range(n_levels - 1, -1, -1):
@@ -786,7 +793,7 @@ def lucas_kanade(
         Second frame, same shape.
     sigma_window : float
         Standard deviation of the Gaussian integration window in px, in
-        ``(0, min(64, min(H, W) / 4)]``, at every pyramid level. Larger windows average
+        ``(0, min(64, min(H, W) / 2)]``, at every pyramid level. Larger windows average
         more pixels (lower noise, smoother flow).
     derivative : {"gaussian", "sobel"}
         Spatial derivatives: Gaussian derivatives of ``sigma_derivative`` px with ``I_t``
@@ -859,9 +866,10 @@ def lucas_kanade(
     the updates of windows that contain them are scaled by the share of the tensor that
     remains. Window sums use in-frame pixels only. Rank-1 pixels are solved with the
     pseudo-inverse (normal flow only). Identical frames give exactly zero flow: no
-    interpolation happens while the flow is exactly zero. The coarsest level is started
-    from zero and from the strongest whole-pixel phase-correlation translations, and keeps
-    per pixel the start with the smallest windowed residual.
+    interpolation happens while the flow is exactly zero. With 3 or more levels, the
+    coarsest level is started from zero and from the strongest phase-correlation
+    translations (whole pixels of the level downsampled 4x), and keeps per pixel the
+    start with the smallest windowed residual.
 
     A pixel is **reliable** when (1) the smaller eigenvalue reaches the threshold (the
     flow is determined, not only its normal component), (2) ``(x + u, y + v)`` lies in

@@ -274,8 +274,8 @@ def test_to_deg_per_s():
         ({"iterations": 0}, "iterations must be an integer >= 1"),
         ({"min_eigenvalue": -1.0}, "min_eigenvalue must be finite and >= 0"),
         # upper bounds (the cost grows with them)
-        ({"sigma_window": 1e6}, r"sigma_window must be in \(0, 8\] px .*shape \(32, 32\).*got 1e\+06"),
-        ({"sigma_window": 9}, r"sigma_window must be in \(0, 8\] px"),
+        ({"sigma_window": 1e6}, r"sigma_window must be in \(0, 16\] px .*shape \(32, 32\).*got 1e\+06"),
+        ({"sigma_window": 17}, r"sigma_window must be in \(0, 16\] px"),
         ({"sigma_derivative": 1e3}, r"sigma_derivative must be in \(0, 4\] px .*got 1000"),
         ({"iterations": 1_000_000}, r"iterations must be an integer in \[1, 100\], got 1000000"),
         ({"iterations": 2.5}, "iterations must be an integer >= 1, got 2.5"),
@@ -606,6 +606,13 @@ def test_without_consistency_reliable_is_conditioning_and_frame_only(noise):
     assert np.all(full[res.reliable])
 
 
+def test_smallest_frames_work_with_the_default_options():
+    ref = bandpass_noise(8, 4.0, seed=3)
+    res = lucas_kanade(ref, ref)
+    assert res.sigma_window == 4.0 and res.levels == 1
+    assert np.all(res.u[res.reliable] == 0)
+
+
 def test_huge_but_finite_values_give_the_same_flow(noise):
     mov = fourier_shift(noise, 1.3, -0.7)
     r1 = lucas_kanade(noise, mov)
@@ -639,7 +646,7 @@ def test_cli_flow_brightness_and_consistency_options(tmp_path, noise, capsys):
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
-        (["--sigma-window", "1e6"], r"sigma_window must be in \(0, 32\] px"),
+        (["--sigma-window", "1e6"], r"sigma_window must be in \(0, 64\] px"),
         (["--iterations", "1000000"], r"iterations must be an integer in \[1, 100\], got 1000000"),
         (["--consistency-px", "-1"], "consistency_px must be finite and > 0, got -1"),
     ],
