@@ -1043,11 +1043,14 @@ def _run_processes(files, *, jobs, on_error, progress, files_per_task, channels=
                    scale=1.0):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    from ._procs import die_with_parent
     from ._progress import Progress
 
     parts = _partitions(files, _task_size(len(files), jobs, files_per_task))
     results: list[Any] = [None] * len(parts)
-    with ProcessPoolExecutor(max_workers=jobs) as pool, Progress(
+    # workers exit when this process dies, however it dies (SIGKILL too)
+    with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool, Progress(
         len(files), "stats", enabled=None if progress else False
     ) as bar:
         token = uuid.uuid4().hex
