@@ -68,7 +68,7 @@ from .filters import (
     design_filter,
     frequency_grid_cpp,
 )
-from .geometry import ViewingGeometry, as_ppd, resolve_shape
+from .geometry import LinearSizeWarning, ViewingGeometry, angular_size_deg, as_ppd, resolve_shape
 from .noise import (
     KINDS,
     VALUE_CONVENTION,
@@ -296,7 +296,10 @@ def drifting_noise(
     record : dict
         Every parameter that made the movie, the velocity in deg/s and px/frame (x
         rightwards, y downwards), the designed band, the temporal-aliasing margin and the
-        seed; :func:`movie_from_record` regenerates the movie bit for bit.
+        seed; :func:`movie_from_record` regenerates the movie bit for bit. ``size_deg`` is
+        the linear frame size ``shape_px / ppd``, ``size_deg_angular`` the exact angle
+        centred on the line of sight (a :class:`~stimgen.geometry.LinearSizeWarning` is
+        issued when a ``size_deg`` above about 14 deg makes them differ by more than 0.5 %).
 
     Raises
     ------
@@ -368,6 +371,7 @@ def drifting_noise(
 
     n_samples = 1 if refresh is None else -(-t_frames // refresh)
     shape, actual_deg = resolve_shape(size_px=size_px, size_deg=size_deg, ppd=p)
+    angular_deg = angular_size_deg(shape, p, requested_deg=size_deg, what="drifting_noise")
     n_px = shape[0] * shape[1]
     weights = _rfft_weights(shape)
 
@@ -399,13 +403,15 @@ def drifting_noise(
     noise_record: dict[str, Any] = {}
     for first in range(0, n_samples, per_chunk):
         count = min(per_chunk, n_samples - first)
-        fields, chunk_record = bandpass_noise(
-            size_px=shape, ppd=p, band_cpd=band_cpd, peak_cpd=peak_cpd, octaves=octaves,
-            family=family, level=level, order=order, orientation_deg=orientation_deg,
-            orientation_bandwidth_deg=orientation_bandwidth_deg, alpha=alpha,
-            rms_contrast=c, mean=0.0, kind=kind, n=count, rng=gen, dtype=np.float64,
-            workers=workers,
-        )
+        with warnings.catch_warnings():  # warned above, once, for the movie
+            warnings.simplefilter("ignore", LinearSizeWarning)
+            fields, chunk_record = bandpass_noise(
+                size_px=shape, ppd=p, band_cpd=band_cpd, peak_cpd=peak_cpd, octaves=octaves,
+                family=family, level=level, order=order, orientation_deg=orientation_deg,
+                orientation_bandwidth_deg=orientation_bandwidth_deg, alpha=alpha,
+                rms_contrast=c, mean=0.0, kind=kind, n=count, rng=gen, dtype=np.float64,
+                workers=workers,
+            )
         if not noise_record:
             noise_record = chunk_record
         for j in range(count):
@@ -441,6 +447,7 @@ def drifting_noise(
         "ppd": p,
         "shape_px": list(shape),
         "size_deg": list(actual_deg) if actual_deg else None,
+        "size_deg_angular": angular_deg,
         "n_frames": t_frames,
         "frame_rate_hz": fps,
         "duration_s": t_frames / fps,
@@ -593,7 +600,8 @@ def spatiotemporal_noise(
     movie : ndarray, shape (T, H, W)
     record : dict
         Parameters, spatial design (cpd), temporal design (Hz), seed;
-        :func:`movie_from_record` regenerates the movie.
+        :func:`movie_from_record` regenerates the movie. ``size_deg`` (linear) and
+        ``size_deg_angular`` (exact) as in :func:`drifting_noise`.
 
     Notes
     -----
@@ -612,6 +620,7 @@ def spatiotemporal_noise(
     shape, actual_deg = resolve_shape(size_px=size_px, size_deg=size_deg, ppd=p)
     if min(shape) < 2:
         raise ValueError(f"frames must be at least 2 x 2 pixels, got {shape}")
+    angular_deg = angular_size_deg(shape, p, requested_deg=size_deg, what="spatiotemporal_noise")
     v.choice("kind", kind, KINDS)
     out_dtype = _float_dtype(dtype)
     c = v.in_range("rms_contrast", rms_contrast, 0.0, 1.0, low_inclusive=False)
@@ -653,6 +662,7 @@ def spatiotemporal_noise(
         "ppd": p,
         "shape_px": list(shape),
         "size_deg": list(actual_deg) if actual_deg else None,
+        "size_deg_angular": angular_deg,
         "n_frames": t_frames,
         "frame_rate_hz": fps,
         "duration_s": t_frames / fps,
