@@ -15,6 +15,15 @@ Conventions
 * YAML 1.1 (PyYAML) traps are reported, not guessed around: ``1e-3`` (no dot) is a string,
   unquoted ``no``/``off``/``yes``/``on`` are booleans, ``010`` is octal 8, ``1:30`` is the
   base-60 number 90, and a repeated key silently keeps the last value.
+* Hostile documents are refused with their line, before anything large is built: each
+  anchored node is read once (aliases share it, as with ``yaml.safe_load``), and a
+  document may hold at most :data:`MAX_YAML_VALUES` values and nest at most
+  :data:`MAX_YAML_DEPTH` levels, both counted with every alias expanded (alias bombs are
+  refused at the alias that crosses the limit). Recursive aliases, characters YAML
+  forbids (NUL, other control characters), lone surrogates, several documents in one
+  file, and explicit tags other than ``!!str !!int !!float !!bool !!null !!seq !!map``
+  (custom ``!tags``, ``!!python/...``, ``!!set``, ``!!omap``, ``!!binary``, ...) on any
+  node are refused too.
 """
 
 from __future__ import annotations
@@ -26,7 +35,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BAD", "Checker", "Problem", "SchemaError", "format_path", "load_yaml"]
+__all__ = [
+    "BAD",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_VALUES",
+    "Checker",
+    "Problem",
+    "SchemaError",
+    "format_path",
+    "load_yaml",
+]
 
 Path = tuple[Any, ...]
 
@@ -37,6 +55,7 @@ _FLOAT_NO_DOT = re.compile(r"^[-+]?(\d[\d_]*)?\.?\d*[eE][-+]?\d+$")
 _OCTAL = re.compile(r"^[-+]?(0[0-7_]+|0o[0-7_]+)$")
 _SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")
 _BOOL_WORDS = {"yes", "no", "on", "off", "y", "n"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def format_path(path: Path) -> str:
@@ -417,13 +436,21 @@ class _Converter:
         import yaml
 
         try:
-            return self.loader.construct_object(node, deep=True)
+            value = self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             what = getattr(exc, "problem", None) or " ".join(str(exc).split())
             msg = f"cannot read this value: {what}"
         except (ValueError, TypeError, OverflowError) as exc:
             tag = str(node.tag).rsplit(":", 1)[-1]
-            msg = f"cannot read {getattr(node, 'value', '')!r} as {tag}: {exc}"
+            raw = str(getattr(node, "value", ""))
+            shown = repr(raw) if len(raw) <= 60 else f"{raw[:40]!r}... ({len(raw):,} characters)"
+            msg = f"cannot read {shown} as {tag}: {exc}"
+        else:
+            bad = _SURROGATE.search(value) if isinstance(value, str) else None
+            if bad is None:
+                return value
+            msg = (f"cannot read this value: it holds the lone surrogate U+{ord(bad.group()):04X} "
+                   "(from a \\u escape), which is not a character and cannot be written as UTF-8")  # fmt: skip
         self.unreadable.append(Problem(_line(node), format_path(path), msg))
         return None
 

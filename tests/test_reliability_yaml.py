@@ -105,6 +105,8 @@ FIXED = [
     ("tag-in-list", doc(display="display: {ppd: 16}\nconditions:\n  - !cond {band_cpd: [1, 2]}\n"), 5,
      r"conditions\[0\]", r"unknown tag '!cond'"),
     ("tag-on-key", doc(display="display: {!k ppd: 16}\n"), 3, r"display", r"unknown tag '!k'"),
+    ("lone-surrogate", doc('description: "a\\ud800b"\n'), 2, r"description",
+     r"the lone surrogate U\+D800 \(from a \\u escape\), which is not a character"),
     ("timestamp-tag", doc("description: !!timestamp 2026-01-01\n"), 2, r"description",
      r"the tag '!!timestamp' is not supported"),
 ]  # fmt: skip
@@ -123,6 +125,10 @@ HELD = [
     ("merge-a-list-of-scalars", doc(display="display: {<<: [1], ppd: 16}\n"), 3, r"display\.<<\[0\]",
      r"cannot merge"),
     ("list-as-key", doc(display="display: {[a]: 1, ppd: 16}\n"), 3, r"display", r"keys must be plain names"),
+    ("huge-integer", doc(display="display: {ppd: 1" + "0" * 5000 + "}\n"), 3, r"display\.ppd",
+     r"cannot read '1000000000000000000000000000000000000000'\.\.\. \(5,001 characters\) as int"),
+    ("impossible-date", doc("description: 2026-13-45\n"), 2, r"description",
+     r"cannot read '2026-13-45' as timestamp: month must be in 1\.\.12"),
     ("unclosed-flow", doc("description: [a, b\n"), 3, r"\(file\)", r"malformed YAML"),
 ]  # fmt: skip
 
