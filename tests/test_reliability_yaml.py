@@ -267,3 +267,16 @@ def test_limits_are_stated_and_reached_exactly(monkeypatch):
     monkeypatch.setattr(_yamlschema, "MAX_YAML_VALUES", 15)
     with pytest.raises(SchemaError, match=r"x.yaml:2: b\[1\]: alias \*a repeats 4 values \(anchor on line 1\)"):
         load_yaml(text, "x.yaml")
+
+
+@pytest.mark.parametrize(("text", "where", "path", "message"), [pytest.param(*c[1:], id=c[0]) for c in FIXED])
+def test_hostile_yaml_gives_one_line_and_exit_2_on_the_command_line(tmp_path, capsys, text, where, path, message):
+    from stimgen.cli import main
+
+    p = tmp_path / "hostile.yaml"
+    p.write_bytes(text.encode("utf-8"))
+    code = main(["run", str(p), "--out", str(tmp_path / "never")])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and "Traceback" not in err and "internal error" not in err
+    assert err.splitlines()[0].startswith(f"{p}:{_expected_line(text, where)}: "), err
+    assert not (tmp_path / "never").exists()
