@@ -15,6 +15,15 @@ Conventions
 * YAML 1.1 (PyYAML) traps are reported, not guessed around: ``1e-3`` (no dot) is a string,
   unquoted ``no``/``off``/``yes``/``on`` are booleans, ``010`` is octal 8, ``1:30`` is the
   base-60 number 90, and a repeated key silently keeps the last value.
+* Hostile documents are refused with their line, before anything large is built: each
+  anchored node is read once (aliases share it, as with ``yaml.safe_load``), and a
+  document may hold at most :data:`MAX_YAML_VALUES` values and nest at most
+  :data:`MAX_YAML_DEPTH` levels, both counted with every alias expanded (alias bombs are
+  refused at the alias that crosses the limit). Recursive aliases, characters YAML
+  forbids (NUL, other control characters), lone surrogates, several documents in one
+  file, and explicit tags other than ``!!str !!int !!float !!bool !!null !!seq !!map``
+  (custom ``!tags``, ``!!python/...``, ``!!set``, ``!!omap``, ``!!binary``, ...) on any
+  node are refused too.
 """
 
 from __future__ import annotations
@@ -26,7 +35,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BAD", "Checker", "Problem", "SchemaError", "format_path", "load_yaml"]
+__all__ = [
+    "BAD",
+    "MAX_YAML_DEPTH",
+    "MAX_YAML_VALUES",
+    "Checker",
+    "Problem",
+    "SchemaError",
+    "format_path",
+    "load_yaml",
+]
 
 Path = tuple[Any, ...]
 
@@ -37,6 +55,7 @@ _FLOAT_NO_DOT = re.compile(r"^[-+]?(\d[\d_]*)?\.?\d*[eE][-+]?\d+$")
 _OCTAL = re.compile(r"^[-+]?(0[0-7_]+|0o[0-7_]+)$")
 _SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")
 _BOOL_WORDS = {"yes", "no", "on", "off", "y", "n"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def format_path(path: Path) -> str:
@@ -84,10 +103,31 @@ class _Lines:
         self.value: dict[Path, int] = {}
         self.key: dict[Path, int] = {}
         self.text: dict[Path, str] = {}
+        # an aliased (or merged) value at path P is read once at path Q: link[P] = Q, and
+        # what lies below P is found below Q
+        self.link: dict[Path, Path] = {}
+
+    def _follow(self, path: Path, *, exact: bool = False) -> Path:
+        """``path`` with any linked prefix (strict, or also the whole path with ``exact``) replaced."""
+        p = tuple(path)
+        for _ in range(len(self.link) + 1):  # links lead to values read earlier: no cycles
+            for i in range(len(p) if exact else len(p) - 1, 0, -1):
+                if p[:i] in self.link:
+                    p = self.link[p[:i]] + p[i:]
+                    break
+            else:
+                return p
+        return p  # pragma: no cover - defensive
+
+    def raw(self, path: Path) -> str | None:
+        """The unquoted text of the scalar at ``path`` (None if quoted, not a scalar or unknown)."""
+        return self.text.get(self._follow(path, exact=True))
 
     def of(self, path: Path, *, key: bool = False) -> int | None:
         """Line of ``path`` (its key line with ``key``), else of its nearest ancestor."""
         p = tuple(path)
+        if p not in (self.key if key else self.value):
+            p = self._follow(p)
         while True:
             table = self.key if key else self.value
             if p in table:
@@ -99,8 +139,54 @@ class _Lines:
             p = p[:-1]
 
 
+#: Most values (mappings, lists, keys and scalars, counted as the document expands every
+#: alias) a YAML document may hold. Experiment files hold a few hundred; the limit stops
+#: alias bombs ("billion laughs": a few hundred bytes of nested aliases that expand to
+#: billions of values) before anything is built.
+MAX_YAML_VALUES = 100_000
+
+#: Deepest nesting of mappings and lists a YAML document may have (also counted as the
+#: document expands every alias). Experiment files nest about five levels deep.
+MAX_YAML_DEPTH = 100
+
+_TAG = "tag:yaml.org,2002:"
+#: Tags a document may give explicitly, by node kind (``!`` alone, "no tag", is also fine).
+#: Everything else (custom ``!tags``, ``!!python/...``, ``!!set``, ``!!omap``, ``!!binary``,
+#: ``!!timestamp``, ...) is refused with its line: stimgen reads plain data only.
+_ALLOWED_TAGS = {
+    "scalar": {_TAG + t for t in ("str", "int", "float", "bool", "null")},
+    "list": {_TAG + "seq"},
+    "mapping": {_TAG + "map"},
+}
+_PLAIN = "stimgen reads plain YAML only (mappings, lists, strings, numbers, true/false, null)"
+
+
+class _Alias:
+    """One use of an alias (``*name``) inside a collection: the anchored node and where."""
+
+    __slots__ = ("anchor", "line", "node")
+
+    def __init__(self, node: Any, anchor: str, line: int) -> None:
+        self.node, self.anchor, self.line = node, anchor, line
+
+
+def _line(node: Any) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_TAG):] if tag.startswith(_TAG) else tag
+
+
 def load_yaml(text: str, source: str) -> tuple[Any, _Lines, list[Problem]]:
     """Parse YAML ``text`` into plain data plus a line map, collecting YAML-level problems.
+
+    Each anchored node is read once, however often it is aliased (aliased mappings and lists
+    are shared, as :func:`yaml.safe_load` shares them). Hostile documents are refused with
+    the line at fault: more than :data:`MAX_YAML_VALUES` values once aliases are expanded
+    (alias bombs), nesting deeper than :data:`MAX_YAML_DEPTH`, recursive aliases
+    (``&a [*a]``), characters YAML forbids (such as NUL), and explicit tags other than the
+    plain ``!!str``, ``!!int``, ``!!float``, ``!!bool``, ``!!null``, ``!!seq`` and ``!!map``.
 
     Parameters
     ----------
@@ -121,13 +207,16 @@ def load_yaml(text: str, source: str) -> tuple[Any, _Lines, list[Problem]]:
     Raises
     ------
     SchemaError
-        If the text is not well-formed YAML (with the parser's line).
+        If the text is not well-formed YAML (with the parser's line), or is refused as above.
     """
     import yaml
 
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, ...)
+        raise SchemaError(source, [_reader_problem(text, exc)]) from None
+    try:
+        node = _compose(loader, source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -143,104 +232,348 @@ def load_yaml(text: str, source: str) -> tuple[Any, _Lines, list[Problem]]:
     problems: list[Problem] = []
     if node is None:
         return None, lines, problems
-    unreadable: list[Problem] = []
-    data = _convert(node, (), loader, lines, problems, unreadable)
-    if unreadable:  # values that could not be built: nothing sensible to check further
-        raise SchemaError(source, problems + unreadable)
+    conv = _Converter(loader, source, lines, problems)
+    data = conv.value(node, ())
+    if conv.unreadable:  # values that could not be built: nothing sensible to check further
+        raise SchemaError(source, problems + conv.unreadable)
     return data, lines, problems
 
 
-def _construct(node: Any, path: Path, loader: Any, unreadable: list[Problem]) -> Any:
-    """``loader.construct_object``; a tag or value it cannot build becomes a located problem."""
+def _reader_problem(text: str, exc: Any) -> Problem:
+    """A located problem for a character the YAML reader refuses."""
+    pos = getattr(exc, "position", None)
+    line = text.count("\n", 0, pos) + 1 if isinstance(pos, int) else None
+    column = pos - text.rfind("\n", 0, pos) if isinstance(pos, int) else None
+    char = getattr(exc, "character", None)
+    code = ord(char) if isinstance(char, str) and len(char) == 1 else char
+    what = f"U+{code:04X}" if isinstance(code, int) else repr(char)
+    if code == 0:
+        what += " (NUL)"
+    where = f" at column {column}" if column is not None else ""
+    msg = (f"malformed YAML: the character {what}{where} is not allowed in YAML (control "
+           "characters other than tab and line breaks are refused): remove it")  # fmt: skip
+    return Problem(line, "(file)", msg)
+
+
+def _compose(loader: Any, source: str) -> Any:
+    """Compose the single document into nodes, without recursion, refusing hostile shapes.
+
+    Like PyYAML's composer, but an alias stays visible as an :class:`_Alias` (so its own
+    line is known), an alias to a node that is still open (a recursive alias) is refused,
+    and so is nesting deeper than :data:`MAX_YAML_DEPTH` or more than
+    :data:`MAX_YAML_VALUES` nodes.
+    """
     import yaml
+    from yaml import events, nodes
 
-    try:
-        return loader.construct_object(node, deep=True)
-    except yaml.YAMLError as exc:
-        what = getattr(exc, "problem", None) or " ".join(str(exc).split())
-        msg = f"cannot read this value: {what}"
-        if str(node.tag).startswith("!") and not str(node.tag).startswith("!!"):
-            msg += f"; custom tags such as {node.tag} are not supported: remove the tag"
-    except (ValueError, TypeError, OverflowError) as exc:
-        tag = str(node.tag).rsplit(":", 1)[-1]
-        msg = f"cannot read {getattr(node, 'value', '')!r} as {tag}: {exc}"
-    unreadable.append(Problem(node.start_mark.line + 1, format_path(path), msg))
-    return None
+    def refuse(line: int, path: Path, msg: str) -> SchemaError:
+        return SchemaError(source, [Problem(line, format_path(path), msg)])
+
+    loader.get_event()  # stream start
+    if loader.check_event(events.StreamEndEvent):
+        loader.get_event()
+        return None
+    loader.get_event()  # document start
+    anchors: dict[str, Any] = {}
+    open_ids: set[int] = set()
+    # open collections: [node, path, key node of the pending mapping value or None]
+    stack: list[list[Any]] = []
+    root: Any = None
+    count = 0
+    while True:
+        path: Path = ()
+        if stack:
+            parent, ppath, pending = stack[-1]
+            if isinstance(parent, nodes.SequenceNode):
+                path = (*ppath, len(parent.value))
+            elif pending is not None:
+                knode = pending.node if isinstance(pending, _Alias) else pending
+                path = (*ppath, knode.value if isinstance(knode, nodes.ScalarNode) else "?")
+            else:
+                path = ppath
+        event = loader.get_event()
+        if isinstance(event, events.AliasEvent):
+            line = event.start_mark.line + 1
+            if event.anchor not in anchors:
+                raise refuse(line, path, f"alias *{event.anchor} refers to no anchor &{event.anchor} defined before it")
+            target = anchors[event.anchor]
+            if id(target) in open_ids:
+                raise refuse(line, path, f"recursive alias: *{event.anchor} lies inside the value it refers to "
+                             f"(anchor &{event.anchor} on line {_line(target)}), so it would expand without end")  # fmt: skip
+            item: Any = _Alias(target, event.anchor, line)
+        elif isinstance(event, events.ScalarEvent | events.SequenceStartEvent | events.MappingStartEvent):
+            count += 1
+            if count > MAX_YAML_VALUES:
+                raise refuse(event.start_mark.line + 1, path,
+                             f"the document holds more than {MAX_YAML_VALUES:,} values, the limit")  # fmt: skip
+            tag, explicit = event.tag, True
+            if tag is None or tag == "!":
+                explicit = False
+            if isinstance(event, events.ScalarEvent):
+                if not explicit:
+                    tag = loader.resolve(nodes.ScalarNode, event.value, event.implicit)
+                item = nodes.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+            else:
+                kind = nodes.SequenceNode if isinstance(event, events.SequenceStartEvent) else nodes.MappingNode
+                if not explicit:
+                    tag = loader.resolve(kind, None, event.implicit)
+                item = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
+            item._stimgen_explicit_tag = explicit
+            if event.anchor is not None:
+                if event.anchor in anchors:
+                    first = _line(anchors[event.anchor])
+                    raise refuse(event.start_mark.line + 1, path, f"duplicate anchor &{event.anchor} (first defined "
+                                 f"on line {first}); YAML anchors must be unique: rename one")  # fmt: skip
+                anchors[event.anchor] = item
+            if not isinstance(event, events.ScalarEvent):
+                open_ids.add(id(item))
+                stack.append([item, path, None])
+                if len(stack) > MAX_YAML_DEPTH:
+                    msg = f"mappings and lists nested more than {MAX_YAML_DEPTH} levels deep, the limit"
+                    shown = format_path(path[:3]) + f"...({len(path) - 3} levels more)"
+                    raise SchemaError(source, [Problem(event.start_mark.line + 1, shown, msg)])
+                continue
+        elif isinstance(event, events.SequenceEndEvent | events.MappingEndEvent):
+            item, _, _ = stack.pop()
+            item.end_mark = event.end_mark
+            open_ids.discard(id(item))
+        else:  # pragma: no cover - the parser emits nothing else inside a document
+            raise yaml.composer.ComposerError(None, None, f"unexpected {type(event).__name__}", event.start_mark)
+        if not stack:
+            root = item
+            break
+        top = stack[-1]
+        if isinstance(top[0], nodes.SequenceNode):
+            top[0].value.append(item)
+        elif top[2] is None:
+            top[2] = item
+        else:
+            top[0].value.append((top[2], item))
+            top[2] = None
+    loader.get_event()  # document end
+    if not loader.check_event(events.StreamEndEvent):
+        event = loader.get_event()
+        msg = "a second YAML document begins here; a stimgen YAML file holds one document: remove the '---'"
+        raise SchemaError(source, [Problem(event.start_mark.line + 1, "(file)", msg)])
+    return root
 
 
-def _convert(node: Any, path: Path, loader: Any, lines: _Lines, problems: list[Problem],
-             unreadable: list[Problem]) -> Any:  # fmt: skip
-    import yaml
+class _Converter:
+    """Nodes -> plain data, each node once (memoized by identity), with the line map.
 
-    lines.value[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        # YAML merge (``<<: *base``): merged pairs come first, explicit keys override them
-        # silently; only a key given twice explicitly is a duplicate. The explicit keys are
-        # noted once per node: flattening rewrites the node (an alias visits it again).
-        explicit = getattr(node, "_stimgen_explicit", None)
-        if explicit is None:
-            explicit = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
-            node._stimgen_explicit = explicit
+    The expanded size and nesting of every value is tracked, so an alias that would make
+    the document exceed :data:`MAX_YAML_VALUES` or :data:`MAX_YAML_DEPTH` is refused at
+    its own line before anything is copied.
+    """
+
+    def __init__(self, loader: Any, source: str, lines: _Lines, problems: list[Problem]) -> None:
+        self.loader, self.source, self.lines, self.problems = loader, source, lines, problems
+        self.unreadable: list[Problem] = []
+        self.memo: dict[int, tuple[Any, Path]] = {}  # id(node) -> (value, path first read at)
+        self.size: dict[int, int] = {}  # id(dict or list built here) -> expanded values
+        self.height: dict[int, int] = {}  # id(dict or list built here) -> nesting levels
+        self.total = 0
+
+    def _measure(self, value: Any) -> tuple[int, int]:
+        if isinstance(value, dict | list):
+            return self.size[id(value)], self.height[id(value)]
+        return 1, 0
+
+    def _count(self, n: int, line: int, path: Path, why: str = "") -> None:
+        self.total += n
+        if self.total > MAX_YAML_VALUES:
+            msg = f"{why}the document expands to more than {MAX_YAML_VALUES:,} values, the limit"
+            raise SchemaError(self.source, [Problem(line, format_path(path), msg)])
+
+    def _refuse_tag(self, node: Any, kind: str, path: Path) -> bool:
+        if not getattr(node, "_stimgen_explicit_tag", False) or node.tag in _ALLOWED_TAGS[kind]:
+            return False
+        tag = _short_tag(str(node.tag))
+        if tag.startswith("!") and not tag.startswith("!!"):
+            msg = f"cannot read this value: unknown tag {tag!r}; custom tags such as {tag} are not supported: remove the tag"
+        elif any(node.tag in tags for tags in _ALLOWED_TAGS.values()):
+            msg = f"cannot read this value: the tag {tag!r} cannot be given to a {kind}: remove the tag"
+        else:
+            msg = f"cannot read this value: the tag {tag!r} is not supported; {_PLAIN}: remove the tag"
+        self.unreadable.append(Problem(_line(node), format_path(path), msg))
+        return True
+
+    def value(self, item: Any, path: Path) -> Any:
+        """The plain value of ``item`` (a node or an alias) read at ``path``."""
+        import yaml
+
+        node = item.node if isinstance(item, _Alias) else item
+        line = item.line if isinstance(item, _Alias) else _line(node)
+        self.lines.value[path] = line
+        if id(node) in self.memo:  # read before: share it, count its expanded size here
+            value, first = self.memo[id(node)]
+            self.lines.link[path] = first
+            size, height = self._measure(value)
+            name = f"*{item.anchor}" if isinstance(item, _Alias) else "this value"
+            if len(path) + height > MAX_YAML_DEPTH:
+                msg = (f"alias {name} nests values {len(path) + height} levels deep here, more than "
+                       f"{MAX_YAML_DEPTH}, the limit")  # fmt: skip
+                raise SchemaError(self.source, [Problem(line, format_path(path), msg)])
+            self._count(size, line, path, f"alias {name} repeats {size:,} values (anchor on line {_line(node)}); with it ")
+            return value
+        self._count(1, line, path)
+        if isinstance(node, yaml.MappingNode):
+            value = None if self._refuse_tag(node, "mapping", path) else self._mapping(node, path)
+        elif isinstance(node, yaml.SequenceNode):
+            value = None
+            if not self._refuse_tag(node, "list", path):
+                value = [self.value(n, (*path, i)) for i, n in enumerate(node.value)]
+                sizes = [self._measure(v) for v in value]
+                self.size[id(value)] = 1 + sum(s for s, _ in sizes)
+                self.height[id(value)] = 1 + max((h for _, h in sizes), default=0)
+        else:
+            value = None if self._refuse_tag(node, "scalar", path) else self._scalar(node, path)
+        self.memo[id(node)] = (value, path)
+        return value
+
+    def _construct(self, node: Any, path: Path) -> Any:
+        """``loader.construct_object``; a value it cannot build becomes a located problem."""
+        import yaml
+
         try:
-            loader.flatten_mapping(node)
+            value = self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             what = getattr(exc, "problem", None) or " ".join(str(exc).split())
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else node.start_mark.line + 1
-            unreadable.append(Problem(line, format_path(path), f"cannot merge: {what}"))
-            return None
-        out: dict[Any, Any] = {}
-        from_merge: set[Any] = set()
-        for knode, vnode in node.value:
-            key = _construct(knode, path, loader, unreadable)
-            if isinstance(key, list | dict):
-                problems.append(Problem(knode.start_mark.line + 1, format_path(path), "keys must be plain names"))
-                continue
-            key = str(key) if not isinstance(key, str) and key is not None else key
-            kpath = (*path, key)
-            merged = id(knode) not in explicit
-            if key in out and (merged or key in from_merge):
-                from_merge.discard(key)  # a merged value overridden: YAML keeps the later one
-            elif key in out:
-                problems.append(
+            msg = f"cannot read this value: {what}"
+        except (ValueError, TypeError, OverflowError) as exc:
+            tag = str(node.tag).rsplit(":", 1)[-1]
+            raw = str(getattr(node, "value", ""))
+            shown = repr(raw) if len(raw) <= 60 else f"{raw[:40]!r}... ({len(raw):,} characters)"
+            msg = f"cannot read {shown} as {tag}: {exc}"
+        else:
+            bad = _SURROGATE.search(value) if isinstance(value, str) else None
+            if bad is None:
+                return value
+            msg = (f"cannot read this value: it holds the lone surrogate U+{ord(bad.group()):04X} "
+                   "(from a \\u escape), which is not a character and cannot be written as UTF-8")  # fmt: skip
+        self.unreadable.append(Problem(_line(node), format_path(path), msg))
+        return None
+
+    def _scalar(self, node: Any, path: Path) -> Any:
+        value = self._construct(node, path)
+        if node.style is None:  # plain (unquoted) scalar: where YAML 1.1 surprises people
+            raw = node.value
+            self.lines.text[path] = raw
+            line = _line(node)
+            if node.tag.endswith(":int") and _OCTAL.match(raw):
+                digits = raw.lstrip("+-").lstrip("0o").replace("_", "") or "0"
+                self.problems.append(
                     Problem(
-                        knode.start_mark.line + 1,
+                        line,
+                        format_path(path),
+                        f"{raw} is read by YAML 1.1 as the octal number {value}; write {int(digits)} "
+                        "without the leading zero (or quote it if you mean text)",
+                    )
+                )
+            elif node.tag.endswith((":int", ":float")) and _SEXAGESIMAL.match(raw):
+                self.problems.append(
+                    Problem(
+                        line,
+                        format_path(path),
+                        f"{raw} is read by YAML 1.1 as the base-60 number {value}; quote it if you mean text",
+                    )
+                )
+        return value
+
+    def _key(self, item: Any, path: Path) -> Any:
+        """A mapping key: a scalar (possibly aliased), as a string unless null; BAD if not."""
+        import yaml
+
+        knode = item.node if isinstance(item, _Alias) else item
+        line = item.line if isinstance(item, _Alias) else _line(knode)
+        if not isinstance(knode, yaml.ScalarNode):
+            self.problems.append(Problem(line, format_path(path), "keys must be plain names"))
+            return BAD
+        if self._refuse_tag(knode, "scalar", path):
+            return BAD
+        if knode.tag == _TAG + "value":  # the YAML 1.1 '=' key is read as text, as PyYAML does
+            return knode.value
+        key = self._construct(knode, path)
+        return str(key) if not isinstance(key, str) and key is not None else key
+
+    def _merge_sources(self, item: Any, mpath: Path, line: int) -> list[tuple[dict[str, Any], Path]]:
+        """The mappings a ``<<`` key merges, highest precedence last (as PyYAML applies them)."""
+        import yaml
+
+        node = item.node if isinstance(item, _Alias) else item
+        if isinstance(node, yaml.SequenceNode):
+            self.lines.value[mpath] = line
+            subs = [(sub, (*mpath, i)) for i, sub in enumerate(node.value)][::-1]
+        else:
+            subs = [(item, mpath)]
+        out = []
+        for sub, spath in subs:
+            snode = sub.node if isinstance(sub, _Alias) else sub
+            if not isinstance(snode, yaml.MappingNode):
+                what = "a list" if isinstance(snode, yaml.SequenceNode) else "a scalar"
+                self.unreadable.append(Problem(sub.line if isinstance(sub, _Alias) else _line(snode),
+                                               format_path(spath),
+                                               f"cannot merge: expected a mapping or list of mappings for "
+                                               f"merging, but found {what}"))  # fmt: skip
+                continue
+            total = self.total  # the merged mapping itself is not part of the document
+            value = self.value(sub, spath)
+            self.total = total if isinstance(sub, _Alias) else self.total
+            if isinstance(value, dict):
+                out.append((value, self.memo[id(snode)][1]))
+        return out
+
+    def _mapping(self, node: Any, path: Path) -> dict[str, Any]:
+        out: dict[Any, Any] = {}
+        merged: dict[Any, tuple[Any, Path]] = {}  # key -> (value, path of the mapping it came from)
+        for knode, vitem in node.value:
+            target = knode.node if isinstance(knode, _Alias) else knode
+            kline = knode.line if isinstance(knode, _Alias) else _line(target)
+            if getattr(target, "tag", None) == _TAG + "merge" and not getattr(target, "_stimgen_explicit_tag", False):
+                # YAML merge (``<<: *base``): merged pairs come first, explicit keys override
+                # them silently; of several merged mappings the first listed wins.
+                for source_map, spath in self._merge_sources(vitem, (*path, "<<"), kline):
+                    for k, v in source_map.items():
+                        merged[k] = (v, spath)
+                continue
+            key = self._key(knode, path)
+            if key is BAD:
+                continue
+            kpath = (*path, key)
+            self._count(1, kline, kpath)
+            if key in out:
+                self.problems.append(
+                    Problem(
+                        kline,
                         format_path(kpath),
-                        f"duplicate key (first given on line {lines.key[kpath]}); "
+                        f"duplicate key (first given on line {self.lines.key[kpath]}); "
                         "YAML would silently keep only the last one",
                     )
                 )
-            if merged:
-                from_merge.add(key)
-            lines.key[kpath] = knode.start_mark.line + 1
-            out[key] = _convert(vnode, kpath, loader, lines, problems, unreadable)
+            self.lines.key[kpath] = kline
+            out[key] = self.value(vitem, kpath)
+        if merged:
+            line = _line(node)
+            full: dict[Any, Any] = {}
+            for k, (v, spath) in merged.items():
+                if k in out:
+                    continue
+                kpath, src = (*path, k), (*spath, k)
+                self.lines.key[kpath] = self.lines.of(src, key=True) or line
+                self.lines.value[kpath] = self.lines.of(src) or line
+                self.lines.link[kpath] = src
+                size, height = self._measure(v)
+                if len(kpath) + height > MAX_YAML_DEPTH:
+                    msg = f"merged values nest {len(kpath) + height} levels deep here, more than {MAX_YAML_DEPTH}, the limit"
+                    raise SchemaError(self.source, [Problem(line, format_path(kpath), msg)])
+                self._count(1 + size, line, kpath, "merged keys ")
+                full[k] = v
+            full.update(out)  # explicit keys override, and come after the merged ones
+            out = {k: full[k] for k in [*merged, *out] if k in full}
+        sizes = [self._measure(v) for v in out.values()]
+        self.size[id(out)] = 1 + sum(1 + s for s, _ in sizes)
+        self.height[id(out)] = 1 + max((h for _, h in sizes), default=0)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(n, (*path, i), loader, lines, problems, unreadable) for i, n in enumerate(node.value)]
-    value = _construct(node, path, loader, unreadable)
-    if node.style is None:  # plain (unquoted) scalar: where YAML 1.1 surprises people
-        raw = node.value
-        lines.text[path] = raw
-        line = node.start_mark.line + 1
-        if node.tag.endswith(":int") and _OCTAL.match(raw):
-            digits = raw.lstrip("+-").lstrip("0o").replace("_", "") or "0"
-            problems.append(
-                Problem(
-                    line,
-                    format_path(path),
-                    f"{raw} is read by YAML 1.1 as the octal number {value}; write {int(digits)} "
-                    "without the leading zero (or quote it if you mean text)",
-                )
-            )
-        elif node.tag.endswith((":int", ":float")) and _SEXAGESIMAL.match(raw):
-            problems.append(
-                Problem(
-                    line,
-                    format_path(path),
-                    f"{raw} is read by YAML 1.1 as the base-60 number {value}; quote it if you mean text",
-                )
-            )
-    return value
 
 
 def _did_you_mean(word: str, options: Iterable[str]) -> str:
@@ -284,7 +617,7 @@ class Checker:
 
     def _wrong(self, path: Path, value: Any, want: str) -> Any:
         hint = ""
-        raw = self.lines.text.get(tuple(path))
+        raw = self.lines.raw(path)
         if isinstance(value, str) and raw is not None and _FLOAT_NO_DOT.match(raw) and "number" in want:
             mant, _, exp = raw.lower().partition("e")
             fixed = (mant if "." in mant else mant + ".0") + "e" + (exp if exp[:1] in "+-" else "+" + exp)

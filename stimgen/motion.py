@@ -68,7 +68,7 @@ from .filters import (
     design_filter,
     frequency_grid_cpp,
 )
-from .geometry import ViewingGeometry, as_ppd, resolve_shape
+from .geometry import LinearSizeWarning, ViewingGeometry, angular_size_deg, as_ppd, resolve_shape
 from .noise import (
     KINDS,
     VALUE_CONVENTION,
@@ -101,6 +101,25 @@ _TEMPORAL_FAMILIES = ("butterworth", "log_gaussian", "ideal", "dog", "gaussian")
 # =========================================================================================
 # Helpers
 # =========================================================================================
+#: Reported directions within this many degrees below 360 are reported as 0 (so rightward
+#: motion never shows as 359.99999 deg, nor a tiny negative angle as 360.0).
+DIRECTION_SNAP_DEG = 1e-6
+
+
+def _wrap_direction_deg(angle_deg: float) -> float:
+    """``angle_deg`` as reported, in [0, 360): values within 1e-6 deg of 360 become 0."""
+    a = float(angle_deg) % 360.0  # -1e-20 % 360.0 is 360.0 in floating point
+    return 0.0 if a >= 360.0 - DIRECTION_SNAP_DEG else a + 0.0  # + 0.0: no -0.0
+
+
+def _velocity_direction_deg(vx: float, vy: float) -> float | None:
+    """Direction of the velocity ``(vx, vy)`` (y downwards), counter-clockwise from
+    rightwards in [0, 360); None for a zero or non-finite velocity."""
+    if not (math.isfinite(vx) and math.isfinite(vy)) or (vx == 0 and vy == 0):
+        return None
+    return _wrap_direction_deg(math.degrees(math.atan2(-vy, vx)))
+
+
 def _cos_sin_deg(angle_deg: float) -> tuple[float, float]:
     """cos and sin of an angle in degrees, exact at multiples of 90 degrees."""
     a = angle_deg % 360.0
@@ -237,7 +256,9 @@ def drifting_noise(
         Speed in degrees of visual angle per second (>= 0; 0 gives a static movie).
     direction_deg : float
         Direction of motion in degrees counter-clockwise from rightwards on the screen:
-        0 rightwards, 90 upwards (towards row 0), 180 leftwards, 270 downwards.
+        0 rightwards, 90 upwards (towards row 0), 180 leftwards, 270 downwards. Any
+        finite angle; it is used and recorded modulo 360, in [0, 360), with angles within
+        1e-6 deg of 360 taken as 0.
     frame_rate_hz : float
         Frame rate of the display in Hz (> 0).
     duration_s : float, optional
@@ -275,7 +296,10 @@ def drifting_noise(
     record : dict
         Every parameter that made the movie, the velocity in deg/s and px/frame (x
         rightwards, y downwards), the designed band, the temporal-aliasing margin and the
-        seed; :func:`movie_from_record` regenerates the movie bit for bit.
+        seed; :func:`movie_from_record` regenerates the movie bit for bit. ``size_deg`` is
+        the linear frame size ``shape_px / ppd``, ``size_deg_angular`` the exact angle
+        centred on the line of sight (a :class:`~stimgen.geometry.LinearSizeWarning` is
+        issued when a ``size_deg`` above about 14 deg makes them differ by more than 0.5 %).
 
     Raises
     ------
@@ -314,6 +338,7 @@ def drifting_noise(
         raise ValueError(f"direction_deg must be a number, got {direction_deg!r}") from None
     if not math.isfinite(direction):
         raise ValueError(f"direction_deg must be finite, got {direction_deg!r}")
+    direction = _wrap_direction_deg(direction)  # recorded in [0, 360), used as recorded
     refresh = None if refresh_frames is None else v.positive_int("refresh_frames", refresh_frames)
     out_dtype = _float_dtype(dtype)
     v.choice("kind", kind, KINDS)
@@ -346,6 +371,7 @@ def drifting_noise(
 
     n_samples = 1 if refresh is None else -(-t_frames // refresh)
     shape, actual_deg = resolve_shape(size_px=size_px, size_deg=size_deg, ppd=p)
+    angular_deg = angular_size_deg(shape, p, requested_deg=size_deg, what="drifting_noise")
     n_px = shape[0] * shape[1]
     weights = _rfft_weights(shape)
 
@@ -377,13 +403,15 @@ def drifting_noise(
     noise_record: dict[str, Any] = {}
     for first in range(0, n_samples, per_chunk):
         count = min(per_chunk, n_samples - first)
-        fields, chunk_record = bandpass_noise(
-            size_px=shape, ppd=p, band_cpd=band_cpd, peak_cpd=peak_cpd, octaves=octaves,
-            family=family, level=level, order=order, orientation_deg=orientation_deg,
-            orientation_bandwidth_deg=orientation_bandwidth_deg, alpha=alpha,
-            rms_contrast=c, mean=0.0, kind=kind, n=count, rng=gen, dtype=np.float64,
-            workers=workers,
-        )
+        with warnings.catch_warnings():  # warned above, once, for the movie
+            warnings.simplefilter("ignore", LinearSizeWarning)
+            fields, chunk_record = bandpass_noise(
+                size_px=shape, ppd=p, band_cpd=band_cpd, peak_cpd=peak_cpd, octaves=octaves,
+                family=family, level=level, order=order, orientation_deg=orientation_deg,
+                orientation_bandwidth_deg=orientation_bandwidth_deg, alpha=alpha,
+                rms_contrast=c, mean=0.0, kind=kind, n=count, rng=gen, dtype=np.float64,
+                workers=workers,
+            )
         if not noise_record:
             noise_record = chunk_record
         for j in range(count):
@@ -419,6 +447,7 @@ def drifting_noise(
         "ppd": p,
         "shape_px": list(shape),
         "size_deg": list(actual_deg) if actual_deg else None,
+        "size_deg_angular": angular_deg,
         "n_frames": t_frames,
         "frame_rate_hz": fps,
         "duration_s": t_frames / fps,
@@ -571,7 +600,8 @@ def spatiotemporal_noise(
     movie : ndarray, shape (T, H, W)
     record : dict
         Parameters, spatial design (cpd), temporal design (Hz), seed;
-        :func:`movie_from_record` regenerates the movie.
+        :func:`movie_from_record` regenerates the movie. ``size_deg`` (linear) and
+        ``size_deg_angular`` (exact) as in :func:`drifting_noise`.
 
     Notes
     -----
@@ -590,6 +620,7 @@ def spatiotemporal_noise(
     shape, actual_deg = resolve_shape(size_px=size_px, size_deg=size_deg, ppd=p)
     if min(shape) < 2:
         raise ValueError(f"frames must be at least 2 x 2 pixels, got {shape}")
+    angular_deg = angular_size_deg(shape, p, requested_deg=size_deg, what="spatiotemporal_noise")
     v.choice("kind", kind, KINDS)
     out_dtype = _float_dtype(dtype)
     c = v.in_range("rms_contrast", rms_contrast, 0.0, 1.0, low_inclusive=False)
@@ -631,6 +662,7 @@ def spatiotemporal_noise(
         "ppd": p,
         "shape_px": list(shape),
         "size_deg": list(actual_deg) if actual_deg else None,
+        "size_deg_angular": angular_deg,
         "n_frames": t_frames,
         "frame_rate_hz": fps,
         "duration_s": t_frames / fps,
@@ -772,8 +804,9 @@ def verify_motion(
     Returns
     -------
     dict
-        ``requested`` and ``measured`` speed (deg/s), direction (degrees, 0 rightwards, 90
-        upwards), velocity ``(vx, vy)`` in deg/s and px/frame (y downwards);
+        ``requested`` and ``measured`` speed (deg/s), direction (degrees in [0, 360), 0
+        rightwards, 90 upwards; within 1e-6 deg of 360 reported as 0), velocity
+        ``(vx, vy)`` in deg/s and px/frame (y downwards);
         ``velocity_error_px_per_frame`` (length of the difference vector),
         ``rel_error`` (that length over the requested speed; None when it is 0),
         ``speed_rel_error``, ``direction_error_deg``, ``reliable_fraction``, ``pairs``,
@@ -843,12 +876,7 @@ def verify_motion(
     meas_speed = math.hypot(mu_deg, mv_deg)
     req_speed = math.hypot(rdx_deg, rdy_deg)
 
-    def direction(x: float, y: float) -> float | None:
-        if not (math.isfinite(x) and math.isfinite(y)) or (x == 0 and y == 0):
-            return None
-        return math.degrees(math.atan2(-y, x)) % 360.0
-
-    d_meas, d_req = direction(mu_deg, mv_deg), direction(rdx_deg, rdy_deg)
+    d_meas, d_req = _velocity_direction_deg(mu_deg, mv_deg), _velocity_direction_deg(rdx_deg, rdy_deg)
     d_err = None
     if d_meas is not None and d_req is not None:
         d_err = (d_meas - d_req + 180.0) % 360.0 - 180.0

@@ -43,7 +43,7 @@ from .filters import (
     check_fits_image,
     design_filter,
 )
-from .geometry import ViewingGeometry, as_ppd, resolve_shape
+from .geometry import ViewingGeometry, angular_size_deg, as_ppd, resolve_shape
 
 __all__ = [
     "KINDS",
@@ -348,7 +348,16 @@ def bandpass_noise(
     record : dict
         Every parameter that made the images (resolved sigmas/cutoffs in the ``filter``
         entry, the design band in cpd with its level, ppd, size, seed): pass it to
-        :func:`noise_from_record` to regenerate them bit for bit.
+        :func:`noise_from_record` to regenerate them bit for bit. ``size_deg`` is the
+        linear size ``shape_px / ppd``; ``size_deg_angular`` the exact angle each side
+        subtends centred on the line of sight (:meth:`ViewingGeometry.px_to_deg_exact`).
+
+    Warns
+    -----
+    LinearSizeWarning
+        When ``size_deg`` is so large (above about 14 deg) that the linear conversion to
+        pixels (``size_deg * ppd``) understates it by more than 0.5 %
+        (:data:`stimgen.geometry.LINEAR_SIZE_TOLERANCE`).
 
     Examples
     --------
@@ -358,6 +367,7 @@ def bandpass_noise(
     """
     p = as_ppd(ppd)
     shape, actual_deg = resolve_shape(size_px=size_px, size_deg=size_deg, ppd=p)
+    angular_deg = angular_size_deg(shape, p, requested_deg=size_deg, what="bandpass_noise")
     filt = make_filter(
         family,
         ppd=p,
@@ -395,6 +405,7 @@ def bandpass_noise(
         "ppd": p,
         "shape_px": list(shape),
         "size_deg": list(actual_deg) if actual_deg else None,
+        "size_deg_angular": angular_deg,
         "band_cpd": None if band_cpd is None else [float(x) for x in band_cpd],
         "peak_cpd": peak_cpd,
         "octaves": octaves,

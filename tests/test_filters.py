@@ -687,3 +687,38 @@ def test_radial_part_defines_the_band():
     h = dog.transfer(f) * LogGaussian(0.08, 0.5).transfer(f)
     assert pb.peak_cpp == pytest.approx(f[np.argmax(h)], rel=1e-3)
     assert (dog * window).passband() == dog.passband()
+
+
+# -- precision near ratio 1 ----------------------------------------------------------------
+def _dog_reference(r: float, w: float, x: float | None = None) -> tuple[float, float]:
+    """(H(x) or the balanced peak value, peak x) of the DoG in 50-digit decimal arithmetic."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as ctx:
+        ctx.prec = 50
+        R, W = Decimal(r), Decimal(w)
+        two_pi2 = 2 * Decimal("3.14159265358979323846264338327950288419716939937510") ** 2
+        r2m1 = R * R - 1
+        xp = ((W * R * R).ln() / (two_pi2 * r2m1)).sqrt()
+        X = xp if x is None else Decimal(x)
+        u = two_pi2 * X * X
+        h = (-u).exp() - W * (-R * R * u).exp()
+        if x is None and w == 1.0:  # closed form of the balanced peak value, as a cross-check
+            closed = (-2 * R.ln() / r2m1).exp() * (1 - 1 / (R * R))
+            assert abs(closed - h) <= abs(h) * Decimal("1e-30")
+        return float(h), float(xp)
+
+
+@pytest.mark.parametrize("r", [1 + 1e-12, 1 + 1e-9, 1 + 1e-7, 1 + 1e-5, 1.001, 1.5, 4.0, 50.0])
+def test_dog_peak_keeps_full_relative_precision_near_ratio_1(r):
+    # r * r - 1 lost it: the peak value was off by 5e-10 (relative) at r = 1 + 1e-9
+    hp_ref, xp_ref = _dog_reference(r, 1.0)
+    pb = DoG(1.0, r).passband()
+    assert pb.peak_cpp == pytest.approx(xp_ref, rel=1e-15, abs=0)
+    assert pb.peak_value == pytest.approx(hp_ref, rel=1e-15, abs=0)
+
+
+@pytest.mark.parametrize(("r", "w", "x"), [(1 + 1e-6, 1 - 1e-9, 0.2), (1 + 1e-9, 1.0, 0.3), (1.5, 0.9, 0.1), (2.0, 1.2, 0.05)])
+def test_dog_transfer_keeps_full_relative_precision_near_ratio_1(r, w, x):
+    h_ref, _ = _dog_reference(r, w, x)
+    assert DoG(1.0, r, weight=w).transfer(x) == pytest.approx(h_ref, rel=1e-15, abs=0)

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stimgen.geometry import ViewingGeometry, as_ppd, resolve_shape
+from stimgen.geometry import (
+    LINEAR_SIZE_TOLERANCE,
+    LinearSizeWarning,
+    ViewingGeometry,
+    as_ppd,
+    linear_size_error,
+    resolve_shape,
+)
 
 # Reference set-up of docs/theory.md: 57 cm from a 53.3 cm wide, 1920 px screen.
 REF = dict(distance_cm=57.0, screen_width_cm=53.3, screen_width_px=1920)
@@ -174,3 +181,136 @@ def test_size_deg_rounds_half_up_and_band_strings_refused():
     assert resolve_shape(size_deg=(8.5, 2.5), ppd=1.0)[0] == (9, 3)
     with pytest.raises(ValueError, match=r"band_cpd must be a pair of numbers \[a, b\], got '15'"):
         DoG.from_band("15", ppd=30)
+
+
+# -- exact angular sizes (linear deg <-> px understates large stimuli) ---------------------
+def _chord_deg(ref, size_px):
+    """Angle of ``size_px`` centred on the line of sight, from the screen in cm (independent of ppd)."""
+    half_cm = size_px / 2 * REF["screen_width_cm"] / REF["screen_width_px"]
+    return math.degrees(2 * math.atan(half_cm / REF["distance_cm"]))
+
+
+@pytest.mark.parametrize("size_px", [1, 36, 287, 717, 1500])
+def test_exact_size_conversion_is_the_subtended_angle(ref, size_px):
+    assert ref.px_to_deg_exact(size_px) == pytest.approx(_chord_deg(ref, size_px), rel=1e-13)
+    assert ref.deg_to_px_exact(ref.px_to_deg_exact(size_px)) == pytest.approx(size_px, rel=1e-13)
+    # the same from ppd alone: the viewing distance cancels
+    g = ViewingGeometry.from_ppd(ref.ppd)
+    assert g.px_to_deg_exact(size_px) == pytest.approx(ref.px_to_deg_exact(size_px), rel=1e-14)
+
+
+def test_exact_and_linear_sizes_agree_at_one_degree_and_differ_above(ref):
+    assert ref.deg_to_px_exact(1.0) == pytest.approx(ref.ppd, rel=1e-14)  # ppd is the central degree
+    # the audit's case: 287 px is 7.9956 deg, not the linear 8.0084
+    assert ref.px_to_deg(287) == pytest.approx(8.0084, abs=5e-5)
+    assert ref.px_to_deg_exact(287) == pytest.approx(7.9956, abs=5e-5)
+    np.testing.assert_allclose(ref.deg_to_px_exact([0.0, 1.0]), [0.0, ref.ppd], rtol=1e-14)
+
+
+@pytest.mark.parametrize(("size_deg", "error"), [(8, 0.0016), (20, 0.0101), (40, 0.0409), (1, 0.0)])
+def test_linear_size_error(ref, size_deg, error):
+    err = linear_size_error(size_deg)
+    assert err == pytest.approx(error, abs=5e-5)
+    assert err == pytest.approx(1 - ref.deg_to_px(size_deg) / ref.deg_to_px_exact(size_deg), rel=1e-9, abs=1e-15)
+
+
+def test_linear_size_tolerance_is_crossed_near_14_deg():
+    assert LINEAR_SIZE_TOLERANCE == 0.005
+    assert linear_size_error(14.06) < LINEAR_SIZE_TOLERANCE < linear_size_error(14.08)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda g: g.deg_to_px_exact(180), r"size_deg must be finite and in \[0, 180\) deg, got 180"),
+        (lambda g: g.deg_to_px_exact(-1), r"size_deg must be finite"),
+        (lambda g: g.px_to_deg_exact(float("nan")), r"size_px must be finite and >= 0, got nan"),
+        (lambda g: linear_size_error(0), r"size_deg must be finite and in \(0, 180\) deg, got 0"),
+    ],
+)
+def test_exact_size_errors(ref, call, match):
+    with pytest.raises(ValueError, match=match):
+        call(ref)
+
+
+def test_large_size_deg_warns_and_records_the_true_angle():
+    from stimgen import bandpass_noise, noise_from_record
+
+    with pytest.warns(LinearSizeWarning, match=r"size_deg 20 became 640 px .* 20 deg need 646.6 px: the linear "
+                      r"conversion understates the size by 1 %") as caught:  # fmt: skip
+        img, rec = bandpass_noise(size_deg=(20, 10), ppd=32, band_cpd=(1, 4), rng=1)
+    assert caught[0].filename == __file__  # stacklevel: the caller's line
+    assert img.shape == (640, 320)  # still linear: old records regenerate bit for bit
+    assert rec["size_deg"] == [20.0, 10.0]
+    assert rec["size_deg_angular"] == pytest.approx([19.80, 9.975], abs=5e-3)
+    assert rec["size_deg_angular"][0] == ViewingGeometry.from_ppd(32).px_to_deg_exact(640)
+    np.testing.assert_array_equal(noise_from_record(rec), img)
+
+
+def test_sizes_in_pixels_and_up_to_14_deg_do_not_warn():
+    from stimgen import bandpass_noise
+
+    # pytest turns warnings into errors: none of these may warn
+    _, rec = bandpass_noise(size_deg=8, ppd=35.8375, band_cpd=(1, 4), rng=1)
+    assert rec["shape_px"] == [287, 287]
+    assert rec["size_deg"][0] == pytest.approx(8.0084, abs=5e-5)
+    assert rec["size_deg_angular"][0] == pytest.approx(7.9956, abs=5e-5)
+    bandpass_noise(size_deg=14.0, ppd=16, band_cpd=(1, 4), rng=1)
+    _, rec = bandpass_noise(size_px=640, ppd=32, band_cpd=(1, 4), rng=1)  # made as given
+    assert rec["size_deg_angular"] == pytest.approx([19.80, 19.80], abs=5e-3)
+
+
+def test_motion_records_the_true_angle_and_warns_for_large_size_deg():
+    from stimgen.motion import drifting_noise, spatiotemporal_noise
+
+    kw = dict(ppd=8, band_cpd=(0.5, 2), frame_rate_hz=60, n_frames=2, rng=1)
+    _, rec = drifting_noise(size_deg=4, speed_deg_s=1.0, **kw)
+    assert rec["size_deg_angular"] == [ViewingGeometry.from_ppd(8).px_to_deg_exact(32)] * 2
+    with pytest.warns(LinearSizeWarning, match=r"^drifting_noise: size_deg 24 became 192 px"):
+        _, rec = drifting_noise(size_deg=24, speed_deg_s=1.0, **kw)
+    assert rec["size_deg"] == [24.0, 24.0] and rec["size_deg_angular"][0] == pytest.approx(23.66, abs=5e-3)
+    with pytest.warns(LinearSizeWarning, match=r"^spatiotemporal_noise: size_deg 24 became 192 px"):
+        _, rec = spatiotemporal_noise(size_deg=24, temporal_band_hz=(0, 20), temporal_family="gaussian", **kw)
+    assert rec["size_deg_angular"][0] == pytest.approx(23.66, abs=5e-3)
+
+
+def test_shipped_experiments_do_not_warn():
+    from pathlib import Path
+
+    from stimgen.experiment import load_experiment
+    from stimgen.geometry import angular_size_deg
+
+    files = sorted((Path(__file__).parent.parent / "experiments").glob("*.yaml"))
+    assert files
+    for f in files:
+        exp = load_experiment(f)
+        ppd = exp["display"]["ppd"] or ViewingGeometry(
+            exp["display"]["distance_cm"], exp["display"]["screen_width_cm"], exp["display"]["screen_width_px"]
+        ).ppd
+        size_deg = exp["stimulus"]["size_deg"]
+        shape, _ = resolve_shape(size_px=exp["stimulus"]["size_px"], size_deg=size_deg, ppd=ppd)
+        angular = angular_size_deg(shape, ppd, requested_deg=size_deg)  # an error if it warned
+        assert max(angular) < 14.0, f
+
+
+# -- local ppd: what it is exactly ----------------------------------------------------------
+def test_local_ppd_is_the_centred_degree_and_says_so(ref):
+    h = math.radians(0.5)
+    px_per_cm = REF["screen_width_px"] / REF["screen_width_cm"]
+    d = REF["distance_cm"]
+    for e_deg in (0.0, 10.0, 30.0, 60.0):
+        e = math.radians(e_deg)
+        # tangential: the degree centred at e, perpendicular to the radius, seen from d / cos e
+        chord_cm = 2 * (d / math.cos(e)) * math.tan(h)
+        assert ref.local_ppd(e_deg, "tangential") == pytest.approx(px_per_cm * chord_cm, rel=1e-14)
+        assert ref.local_ppd(e_deg, "tangential") == pytest.approx(ref.ppd / math.cos(e), rel=1e-14)
+        closed = ref.ppd * math.cos(h) ** 2 / (math.cos(e) ** 2 - math.sin(h) ** 2)
+        assert ref.local_ppd(e_deg, "radial") == pytest.approx(closed, rel=1e-13)
+        # the instantaneous density (derivative) is smaller by (pi / 360) / tan(0.5 deg)
+        deriv_tangential = px_per_cm * (d / math.cos(e)) * math.pi / 180
+        factor = (math.pi / 360) / math.tan(h)
+        assert deriv_tangential == pytest.approx(factor * ref.local_ppd(e_deg, "tangential"), rel=1e-14)
+        assert 1 - factor == pytest.approx(2.54e-5, abs=5e-8)
+    doc = " ".join(ViewingGeometry.local_ppd.__doc__.split())
+    assert "ppd cos^2(0.5) / (cos^2 e - sin^2(0.5))" in doc
+    assert "(pi / 360) / tan(0.5 deg)`` (1 - 2.54e-5)" in doc

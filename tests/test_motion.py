@@ -367,3 +367,44 @@ def test_dynamic_noise_does_not_depend_on_the_generation_chunks(monkeypatch):
     assert np.array_equal(chunked, movie)
     assert rec["n_samples"] == 4
     np.testing.assert_allclose(movie.astype(np.float64).std(axis=(1, 2)), 0.2, rtol=2e-6)
+
+
+# -- directions are reported in [0, 360) -----------------------------------------------------
+@pytest.mark.parametrize("direction", [0.0, -1e-14, 360.0, 720.0, 359.9999999999999, -1e-9])
+def test_rightward_directions_are_reported_as_0(direction):
+    # angles a hair below 0 (or 360) used to be recorded and measured as 359.99999... or 360.0
+    movie, rec = drift(size_px=64, speed_deg_s=2.0, direction_deg=direction, n_frames=3)
+    assert rec["direction_deg"] == 0.0 and rec["velocity_px_per_frame"][1] == 0.0
+    res = verify_motion(movie, rec)
+    assert res["requested"]["direction_deg"] == 0.0
+    assert 0.0 <= res["measured"]["direction_deg"] < 360.0
+
+
+@pytest.mark.parametrize(
+    ("vx", "vy", "expected"),
+    [(1.0, 0.0, 0.0), (1.0, 1e-12, 0.0), (1.0, -1e-12, 5.729577951308232e-11), (1.0, 1e-300, 0.0),
+     (0.0, -1.0, 90.0), (-1.0, 0.0, 180.0), (0.0, 1.0, 270.0), (1.0, 1.0, 315.0),
+     (1.0, math.tan(math.radians(2e-6)), 359.999998), (0.0, 0.0, None), (math.nan, 1.0, None)],
+)  # fmt: skip
+def test_velocity_direction_is_in_0_360(vx, vy, expected):
+    from stimgen.motion import _velocity_direction_deg
+
+    d = _velocity_direction_deg(vx, vy)
+    if expected is None:
+        assert d is None
+    else:
+        assert d == pytest.approx(expected, rel=1e-9, abs=1e-15) and 0.0 <= d < 360.0
+
+
+def test_verify_motion_reports_measured_rightward_motion_in_0_360(monkeypatch):
+    # flow whose median is exactly rightward with a vanishing downward part: 0, not 359.99999...
+    import stimgen.flow as flow
+
+    class Flow:
+        def __init__(self, u, v):
+            self.u, self.v, self.reliable_fraction = u, v, 1.0
+
+    monkeypatch.setattr(flow, "movie_flow", lambda pair, **kw: Flow(0.5, 1e-12))
+    movie, rec = drift(size_px=64, speed_deg_s=2.0, direction_deg=0.0, n_frames=3)
+    res = verify_motion(movie, rec)
+    assert res["measured"]["direction_deg"] == 0.0 and res["direction_error_deg"] == 0.0
