@@ -9,64 +9,74 @@ from typing import Any
 import numpy as np
 
 from ..filters import radial_part
-from .measure import _condition_spectrum
 from .plan import _Plan
+from .pool import ConditionPool
+
+#: PNG zlib level of a set's figures: level 1 writes several times faster than 6.
+FIGURE_COMPRESS_LEVEL = 1
+#: Subplot margins (left, bottom, right, top) of the per-condition figures (two-line titles).
+_MARGINS = (0.13, 0.12, 0.97, 0.82)
 
 
-def _figures(plan: _Plan, results: list, tmp: Path, manifest: dict[str, Any]) -> list[str]:
+def _condition_figure(plan: _Plan, c: Any, pool: ConditionPool, summary: Mapping[str, Any], tmp: Path) -> str:
+    """The measured spectrum of one condition (pooled over its repeats) against its design.
+
+    Drawn as soon as the condition's last stimulus arrives, with the spectrum its summary
+    was measured from, while workers go on with the next conditions.
+    """
     from .. import plotting
 
-    figdir = tmp / "figures"
-    figdir.mkdir()
+    spec = pool.spectrum(plan)
+    fam = c.params["family"]
+    slope = {"power_law": c.params["alpha"], "white": 0.0}.get(fam)
+    title = f"condition {c.index}: {c.label}"
+    if plan.motion:
+        title += "\nfirst frames; " + _speed_text(summary["speed"])
+    fig = plotting.new_figure(margins=_MARGINS)
+    plotting.plot_condition_spectrum(
+        spec, design=None if slope is not None else radial_part(plan.filter(c)),
+        level=c.params["level"], title=title, passed=summary["pass"], alpha=slope, ax=fig.add_subplot(),
+    )  # fmt: skip
+    rel = f"figures/spectrum_{c.folder}.png"
+    (tmp / "figures").mkdir(exist_ok=True)
+    plotting.save(fig, tmp / rel, compress_level=FIGURE_COMPRESS_LEVEL)
+    return rel
+
+
+def _set_figures(plan: _Plan, pools: Mapping[int, ConditionPool], examples: Mapping[int, list[np.ndarray]], tmp: Path) -> list[str]:
+    """The figures over the whole set: the contact sheet of examples, the velocities of movies."""
+    from .. import plotting
+
+    (tmp / "figures").mkdir(exist_ok=True)
     written = []
-    by_cond: dict[int, list[np.ndarray]] = {}
-    examples: dict[int, list[np.ndarray]] = {}
-    for entry, power, img in results:
-        ci = entry["condition"]["index"]
-        by_cond.setdefault(ci, []).append(power)
-        if img is not None:
-            examples.setdefault(ci, []).append(img)
-    for c, summary in zip(plan.conditions, manifest["conditions"], strict=True):
-        spec = _condition_spectrum(plan, by_cond[c.index])
-        fam = c.params["family"]
-        slope = {"power_law": c.params["alpha"], "white": 0.0}.get(fam)
-        title = f"condition {c.index}: {c.label}"
-        if plan.motion:
-            title += "\nfirst frames; " + _speed_text(summary["speed"])
-        ax = plotting.plot_condition_spectrum(
-            spec, design=None if slope is not None else radial_part(plan.filter(c)),
-            level=c.params["level"], title=title, passed=summary["pass"], alpha=slope,
-        )  # fmt: skip
-        rel = f"figures/spectrum_{c.folder}.png"
-        plotting.save(ax.figure, tmp / rel)
-        written.append(rel)
     if examples:
         rows = [(f"{c.index}: {c.label}", examples.get(c.index, [])) for c in plan.conditions]
-        fig = plotting.plot_contact_sheet(rows, size_deg=plan.size_deg)
+        fig = plotting.plot_contact_sheet(rows, size_deg=plan.size_deg, lean=True)
         if plan.motion:
             h, w = plan.size_deg
             fig.suptitle(f"first frames of example movies (gray scale: signed contrast -1 to +1, "
                          f"{h:.3g} x {w:.3g} deg)", fontsize=9)  # fmt: skip
-        plotting.save(fig, tmp / "figures/contact_sheet.png")
+        plotting.save(fig, tmp / "figures/contact_sheet.png", compress_level=FIGURE_COMPRESS_LEVEL)
         written.append("figures/contact_sheet.png")
-    checked = [e for e in manifest["stimuli"] if e.get("speed_check") is not None]
-    if checked:
-        ax = plotting.plot_velocity_check(
-            [e["velocity_deg_s"] for e in checked],
-            [e["speed_check"]["measured"]["velocity_deg_s"] for e in checked],
-            labels=[_first_label(checked, i) for i in range(len(checked))],
-            passed=[e["speed_check"]["pass"] for e in checked],
-            title=f"{len(checked)} movies: velocity measured by optical flow vs requested",
+    requested, measured, labels, passed = [], [], [], []
+    for c in plan.conditions:
+        pool = pools[c.index]
+        vel = pool.velocities_deg_s
+        if not len(vel) or pool.motion is None:
+            continue
+        requested += [pool.motion["velocity_deg_s"]] * len(vel)
+        measured += vel.tolist()
+        labels += [f"c{c.index}"] + [""] * (len(vel) - 1)
+        passed += pool.speed_passed
+    if measured:
+        fig = plotting.new_figure((5.0, 5.0), margins=(0.15, 0.11, 0.96, 0.92))
+        plotting.plot_velocity_check(
+            requested, measured, labels=labels, passed=passed, ax=fig.add_subplot(),
+            title=f"{len(measured)} movies: velocity measured by optical flow vs requested",
         )  # fmt: skip
-        plotting.save(ax.figure, tmp / "figures/velocity.png")
+        plotting.save(fig, tmp / "figures/velocity.png", compress_level=FIGURE_COMPRESS_LEVEL)
         written.append("figures/velocity.png")
     return written
-
-
-def _first_label(entries: list[dict[str, Any]], i: int) -> str:
-    """``c<index>`` at the first entry of each condition, empty for its repeats."""
-    ci = entries[i]["condition"]["index"]
-    return "" if i and entries[i - 1]["condition"]["index"] == ci else f"c{ci}"
 
 
 def _speed_text(speed: Mapping[str, Any]) -> str:

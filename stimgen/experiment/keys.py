@@ -10,7 +10,7 @@ VALUE_CONVENTION = (
 )
 
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
 FAMILIES = ("dog", "log_gaussian", "butterworth", "ideal", "power_law", "white")

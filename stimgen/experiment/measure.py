@@ -114,16 +114,22 @@ def _measure_motion(plan: _Plan, movie: np.ndarray, record: dict[str, Any]) -> d
 
 def _condition_spectrum(plan: _Plan, powers: list[np.ndarray]):
     """Mean and spread over a condition's repeats of the per-stimulus radial spectra."""
+    per = np.asarray(powers)
+    std = per.std(axis=0, ddof=1) if len(per) > 1 else np.zeros(per.shape[1])
+    return _pooled_spectrum(plan, per.mean(axis=0), std, len(per))
+
+
+def _pooled_spectrum(plan: _Plan, power_mean: np.ndarray, power_std: np.ndarray, n: int):
+    """A condition's RadialSpectrum from the mean and spread of its stimuli's radial powers."""
     from ..spectrum import RadialSpectrum
 
     ref = plan.bins()
-    per = np.asarray(powers)
     return RadialSpectrum(
         freq_cpp=ref.freq_cpp,
-        power=per.mean(axis=0),
-        power_std=per.std(axis=0, ddof=1) if len(per) > 1 else np.zeros(per.shape[1]),
+        power=power_mean,
+        power_std=power_std,
         counts=ref.counts,
-        n_images=len(per),
+        n_images=n,
         shape_px=ref.shape_px,
         ppd=plan.ppd,
     )
