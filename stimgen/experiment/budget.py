@@ -78,13 +78,23 @@ def estimate(plan: Any, processes: int) -> Budget:
         per_file += 128 + 16 * max(h, 1) * (frames if fmt == "gif" else 1)  # headers, PNG row filters
     per_file += ENTRY_BYTES
     n_examples = plan.exp["output"]["examples_per_condition"] if plan.exp["output"]["figures"] else 0
-    examples = 8 * px * min(n_examples, max(c.repeats for c in plan.conditions)) * len(plan.conditions)
+    examples = itemsize * px * min(n_examples, max(c.repeats for c in plan.conditions)) * len(plan.conditions)
     return Budget(
         memory_per_process=PROCESS_BASE_BYTES + work,
         processes=max(1, int(processes)),
         main_extra=examples,
         disk=per_file * plan.n + FIGURES_BYTES,
     )
+
+
+def fitting_processes(budget: Budget, processes: int) -> int:
+    """The most worker processes, up to ``processes``, whose run fits in the available memory."""
+    mem = available_memory()
+    if mem is None or processes <= 1:
+        return max(1, processes)
+    while processes > 1 and Budget(budget.memory_per_process, processes, budget.main_extra, budget.disk).memory > mem:
+        processes -= 1
+    return processes
 
 
 def available_memory() -> int | None:
@@ -143,7 +153,7 @@ def check(budget: Budget, out_parent: str | os.PathLike, *, what: str) -> None:
         raise ValueError(
             f"{what} needs about {fmt_bytes(budget.memory)} of memory{per} but "
             f"{fmt_bytes(mem)} is available (MemAvailable in /proc/meminfo); use smaller stimuli, "
-            f"fewer frames or {hint}or budget_check=False (--no-budget-check) to try anyway"
+            f"fewer frames, {hint}or budget_check=False (--no-budget-check) to try anyway"
         )
     free, where = free_disk(out_parent)
     if budget.disk > free:

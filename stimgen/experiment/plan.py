@@ -226,6 +226,9 @@ def _motion_probe(p: Mapping[str, Any], motion: Mapping[str, Any], shape: tuple[
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
+                from .budget import one_frame_fits
+
+                one_frame_fits(shape)  # the probe draws a frame: refuse one beyond memory first
                 drifting_noise(size_px=shape, rng=0, **_motion_kwargs(p, motion, ppd, 1))
             except ValueError as exc:
                 err = " ".join(str(exc).split())

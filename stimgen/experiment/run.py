@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from . import budget
+from . import entries as _entries
 from .durable import sync_dir_entry, sync_tree
-from .entries import ENTRIES_FILE, INLINE_MAX_STIMULI, Entries, EntryWriter
+from .entries import ENTRIES_FILE, Entries, EntryWriter
 from .execute import _chunks, _execute, auto_jobs
 from .figures import _condition_figure, _set_figures
 from .manifest import _condition_summary, _dumps, _manifest, _warn_clipping
@@ -121,9 +122,11 @@ def run_experiment(
     if final.exists() and not force:
         raise FileExistsError(f"output directory {final} already exists (use --force to replace it)")
     if budget_check:
+        if scheduler == "local" and jobs in (None, "auto"):  # auto: no more workers than fit
+            n_jobs = budget.fitting_processes(budget.estimate(plan, n_jobs), n_jobs)
         h, w = plan.shape
         frames = f"{plan.n_frames} frames of " if plan.n_frames else ""
-        what = f"{source or exp['name']}: {plan.n:,} stimuli of {frames}{h} x {w} px"
+        what = f"{source or exp['name']} ({plan.n:,} stimuli of {frames}{h} x {w} px)"
         budget.check(budget.estimate(plan, n_jobs if scheduler == "local" else 1), final.parent, what=what)
     _warn_aliased_tails(plan, source or exp["name"])
     try:
@@ -166,7 +169,7 @@ def run_experiment(
             figures += _set_figures(plan, pools, examples, tmp)
         manifest["figures"] = figures
         del examples
-        streamed = plan.n > INLINE_MAX_STIMULI
+        streamed = plan.n > _entries.INLINE_MAX_STIMULI
         if streamed:
             manifest["entries"] = {
                 "file": ENTRIES_FILE, "n": writer.n, "sha256": entries_sha,

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .draw import _entry
+from .entries import ENTRIES_FILE, Entries
 from .manifest import read_manifest
 from .measure import _measure, _measure_motion
 from .plan import _Plan, _plan
@@ -20,7 +21,14 @@ from .schema import validate_experiment
 
 @dataclass
 class VerifyReport:
-    """Result of :func:`verify_set`: ``ok`` and a list of what does not hold."""
+    """Result of :func:`verify_set`.
+
+    ``failures``: what does not hold (a changed, missing or unlisted file, a damaged
+    manifest, a re-measurement that differs from the manifest); ``ok`` is true without
+    them. ``failed_checks``: stimuli and conditions of an intact set that fail their design
+    checks (as generated, or when re-measured from PNG levels). ``status`` is ``"ok"``,
+    ``"failed_checks"`` or ``"corrupt"`` (failures win).
+    """
 
     path: str
     n_files: int = 0
@@ -28,14 +36,20 @@ class VerifyReport:
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     motion: bool = False  # a set of movies: speeds were re-measured too
+    failed_checks: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
+    @property
+    def status(self) -> str:
+        return "corrupt" if self.failures else ("failed_checks" if self.failed_checks else "ok")
+
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "ok": self.ok, "n_files": self.n_files, "n_stimuli": self.n_stimuli,
-                "motion": self.motion, "failures": self.failures, "notes": self.notes}  # fmt: skip
+        return {"path": self.path, "ok": self.ok, "status": self.status, "n_files": self.n_files,
+                "n_stimuli": self.n_stimuli, "motion": self.motion, "failures": self.failures,
+                "failed_checks": self.failed_checks, "notes": self.notes}  # fmt: skip
 
 
 def _image_from_file(path: Path, fmt: str, gamma: float | None) -> np.ndarray:
@@ -77,7 +91,8 @@ def verify_set(
     spectra : bool
         Also re-measure the spectra (default True).
     require_pass : bool
-        Also fail when a stimulus' spectral ``pass`` flag in the manifest is false.
+        Count stimuli whose ``pass`` flag in the manifest is false as failures (default:
+        they are listed in ``failed_checks``).
     on_progress : callable, optional
         Called with 1 after each stimulus.
 
@@ -86,8 +101,15 @@ def verify_set(
     VerifyReport
     """
     root, manifest = read_manifest(path)
-    rep = VerifyReport(str(root), n_stimuli=len(manifest["stimuli"]), motion=bool(manifest["experiment"].get("motion")))
     from ..io import sha256_file
+
+    entries = manifest["stimuli"]
+    if isinstance(entries, Entries) and sha256_file(entries.path) != manifest["entries"]["sha256"]:
+        rep = VerifyReport(str(root), n_stimuli=manifest["n_stimuli"], motion=bool(manifest["experiment"].get("motion")))
+        rep.failures.append(f"{ENTRIES_FILE}: sha256 differs from the manifest (the file was changed); "
+                            "its entries cannot be trusted and were not checked")  # fmt: skip
+        return rep
+    rep = VerifyReport(str(root), n_stimuli=len(entries), motion=bool(manifest["experiment"].get("motion")))
 
     if manifest.get("experiment_sha256"):
         y = root / "experiment.yaml"
@@ -139,15 +161,21 @@ def verify_set(
         if require_pass and not e.get("pass"):
             rep.failures.append(f"{e['file']}: its {what} failed the design check when generated")
         elif not e.get("pass"):
-            rep.notes.append(f"{e['file']}: {what} pass flag is false in the manifest")
+            rep.failed_checks.append(f"{e['file']}: its {what} failed the design check when generated")
         if plan is not None and ok_files:
             msg = _verify_spectrum(plan, root, e)
-            if msg and same_version:
+            if msg and msg.startswith(_FAILS_RECHECK):
+                rep.failed_checks.append(f"{e['file']}: {msg}")
+            elif msg and same_version:
                 rep.failures.append(f"{e['file']}: {msg}")
             elif msg:
                 rep.notes.append(f"{e['file']}: {msg} (measured by stimgen {made_by}, now {__version__})")
         if on_progress is not None:
             on_progress(1)
+    for c in manifest.get("conditions") or []:
+        if isinstance(c, dict) and c.get("pass") is False and c.get("n_pass") == c.get("repeats"):
+            rep.failed_checks.append(f"condition {c.get('index')} ({c.get('label')}): its pooled spectrum "
+                                     "failed the design check when generated")  # fmt: skip
     stim_dir = root / "stimuli"
     if stim_dir.is_dir():
         extra = sorted(str(p.relative_to(root)) for p in stim_dir.rglob("*") if p.is_file() and str(p.relative_to(root)) not in listed)
@@ -213,9 +241,14 @@ def _verify_spectrum(plan: _Plan, root: Path, e: dict[str, Any]) -> str | None:
     flag = e.get("spectral_pass", e.get("pass")) if movie else e.get("pass")
     if fmt == "npy" and bool(measured["pass"]) != bool(flag):
         return f"re-measured spectral pass {measured['pass']} differs from the manifest's {flag}"
+    if flag and not measured["pass"]:  # PNG levels: the values agree, the verdict does not
+        return f"{_FAILS_RECHECK} re-measured from its {fmt} levels"
     if movie and "motion_record" in e:
         return _verify_speed(plan, data, e)
     return None
+
+
+_FAILS_RECHECK = "its spectrum fails the design check"
 
 
 def _verify_speed(plan: _Plan, movie: np.ndarray, e: dict[str, Any]) -> str | None:
