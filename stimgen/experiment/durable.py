@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from pathlib import Path
 def _syncfs(fd: int) -> bool:
     """``syncfs(fd)`` through the C library; False where it is not available or fails."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the C library of this process
         fn = libc.syncfs
     except (OSError, AttributeError):
         return False
