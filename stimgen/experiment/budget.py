@@ -153,14 +153,15 @@ def check(budget: Budget, out_parent: str | os.PathLike, *, what: str) -> None:
         raise ValueError(
             f"{what} needs about {fmt_bytes(budget.memory)} of memory{per} but "
             f"{fmt_bytes(mem)} is available (MemAvailable in /proc/meminfo); use smaller stimuli, "
-            f"fewer frames, {hint}or budget_check=False (--no-budget-check) to try anyway"
+            f"fewer frames, {hint}or turn the budget check off to try anyway (budget_check=False; "
+            "stimgen run --no-budget-check)"
         )
     free, where = free_disk(out_parent)
     if budget.disk > free:
         raise ValueError(
             f"{what} needs about {fmt_bytes(budget.disk)} of disk but {fmt_bytes(free)} is free on "
-            f"{where}; use fewer or smaller stimuli, fewer formats, another --out, or "
-            "budget_check=False (--no-budget-check) to try anyway"
+            f"{where}; use fewer or smaller stimuli, fewer formats, another output folder, or turn the "
+            "budget check off to try anyway (budget_check=False; stimgen run --no-budget-check)"
         )
 
 
