@@ -74,7 +74,8 @@ def estimate(plan: Any, processes: int) -> Budget:
         work = STILL_BYTES_PER_PX * px
     per_file = 0
     for fmt in plan.exp["output"]["formats"]:
-        per_file += {"npy": itemsize, "png8": 1, "png16": 2, "gif": 1}[fmt] * frames * px
+        # LZW expands incompressible noise: up to about 1.5x for a GIF
+        per_file += {"npy": itemsize, "png8": 1, "png16": 2, "gif": 2}[fmt] * frames * px
         per_file += 128 + 16 * max(h, 1) * (frames if fmt == "gif" else 1)  # headers, PNG row filters
     per_file += ENTRY_BYTES
     n_examples = plan.exp["output"]["examples_per_condition"] if plan.exp["output"]["figures"] else 0
