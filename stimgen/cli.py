@@ -635,17 +635,53 @@ def _colorize(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
+def _jobs_arg(text: str) -> int | str:
+    """``auto`` or a whole number of worker processes >= 1."""
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 1, got {text!r}")
+    return n
+
+
+_RUN_EPILOG = """\
+--jobs auto (the default): one worker process per 16 million pixels of the set
+(height x width x frames, summed over its stimuli), at most one per available core; a set
+that gets fewer than two runs in this process (starting workers costs more than it saves).
+
+exit status:
+  0  the set was written and every stimulus and condition passed its checks
+  1  the run failed (a worker died, a disk error, clipping: error); nothing was written
+  2  invalid experiment or arguments, an existing output, or a set larger than the
+     available memory or free disk (--no-budget-check to try anyway); nothing was written
+  3  the set was written but stimuli or conditions failed their checks (the manifest's
+     status is "failed"); --allow-fail exits 0 instead
+  130 interrupted; nothing was written
+"""
+
+
 @command("run", "generate a stimulus set from a YAML experiment file (manifest, figures)")
 def _run(p: argparse.ArgumentParser) -> Handler:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = _RUN_EPILOG
     p.add_argument("experiment", help="experiment file (.yaml)")
     p.add_argument("--out", help="output directory (default: ./<name>); must not exist")
     p.add_argument("--seed", type=int, help="seed entropy overriding the file's seed")
-    p.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=_jobs_arg, default="auto",
+                   help="worker processes, or auto (the default; the rule is below)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true", help="replace an existing output directory")
     p.add_argument("--scheduler", choices=("local", "dask"), default="local",
                    help="where workers run (dask: a dask.distributed scheduler)")
     p.add_argument("--address", help="HOST:PORT of the dask scheduler")
+    p.add_argument("--allow-fail", action="store_true",
+                   help="exit 0 even when stimuli fail their checks (the set is marked failed either way)")
+    p.add_argument("--no-budget-check", action="store_true",
+                   help="start even when the set seems to need more memory or disk than available")
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -659,7 +695,7 @@ def _run(p: argparse.ArgumentParser) -> Handler:
                 m = run_experiment(
                     args.experiment, args.out, jobs=args.jobs, seed=args.seed, force=args.force,
                     progress=False if args.no_progress else None, scheduler=args.scheduler,
-                    address=args.address,
+                    address=args.address, budget_check=not args.no_budget_check,
                 )
             for w in caught:
                 print(f"stimgen run: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
@@ -673,10 +709,14 @@ def _run(p: argparse.ArgumentParser) -> Handler:
         except RunFailed as exc:
             print(f"stimgen run: error: {' '.join(str(exc).split())}; nothing was written", file=sys.stderr)
             return 1
+        failed = m["status"] != "passed"
+        code = 3 if failed and not args.allow_fail else 0
         summary = {
             "path": m["path"],
+            "status": m["status"],
             "n_stimuli": m["n_stimuli"],
             "n_pass": m["n_pass"],
+            "n_fail": m["n_fail"],
             "seed_entropy": m["seed_entropy"],
             "ppd": m["geometry"]["ppd"],
             "shape_px": m["shape_px"],
@@ -691,7 +731,7 @@ def _run(p: argparse.ArgumentParser) -> Handler:
         }
         if args.json:
             print_json(summary)
-            return 0
+            return code
         h, w = m["shape_px"]
         motion = m.get("motion")
         if motion:
@@ -719,34 +759,62 @@ def _run(p: argparse.ArgumentParser) -> Handler:
             print(f"  {c['index']:>3} {c['label']}: {got}  [{verdict}; {c['n_pass']}/{c['repeats']} stimuli pass]")
         what = "spectra (first frames) and speeds" if motion else "spectra"
         print(f"{what} pass: {m['n_pass']}/{m['n_stimuli']} stimuli; manifest: manifest.json")
-        return 0
+        if failed:
+            n_c = sum(not c["pass"] for c in m["conditions"])
+            print(f"stimgen run: FAILED checks: {m['n_fail']} of {m['n_stimuli']} stimuli and {n_c} of "
+                  f"{len(m['conditions'])} conditions; the set is written and marked failed in its manifest"
+                  + (" (--allow-fail: exit 0)" if args.allow_fail else " (exit 3)"), file=sys.stderr)
+        return code
 
     return run
 
 
+_VERIFY_EPILOG = """\
+exit status:
+  0  every file is intact and every stimulus passes its checks
+  1  a file is changed, missing or not listed, or a re-measurement differs from the
+     manifest (the set is corrupt)
+  2  no manifest, a damaged manifest, or invalid arguments
+  3  the set is intact but stimuli or conditions failed their checks (at generation, or
+     re-measured from PNG levels); --allow-fail exits 0 instead
+"""
+
+
 @command("verify", "check a stimulus set against its manifest (hashes and spectra)")
 def _verify(p: argparse.ArgumentParser) -> Handler:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = _VERIFY_EPILOG
     p.add_argument("directory", help="stimulus set directory (with manifest.json)")
     p.add_argument("--no-spectra", action="store_true", help="only re-hash the files")
+    p.add_argument("--allow-fail", action="store_true",
+                   help="exit 0 for an intact set whose stimuli failed their checks")
     p.add_argument("--require-pass", action="store_true",
-                   help="also fail when a stimulus failed its spectral check at generation")
+                   help="count stimuli that failed their checks at generation as problems (exit 1)")
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
         from .experiment import verify_set
 
         rep = verify_set(args.directory, spectra=not args.no_spectra, require_pass=args.require_pass)
+        code = 1 if rep.failures else (3 if rep.failed_checks and not args.allow_fail else 0)
         if args.json:
             print_json(rep.to_dict())
+            return code
+        what = "hashes" if args.no_spectra else ("hashes, spectra and speeds" if rep.motion else "hashes and spectra")
+        for line in rep.failures:
+            print(f"FAIL {line}")
+        for line in rep.failed_checks:
+            print(f"FAILED CHECK {line}")
+        for line in rep.notes:
+            print(f"note {line}")
+        if rep.failures:
+            status = f"{len(rep.failures)} problem(s)"
+        elif rep.failed_checks:
+            status = f"intact, but {len(rep.failed_checks)} stimuli or conditions fail their checks"
         else:
-            what = "hashes" if args.no_spectra else ("hashes, spectra and speeds" if rep.motion else "hashes and spectra")
-            for line in rep.failures:
-                print(f"FAIL {line}")
-            for line in rep.notes:
-                print(f"note {line}")
-            status = "OK" if rep.ok else f"{len(rep.failures)} problem(s)"
-            print(f"{rep.path}: {rep.n_stimuli} stimuli, {rep.n_files} files, {what} checked: {status}")
-        return 0 if rep.ok else 1
+            status = "OK"
+        print(f"{rep.path}: {rep.n_stimuli} stimuli, {rep.n_files} files, {what} checked: {status}")
+        return code
 
     return run
 

@@ -40,10 +40,47 @@ def _cpd_ticks(ax: Any) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def save(fig: Any, path: Any, *, dpi: int = 120) -> None:
-    """Save a figure to ``path`` and close it."""
-    fig.savefig(path, dpi=dpi)
-    _pyplot().close(fig)
+def new_figure(figsize: tuple[float, float] = (6.0, 4.0), *, margins: tuple[float, float, float, float] | None = None):
+    """A Figure drawn by Agg outside pyplot: no global figure state, nothing to close.
+
+    For batch work (the figures of a stimulus set): no pyplot import, no figure manager,
+    and a fixed layout instead of the constrained layout's repeated text measurements.
+
+    Parameters
+    ----------
+    figsize : (float, float)
+        Width and height in inches.
+    margins : (left, bottom, right, top), optional
+        Subplot margins as fractions of the figure (see ``Figure.subplots_adjust``).
+
+    Returns
+    -------
+    matplotlib Figure
+        With an Agg canvas attached; ``fig.add_subplot()`` for Axes, :func:`save` to write.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    if margins is not None:
+        left, bottom, right, top = margins
+        fig.subplots_adjust(left=left, bottom=bottom, right=right, top=top)
+    return fig
+
+
+def save(fig: Any, path: Any, *, dpi: int = 120, compress_level: int | None = None) -> None:
+    """Save a figure to ``path`` and close it (if pyplot manages it).
+
+    ``compress_level`` (0-9) sets the PNG's zlib level; 1 writes several times faster than
+    the default 6 for files a little larger.
+    """
+    import sys
+
+    kwargs = {} if compress_level is None else {"pil_kwargs": {"compress_level": int(compress_level)}}
+    fig.savefig(path, dpi=dpi, **kwargs)
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close(fig)
 
 
 # == flow (stimgen.flow) ================================================================
@@ -536,6 +573,7 @@ def plot_contact_sheet(
     *,
     size_deg: Any = None,
     panel_in: float = 1.4,
+    lean: bool = False,
 ):
     """A grid of example stimuli: one row per condition, signed contrast on a fixed scale.
 
@@ -548,6 +586,9 @@ def plot_contact_sheet(
         Stimulus height and width in degrees, stated in the figure title.
     panel_in : float
         Panel size in inches.
+    lean : bool
+        Build the figure outside pyplot with a fixed layout (:func:`new_figure`): several
+        times faster, for batch work; nothing to close.
 
     Returns
     -------
@@ -555,13 +596,19 @@ def plot_contact_sheet(
     """
     import textwrap
 
-    plt = _pyplot()
     n_rows = max(len(rows), 1)
     n_cols = max([len(imgs) for _, imgs in rows] + [1])
-    fig, axes = plt.subplots(
-        n_rows, n_cols, figsize=(max(panel_in * n_cols, 3.0), (panel_in + 0.25) * n_rows + 0.5),
-        squeeze=False, layout="constrained",
-    )  # fmt: skip
+    figsize = (max(panel_in * n_cols, 3.0), (panel_in + 0.25) * n_rows + 0.5)
+    if lean:
+        fig = new_figure(figsize)
+        # fixed margins in inches: 0.5 in for the title above, 0.25 in for each row's label
+        w_in, h_in = figsize
+        axes = fig.subplots(n_rows, n_cols, squeeze=False, gridspec_kw={
+            "left": 0.05 / w_in, "right": 1 - 0.05 / w_in, "bottom": 0.05 / h_in, "top": 1 - 0.5 / h_in,
+            "wspace": 0.05, "hspace": 0.25 / panel_in,
+        })  # fmt: skip
+    else:
+        fig, axes = _pyplot().subplots(n_rows, n_cols, figsize=figsize, squeeze=False, layout="constrained")
     for r, (label, imgs) in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r][c]
@@ -677,6 +724,7 @@ def plot_velocity_check(
     (0 = rightwards, 90 = upwards) and its distance from the origin its speed.
     """
     import numpy as np
+    from matplotlib.patches import Circle
 
     req = np.asarray(requested_deg_s, dtype=float).reshape(-1, 2)
     meas = np.asarray(measured_deg_s, dtype=float).reshape(-1, 2)
@@ -686,7 +734,7 @@ def plot_velocity_check(
     top = 1.15 * top if top > 0 else 1.0
     for radius in np.unique(np.round(np.hypot(req[:, 0], req[:, 1]), 9)):
         if radius > 0:
-            ax.add_patch(_pyplot().Circle((0, 0), radius, fill=False, ls=":", lw=0.8, color="0.6"))
+            ax.add_patch(Circle((0, 0), radius, fill=False, ls=":", lw=0.8, color="0.6"))
     ax.axhline(0, color="0.85", lw=0.8)
     ax.axvline(0, color="0.85", lw=0.8)
     ax.plot(req[:, 0], -req[:, 1], "o", mfc="none", mec="k", ms=11, label="requested")

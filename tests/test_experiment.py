@@ -899,8 +899,12 @@ def test_factorial_family_set_verifies_and_regenerates(tmp_path, capsys):
     m = ex.run_experiment(ex.load_experiment(write(tmp_path, FAMILY_FACTORIAL)), tmp_path / "s",
                           jobs=1, progress=False)  # fmt: skip
     assert [e["condition"]["family"] for e in m["stimuli"]] == ["dog", "log_gaussian"]
+    # one 64 px DoG stimulus misses its band: the set is intact but fails its checks (exit 3)
+    assert m["status"] == "failed" and m["n_pass"] == 1
     code, out, _ = run_cli(capsys, "verify", tmp_path / "s")
-    assert code == 0 and out.strip().endswith(": OK")
+    assert code == 3 and "FAIL " not in out and out.strip().endswith("fail their checks")
+    code, out, _ = run_cli(capsys, "verify", tmp_path / "s", "--allow-fail")
+    assert code == 0
     code, out, _ = run_cli(capsys, "regenerate", tmp_path / "s", "--index", "1")
     assert code == 0 and "identical" in out
 

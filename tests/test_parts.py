@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from stimgen import experiment as ex
-from stimgen.experiment import PARTS, BasePart, Part, register
+from stimgen.experiment import PARTS, BasePart, Measured, Part, register
 from stimgen.experiment.parts import active_parts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,3 +198,81 @@ def test_the_docs_quote_the_toy_parts_error(tmp_path, fixation):
     with pytest.raises(ex.ExperimentError) as info:
         ex.load_experiment(y)
     assert info.value.lines == [f"{y}:6: {quoted.group(1)}"]
+
+
+def test_extending_md_lists_every_part_member():
+    members = [m for m in vars(Part) if not m.startswith("_")]
+    table = EXTENDING.read_text(encoding="utf-8").split("## A toy part")[0]
+    missing = [m for m in members if f"`{m}`" not in table and f"`{m}(" not in table]
+    assert missing == []
+
+
+class _Peak(BasePart):
+    """A test part: pools each stimulus' largest |contrast| and draws one figure per condition."""
+
+    name = "peak"
+    defaults = {"limit": 1.0}
+    checks = "peak contrast"
+
+    def check_value(self, ck, path, key, value):
+        return ck.number(path, value, low=0, low_open=True)
+
+    def measure(self, plan, c, data, entry):
+        peak = float(np.max(np.abs(data)))
+        return Measured({"peak": peak}, peak <= plan.exp["peak"]["limit"], extra=peak)
+
+    def pool(self, plan, c):
+        return []
+
+    def pool_add(self, plan, c, pool, entry, extra):
+        assert extra == entry["peak"]  # the extra of the same stimulus, in index order
+        pool.append((entry["index"], extra))
+
+    def summary(self, plan, c, pool):
+        return Measured({"peak_max": max(p for _, p in pool), "peak_indices": [i for i, _ in pool]})
+
+    def condition_figures(self, plan, c, pool, summary, root):
+        rel = f"figures/peak_{c.folder}.txt"
+        (root / rel).write_text(f"{summary['peak_max']!r} {summary['pass']}")
+        return [rel]
+
+    def figures(self, plan, pools, summaries, root):
+        (root / "figures/peaks.txt").write_text(" ".join(str(len(p)) for _, p in sorted(pools.items())))
+        return ["figures/peaks.txt"]
+
+    def verify(self, plan, c, entry, data, exact):
+        peak = float(np.max(np.abs(data)))
+        if peak > plan.exp["peak"]["limit"]:
+            return ex.FailsCheck(f"peak contrast {peak:.3g} is above the limit")
+        return None
+
+
+@pytest.fixture
+def peak_part():
+    part = register(_Peak())
+    try:
+        yield part
+    finally:
+        PARTS.pop("peak", None)
+
+
+def test_a_part_pools_summarizes_draws_and_fails_checks_through_its_hooks(tmp_path, peak_part):
+    """A new part's pool, summary, figures and FailsCheck reach the manifest and verify, no edit elsewhere."""
+    exp = experiment_with("peak", {"limit": 1.0}, repeats=3)
+    exp["output"] = {"formats": ["npy"], "figures": True, "examples_per_condition": 1}
+    m = ex.run_experiment(exp, tmp_path / "s", jobs=1, progress=False)
+    for c in m["conditions"]:
+        own = m["stimuli"][c["first"] : c["first"] + c["repeats"]]
+        assert c["peak_indices"] == [e["index"] for e in own]
+        assert c["peak_max"] == max(e["peak"] for e in own) > 0
+        assert (tmp_path / "s" / f"figures/peak_{c['folder']}.txt").read_text() == f"{c['peak_max']!r} True"
+    assert (tmp_path / "s/figures/peaks.txt").read_text() == "3 3"  # each condition's pool, by index
+    assert "figures/peaks.txt" in m["figures"] and m["status"] == "passed"
+    # a tighter limit in the stored experiment: intact files, failed checks (not damage)
+    mpath = tmp_path / "s/manifest.json"
+    stored = json.loads(mpath.read_text())
+    stored["experiment"]["peak"]["limit"] = 1e-3
+    mpath.write_text(json.dumps(stored))
+    rep = ex.verify_set(tmp_path / "s")
+    assert rep.ok and rep.status == "failed_checks"
+    assert len(rep.failed_checks) == 6 and all("peak contrast" in f for f in rep.failed_checks)

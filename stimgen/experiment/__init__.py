@@ -73,7 +73,7 @@ from .manifest import read_manifest
 from .motion_part import MOTION_DEFAULTS, MOTION_PARAM_KEYS  # noqa: F401
 from .motion_part import speed_text as _speed_text  # noqa: F401  (used by stimgen.cli)
 from .noise_part import FAMILIES, KINDS, LEVELS, NOISE_DEFAULTS  # noqa: F401
-from .parts import PARTS, BasePart, Drawing, Measured, Part, register
+from .parts import PARTS, BasePart, Drawing, FailsCheck, Measured, Part, register
 from .plan import expand_conditions
 from .run import run_experiment
 from .schema import check_defaults, load_experiment, top_keys, validate_experiment
@@ -102,6 +102,7 @@ __all__ = [
     "PARTS",
     "BasePart",
     "Drawing",
+    "FailsCheck",
     "ExperimentError",
     "Measured",
     "Part",

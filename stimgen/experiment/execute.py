@@ -1,10 +1,18 @@
-"""Workers and schedulers: chunks of stimuli in this process, local processes or Dask."""
+"""Workers and schedulers: chunks of stimuli in this process, local processes or Dask.
+
+Chunks are submitted a few at a time (a window of about three per worker) and their
+results come back in plan order, so the caller can stream entries to disk as they arrive
+and never holds more than the window's results, however large the set.
+"""
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import json
 import math
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,32 +22,78 @@ from .draw import make_entry
 from .errors import RunFailed
 from .plan import plan_of
 
+#: ``--jobs auto``: one worker process per this many pixels of the set (height x width x
+#: frames, summed over all stimuli), at most one per available core; a set that would get
+#: fewer than two runs in the calling process, where starting workers (each imports numpy,
+#: scipy and stimgen anew) costs more than it saves.
+AUTO_PX_PER_WORKER = 16_000_000
+
+#: ``(entry, extras by part name, example image or None)`` per stimulus of a chunk
+Result = list[tuple[dict[str, Any], dict[str, Any], np.ndarray | None]]
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells, else all)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def auto_jobs(n_stimuli: int, shape: tuple[int, int], n_frames: int | None) -> int:
+    """Worker processes for ``--jobs auto``: see :data:`AUTO_PX_PER_WORKER`."""
+    px = n_stimuli * shape[0] * shape[1] * (n_frames or 1)
+    workers = min(available_cores(), px // AUTO_PX_PER_WORKER)
+    return int(workers) if workers >= 2 else 1
+
 
 def part_modules(parts: list) -> list[str]:
     """The modules defining ``parts``, for workers to import (so the parts are registered)."""
     return sorted({type(p).__module__ for p in parts} - {"__main__", "__mp_main__"})
 
 
-def _work(task: tuple[str, int, range, str, int, list[str]]) -> list[tuple[dict[str, Any], dict[str, Any], np.ndarray | None]]:
-    """Worker: generate, encode, write and measure a chunk of stimuli (spawn-safe).
-
-    A task is ``(experiment JSON, entropy, indices, output dir, examples per condition,
-    modules defining the experiment's parts)``; results are ``(entry, extras, example image
-    or None)`` per stimulus.
-    """
+def _import_parts(modules: Sequence[str]) -> None:
     import importlib
 
-    exp_json, entropy, indices, outdir, n_examples, modules = task
     for name in modules:
         importlib.import_module(name)  # registers parts defined outside the package
+
+
+def _worker_init(exp_json: str | None = None, modules: Sequence[str] = ()) -> None:
+    """Run once in each worker process, before its first chunk.
+
+    Imports the modules of the experiment's parts and builds the plan of the experiment
+    (its filters; the imports of the generation path) while the parent is still
+    submitting, so the first chunk does not pay for it. This is also the place for
+    process-wide settings of workers (e.g. exiting when the parent dies).
+    """
+    _import_parts(modules)
+    if exp_json is not None:
+        plan_of(json.loads(exp_json))
+
+
+def _work(task: tuple) -> Result:
+    """Worker: generate, encode, write and measure a chunk of stimuli (spawn-safe).
+
+    ``task`` is ``(experiment JSON, entropy, indices, output folder, examples per
+    condition, modules defining the experiment's parts[, sync])``; results are ``(entry,
+    extras, example image or None)`` per stimulus. Files are written plainly: the run makes
+    the whole set durable with one filesystem sync before renaming it into place (no fsync
+    per file); ``sync`` (a remote worker) syncs them on the worker's side.
+    """
+    exp_json, entropy, indices, outdir, n_examples, modules = task[:6]
+    _import_parts(modules)
     plan = plan_of(json.loads(exp_json))
     root = Path(outdir)
     results = []
+    made: set[Path] = set()
     for i in indices:
         entry, files, extras, img = make_entry(plan, i, entropy)
         for rel, _, data in files:
             target = root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
             with open(target, "wb") as fh:
                 fh.write(data)
         clip = plan.exp["stimulus"]
@@ -50,21 +104,48 @@ def _work(task: tuple[str, int, range, str, int, list[str]]) -> list[tuple[dict[
                 "lower rms_contrast"
             )
         results.append((entry, extras, img if entry["repeat"] < n_examples else None))
+    if len(task) > 6 and task[6]:  # a remote worker: make its files durable on its side
+        from .durable import sync_tree
+
+        sync_tree(root)
     return results
 
 
-def _chunks(n: int, jobs: int) -> list[range]:
-    """Stimulus indices in chunks of at most 32 (ranges: nothing is built per index)."""
-    size = max(1, min(32, math.ceil(n / max(1, jobs * 4))))
-    return [range(s, min(n, s + size)) for s in range(0, n, size)]
+def _chunk_size(n: int, jobs: int) -> int:
+    """At most 32 stimuli per chunk, about 8 chunks per worker for small sets."""
+    return max(1, min(32, math.ceil(n / max(1, jobs * 8))))
 
 
-def _execute(tasks: list, jobs: int, scheduler: str, address: str | None):
-    """Yield the results of each task, by the chosen scheduler; failures -> RunFailed."""
+class _Chunks(Sequence):
+    """Stimulus indices ``0 .. n-1`` in ranges of ``size``, made as they are asked for."""
+
+    def __init__(self, n: int, size: int) -> None:
+        self.n, self.size = n, size
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.size)
+
+    def __getitem__(self, k):  # type: ignore[override]
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        k = k + len(self) if k < 0 else k
+        if not 0 <= k < len(self):
+            raise IndexError(f"chunk {k} out of range")
+        return range(k * self.size, min(self.n, (k + 1) * self.size))
+
+
+def _chunks(n: int, jobs: int) -> _Chunks:
+    """Stimulus indices in chunks: a lazy sequence of ranges (nothing is built per index)."""
+    return _Chunks(n, _chunk_size(n, jobs))
+
+
+def _execute(tasks: Iterable[tuple], jobs: int, scheduler: str, address: str | None,
+             exp_json: str | None = None, modules: Sequence[str] = ()) -> Iterator[Result]:  # fmt: skip
+    """Yield the results of each task in order, by the chosen scheduler; failures -> RunFailed."""
     if scheduler == "dask":
         yield from _execute_dask(tasks, address)
         return
-    if jobs == 1 or len(tasks) == 1:
+    if jobs == 1:
         for t in tasks:
             try:
                 yield _work(t)
@@ -74,10 +155,11 @@ def _execute(tasks: list, jobs: int, scheduler: str, address: str | None):
     import multiprocessing as mp
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=mp.get_context("spawn"))
+    pool = cf.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(exp_json, list(modules))
+    )
     try:
-        futures = [pool.submit(_work, t) for t in tasks]
-        for fut in cf.as_completed(futures):
+        for fut in _in_order(tasks, lambda t: pool.submit(_work, t), window=3 * jobs):
             try:
                 yield fut.result()
             except BrokenProcessPool as exc:
@@ -93,23 +175,53 @@ def _execute(tasks: list, jobs: int, scheduler: str, address: str | None):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _execute_dask(tasks: list, address: str | None):
+def _in_order(tasks: Iterable[tuple], submit: Any, window: int) -> Iterator[Any]:
+    """Futures of ``tasks`` in task order, keeping at most ``window`` submitted ahead.
+
+    The next task is submitted before the oldest future is handed out (the caller waits on
+    it), so the workers stay busy while the caller works on a result.
+    """
+    it = iter(tasks)
+    pending: collections.deque = collections.deque()
+
+    def fill() -> None:
+        while len(pending) < window:
+            t = next(it, None)
+            if t is None:
+                return
+            pending.append(submit(t))
+
+    fill()
+    while pending:
+        fut = pending.popleft()
+        fill()
+        yield fut
+
+
+def _execute_dask(tasks: Iterable[tuple], address: str | None) -> Iterator[Result]:
     try:
-        from dask.distributed import Client, as_completed
+        from dask.distributed import Client
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ValueError("scheduler 'dask' needs dask.distributed: pip install 'stimgen[dask]'") from exc
     try:
         client = Client(address, timeout="10s")
     except OSError as exc:
         raise RunFailed(f"cannot connect to the dask scheduler at {address}: {exc}") from exc
-    futures = []
+    futures: set = set()  # submitted and not yet handed out
+
+    def submit(t: tuple) -> Any:
+        fut = client.submit(_work, (*t[:6], True), pure=False)
+        futures.add(fut)
+        return fut
+
     try:
-        futures = client.map(_work, tasks, pure=False)
-        for fut in as_completed(futures):
+        for fut in _in_order(tasks, submit, window=64):
             try:
-                yield fut.result()
+                res = fut.result()
             except (OSError, ValueError) as exc:
                 raise RunFailed(f"stimulus generation failed on a dask worker: {exc}") from exc
+            futures.discard(fut)
+            yield res
     finally:
         unfinished = [f for f in futures if not f.done()]
         if unfinished:

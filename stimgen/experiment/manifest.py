@@ -13,8 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from .entries import ENTRIES_FILE, Entries
 from .keys import FORMATS, MANIFEST_VERSION, VALUE_CONVENTION
 from .plan import Condition, Plan, cond_dict
+from .pool import ConditionPool
 
 
 def _versions() -> dict[str, Any]:
@@ -37,33 +39,21 @@ def _dumps(obj: Any) -> str:
     return dumps(obj)
 
 
-def _condition_summary(plan: Plan, c: Condition, entries: list[dict], extras: list[dict[str, Any]]) -> dict[str, Any]:
-    """A condition's summary: its parameters, each part's summary fields, pass counts, clipping."""
+def _condition_summary(plan: Plan, c: Condition, pool: ConditionPool) -> dict[str, Any]:
+    """A condition's summary from its pool: parameters, each part's summary fields, pass counts, clipping."""
     out: dict[str, Any] = {
         **cond_dict(c),
-        "n_pass": sum(bool(e["pass"]) for e in entries),
-        "clipping": _clipping_summary(plan, entries),
+        "n_pass": pool.n_pass,
+        "clipping": pool.clipping(),
     }
     passed = True
     for part in plan.parts:
-        m = part.summary(plan, c, entries, [x[part.name] for x in extras])
+        m = part.summary(plan, c, pool.parts[part.name])
         for k, v in m.fields.items():  # mappings under one key (``measured``) are merged
             out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
         passed = passed and m.passed is not False
     out["pass"] = bool(passed)
     return out
-
-
-def _clipping_summary(plan: Plan, entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """How much a condition's stimuli were clipped, against ``stimulus.max_clipped_fraction``."""
-    limit = plan.exp["stimulus"]["max_clipped_fraction"]
-    fracs = [float(e["clipped_fraction"]) for e in entries]
-    return {
-        "max_clipped_fraction": max(fracs),
-        "mean_clipped_fraction": sum(fracs) / len(fracs),
-        "limit": limit,
-        "n_over_limit": sum(f > limit for f in fracs),
-    }
 
 
 def _warn_clipping(manifest: Mapping[str, Any], source: str) -> None:
@@ -85,15 +75,14 @@ def _warn_clipping(manifest: Mapping[str, Any], source: str) -> None:
     )
 
 
-def _manifest(plan, exp, entropy, results, yaml_bytes, source, sha256_bytes) -> dict[str, Any]:
-    entries = [r[0] for r in results]
-    by_cond: dict[int, tuple[list, list]] = {}
-    for entry, extras, _ in results:
-        e, x = by_cond.setdefault(entry["condition"]["index"], ([], []))
-        e.append(entry)
-        x.append(extras)
-    conditions = [_condition_summary(plan, c, *by_cond[c.index]) for c in plan.conditions]
+def _manifest(plan, exp, entropy, conditions, n_pass, yaml_bytes, source, sha256_bytes) -> dict[str, Any]:
+    """The manifest without its entries: ``stimuli`` (or ``entries``) is added by the run.
+
+    ``status`` is ``"passed"`` when every stimulus and every condition passed its checks,
+    ``"failed"`` otherwise (the set is complete either way).
+    """
     geometry = plan.geometry.to_dict()
+    passed = n_pass == plan.n and all(c["pass"] for c in conditions)
     return {
         "manifest_version": MANIFEST_VERSION,
         **_versions(),
@@ -108,16 +97,22 @@ def _manifest(plan, exp, entropy, results, yaml_bytes, source, sha256_bytes) -> 
         "size_deg": list(plan.size_deg),
         "value_convention": VALUE_CONVENTION,
         "n_stimuli": plan.n,
-        "n_pass": sum(bool(e["pass"]) for e in entries),
+        "n_pass": n_pass,
+        "n_fail": plan.n - n_pass,
+        "status": "passed" if passed else "failed",
         **{k: v for part in plan.parts for k, v in part.manifest_fields(plan).items()},
         "conditions": conditions,
         "figures": [],
-        "stimuli": entries,
     }
 
 
 def read_manifest(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
-    """``(set directory, manifest)`` from a set directory or its manifest.json."""
+    """``(set directory, manifest)`` from a set directory or its manifest.json.
+
+    ``manifest["stimuli"]`` holds the entries: a list, or for a set that streams them to
+    ``entries.jsonl`` (manifest ``entries``) an :class:`~stimgen.experiment.entries.Entries`
+    that reads them one at a time (checked as they are read).
+    """
     p = Path(path)
     mpath = p / "manifest.json" if p.is_dir() else p
     root = mpath.parent
@@ -127,47 +122,78 @@ def read_manifest(path: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
         manifest = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{mpath} is not valid JSON: {exc}") from None
-    if not isinstance(manifest, dict) or "stimuli" not in manifest or "experiment" not in manifest:
+    streamed = isinstance(manifest, dict) and "stimuli" not in manifest and "entries" in manifest
+    if not isinstance(manifest, dict) or ("stimuli" not in manifest and not streamed) or "experiment" not in manifest:
         raise ValueError(f"{mpath} is not a stimgen manifest (no 'stimuli' or 'experiment')")
+    if streamed:
+        manifest["stimuli"] = _streamed_entries(manifest, root, str(mpath))
     _check_manifest(manifest, str(mpath))
     return root, manifest
 
 
+def _bad(where: str, field_: str, want: str, got: Any) -> ValueError:
+    shown = type(got).__name__ if isinstance(got, dict | list) else repr(got)
+    return ValueError(f"{where}: {field_} must be {want}, got {shown}; the manifest is damaged")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _streamed_entries(m: Mapping[str, Any], root: Path, where: str) -> Entries:
+    """The lazily read entries of a set that keeps them in ``entries.jsonl``."""
+    ref = m["entries"]
+    if not isinstance(ref, dict):
+        raise _bad(where, "entries", "a mapping (file, sha256, n)", ref)
+    if ref.get("file") != ENTRIES_FILE:
+        raise _bad(where, "entries.file", repr(ENTRIES_FILE), ref.get("file"))
+    if not isinstance(ref.get("sha256"), str):
+        raise _bad(where, "entries.sha256", "a hex digest (str)", ref.get("sha256"))
+    if not _is_int(ref.get("n")):
+        raise _bad(where, "entries.n", "an integer", ref.get("n"))
+    fp = root / ENTRIES_FILE
+    if not fp.is_file():
+        raise FileNotFoundError(f"{where}: the set's entries file {fp} is missing")
+    return Entries(fp, check=lambda i, e: _check_entry(e, i, str(fp)))
+
+
 def _check_manifest(m: Mapping[str, Any], where: str) -> None:
-    """The fields verify and regenerate rely on, with their types; ValueError naming the field."""
+    """The fields verify and regenerate rely on, with their types; ValueError naming the field.
 
-    def bad(field_: str, want: str, got: Any) -> ValueError:
-        shown = type(got).__name__ if isinstance(got, dict | list) else repr(got)
-        return ValueError(f"{where}: {field_} must be {want}, got {shown}; the manifest is damaged")
-
-    def is_int(x: Any) -> bool:
-        return isinstance(x, int) and not isinstance(x, bool)
-
+    Entries listed in the manifest are checked here; streamed ones as they are read.
+    """
     if not isinstance(m["experiment"], dict):
-        raise bad("experiment", "a mapping (the resolved experiment)", m["experiment"])
-    if not is_int(m.get("seed_entropy")) or m["seed_entropy"] < 0:
-        raise bad("seed_entropy", "an integer >= 0", m.get("seed_entropy"))
-    if not is_int(m.get("n_stimuli")):
-        raise bad("n_stimuli", "an integer", m.get("n_stimuli"))
+        raise _bad(where, "experiment", "a mapping (the resolved experiment)", m["experiment"])
+    if not _is_int(m.get("seed_entropy")) or m["seed_entropy"] < 0:
+        raise _bad(where, "seed_entropy", "an integer >= 0", m.get("seed_entropy"))
+    if not _is_int(m.get("n_stimuli")):
+        raise _bad(where, "n_stimuli", "an integer", m.get("n_stimuli"))
+    if isinstance(m["stimuli"], Entries):
+        return
     if not isinstance(m["stimuli"], list):
-        raise bad("stimuli", "a list of entries", m["stimuli"])
+        raise _bad(where, "stimuli", "a list of entries", m["stimuli"])
     for i, e in enumerate(m["stimuli"]):
-        if not isinstance(e, dict):
-            raise bad(f"stimuli[{i}]", "a mapping", e)
-        if e.get("index") != i or not is_int(e.get("index")):
-            raise bad(f"stimuli[{i}].index", f"{i} (entries in plan order)", e.get("index"))
-        files = e.get("files", [e])
-        if not isinstance(files, list) or not files:
-            raise bad(f"stimuli[{i}].files", "a non-empty list of files", files)
-        for j, f in enumerate(files):
-            name = f"stimuli[{i}]" + ("" if f is e else f".files[{j}]")
-            if not isinstance(f, dict):
-                raise bad(name, "a mapping", f)
-            for key, want in (("file", "a relative path (str)"), ("sha256", "a hex digest (str)")):
-                if not isinstance(f.get(key), str):
-                    raise bad(f"{name}.{key}", want, f.get(key))
-            rel = Path(f["file"])
-            if rel.is_absolute() or ".." in rel.parts:
-                raise bad(f"{name}.file", "a path inside the set", f["file"])
-            if f is not e and f.get("format") not in FORMATS:
-                raise bad(f"{name}.format", "one of " + ", ".join(FORMATS), f.get("format"))
+        _check_entry(e, i, where)
+
+
+def _check_entry(e: Any, i: int, where: str) -> None:
+    """One stimulus entry: its index, and its files as relative paths with hashes."""
+    if not isinstance(e, dict):
+        raise _bad(where, f"stimuli[{i}]", "a mapping", e)
+    if e.get("index") != i or not _is_int(e.get("index")):
+        raise _bad(where, f"stimuli[{i}].index", f"{i} (entries in plan order)", e.get("index"))
+    files = e.get("files", [e])
+    if not isinstance(files, list) or not files:
+        raise _bad(where, f"stimuli[{i}].files", "a non-empty list of files", files)
+    for j, f in enumerate(files):
+        name = f"stimuli[{i}]" + ("" if f is e else f".files[{j}]")
+        if not isinstance(f, dict):
+            raise _bad(where, name, "a mapping", f)
+        for key, want in (("file", "a relative path (str)"), ("sha256", "a hex digest (str)")):
+            if not isinstance(f.get(key), str):
+                raise _bad(where, f"{name}.{key}", want, f.get(key))
+        rel = Path(f["file"])
+        if rel.is_absolute() or ".." in rel.parts:
+            raise _bad(where, f"{name}.file", "a path inside the set", f["file"])
+        if f is not e and f.get("format") not in FORMATS:
+            raise _bad(where, f"{name}.format", "one of " + ", ".join(FORMATS), f.get("format"))

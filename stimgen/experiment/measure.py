@@ -111,20 +111,20 @@ def alpha_tolerance(check: Mapping[str, Any], n_images: int, shape: tuple[int, .
     return max(0.1, 0.4 * math.sqrt(64 * 96 / (max(n_images, 1) * shape[0] * shape[1])))
 
 
-def condition_spectrum(bins: Any, powers: list[np.ndarray], ppd: float):
-    """Mean and spread over a condition's repeats of the per-stimulus radial spectra.
+def condition_spectrum(bins: Any, power_mean: np.ndarray, power_std: np.ndarray, n_images: int, ppd: float):
+    """A condition's :class:`~stimgen.spectrum.RadialSpectrum` from the mean and spread
+    (ddof 1) over its repeats of the per-stimulus radial powers.
 
     ``bins`` is a :class:`~stimgen.spectrum.RadialSpectrum` of the image shape (its bins).
     """
     from ..spectrum import RadialSpectrum
 
-    per = np.asarray(powers)
     return RadialSpectrum(
         freq_cpp=bins.freq_cpp,
-        power=per.mean(axis=0),
-        power_std=per.std(axis=0, ddof=1) if len(per) > 1 else np.zeros(per.shape[1]),
+        power=power_mean,
+        power_std=power_std,
         counts=bins.counts,
-        n_images=len(per),
+        n_images=n_images,
         shape_px=bins.shape_px,
         ppd=ppd,
     )
@@ -174,26 +174,29 @@ def speed_check(movie: np.ndarray, record: Mapping[str, Any], check: Mapping[str
     return res
 
 
-def speed_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Requested vs measured velocity of a condition's movies (median over its repeats)."""
-    e0 = entries[0]
-    checks = [e["speed_check"] for e in entries if e.get("speed_check") is not None]
+def speed_summary(requested: Mapping[str, Any], velocities_deg_s: np.ndarray, passed: list[bool]) -> dict[str, Any]:
+    """Requested vs measured velocity of a condition's movies (median over its repeats).
+
+    ``requested`` holds the condition's ``speed_deg_s``, ``direction_deg`` and
+    ``velocity_deg_s``; ``velocities_deg_s`` (K, 2) and ``passed`` the measured velocity
+    and the pass flag of each of its K movies whose speed was checked.
+    """
+    vel = np.asarray(velocities_deg_s, dtype=np.float64).reshape(-1, 2)
     out: dict[str, Any] = {
-        "requested_speed_deg_s": e0["speed_deg_s"],
-        "requested_direction_deg": e0["direction_deg"] if e0["speed_deg_s"] > 0 else None,
-        "requested_velocity_deg_s": e0["velocity_deg_s"],
+        "requested_speed_deg_s": requested["speed_deg_s"],
+        "requested_direction_deg": requested["direction_deg"] if requested["speed_deg_s"] > 0 else None,
+        "requested_velocity_deg_s": requested["velocity_deg_s"],
         "measured_speed_deg_s": None,
         "measured_speed_range_deg_s": None,
         "measured_direction_deg": None,
         "direction_error_deg": None,
         "measured_velocity_deg_s": None,
-        "n_checked": len(checks),
-        "n_pass": sum(bool(k["pass"]) for k in checks),
+        "n_checked": len(vel),
+        "n_pass": sum(bool(k) for k in passed),
         "pass": None,
     }
-    if not checks:
+    if not len(vel):
         return out
-    vel = np.array([k["measured"]["velocity_deg_s"] for k in checks], dtype=np.float64)
     speeds = np.hypot(vel[:, 0], vel[:, 1])
     vx, vy = (float(x) for x in np.median(vel, axis=0))
     out["measured_velocity_deg_s"] = [vx + 0.0, vy + 0.0]
@@ -203,7 +206,7 @@ def speed_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
         d = out["measured_direction_deg"] = math.degrees(math.atan2(-vy, vx)) % 360.0
         if out["requested_direction_deg"] is not None:
             out["direction_error_deg"] = (d - out["requested_direction_deg"] + 180.0) % 360.0 - 180.0
-    out["pass"] = out["n_pass"] == len(checks)
+    out["pass"] = out["n_pass"] == len(vel)
     return out
 
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from .measure import (
 from .noise_part import band_source
 from .parts import BasePart, Drawing, Measured, elsewhere, register
 from .plan import Condition, Plan
+from .pool import RunningMean
 
 MODELS = ("drift", "spatiotemporal")
 MOTION_DEFAULTS: dict[str, Any] = {
@@ -106,6 +108,9 @@ def probe(p: Mapping[str, Any], motion: Mapping[str, Any], shape: tuple[int, int
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
+                from .budget import one_frame_fits
+
+                one_frame_fits(shape)  # the probe draws a frame: refuse one beyond memory first
                 drifting_noise(size_px=shape, rng=0, **drift_kwargs(p, motion, ppd, 1))
             except ValueError as exc:
                 err = " ".join(str(exc).split())
@@ -134,12 +139,6 @@ def speed_text(speed: Mapping[str, Any]) -> str:
     elif speed["measured_direction_deg"] is not None:
         got += f" at {speed['measured_direction_deg']:.1f} deg"
     return f"{got} (requested {want})"
-
-
-def _first_label(entries: list[dict[str, Any]], i: int) -> str:
-    """``c<index>`` at the first entry of each condition, empty for its repeats."""
-    ci = entries[i]["condition"]["index"]
-    return "" if i and entries[i - 1]["condition"]["index"] == ci else f"c{ci}"
 
 
 class MotionPart(BasePart):
@@ -311,13 +310,37 @@ class MotionPart(BasePart):
         check = speed_check(data, record, plan.exp["check"])
         return Measured({"speed_check": check}, None if check is None else bool(check["pass"]))
 
-    def summary(self, plan: Plan, c: Condition, entries: list[dict[str, Any]], extras: list[Any]) -> Measured:
+    def n_frames(self, plan: Plan) -> int | None:
+        return n_frames_of(plan.exp["motion"])
+
+    def pool(self, plan: Plan, c: Condition) -> MotionPool:
+        return MotionPool()
+
+    def pool_add(self, plan: Plan, c: Condition, pool: MotionPool, entry: Mapping[str, Any], extra: Any) -> None:
+        record = entry["motion_record"]
+        if pool.record is None:
+            pool.record = record
+            if record["stimulus"] != "spatiotemporal_noise":
+                pool.requested = {k: entry[k] for k in ("speed_deg_s", "direction_deg", "velocity_deg_s")}
+        if record["stimulus"] == "spatiotemporal_noise":
+            pool.temporal.add(extra)
+            return
+        check = entry.get("speed_check")
+        if check is not None:
+            vx, vy = check["measured"]["velocity_deg_s"]
+            pool.velocities_deg_s.append((float(vx), float(vy)))
+            pool.speed_passed.append(bool(check["pass"]))
+
+    def summary(self, plan: Plan, c: Condition, pool: MotionPool) -> Measured:
+        record = pool.record
+        assert record is not None  # a condition has at least one movie
         if plan.exp["motion"]["model"] == "spatiotemporal":
-            record = entries[0]["motion_record"]
-            chk = temporal_check(np.mean(extras, axis=0), len(extras), (record["n_frames"], *plan.shape), record, plan.exp["check"])
+            t = pool.temporal
+            chk = temporal_check(t.mean, t.n, (record["n_frames"], *plan.shape), record, plan.exp["check"])
             measured = {"temporal_band_hz": chk["measured"]["band_hz"], "temporal_peak_hz": chk["measured"]["peak_hz"]}
             return Measured({"measured": measured, "temporal": chk}, chk["pass"])
-        speed = speed_summary(entries)
+        assert pool.requested is not None
+        speed = speed_summary(pool.requested, np.asarray(pool.velocities_deg_s), pool.speed_passed)
         return Measured({"speed": speed}, speed["pass"])
 
     def manifest_fields(self, plan: Plan) -> dict[str, Any]:
@@ -388,21 +411,32 @@ class MotionPart(BasePart):
                                  summary["temporal"]["pass"], exact, what="pooled temporal band")  # fmt: skip
 
     # -- figures ------------------------------------------------------------------------
-    def figures(self, plan: Plan, results: list, root: Path, manifest: Mapping[str, Any]) -> list[str]:
+    def figures(self, plan: Plan, pools: Mapping[int, MotionPool], summaries: Sequence[Mapping[str, Any]], root: Path) -> list[str]:
         """Measured against requested velocity of every movie whose speed was checked."""
         from .. import plotting
+        from .figures import FIGURE_COMPRESS_LEVEL
 
-        checked = [e for e in manifest["stimuli"] if e.get("speed_check") is not None]
-        if not checked:
+        requested: list[Any] = []
+        measured: list[Any] = []
+        labels: list[str] = []
+        passed: list[bool] = []
+        for c in plan.conditions:
+            pool = pools[c.index]
+            vel = pool.velocities_deg_s
+            if not vel or pool.requested is None:
+                continue
+            requested += [pool.requested["velocity_deg_s"]] * len(vel)
+            measured += [list(v) for v in vel]
+            labels += [f"c{c.index}"] + [""] * (len(vel) - 1)
+            passed += pool.speed_passed
+        if not measured:
             return []
-        ax = plotting.plot_velocity_check(
-            [e["velocity_deg_s"] for e in checked],
-            [e["speed_check"]["measured"]["velocity_deg_s"] for e in checked],
-            labels=[_first_label(checked, i) for i in range(len(checked))],
-            passed=[e["speed_check"]["pass"] for e in checked],
-            title=f"{len(checked)} movies: velocity measured by optical flow vs requested",
+        fig = plotting.new_figure((5.0, 5.0), margins=(0.15, 0.11, 0.96, 0.92))
+        plotting.plot_velocity_check(
+            requested, measured, labels=labels, passed=passed, ax=fig.add_subplot(),
+            title=f"{len(measured)} movies: velocity measured by optical flow vs requested",
         )  # fmt: skip
-        plotting.save(ax.figure, root / "figures/velocity.png")
+        plotting.save(fig, root / "figures/velocity.png", compress_level=FIGURE_COMPRESS_LEVEL)
         return ["figures/velocity.png"]
 
     def caption(self, summary: Mapping[str, Any]) -> str | None:
@@ -412,6 +446,22 @@ class MotionPart(BasePart):
             d_lo, d_hi = t["design"]["band_hz"]
             return f"temporal band {lo:.3g}-{hi:.3g} Hz (design {d_lo:.3g}-{d_hi:.3g} Hz)"
         return speed_text(summary["speed"])
+
+
+@dataclass
+class MotionPool:
+    """What a condition's summary and the velocity figure need of its movies.
+
+    Drift: the requested motion and, per movie whose speed was checked, its measured
+    velocity (deg/s) and pass flag. Spatiotemporal: the running mean of the movies'
+    temporal power spectra.
+    """
+
+    record: dict[str, Any] | None = None  # the first movie's motion record
+    requested: dict[str, Any] | None = None
+    velocities_deg_s: list[tuple[float, float]] = field(default_factory=list)
+    speed_passed: list[bool] = field(default_factory=list)
+    temporal: RunningMean = field(default_factory=RunningMean)
 
 
 def _wrong_model(key: str, model: str) -> str:

@@ -25,8 +25,9 @@ from .measure import (
     fmt_num,
     spectral_check,
 )
-from .parts import BasePart, Drawing, Measured, register
+from .parts import BasePart, Drawing, FailsCheck, Measured, register
 from .plan import Condition, Plan
+from .pool import RunningMean
 
 FAMILIES = ("dog", "log_gaussian", "butterworth", "ideal", "power_law", "white")
 KINDS = ("gaussian", "uniform", "binary", "flat")
@@ -276,9 +277,20 @@ class NoisePart(BasePart):
             res["spectral_pass"] = passed
         return Measured(res, passed, power)
 
-    def summary(self, plan: Plan, c: Condition, entries: list[dict[str, Any]], extras: list[Any]) -> Measured:
+    def pool(self, plan: Plan, c: Condition) -> RunningMean:
+        """The running mean and spread of the condition's radial power spectra."""
+        return RunningMean()
+
+    def pool_add(self, plan: Plan, c: Condition, pool: RunningMean, entry: Mapping[str, Any], extra: Any) -> None:
+        pool.add(extra)
+
+    def spectrum(self, plan: Plan, pool: RunningMean) -> Any:
+        """A condition's pooled :class:`~stimgen.spectrum.RadialSpectrum` (its summary's and figure's)."""
+        return condition_spectrum(spectrum_bins(plan), pool.mean, pool.std, pool.n, plan.ppd)
+
+    def summary(self, plan: Plan, c: Condition, pool: RunningMean) -> Measured:
         filt = condition_filter(plan, c)
-        spec = condition_spectrum(spectrum_bins(plan), extras, plan.ppd)
+        spec = self.spectrum(plan, pool)
         out: dict[str, Any] = {
             "filter": None if filt is None else filt.to_record(),
             "design": condition_design(plan, c),
@@ -291,7 +303,11 @@ class NoisePart(BasePart):
         return Measured(out, passed)
 
     def verify(self, plan: Plan, c: Condition, entry: Mapping[str, Any], data: np.ndarray, exact: bool) -> str | None:
-        """The spectrum measured again: exactly (float rounding) for .npy, to 2 % for PNGs."""
+        """The spectrum measured again: exactly (float rounding) for .npy, to 2 % for PNGs.
+
+        A PNG whose values agree but whose re-measured spectrum fails the check (the
+        quantization tipped it) is a failed check, not damage (:class:`FailsCheck`).
+        """
         measured, _ = spectral_check(first_frame(data), plan.ppd, c.params, condition_filter(plan, c), plan.exp["check"])
         rtol = 1e-6 if exact else 0.02
         for key in ("peak_cpd", "band_cpd", "alpha", "orientation_deg"):
@@ -300,35 +316,37 @@ class NoisePart(BasePart):
         flag = entry.get("spectral_pass", entry.get("pass"))
         if exact and bool(measured["pass"]) != bool(flag):
             return f"re-measured spectral pass {measured['pass']} differs from the manifest's {flag}"
+        if flag and not measured["pass"]:  # PNG levels: the values agree, the verdict does not
+            return FailsCheck("its spectrum fails the design check re-measured from its PNG levels")
         return None
 
     # -- figures ------------------------------------------------------------------------
-    def figures(self, plan: Plan, results: list, root: Path, manifest: Mapping[str, Any]) -> list[str]:
-        """One spectrum per condition: mean and spread of its stimuli against the design."""
-        from .. import plotting
+    def condition_figures(self, plan: Plan, c: Condition, pool: RunningMean, summary: Mapping[str, Any], root: Path) -> list[str]:
+        """The condition's pooled spectrum (mean and spread of its stimuli) against the design.
 
-        powers: dict[int, list[np.ndarray]] = {}
-        for entry, extras, _ in results:
-            powers.setdefault(entry["condition"]["index"], []).append(extras[self.name])
-        written = []
-        for c, summary in zip(plan.conditions, manifest["conditions"], strict=True):
-            spec = condition_spectrum(spectrum_bins(plan), powers[c.index], plan.ppd)
-            fam = c.params["family"]
-            slope = {"power_law": c.params["alpha"], "white": 0.0}.get(fam)
-            title = f"condition {c.index}: {c.label}"
-            captions = [t for t in (p.caption(summary) for p in plan.parts if p is not self) if t]
-            if plan.movie:
-                title += "\n" + "; ".join(["first frames", *captions])
-            elif captions:
-                title += "\n" + "; ".join(captions)
-            ax = plotting.plot_condition_spectrum(
-                spec, design=None if slope is not None else radial_part(condition_filter(plan, c)),
-                level=c.params["level"], title=title, passed=summary["pass"], alpha=slope,
-            )  # fmt: skip
-            rel = f"figures/spectrum_{c.folder}.png"
-            plotting.save(ax.figure, root / rel)
-            written.append(rel)
-        return written
+        Drawn as soon as the condition's last stimulus arrives, from the spectrum its
+        summary was measured from, while workers go on with the next conditions.
+        """
+        from .. import plotting
+        from .figures import CONDITION_MARGINS, FIGURE_COMPRESS_LEVEL
+
+        spec = self.spectrum(plan, pool)
+        fam = c.params["family"]
+        slope = {"power_law": c.params["alpha"], "white": 0.0}.get(fam)
+        title = f"condition {c.index}: {c.label}"
+        captions = [t for t in (p.caption(summary) for p in plan.parts if p is not self) if t]
+        if plan.movie:
+            title += "\n" + "; ".join(["first frames", *captions])
+        elif captions:
+            title += "\n" + "; ".join(captions)
+        fig = plotting.new_figure(margins=CONDITION_MARGINS)
+        plotting.plot_condition_spectrum(
+            spec, design=None if slope is not None else radial_part(condition_filter(plan, c)),
+            level=c.params["level"], title=title, passed=summary["pass"], alpha=slope, ax=fig.add_subplot(),
+        )  # fmt: skip
+        rel = f"figures/spectrum_{c.folder}.png"
+        plotting.save(fig, root / rel, compress_level=FIGURE_COMPRESS_LEVEL)
+        return [rel]
 
 
 NOISE = register(NoisePart())

@@ -8,10 +8,12 @@ the experiment file and declares, next to its code:
   (:meth:`Part.check_section`, :meth:`Part.check_value`, :meth:`Part.check_condition`);
 * how to draw it from ``(plan, condition, rng)`` (:meth:`Part.draw`);
 * what it adds to the manifest entry of each stimulus (:meth:`Part.record`,
-  :meth:`Part.measure`), to each condition's summary (:meth:`Part.summary`) and to the
-  manifest itself (:meth:`Part.manifest_fields`);
+  :meth:`Part.measure`), to each condition's summary (:meth:`Part.summary`, from what it
+  pooled of the condition's stimuli as they arrived: :meth:`Part.pool`,
+  :meth:`Part.pool_add`) and to the manifest itself (:meth:`Part.manifest_fields`);
 * what ``verify`` re-checks (:meth:`Part.verify` per stimulus, :meth:`Part.verify_summary`
-  per condition), and its figures.
+  per condition), and its figures (:meth:`Part.condition_figures`, drawn as soon as a
+  condition is complete; :meth:`Part.figures` once the set is).
 
 The runner, the manifest writer and verify loop over :data:`PARTS` (in registration order)
 and know none of the parts by name. Adding a kind of stimulus means writing one class
@@ -30,13 +32,15 @@ Conventions
 * A part's checks report ``passed`` (True/False, or None when it checked nothing); the
   stimulus' ``pass`` is true when no active part failed. Summary fields of several parts
   that are mappings under one key (``measured``) are merged.
+* Stimuli arrive in index order and are not kept: a part pools what its summary and
+  figures need (a running mean, a few numbers per stimulus), never the stimuli.
 * A part defined outside the package is found by worker processes by importing its module
   (``type(part).__module__``); define it in an importable module to run with several jobs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -49,7 +53,7 @@ from .keys import FRAME_KEYS, FRAME_SECTIONS
 if TYPE_CHECKING:  # the plan imports this module; these are for annotations only
     from .plan import Condition, Plan
 
-__all__ = ["PARTS", "BasePart", "Drawing", "Measured", "Part", "active_parts", "register"]
+__all__ = ["PARTS", "BasePart", "Drawing", "FailsCheck", "Measured", "Part", "active_parts", "register"]
 
 
 @dataclass
@@ -89,13 +93,22 @@ class Measured:
     passed : bool or None
         Whether the part's check passed; None when it checked nothing.
     extra : object
-        Kept in memory for the condition's summary and figures, not stored (e.g. the
-        stimulus' radial power spectrum).
+        Handed to the part's :meth:`Part.pool_add` for the condition's summary and figures,
+        not stored (e.g. the stimulus' radial power spectrum).
     """
 
     fields: dict[str, Any] = field(default_factory=dict)
     passed: bool | None = None
     extra: Any = None
+
+
+class FailsCheck(str):
+    """A message of :meth:`Part.verify` saying that an intact stimulus fails its design check.
+
+    Return ``FailsCheck("...")`` instead of a plain string when the stimulus read back
+    measures like the manifest says but fails the part's check (e.g. re-measured from PNG
+    levels): ``verify`` lists it under ``failed_checks`` (exit status 3), not as damage.
+    """
 
 
 @runtime_checkable
@@ -190,8 +203,17 @@ class Part(Protocol):
     def measure(self, plan: Plan, c: Condition, data: np.ndarray, entry: Mapping[str, Any]) -> Measured:
         """Measure one stimulus as made (clipped), given its entry so far."""
 
-    def summary(self, plan: Plan, c: Condition, entries: list[dict[str, Any]], extras: list[Any]) -> Measured:
-        """A condition's summary from its entries and the parts' ``Measured.extra``."""
+    def n_frames(self, plan: Plan) -> int | None:
+        """Frames of each stimulus when this part makes movies (None: it does not say)."""
+
+    def pool(self, plan: Plan, c: Condition) -> Any:
+        """A fresh accumulator of one condition's stimuli (None: it pools nothing)."""
+
+    def pool_add(self, plan: Plan, c: Condition, pool: Any, entry: Mapping[str, Any], extra: Any) -> None:
+        """Add one stimulus (its entry and this part's ``Measured.extra``) to ``pool``, in place."""
+
+    def summary(self, plan: Plan, c: Condition, pool: Any) -> Measured:
+        """A condition's summary from what :meth:`pool_add` pooled of its stimuli."""
 
     def manifest_fields(self, plan: Plan) -> dict[str, Any]:
         """Top-level manifest fields (once per set)."""
@@ -206,8 +228,11 @@ class Part(Protocol):
     def warnings(self, plan: Plan) -> list[str]:
         """Warnings about the plan, given once before generating."""
 
-    def figures(self, plan: Plan, results: list, root: Path, manifest: Mapping[str, Any]) -> list[str]:
-        """Write its figures under ``root`` (relative paths returned)."""
+    def condition_figures(self, plan: Plan, c: Condition, pool: Any, summary: Mapping[str, Any], root: Path) -> list[str]:
+        """Write a condition's figures under ``root`` as soon as it is complete (relative paths returned)."""
+
+    def figures(self, plan: Plan, pools: Mapping[int, Any], summaries: Sequence[Mapping[str, Any]], root: Path) -> list[str]:
+        """Write its figures of the whole set under ``root`` (``pools``: its pool of each condition by index)."""
 
     def caption(self, summary: Mapping[str, Any]) -> str | None:
         """A phrase for the figure titles of a condition (e.g. its measured speed)."""
@@ -265,7 +290,16 @@ class BasePart:
     def measure(self, plan: Plan, c: Condition, data: np.ndarray, entry: Mapping[str, Any]) -> Measured:
         return Measured()
 
-    def summary(self, plan: Plan, c: Condition, entries: list[dict[str, Any]], extras: list[Any]) -> Measured:
+    def n_frames(self, plan: Plan) -> int | None:
+        return None
+
+    def pool(self, plan: Plan, c: Condition) -> Any:
+        return None
+
+    def pool_add(self, plan: Plan, c: Condition, pool: Any, entry: Mapping[str, Any], extra: Any) -> None:
+        return None
+
+    def summary(self, plan: Plan, c: Condition, pool: Any) -> Measured:
         return Measured()
 
     def manifest_fields(self, plan: Plan) -> dict[str, Any]:
@@ -281,7 +315,10 @@ class BasePart:
     def warnings(self, plan: Plan) -> list[str]:
         return []
 
-    def figures(self, plan: Plan, results: list, root: Path, manifest: Mapping[str, Any]) -> list[str]:
+    def condition_figures(self, plan: Plan, c: Condition, pool: Any, summary: Mapping[str, Any], root: Path) -> list[str]:
+        return []
+
+    def figures(self, plan: Plan, pools: Mapping[int, Any], summaries: Sequence[Mapping[str, Any]], root: Path) -> list[str]:
         return []
 
     def caption(self, summary: Mapping[str, Any]) -> str | None:

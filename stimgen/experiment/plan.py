@@ -155,7 +155,7 @@ class Plan:
     """Everything a worker needs, derived once per process from the resolved experiment.
 
     ``parts`` are the active parts, ``drawers`` those that draw (not superseded by another),
-    ``movie`` whether stimuli are (T, H, W) movies; ``memo`` caches per-plan values of the
+    ``movie`` whether stimuli are (T, H, W) movies (``n_frames`` frames each); ``memo`` caches per-plan values of the
     parts (filters, spectrum bins, ...).
     """
 
@@ -168,6 +168,8 @@ class Plan:
         superseded = {name for p in self.parts for name in p.supersedes}
         self.drawers: list[Part] = [p for p in self.parts if p.name not in superseded]
         self.movie = any(p.movie for p in self.parts)
+        #: frames of each movie (None for still images), as the part making movies states it
+        self.n_frames: int | None = next((k for p in self.parts if (k := p.n_frames(self)) is not None), None)
         self.conditions = expand(exp)
         self.starts = [c.first for c in self.conditions]
         self.n = sum(c.repeats for c in self.conditions)

@@ -11,10 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from .execute import _chunks, _execute, part_modules
-from .figures import _figures
-from .manifest import _dumps, _manifest, _warn_clipping
+from . import budget
+from . import entries as _entries
+from .durable import sync_dir_entry, sync_tree
+from .entries import ENTRIES_FILE, Entries, EntryWriter
+from .execute import _chunks, _execute, auto_jobs, part_modules
+from .figures import _condition_figures, _set_figures
+from .manifest import _condition_summary, _dumps, _manifest, _warn_clipping
 from .plan import Plan, plan_of
+from .pool import ConditionPool
 from .schema import load_experiment, validate_experiment
 
 
@@ -22,12 +27,13 @@ def run_experiment(
     experiment: str | os.PathLike | Mapping[str, Any],
     out: str | os.PathLike | None = None,
     *,
-    jobs: int | None = None,
+    jobs: int | str | None = "auto",
     seed: int | None = None,
     force: bool = False,
     progress: bool | None = None,
     scheduler: str = "local",
     address: str | None = None,
+    budget_check: bool = True,
 ) -> dict[str, Any]:
     """Generate a complete stimulus set: files, ``manifest.json`` and figures.
 
@@ -39,9 +45,12 @@ def run_experiment(
     out : path, optional
         Output directory (default: ``./<name>`` in the current directory). Its parent
         is created if needed. Must not exist unless ``force``.
-    jobs : int, optional
-        Worker processes for the local scheduler (default: all cores; 1 runs in this
-        process). The files do not depend on it.
+    jobs : int or "auto", optional
+        Worker processes for the local scheduler; 1 runs in this process. ``"auto"`` (the
+        default, also None): one worker per 16 million pixels of the set (height x width
+        x frames summed over its stimuli), at most one per available core, and this
+        process alone when that gives fewer than two (small sets do not repay starting
+        workers). The files do not depend on it.
     seed : int, optional
         Seed entropy overriding the file's ``seed``. Without either, fresh entropy is drawn
         and recorded in the manifest.
@@ -54,17 +63,26 @@ def run_experiment(
         (workers must see ``out``'s parent directory, e.g. a shared filesystem).
     address : str, optional
         ``HOST:PORT`` of the Dask scheduler.
+    budget_check : bool
+        Estimate the memory (per process) and the disk the set needs, and refuse to start
+        when they exceed the available memory (``MemAvailable``) or the free disk of the
+        output's parent (default True; False tries anyway).
 
     Returns
     -------
     dict
         The manifest, as written to ``out/manifest.json`` (``manifest["path"]`` is not
-        stored in the file but added here: the set's directory).
+        stored in the file but added here: the set's directory). ``manifest["status"]``
+        is ``"failed"`` when a stimulus or a condition failed its checks: the set is
+        written all the same. ``manifest["stimuli"]`` holds the entries; for a set of more
+        than 1,000 stimuli they stay in ``entries.jsonl`` and are read from it on demand.
 
     Raises
     ------
     ExperimentError
         If the experiment is invalid (nothing is written).
+    ValueError
+        If the set would need more memory or disk than available (nothing is written).
     FileExistsError
         If ``out`` exists and ``force`` is false.
     RunFailed
@@ -77,6 +95,9 @@ def run_experiment(
     v.choice("scheduler", scheduler, ("local", "dask"))
     if scheduler == "dask" and not address:
         raise ValueError("scheduler 'dask' needs address HOST:PORT of a dask.distributed scheduler")
+    if jobs is not None and jobs != "auto":
+        if isinstance(jobs, str) or isinstance(jobs, bool) or not isinstance(jobs, int | np.integer) or jobs < 1:
+            raise ValueError(f"jobs must be 'auto' or an integer >= 1, got {jobs!r}")
     yaml_bytes: bytes | None = None
     source: str | None = None
     if isinstance(experiment, Mapping):
@@ -91,38 +112,78 @@ def run_experiment(
         exp["seed"] = int(seed)  # not via float: 128-bit entropy must stay exact
     entropy = int(exp["seed"]) if exp["seed"] is not None else int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
     exp["seed"] = entropy
-    if jobs is None:
-        jobs = os.cpu_count() or 1
-    jobs = v.positive_int("jobs", jobs)
     plan = plan_of(exp)
-    _warn_parts(plan, source or exp["name"])
+    if scheduler == "dask":
+        n_jobs = 16
+    else:
+        n_jobs = auto_jobs(plan.n, plan.shape, plan.n_frames) if jobs in (None, "auto") else int(jobs)  # type: ignore[arg-type]
+        n_jobs = max(1, min(n_jobs, len(_chunks(plan.n, n_jobs))))
     final = Path(out) if out is not None else Path.cwd() / exp["name"]
     if final.exists() and not force:
         raise FileExistsError(f"output directory {final} already exists (use --force to replace it)")
+    if budget_check:
+        if scheduler == "local" and jobs in (None, "auto"):  # auto: no more workers than fit
+            n_jobs = budget.fitting_processes(budget.estimate(plan, n_jobs), n_jobs)
+        h, w = plan.shape
+        frames = f"{plan.n_frames} frames of " if plan.n_frames else ""
+        what = f"{source or exp['name']} ({plan.n:,} stimuli of {frames}{h} x {w} px)"
+        budget.check(budget.estimate(plan, n_jobs if scheduler == "local" else 1), final.parent, what=what)
+    _warn_parts(plan, source or exp["name"])
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OSError(f"cannot create the parent folder of the output {final}: {exc.strerror or exc}") from None
     exp_json = json.dumps(exp)  # not sort_keys: the factorial's key order is the plan's order
-    n_examples = exp["output"]["examples_per_condition"] if exp["output"]["figures"] else 0
-    chunks = _chunks(plan.n, jobs if scheduler == "local" else 16)
-    results: list[tuple[dict[str, Any], dict[str, Any], np.ndarray | None]] = []
+    figures_on = bool(exp["output"]["figures"])
+    n_examples = exp["output"]["examples_per_condition"] if figures_on else 0
     with atomic_directory(final, force=force) as tmp:
         modules = part_modules(plan.parts)
-        tasks = [(exp_json, entropy, ch, str(tmp), n_examples, modules) for ch in chunks]
-        with Progress(plan.n, exp["name"], enabled=progress) as bar:
-            for chunk_results in _execute(tasks, jobs, scheduler, address):
-                results.extend(chunk_results)
-                bar.update(len(chunk_results))
-        results.sort(key=lambda t: t[0]["index"])
+        tasks = ((exp_json, entropy, ch, str(tmp), n_examples, modules) for ch in _chunks(plan.n, n_jobs))
+        pools = {c.index: ConditionPool(plan, c) for c in plan.conditions}
+        summaries: list[dict[str, Any]] = []
+        examples: dict[int, list[np.ndarray]] = {}
+        figures: list[str] = []
+        writer = EntryWriter(tmp / ENTRIES_FILE)
+        try:
+            with Progress(plan.n, exp["name"], enabled=progress) as bar:
+                for chunk in _execute(tasks, n_jobs, scheduler, address, exp_json, modules):
+                    for entry, extras, img in chunk:
+                        writer.write(entry)
+                        c = plan.conditions[entry["condition"]["index"]]
+                        pool = pools[c.index]
+                        pool.add(entry, extras)
+                        if img is not None:
+                            examples.setdefault(c.index, []).append(img)
+                        if pool.n == c.repeats:  # the condition is complete: summary, figures
+                            summaries.append(_condition_summary(plan, c, pool))
+                            if figures_on:
+                                figures += _condition_figures(plan, c, pool, summaries[-1], tmp)
+                    bar.update(len(chunk))
+        finally:
+            entries_sha = writer.close()
         if yaml_bytes is not None:
             (tmp / "experiment.yaml").write_bytes(yaml_bytes)
-        manifest = _manifest(plan, exp, entropy, results, yaml_bytes, source, sha256_bytes)
-        if exp["output"]["figures"]:
-            manifest["figures"] = _figures(plan, results, tmp, manifest)
-        from ..io import atomic_write_bytes
-
-        atomic_write_bytes(tmp / "manifest.json", _dumps(manifest).encode())
+        n_pass = sum(p.n_pass for p in pools.values())
+        manifest = _manifest(plan, exp, entropy, summaries, n_pass, yaml_bytes, source, sha256_bytes)
+        if figures_on:
+            figures += _set_figures(plan, pools, summaries, examples, tmp)
+        manifest["figures"] = figures
+        del examples
+        streamed = plan.n > _entries.INLINE_MAX_STIMULI
+        if streamed:
+            manifest["entries"] = {
+                "file": ENTRIES_FILE, "n": writer.n, "sha256": entries_sha,
+                "format": "JSON Lines: one stimulus entry per line, in index order",
+            }  # fmt: skip
+        else:
+            manifest["stimuli"] = list(Entries(tmp / ENTRIES_FILE))
+            (tmp / ENTRIES_FILE).unlink()
+        with open(tmp / "manifest.json", "wb") as fh:
+            fh.write(_dumps(manifest).encode())
+        sync_tree(tmp)  # one filesystem sync makes the whole set durable before the rename
+    sync_dir_entry(final.parent)  # and the rename itself
+    if streamed:
+        manifest["stimuli"] = Entries(final / ENTRIES_FILE)
     manifest["path"] = str(final)
     _warn_clipping(manifest, source or exp["name"])
     return manifest

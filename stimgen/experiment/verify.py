@@ -11,30 +11,44 @@ from typing import Any
 import numpy as np
 
 from .draw import make_entry
+from .entries import ENTRIES_FILE, Entries
 from .manifest import read_manifest
-from .parts import Part, active_parts
-from .plan import Plan, plan_of
+from .parts import FailsCheck, Part, active_parts
+from .plan import Condition, Plan, plan_of
 from .schema import validate_experiment
 
 
 @dataclass
 class VerifyReport:
-    """Result of :func:`verify_set`: ``ok`` and a list of what does not hold."""
+    """Result of :func:`verify_set`.
+
+    ``failures``: what does not hold (a changed, missing or unlisted file, a damaged
+    manifest, a re-measurement that differs from the manifest); ``ok`` is true without
+    them. ``failed_checks``: stimuli and conditions of an intact set that fail their design
+    checks (as generated, or when re-measured from PNG levels). ``status`` is ``"ok"``,
+    ``"failed_checks"`` or ``"corrupt"`` (failures win).
+    """
 
     path: str
     n_files: int = 0
     n_stimuli: int = 0
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    motion: bool = False  # a set of movies: speeds were re-measured too
+    motion: bool = False  # a set of movies: their motion was re-measured too
+    failed_checks: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
+    @property
+    def status(self) -> str:
+        return "corrupt" if self.failures else ("failed_checks" if self.failed_checks else "ok")
+
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "ok": self.ok, "n_files": self.n_files, "n_stimuli": self.n_stimuli,
-                "motion": self.motion, "failures": self.failures, "notes": self.notes}  # fmt: skip
+        return {"path": self.path, "ok": self.ok, "status": self.status, "n_files": self.n_files,
+                "n_stimuli": self.n_stimuli, "motion": self.motion, "failures": self.failures,
+                "failed_checks": self.failed_checks, "notes": self.notes}  # fmt: skip
 
 
 def _image_from_file(path: Path, fmt: str, gamma: float | None) -> np.ndarray:
@@ -76,7 +90,8 @@ def verify_set(
     spectra : bool
         Also re-measure the spectra (default True).
     require_pass : bool
-        Also fail when a stimulus' spectral ``pass`` flag in the manifest is false.
+        Count stimuli whose ``pass`` flag in the manifest is false as failures (default:
+        they are listed in ``failed_checks``).
     on_progress : callable, optional
         Called with 1 after each stimulus.
 
@@ -89,9 +104,17 @@ def verify_set(
         parts: list[Part] = active_parts(manifest["experiment"])
     except ValueError:
         parts = []  # reported below, as an invalid stored experiment
-    rep = VerifyReport(str(root), n_stimuli=len(manifest["stimuli"]), motion=any(p.movie for p in parts))
     what = " or ".join(p.checks for p in parts if p.checks) or "design check"
     from ..io import sha256_file
+
+    entries = manifest["stimuli"]
+    motion = any(p.movie for p in parts)
+    if isinstance(entries, Entries) and sha256_file(entries.path) != manifest["entries"]["sha256"]:
+        rep = VerifyReport(str(root), n_stimuli=manifest["n_stimuli"], motion=motion)
+        rep.failures.append(f"{ENTRIES_FILE}: sha256 differs from the manifest (the file was changed); "
+                            "its entries cannot be trusted and were not checked")  # fmt: skip
+        return rep
+    rep = VerifyReport(str(root), n_stimuli=len(entries), motion=motion)
 
     if manifest.get("experiment_sha256"):
         y = root / "experiment.yaml"
@@ -122,7 +145,11 @@ def verify_set(
             "differently are noted, not failed (the hashes still must match)"
         )
     listed = set()
-    damaged: set[int] = set()  # stimuli whose files failed: their conditions are not re-summarized
+    summaries = manifest.get("conditions")
+    if plan is not None and (not isinstance(summaries, list) or len(summaries) != len(plan.conditions)):
+        summaries = None  # nothing to re-check per condition
+    pending: list[Mapping[str, Any]] = []  # entries of the condition being read (entries stream in index order)
+    intact = True  # every file of that condition so far is intact (else it is not re-summarized)
     for e in manifest["stimuli"]:
         ok_files = True
         for f in e.get("files", [e]):
@@ -143,23 +170,33 @@ def verify_set(
         if require_pass and not e.get("pass"):
             rep.failures.append(f"{e['file']}: its {what} failed the design check when generated")
         elif not e.get("pass"):
-            rep.notes.append(f"{e['file']}: {what} pass flag is false in the manifest")
-        if not ok_files:
-            damaged.add(int(e["index"]))
+            rep.failed_checks.append(f"{e['file']}: its {what} failed the design check when generated")
+        intact = intact and ok_files
         if plan is not None and ok_files:
             msg = _verify_stimulus(plan, root, e)
-            if msg and same_version:
+            if isinstance(msg, FailsCheck):
+                rep.failed_checks.append(f"{e['file']}: {msg}")
+            elif msg and same_version:
                 rep.failures.append(f"{e['file']}: {msg}")
             elif msg:
                 rep.notes.append(f"{e['file']}: {msg} (measured by stimgen {made_by}, now {__version__})")
+        if plan is not None and summaries is not None:
+            c, r = plan.locate(int(e["index"]))
+            pending.append(e)
+            if r == c.repeats - 1:  # the condition's last stimulus: re-check its summary
+                if intact and isinstance(summaries[c.index], dict):
+                    for where, msg in _verify_summary(plan, root, c, summaries[c.index], pending):
+                        if same_version:
+                            rep.failures.append(f"{where}: {msg}")
+                        else:
+                            rep.notes.append(f"{where}: {msg} (measured by stimgen {made_by}, now {__version__})")
+                pending, intact = [], True
         if on_progress is not None:
             on_progress(1)
-    if plan is not None:
-        for where, msg in _verify_summaries(plan, root, manifest, damaged):
-            if same_version:
-                rep.failures.append(f"{where}: {msg}")
-            else:
-                rep.notes.append(f"{where}: {msg} (measured by stimgen {made_by}, now {__version__})")
+    for c in manifest.get("conditions") or []:
+        if isinstance(c, dict) and c.get("pass") is False and c.get("n_pass") == c.get("repeats"):
+            rep.failed_checks.append(f"condition {c.get('index')} ({c.get('label')}): its pooled {what} "
+                                     "failed the design check when generated")  # fmt: skip
     stim_dir = root / "stimuli"
     if stim_dir.is_dir():
         extra = sorted(str(p.relative_to(root)) for p in stim_dir.rglob("*") if p.is_file() and str(p.relative_to(root)) not in listed)
@@ -217,26 +254,17 @@ def _verify_stimulus(plan: Plan, root: Path, e: dict[str, Any]) -> str | None:
     return None
 
 
-def _verify_summaries(plan: Plan, root: Path, manifest: Mapping[str, Any], damaged: set[int]):
-    """``(where, message)`` for each condition summary a part re-measures differently.
+def _verify_summary(plan: Plan, root: Path, c: Condition, summary: Mapping[str, Any], entries: list[Mapping[str, Any]]):
+    """``(where, message)`` for each part that re-measures a condition's summary differently.
 
-    Conditions with a damaged file are skipped (the file's failure is reported already).
     Each part reads the condition's stimuli lazily, only if it re-checks its summary.
     """
-    summaries = manifest.get("conditions")
-    if not isinstance(summaries, list) or len(summaries) != len(plan.conditions):
-        return
-    for c, summary in zip(plan.conditions, summaries, strict=True):
-        indices = range(c.first, c.first + c.repeats)
-        if not isinstance(summary, dict) or damaged.intersection(indices):
-            continue
-        entries = [manifest["stimuli"][i] for i in indices]
-        exact = all(_read_format(e) == "npy" for e in entries)
-        for part in plan.parts:
-            data = (_read_stimulus(plan, root, e)[0] for e in entries)
-            msg = part.verify_summary(plan, c, summary, entries, data, exact)
-            if msg:
-                yield f"manifest.json: conditions[{c.index}] ({c.label})", msg
+    exact = all(_read_format(e) == "npy" for e in entries)
+    for part in plan.parts:
+        data = (_read_stimulus(plan, root, e)[0] for e in entries)
+        msg = part.verify_summary(plan, c, summary, entries, data, exact)
+        if msg:
+            yield f"manifest.json: conditions[{c.index}] ({c.label})", msg
 
 
 def _read_format(e: Mapping[str, Any]) -> str:
