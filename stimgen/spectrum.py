@@ -85,6 +85,8 @@ _WALL = 1e-6  # power below this fraction of the peak just beyond an edge: a bri
 _TEST_LEVEL = 1e-2  # bins whose designed power is below this fraction of the peak are not tested
 _EXACT_TOLERANCE = 1e-2  # relative tolerance per bin for exact-spectrum ("flat") noise
 _MAX_BINS_PER_OCTAVE = 1000.0
+_MAX_WIDEN_OCTAVES = 0.5  # ... but no wider than this (octaves)
+_MIN_SAMPLES = 96.0  # DFT samples (times images) the local fit spans at least on noisy spectra
 
 
 # =========================================================================================
@@ -518,8 +520,8 @@ class _Curve:
     1e4 between neighbouring bins) are fitted separately.
     """
 
-    def __init__(self, u: np.ndarray, ly: np.ndarray, weight: np.ndarray, h_min: float) -> None:
-        self.u, self.ly, self.weight, self.h_min = u, ly, weight, h_min
+    def __init__(self, u: np.ndarray, ly: np.ndarray, weight: np.ndarray, h_min: float, min_weight: float = 0.0) -> None:
+        self.u, self.ly, self.weight, self.h_min, self.min_weight = u, ly, weight, h_min, min_weight
         jump = np.abs(np.diff(ly)) > math.log(1e4)
         self.segment = np.concatenate([[0], np.cumsum(jump)])
 
@@ -534,16 +536,27 @@ class _Curve:
         ad = np.where(same, np.abs(d), np.inf)
         n_same = same.sum(axis=1)
         k = np.minimum(n_same, 3) - 1
-        part = np.sort(ad, axis=1)
+        order = np.argsort(ad, axis=1)
+        part = np.take_along_axis(ad, order, axis=1)
         h = np.maximum(self.h_min, part[np.arange(len(t)), np.maximum(k, 0)])
+        if self.min_weight > 0:  # widen until the kernel holds enough DFT samples
+            cum = np.cumsum(np.where(np.isfinite(part), self.weight[order], 0.0), axis=1)
+            j = np.minimum(np.argmax(cum >= self.min_weight, axis=1), np.maximum(n_same - 1, 0))
+            j = np.where(cum[:, -1] >= self.min_weight, j, np.maximum(n_same - 1, 0))
+            h = np.maximum(h, np.minimum(part[np.arange(len(t)), j], _MAX_WIDEN_OCTAVES))
         h = np.where(h > 0, h, 1.0)
         z = np.where(same, d / h[:, None], 0.0)
         kern = np.where(same, self.weight[None, :] * np.exp(-0.5 * z * z), 0.0)
         s = [np.sum(kern * z**j, axis=1) for j in range(5)]
         r = [np.sum(kern * z**j * self.ly[None, :], axis=1) for j in range(3)]
+        # near the ends of the spectrum (all the weight on one side) a quadratic extrapolates
+        # wildly on noisy data: fit a line there
+        left = np.sum(np.where(z < -0.25, kern, 0.0), axis=1)
+        right = np.sum(np.where(z > 0.25, kern, 0.0), axis=1)
+        one_sided = np.minimum(left, right) < 0.1 * s[0]
         out = np.empty(len(t))
         for q in range(len(t)):
-            deg = int(min(2, n_same[q] - 1))
+            deg = int(min(2 if not (one_sided[q] and self.min_weight > 0) else 1, n_same[q] - 1))
             if deg <= 0:
                 out[q] = self.ly[int(np.argmin(ad[q]))]
                 continue
@@ -749,10 +762,13 @@ def measure_band(
     # sampling noise of the log annulus mean is about 1 / sqrt(counts * n_images / 2)
     inband = y > top * 1e-3
     noise_ratio = float(np.median(np.abs(ly - sv)[inband] * np.sqrt(counts[inband] * max(spec.n_images, 1) / 2.0)))
-    curve: _Curve | _SplineCurve = smooth
+    curve: _Curve | _SplineCurve
     if noise_ratio < 0.05:
         curve = _SplineCurve(u, ly, smooth.segment)
         sv = ly.copy()
+    else:  # sampling noise: widen the fit where the bins hold few DFT samples
+        curve = _Curve(u, ly, counts * max(spec.n_images, 1), sm, min_weight=_MIN_SAMPLES)
+        sv = curve(u, curve.segment)
     i = int(np.argmax(sv))
     seg = int(curve.segment[i])
     peak_u, peak_l = float(u[i]), float(sv[i])
@@ -768,7 +784,7 @@ def measure_band(
             peak_u, peak_l = float(res.x), float(-res.fun)
     # on noisy spectra the fitted maximum of a flat top wanders: a parabola through the top
     # (>= 95 % of the maximum), weighted by the samples per bin, is steadier there
-    noisy = curve is smooth
+    noisy = isinstance(curve, _Curve)
     lo_i, hi_i = i, i
     while lo_i > 0 and sv[lo_i - 1] >= peak_l + math.log(_TOP) and curve.segment[lo_i - 1] == seg:
         lo_i -= 1
@@ -1055,8 +1071,12 @@ def periodogram_test(
         raise ValueError("the filter passes nothing on this image's DFT grid")
     counts = np.asarray(spectrum.counts, dtype=float)
     b = _binning_of(spectrum)
+    rest_var = None  # variance of the design power outside the bins (for the contrast test)
     if b is not None:
         gv = grid[b.valid]
+        rest = ~b.valid.copy()
+        rest[0, 0] = False
+        rest_var = float(np.sum(2.0 * weights[rest] * grid[rest] ** 2))
         e1 = np.bincount(b.index, weights=b.weights * gv, minlength=len(counts))
         e2 = np.bincount(b.index, weights=b.weights * gv * gv, minlength=len(counts))
         binning = "exact"
@@ -1086,6 +1106,7 @@ def periodogram_test(
         c = v.in_range("rms_contrast", rms_contrast, 0.0, 1e6, low_inclusive=False)
         scale = h * w * c * c / total
         out["power_ratio"] = fitted / scale
+        alpha = alpha / 2.0  # Bonferroni: half for the shape, half for the contrast
     expected = scale * e1t
     ratio = obst / expected
     # images whose spectra are identical (frames of a drifting pattern) are not independent
@@ -1114,6 +1135,19 @@ def periodogram_test(
                 f"(allowed 1 +- {_EXACT_TOLERANCE:g})"
             )
         return out
+    contrast_ok = True
+    if rms_contrast is not None:
+        # each image's RMS contrast is exact, so the power in the bins can differ from the
+        # design only by what the samples outside them (below one cycle per image, beyond
+        # Nyquist, DC excluded) take: their variance, plus 0.5 % for rounding and clipping
+        all_e1 = float(np.sum(e1))
+        got, want = float(np.sum(obs)), scale * all_e1
+        var = (scale**2 * (rest_var if rest_var is not None else 2.0 * float(np.sum(e2)))) / n_eff
+        sd = math.sqrt(var + (0.005 * want) ** 2)
+        z_c = (got - want) / sd
+        p_c = float(2.0 * special.ndtr(-abs(z_c)))
+        contrast_ok = p_c >= alpha
+        out["contrast"] = {"measured_over_design": math.sqrt(max(got, 0.0) / want), "z": z_c, "p_value": p_c}
     nu = n_eff * nu1
     z = _probit_of_gamma(ratio, nu)
     bins = len(z)
@@ -1129,13 +1163,21 @@ def periodogram_test(
     k = int(np.argmax(np.abs(z)))
     out.update(statistic=stat, dof=dof, p_value=p_value,
                worst={"freq_cpp": float(freq[k]), "ratio": float(ratio[k]), "z": float(z[k])})
-    out["pass"] = bool(p_value >= alpha)
-    verdict = "consistent with" if out["pass"] else "not consistent with"
+    out["pass"] = bool(p_value >= alpha and contrast_ok)
+    verdict = "consistent with" if p_value >= alpha else "not consistent with"
     out["reason"] = (
-        f"periodogram {verdict} the design: chi-square {stat:.4g} on {dof} degrees of freedom, "
-        f"p = {p_value:.3g} (false-alarm rate {alpha:g}); worst bin at {freq[k]:.4g} cpp holds "
+        f"periodogram shape {verdict} the design: chi-square {stat:.4g} on {dof} degrees of "
+        f"freedom, p = {p_value:.3g} (limit {alpha:g}); worst bin at {freq[k]:.4g} cpp holds "
         f"{ratio[k]:.3g} times the designed power"
     )
+    if "contrast" in out:
+        cc = out["contrast"]
+        out["reason"] += (
+            f"; RMS contrast {cc['measured_over_design']:.4g} times the design, p = {cc['p_value']:.3g} "
+            f"(limit {alpha:g})"
+        )
+    if rms_contrast is not None and out["pass"] is not None:
+        out["p_value"] = min(1.0, 2.0 * min(p_value, out["contrast"]["p_value"]))
     return out
 
 
