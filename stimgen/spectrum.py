@@ -100,6 +100,10 @@ def _stack(images: Any, name: str = "images") -> np.ndarray:
         a = v.image_stack(name, images)
     except (TypeError, OverflowError) as exc:  # ragged nested lists and the like
         raise ValueError(f"{name} must be a real numeric array (H, W) or (N, H, W): {exc}") from None
+    except ValueError as exc:
+        if "inhomogeneous" not in str(exc) and "sequence" not in str(exc):
+            raise
+        raise ValueError(f"{name} must be a real numeric array (H, W) or (N, H, W), got ragged nested lists") from None
     if np.iscomplexobj(a):  # pragma: no cover - image_stack refuses complex dtypes already
         raise ValueError(f"{name} must be real, got complex dtype {a.dtype}: pass the real part explicitly")
     if a.ndim == 3 and a.shape[0] == 0:
@@ -525,9 +529,6 @@ class _Curve:
         jump = np.abs(np.diff(ly)) > math.log(1e4)
         self.segment = np.concatenate([[0], np.cumsum(jump)])
 
-    def segment_at(self, t: float) -> int:
-        return int(self.segment[int(np.argmin(np.abs(self.u - t)))])
-
     def __call__(self, t: Any, segment: Any) -> np.ndarray:
         t = np.atleast_1d(np.asarray(t, dtype=float))
         seg = np.broadcast_to(np.asarray(segment), t.shape)
@@ -681,7 +682,7 @@ def _edge(
             seg = int(curve.segment[j])
             a, b = curve.u[j], curve.u[k]
 
-            def g(t: float) -> float:
+            def g(t: float, seg: int = seg) -> float:
                 return float(curve(t, seg)[0]) - lt
 
             ga, gb = g(a), g(b)
