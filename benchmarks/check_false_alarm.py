@@ -42,8 +42,8 @@ def main(n_total: int = 1000) -> None:
     rates = (0.001, 0.01, 0.05)
     p_values: list[float] = []
     t0 = time.perf_counter()
-    per_case = max(1, n_total // len(CASES))
-    for family, size, ppd, band, kind in CASES:
+    for i, (family, size, ppd, band, kind) in enumerate(CASES):
+        per_case = max(1, n_total // len(CASES) + (i < n_total % len(CASES)))
         imgs, rec = stimgen.bandpass_noise(size_px=size, ppd=ppd, band_cpd=band, family=family, kind=kind,
                                            n=per_case, rng=20261202)
         filt = filter_from_record(rec["filter"])
