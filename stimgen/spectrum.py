@@ -762,7 +762,14 @@ def measure_band(
     # noise-free spectra (exact-spectrum noise, designs) are interpolated, not smoothed:
     # sampling noise of the log annulus mean is about 1 / sqrt(counts * n_images / 2)
     inband = y > top * 1e-3
-    noise_ratio = float(np.median(np.abs(ly - sv)[inband] * np.sqrt(counts[inband] * max(spec.n_images, 1) / 2.0)))
+    scale_noise = np.sqrt(counts * max(spec.n_images, 1) / 2.0)
+    noise_ratio = float(np.median(np.abs(ly - sv)[inband] * scale_noise[inband]))
+    if len(u) >= 3:  # also: deviation of each bin from the line through its neighbours
+        du = u[2:] - u[:-2]
+        dev = ly[1:-1] - (ly[:-2] + (ly[2:] - ly[:-2]) * (u[1:-1] - u[:-2]) / np.where(du > 0, du, 1.0))
+        mid = inband[1:-1] & inband[:-2] & inband[2:]
+        if np.any(mid):
+            noise_ratio = min(noise_ratio, float(np.median(np.abs(dev[mid]) * scale_noise[1:-1][mid])))
     curve: _Curve | _SplineCurve
     if noise_ratio < 0.05:
         curve = _SplineCurve(u, ly, smooth.segment)
