@@ -49,6 +49,7 @@ from .filters import (
     Orientation,
     Passband,
     PowerLaw,
+    Product,
     frequency_grid_cpp,
     radial_part,
 )
@@ -248,6 +249,10 @@ class RadialSpectrum:
         Pixels per degree, if known.
     per_image : ndarray or None
         ``(N, n_bins)`` per-image spectra when kept.
+    power_sq : ndarray or None
+        Mean over images of the annulus mean of the squared power (set by
+        :func:`radial_spectrum`): the spread of the power within each annulus, which
+        :func:`periodogram_test` compares with the design's.
     bins_per_octave, f_min_cpp : float or None
         The binning (set by :func:`radial_spectrum`); with them the DFT samples of every bin
         are known, which :func:`periodogram_test` uses. Spectra built by hand without them
@@ -265,6 +270,7 @@ class RadialSpectrum:
     per_image: np.ndarray | None = field(default=None, repr=False)
     bins_per_octave: float | None = None
     f_min_cpp: float | None = None
+    power_sq: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def freq_cpd(self) -> np.ndarray:
@@ -353,9 +359,13 @@ def radial_spectrum(
     b = _binning((int(h), int(w)), bpo, f_lo)
     nb = len(b.counts)
     per_image = []
+    sq = np.zeros(nb)
     for pg in _periodograms(a, workers):
         for img in pg:
-            per_image.append(np.bincount(b.index, weights=b.weights * img[b.valid], minlength=nb) / b.counts)
+            vals = img[b.valid]
+            per_image.append(np.bincount(b.index, weights=b.weights * vals, minlength=nb) / b.counts)
+            with np.errstate(over="ignore", under="ignore"):  # only its ratios are used
+                sq += np.bincount(b.index, weights=b.weights * vals * vals, minlength=nb) / b.counts
     per = np.asarray(per_image)
     return RadialSpectrum(
         freq_cpp=b.freq.copy(),
@@ -368,6 +378,7 @@ def radial_spectrum(
         per_image=per if keep_per_image else None,
         bins_per_octave=bpo,
         f_min_cpp=f_lo,
+        power_sq=sq / a.shape[0],
     )
 
 
@@ -562,8 +573,12 @@ class _Curve:
             h[sel] = np.interp(t[sel], self.u[own], self.h_bins[own])
         z = np.where(same, d / h[:, None], 0.0)
         kern = np.where(same, self.weight[None, :] * np.exp(-0.5 * z * z), 0.0)
-        s = [np.sum(kern * z**j, axis=1) for j in range(5)]
-        r = [np.sum(kern * z**j * self.ly[None, :], axis=1) for j in range(3)]
+        zk, s, r = kern, [], []
+        for j in range(5):
+            s.append(zk.sum(axis=1))
+            if j < 3:
+                r.append(zk @ self.ly)
+            zk = zk * z
         deg = np.minimum(2, n_same - 1)
         out = self.ly[np.argmin(ad, axis=1)].astype(float)  # degree 0: the nearest bin
         for d in (1, 2):
@@ -688,7 +703,7 @@ def _edge(
                 return _wall_edge(x, y, j, k, step, peak_y, target, binning)
             seg = int(curve.segment[j])
             a, b = float(curve.u[j]), float(curve.u[k])
-            for _ in range(3):  # the first crossing from the peak side, on ever finer grids
+            for _ in range(2):  # the first crossing from the peak side, on ever finer grids
                 t = np.linspace(a, b, 33)
                 gt = curve(t, seg) - lt
                 below = np.nonzero(gt <= 0)[0]
@@ -1075,7 +1090,10 @@ def periodogram_test(
         drifting pattern, count once), ``scale`` ("rms_contrast" or "fitted"),
         ``power_ratio`` (fitted over designed power; 1 for a correct contrast, only with
         ``rms_contrast``), ``worst`` (frequency in cpp, observed/expected ratio and z of
-        the bin furthest off), ``binning`` ("exact" when the DFT samples of every bin are
+        the bin furthest off), ``dispersion`` (spread of the power over what the design
+        implies; above 1 the degrees of freedom are divided by it), ``anisotropic`` (True
+        when an isotropic design was given for a stimulus with orientation structure: then
+        :func:`compare_to_design` decides by the edge tolerance), ``binning`` ("exact" when the DFT samples of every bin are
         known, else "approximate": the design evaluated at the bin frequencies), ``method``
         and ``reason``.
     """
@@ -1131,13 +1149,35 @@ def periodogram_test(
         alpha = alpha / 2.0  # Bonferroni: half for the shape, half for the contrast
     expected = scale * e1t
     ratio = obst / expected
-    # images whose spectra are identical (frames of a drifting pattern) are not independent
-    n_eff = float(n)
+    # The spread of the power, compared with what the design implies at the measured level
+    # of each bin (so a wrong radial profile does not enter): over images, a spread below it
+    # means the images are not independent (the frames of a drifting pattern), and a spread
+    # above it within annuli or over images means structure the design lacks (an orientation
+    # window left out of ``filt``), which widens the distribution (over-dispersion).
+    shape_var = 2.0 * e2t / e1t**2  # variance / mean^2 of one image's annulus sum
+    n_eff, dispersion = float(n), 1.0
+    mean_t = obst / counts[test]
     if n > 1:
-        var1 = 2.0 * scale**2 * e2t / counts[test] ** 2
-        spread = float(np.sum(np.asarray(spectrum.power_std, dtype=float)[test] ** 2) / np.sum(var1))
+        want = float(np.sum(shape_var * mean_t**2))
+        spread = float(np.sum(np.asarray(spectrum.power_std, dtype=float)[test] ** 2) / want) if want > 0 else 1.0
         n_eff = n / (1.0 + (n - 1) * (1.0 - min(max(spread, 0.0), 1.0)))
+        dispersion = max(dispersion, spread)
+    if spectrum.power_sq is not None:
+        with np.errstate(over="ignore", under="ignore"):
+            q = np.asarray(spectrum.power_sq, dtype=float)[test] * counts[test]  # sum of w P^2, per image
+            want_q = float(np.sum(2.0 * e2t * (obst / e1t) ** 2))
+        if want_q > 0 and math.isfinite(want_q) and np.all(np.isfinite(q)):
+            within = float(np.sum(q)) / want_q
+            dispersion = max(dispersion, within)
+            # an isotropic design, but power concentrated at some orientations: the design
+            # given lacks the stimulus' orientation window, so the annulus means cannot be
+            # predicted from it (the sample sd of the ratio is about sqrt(10 / samples))
+            n_samples = float(np.sum(counts[test])) * n_eff
+            limit = max(1.3, 1.0 + 4.0 * math.sqrt(10.0 / max(n_samples, 1.0)))
+            out["anisotropic"] = bool(filt.radial and not isinstance(filt, Product) and within > limit)
+    out.setdefault("anisotropic", False)
     out["n_images_effective"] = n_eff
+    out["dispersion"] = dispersion
     freq = np.asarray(spectrum.freq_cpp, dtype=float)[test]
     if kind == "flat":
         dev = np.abs(ratio - 1.0)
@@ -1170,7 +1210,7 @@ def periodogram_test(
         p_c = float(2.0 * special.ndtr(-abs(z_c)))
         contrast_ok = p_c >= alpha
         out["contrast"] = {"measured_over_design": math.sqrt(max(got, 0.0) / want), "z": z_c, "p_value": p_c}
-    nu = n_eff * nu1
+    nu = n_eff * nu1 / dispersion
     z = _probit_of_gamma(ratio, nu)
     bins = len(z)
     dof = bins - 1
@@ -1315,6 +1355,13 @@ def compare_to_design(
     if spec is not None:
         test = periodogram_test(spec, filt, rms_contrast=rms_contrast, kind=kind, false_alarm_rate=false_alarm_rate)
     note = "; ".join(f"{k} edge: {why}" for k, why in unmeasurable.items())
+    if test is not None and test.get("anisotropic"):
+        test = dict(test)
+        test["periodogram_pass"], test["pass"] = test["pass"], None
+        test["reason"] = (
+            "the stimulus has orientation structure that the isotropic design given lacks: pass "
+            "the full filter (with its orientation window) to test the periodogram"
+        )
     if test is not None and test["pass"] is False:
         status, reason = "fail", test["reason"]
     elif unmeasurable:

@@ -170,3 +170,18 @@ def test_large_finite_values_do_not_overflow():
     assert np.isfinite(b.octaves())
     tiny = measure_band(img * 1e-140, ppd=16)
     assert tiny.band_cpd() == pytest.approx(a.band_cpd(), rel=1e-9)
+
+
+def test_oriented_stimulus_needs_the_full_filter():
+    imgs, rec = stimgen.bandpass_noise(size_px=128, ppd=32, band_cpd=(1.0, 4.0), family="log_gaussian",
+                                       orientation_deg=30, n=20, rng=5)
+    full = filter_from_record(rec["filter"])
+    radial = make_filter("log_gaussian", ppd=32, band_cpd=(1.0, 4.0))
+    for img in imgs:
+        m = measure_band(img, ppd=32)
+        c = compare_to_design(m, full, ppd=32, rms_contrast=0.2)
+        assert c["status"] == "pass", c["reason"]
+        # an isotropic design for an oriented stimulus: flagged, never a statistical FAIL
+        r = compare_to_design(m, radial, ppd=32)
+        assert r["test"]["anisotropic"] and r["test"]["pass"] is None
+        assert "orientation window" in r["reason"]
