@@ -37,6 +37,11 @@ def command(name: str, help: str) -> Callable:
 
 
 # -- shared helpers for subcommands ------------------------------------------------------
+def _num_or_na(x: Any) -> str:
+    """A measured number in 3 significant digits, or "n/a" where it could not be measured."""
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.3g}"
+
+
 def _one_line(text: Any) -> str:
     """``text`` with every run of whitespace (newlines included) made one space."""
     return " ".join(str(text).split())
@@ -706,17 +711,21 @@ def _run(p: argparse.ArgumentParser) -> Handler:
             if "alpha" in meas:
                 got = f"alpha {meas['alpha']:.3g} (design {meas['design_alpha']:.3g})"
             else:
-                lo, hi = meas["band_cpd"]
+                lo, hi = (_num_or_na(x) for x in meas["band_cpd"])
                 level = (c.get("params") or {}).get("level", "half_amplitude").replace("_", " ")
-                got = f"band {lo:.3g}-{hi:.3g} cpd at {level}, peak {meas['peak_cpd']:.3g} cpd"
+                got = f"band {lo}-{hi} cpd at {level}, peak {_num_or_na(meas['peak_cpd'])} cpd"
             if "speed" in c:
                 got += "; " + _speed_text(c["speed"])
             clip = c["clipping"]
             if clip["n_over_limit"]:
                 got += (f"; CLIPPED: {clip['n_over_limit']}/{c['repeats']} over {clip['limit']:.3%}, "
                         f"up to {clip['max_clipped_fraction']:.3%} of pixels")
-            verdict = "pass" if c["pass"] else "FAIL"
-            print(f"  {c['index']:>3} {c['label']}: {got}  [{verdict}; {c['n_pass']}/{c['repeats']} stimuli pass]")
+            verdict = {True: "pass", False: "FAIL", None: "NOT MEASURABLE"}[c["pass"]]
+            unmeasured = f", {c['n_not_measurable']} not measurable" if c.get("n_not_measurable") else ""
+            print(f"  {c['index']:>3} {c['label']}: {got}  [{verdict}; {c['n_pass']}/{c['repeats']} stimuli pass"
+                  f"{unmeasured}]")
+            if c.get("not_measurable"):
+                print(f"      not measurable: {c['not_measurable']}")
         what = "spectra (first frames) and speeds" if motion else "spectra"
         print(f"{what} pass: {m['n_pass']}/{m['n_stimuli']} stimuli; manifest: manifest.json")
         return 0

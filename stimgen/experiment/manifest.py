@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .keys import FORMATS, MANIFEST_VERSION, VALUE_CONVENTION
+from .parts import combine_verdicts
 from .plan import Condition, Plan, cond_dict
 
 
@@ -41,17 +42,29 @@ def _condition_summary(plan: Plan, c: Condition, entries: list[dict], extras: li
     """A condition's summary: its parameters, each part's summary fields, pass counts, clipping."""
     out: dict[str, Any] = {
         **cond_dict(c),
-        "n_pass": sum(bool(e["pass"]) for e in entries),
+        **pass_counts(entries),
         "clipping": _clipping_summary(plan, entries),
     }
-    passed = True
+    measured = []
     for part in plan.parts:
         m = part.summary(plan, c, entries, [x[part.name] for x in extras])
         for k, v in m.fields.items():  # mappings under one key (``measured``) are merged
             out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        passed = passed and m.passed is not False
-    out["pass"] = bool(passed)
+        measured.append((part.name, m))
+    out["pass"], why = combine_verdicts(measured)  # the pooled check of the condition
+    if why:
+        out["not_measurable"] = why
     return out
+
+
+def pass_counts(entries: list[dict[str, Any]]) -> dict[str, int]:
+    """``n_pass``, ``n_fail`` and ``n_not_measurable`` of stimulus entries."""
+    flags = [e.get("pass") for e in entries]
+    return {
+        "n_pass": sum(f is True for f in flags),
+        "n_fail": sum(f is False for f in flags),
+        "n_not_measurable": sum(f is None for f in flags),
+    }
 
 
 def _clipping_summary(plan: Plan, entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -108,7 +121,7 @@ def _manifest(plan, exp, entropy, results, yaml_bytes, source, sha256_bytes) -> 
         "size_deg": list(plan.size_deg),
         "value_convention": VALUE_CONVENTION,
         "n_stimuli": plan.n,
-        "n_pass": sum(bool(e["pass"]) for e in entries),
+        **pass_counts(entries),
         **{k: v for part in plan.parts for k, v in part.manifest_fields(plan).items()},
         "conditions": conditions,
         "figures": [],
