@@ -529,6 +529,9 @@ def _spectrum(p: argparse.ArgumentParser) -> Handler:
         arrays = []
         for f in args.files:
             a = read_image(f)
+            if np.iscomplexobj(a) or a.dtype.kind not in "biuf":
+                raise ValueError(f"{f}: {a.dtype} values; a spectrum needs real numbers (float or "
+                                 "integer images)")
             if a.ndim == 3 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 8:
                 raise ValueError(f"{f}: shape {a.shape} looks like a colour image; give one "
                                  "channel, or a stack (N, H, W)")
@@ -556,6 +559,12 @@ def _spectrum(p: argparse.ArgumentParser) -> Handler:
             print(f"peak: {m.peak_cpd:.4g} cpd")
             for level in ("half_amplitude", "half_power"):
                 lo, hi = m.band_cpd(level)
+                why = m.not_measurable.get(level) or {}
+                if why:  # never "inf octaves": say which edge cannot be measured, and why
+                    print(f"band at {level}: {_num_or_na(lo if 'low' not in why else None)}-"
+                          f"{_num_or_na(hi if 'high' not in why else None)} cpd; "
+                          + "; ".join(f"{k} edge {r}" for k, r in why.items()))
+                    continue
                 print(f"band at {level}: {lo:.4g}-{hi:.4g} cpd ({m.octaves(level):.3f} octaves)")
         return 0
 

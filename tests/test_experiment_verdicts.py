@@ -71,3 +71,19 @@ def test_high_edge_at_nyquist_refused_with_both_numbers(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     assert main(["run", str(y), "--out", str(tmp_path / "out2")]) == 2
     assert "high edge 16 cpd" in capsys.readouterr().err
+
+
+def test_spectrum_cli_names_unmeasurable_edges_and_refuses_complex(tmp_path, capsys):
+    import numpy as np
+
+    import stimgen
+
+    imgs, _ = stimgen.bandpass_noise(size_px=64, ppd=32, band_cpd=(0.7, 1.4), family="log_gaussian",
+                                     kind="flat", n=2, rng=1)
+    np.save(tmp_path / "lo.npy", imgs)
+    assert main(["spectrum", str(tmp_path / "lo.npy"), "--ppd", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "inf" not in out and "low edge not measurable at this image size" in out
+    np.save(tmp_path / "cx.npy", imgs.astype(complex))
+    assert main(["spectrum", str(tmp_path / "cx.npy"), "--ppd", "32"]) == 2
+    assert "complex128 values" in capsys.readouterr().err
