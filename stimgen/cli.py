@@ -37,6 +37,11 @@ def command(name: str, help: str) -> Callable:
 
 
 # -- shared helpers for subcommands ------------------------------------------------------
+def _num_or_na(x: Any) -> str:
+    """A measured number in 3 significant digits, or "n/a" where it could not be measured."""
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.3g}"
+
+
 def _one_line(text: Any) -> str:
     """``text`` with every run of whitespace (newlines included) made one space."""
     return " ".join(str(text).split())
@@ -524,6 +529,9 @@ def _spectrum(p: argparse.ArgumentParser) -> Handler:
         arrays = []
         for f in args.files:
             a = read_image(f)
+            if np.iscomplexobj(a) or a.dtype.kind not in "biuf":
+                raise ValueError(f"{f}: {a.dtype} values; a spectrum needs real numbers (float or "
+                                 "integer images)")
             if a.ndim == 3 and a.shape[-1] in (3, 4) and min(a.shape[:2]) > 8:
                 raise ValueError(f"{f}: shape {a.shape} looks like a colour image; give one "
                                  "channel, or a stack (N, H, W)")
@@ -551,6 +559,12 @@ def _spectrum(p: argparse.ArgumentParser) -> Handler:
             print(f"peak: {m.peak_cpd:.4g} cpd")
             for level in ("half_amplitude", "half_power"):
                 lo, hi = m.band_cpd(level)
+                why = m.not_measurable.get(level) or {}
+                if why:  # never "inf octaves": say which edge cannot be measured, and why
+                    print(f"band at {level}: {_num_or_na(lo if 'low' not in why else None)}-"
+                          f"{_num_or_na(hi if 'high' not in why else None)} cpd; "
+                          + "; ".join(f"{k} edge {r}" for k, r in why.items()))
+                    continue
                 print(f"band at {level}: {lo:.4g}-{hi:.4g} cpd ({m.octaves(level):.3f} octaves)")
         return 0
 
@@ -746,21 +760,25 @@ def _run(p: argparse.ArgumentParser) -> Handler:
             if "alpha" in meas:
                 got = f"alpha {meas['alpha']:.3g} (design {meas['design_alpha']:.3g})"
             else:
-                lo, hi = meas["band_cpd"]
+                lo, hi = (_num_or_na(x) for x in meas["band_cpd"])
                 level = (c.get("params") or {}).get("level", "half_amplitude").replace("_", " ")
-                got = f"band {lo:.3g}-{hi:.3g} cpd at {level}, peak {meas['peak_cpd']:.3g} cpd"
+                got = f"band {lo}-{hi} cpd at {level}, peak {_num_or_na(meas['peak_cpd'])} cpd"
             if "speed" in c:
                 got += "; " + _speed_text(c["speed"])
             clip = c["clipping"]
             if clip["n_over_limit"]:
                 got += (f"; CLIPPED: {clip['n_over_limit']}/{c['repeats']} over {clip['limit']:.3%}, "
                         f"up to {clip['max_clipped_fraction']:.3%} of pixels")
-            verdict = "pass" if c["pass"] else "FAIL"
-            print(f"  {c['index']:>3} {c['label']}: {got}  [{verdict}; {c['n_pass']}/{c['repeats']} stimuli pass]")
+            verdict = {True: "pass", False: "FAIL", None: "NOT MEASURABLE"}[c["pass"]]
+            unmeasured = f", {c['n_not_measurable']} not measurable" if c.get("n_not_measurable") else ""
+            print(f"  {c['index']:>3} {c['label']}: {got}  [{verdict}; {c['n_pass']}/{c['repeats']} stimuli pass"
+                  f"{unmeasured}]")
+            if c.get("not_measurable"):
+                print(f"      not measurable: {c['not_measurable']}")
         what = "spectra (first frames) and speeds" if motion else "spectra"
         print(f"{what} pass: {m['n_pass']}/{m['n_stimuli']} stimuli; manifest: manifest.json")
         if failed:
-            n_c = sum(not c["pass"] for c in m["conditions"])
+            n_c = sum(c["pass"] is False for c in m["conditions"])
             print(f"stimgen run: FAILED checks: {m['n_fail']} of {m['n_stimuli']} stimuli and {n_c} of "
                   f"{len(m['conditions'])} conditions; the set is written and marked failed in its manifest"
                   + (" (--allow-fail: exit 0)" if args.allow_fail else " (exit 3)"), file=sys.stderr)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .parts import Drawing
+from .parts import Drawing, combine_verdicts
 from .plan import Condition, Plan, plan_of
 
 
@@ -168,11 +168,13 @@ def make_entry(plan: Plan, index: int, entropy: int, *, measure: bool = True) ->
     entry.update(drawing.records)
     extras: dict[str, Any] = {}
     if measure:
-        passed = True
+        measured = []
         for part in plan.parts:
             m = part.measure(plan, c, data, entry)
             entry.update(m.fields)
             extras[part.name] = m.extra
-            passed = passed and m.passed is not False
-        entry["pass"] = bool(passed)
+            measured.append((part.name, m))
+        entry["pass"], why = combine_verdicts(measured)
+        if why:
+            entry["not_measurable"] = why
     return entry, [(paths[f["format"]], f["format"], f["bytes"]) for f in encoded], extras, data[0] if data.ndim == 3 else data

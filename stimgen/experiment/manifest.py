@@ -15,6 +15,7 @@ import numpy as np
 
 from .entries import ENTRIES_FILE, Entries
 from .keys import FORMATS, MANIFEST_VERSION, VALUE_CONVENTION
+from .parts import combine_verdicts
 from .plan import Condition, Plan, cond_dict
 from .pool import ConditionPool
 
@@ -43,16 +44,18 @@ def _condition_summary(plan: Plan, c: Condition, pool: ConditionPool) -> dict[st
     """A condition's summary from its pool: parameters, each part's summary fields, pass counts, clipping."""
     out: dict[str, Any] = {
         **cond_dict(c),
-        "n_pass": pool.n_pass,
+        **pool.pass_counts(),
         "clipping": pool.clipping(),
     }
-    passed = True
+    measured = []
     for part in plan.parts:
         m = part.summary(plan, c, pool.parts[part.name])
         for k, v in m.fields.items():  # mappings under one key (``measured``) are merged
             out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        passed = passed and m.passed is not False
-    out["pass"] = bool(passed)
+        measured.append((part.name, m))
+    out["pass"], why = combine_verdicts(measured)  # the pooled check of the condition
+    if why:
+        out["not_measurable"] = why
     return out
 
 
@@ -75,14 +78,16 @@ def _warn_clipping(manifest: Mapping[str, Any], source: str) -> None:
     )
 
 
-def _manifest(plan, exp, entropy, conditions, n_pass, yaml_bytes, source, sha256_bytes) -> dict[str, Any]:
+def _manifest(plan, exp, entropy, conditions, counts, yaml_bytes, source, sha256_bytes) -> dict[str, Any]:
     """The manifest without its entries: ``stimuli`` (or ``entries``) is added by the run.
 
-    ``status`` is ``"passed"`` when every stimulus and every condition passed its checks,
-    ``"failed"`` otherwise (the set is complete either way).
+    ``counts``: ``n_pass``, ``n_fail`` and ``n_not_measurable`` of the set's stimuli.
+    ``status`` is ``"failed"`` when a stimulus or a condition failed its checks, else
+    ``"passed"`` (a quantity that could not be measured is not a failure; it is counted in
+    ``n_not_measurable``); the set is complete either way.
     """
     geometry = plan.geometry.to_dict()
-    passed = n_pass == plan.n and all(c["pass"] for c in conditions)
+    failed = counts["n_fail"] > 0 or any(c["pass"] is False for c in conditions)
     return {
         "manifest_version": MANIFEST_VERSION,
         **_versions(),
@@ -97,9 +102,8 @@ def _manifest(plan, exp, entropy, conditions, n_pass, yaml_bytes, source, sha256
         "size_deg": list(plan.size_deg),
         "value_convention": VALUE_CONVENTION,
         "n_stimuli": plan.n,
-        "n_pass": n_pass,
-        "n_fail": plan.n - n_pass,
-        "status": "passed" if passed else "failed",
+        **counts,
+        "status": "failed" if failed else "passed",
         **{k: v for part in plan.parts for k, v in part.manifest_fields(plan).items()},
         "conditions": conditions,
         "figures": [],

@@ -217,8 +217,10 @@ class NoisePart(BasePart):
 
     def check_condition(self, ck: Checker, exp: Mapping[str, Any], c: Condition,
                         shape: tuple[int, int], ppd: float) -> bool:  # fmt: skip
-        """Bands designable, below Nyquist, above 1 cycle/image (asking the filter hub)."""
+        """Bands designable, below Nyquist, above 1 cycle/image, with edges the DFT grid can
+        show (asking the filter hub and the spectrum module)."""
         from ..filters import check_fits_image
+        from ..spectrum import check_measurable
 
         p = c.params
         if _has_bad(exp["noise"]) or _has_bad([p[k] for k in FILTER_KEYS]):
@@ -240,6 +242,8 @@ class NoisePart(BasePart):
             radial = radial_part(make_filter(p, ppd))
             if radial is not None:
                 check_fits_image(radial.passband(p["level"]), shape, ppd)
+                if p["family"] not in SLOPE_FAMILIES:  # an edge the DFT grid cannot show
+                    check_measurable(radial, shape, ppd, level=p["level"])
         except ValueError as exc:
             ck.add(where, " ".join(str(exc).split()) + note)
             return False
@@ -271,11 +275,11 @@ class NoisePart(BasePart):
         }
 
     def measure(self, plan: Plan, c: Condition, data: np.ndarray, entry: Mapping[str, Any]) -> Measured:
-        res, power = spectral_check(first_frame(data), plan.ppd, c.params, condition_filter(plan, c), plan.exp["check"])
+        res, power = _check(plan, c, data)
         passed = res.pop("pass")
         if plan.movie:  # one check of several: the spectral one is named
             res["spectral_pass"] = passed
-        return Measured(res, passed, power)
+        return Measured(res, passed, power, _not_measurable(res))
 
     def pool(self, plan: Plan, c: Condition) -> RunningMean:
         """The running mean and spread of the condition's radial power spectra."""
@@ -300,7 +304,7 @@ class NoisePart(BasePart):
         passed = out.pop("pass")
         if plan.movie:
             out["spectral_pass"] = passed
-        return Measured(out, passed)
+        return Measured(out, passed, None, _not_measurable(out))
 
     def verify(self, plan: Plan, c: Condition, entry: Mapping[str, Any], data: np.ndarray, exact: bool) -> str | None:
         """The spectrum measured again: exactly (float rounding) for .npy, to 2 % for PNGs.
@@ -308,7 +312,7 @@ class NoisePart(BasePart):
         A PNG whose values agree but whose re-measured spectrum fails the check (the
         quantization tipped it) is a failed check, not damage (:class:`FailsCheck`).
         """
-        measured, _ = spectral_check(first_frame(data), plan.ppd, c.params, condition_filter(plan, c), plan.exp["check"])
+        measured, _ = _check(plan, c, data)
         rtol = 1e-6 if exact else 0.02
         for key in ("peak_cpd", "band_cpd", "alpha", "orientation_deg"):
             if key in entry and not close(measured.get(key), entry.get(key), rtol if key != "alpha" else max(rtol, 0.01)):
@@ -316,7 +320,7 @@ class NoisePart(BasePart):
         flag = entry.get("spectral_pass", entry.get("pass"))
         if exact and bool(measured["pass"]) != bool(flag):
             return f"re-measured spectral pass {measured['pass']} differs from the manifest's {flag}"
-        if flag and not measured["pass"]:  # PNG levels: the values agree, the verdict does not
+        if flag and measured["pass"] is False:  # PNG levels: the values agree, the verdict does not
             return FailsCheck("its spectrum fails the design check re-measured from its PNG levels")
         return None
 
@@ -350,3 +354,24 @@ class NoisePart(BasePart):
 
 
 NOISE = register(NoisePart())
+
+
+def _check(plan: Plan, c: Condition, data: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """The spectral check of one stimulus (its first frame for movies).
+
+    The periodogram test runs at ``FALSE_ALARM_RATE / n_stimuli`` per stimulus, so that a
+    whole set of correct stimuli fails with probability at most ``FALSE_ALARM_RATE``.
+    A still image's RMS contrast is the condition's; a movie frame's is not tested.
+    """
+    from ..spectrum import FALSE_ALARM_RATE
+
+    return spectral_check(first_frame(data), plan.ppd, c.params, condition_filter(plan, c),
+                          plan.exp["check"], false_alarm_rate=FALSE_ALARM_RATE / max(plan.n, 1),
+                          rms_known=not plan.movie)  # fmt: skip
+
+
+def _not_measurable(res: Mapping[str, Any]) -> str | None:
+    if res.get("spectral_status") != "not_measurable":
+        return None
+    return res.get("spectral_reason") or "a band edge cannot be measured at this image size"
+

@@ -95,11 +95,24 @@ class Measured:
     extra : object
         Handed to the part's :meth:`Part.pool_add` for the condition's summary and figures,
         not stored (e.g. the stimulus' radial power spectrum).
+    not_measurable : str or None
+        Why the part's quantity cannot be measured (e.g. a band edge below 2 cycles per
+        image); the stimulus is then neither passed nor failed unless another check fails.
     """
 
     fields: dict[str, Any] = field(default_factory=dict)
     passed: bool | None = None
     extra: Any = None
+    not_measurable: str | None = None
+
+
+def combine_verdicts(measured: list[tuple[str, Measured]]) -> tuple[bool | None, str | None]:
+    """One verdict from the parts' checks: False if any failed; else None (not measurable,
+    with the reasons) if any could not measure; else True."""
+    if any(m.passed is False for _, m in measured):
+        return False, None
+    why = [f"{name}: {m.not_measurable}" for name, m in measured if m.not_measurable]
+    return (None, "; ".join(why)) if why else (True, None)
 
 
 class FailsCheck(str):

@@ -71,6 +71,7 @@ class ConditionPool:
         self.clip_limit = float(plan.exp["stimulus"]["max_clipped_fraction"])
         self.n = 0
         self.n_pass = 0
+        self.n_fail = 0
         self.clip_max = 0.0
         self.clip_sum = 0.0
         self.n_over_limit = 0
@@ -79,13 +80,18 @@ class ConditionPool:
     def add(self, entry: dict[str, Any], extras: dict[str, Any]) -> None:
         """Count one stimulus: its manifest entry and the parts' extras (by part name)."""
         self.n += 1
-        self.n_pass += bool(entry["pass"])
+        self.n_pass += entry["pass"] is True
+        self.n_fail += entry["pass"] is False
         frac = float(entry["clipped_fraction"])
         self.clip_max = max(self.clip_max, frac)
         self.clip_sum += frac
         self.n_over_limit += frac > self.clip_limit
         for p in self.plan.parts:
             p.pool_add(self.plan, self.condition, self.parts[p.name], entry, extras.get(p.name))
+
+    def pass_counts(self) -> dict[str, int]:
+        """``n_pass``, ``n_fail`` and ``n_not_measurable`` (pass None) of the stimuli so far."""
+        return {"n_pass": self.n_pass, "n_fail": self.n_fail, "n_not_measurable": self.n - self.n_pass - self.n_fail}
 
     def clipping(self) -> dict[str, Any]:
         """How much the condition's stimuli were clipped, against the allowed fraction."""

@@ -163,8 +163,8 @@ def run_experiment(
             entries_sha = writer.close()
         if yaml_bytes is not None:
             (tmp / "experiment.yaml").write_bytes(yaml_bytes)
-        n_pass = sum(p.n_pass for p in pools.values())
-        manifest = _manifest(plan, exp, entropy, summaries, n_pass, yaml_bytes, source, sha256_bytes)
+        counts = {k: sum(p.pass_counts()[k] for p in pools.values()) for k in ("n_pass", "n_fail", "n_not_measurable")}
+        manifest = _manifest(plan, exp, entropy, summaries, counts, yaml_bytes, source, sha256_bytes)
         if figures_on:
             figures += _set_figures(plan, pools, summaries, examples, tmp)
         manifest["figures"] = figures

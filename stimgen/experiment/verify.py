@@ -167,7 +167,10 @@ def verify_set(
                 if msg:
                     rep.failures.append(f"{f['file']}: {msg}")
                     ok_files = False
-        if require_pass and not e.get("pass"):
+        if e.get("pass") is None and "pass" in e:
+            rep.notes.append(f"{e['file']}: {what} not measurable when generated "
+                             f"({e.get('not_measurable') or 'no reason recorded'})")
+        elif require_pass and not e.get("pass"):
             rep.failures.append(f"{e['file']}: its {what} failed the design check when generated")
         elif not e.get("pass"):
             rep.failed_checks.append(f"{e['file']}: its {what} failed the design check when generated")
@@ -194,7 +197,9 @@ def verify_set(
         if on_progress is not None:
             on_progress(1)
     for c in manifest.get("conditions") or []:
-        if isinstance(c, dict) and c.get("pass") is False and c.get("n_pass") == c.get("repeats"):
+        # a condition whose stimuli did not fail (each failure is listed already) but whose pooled check did
+        n_fail = c.get("n_fail", (c.get("repeats") or 0) - (c.get("n_pass") or 0)) if isinstance(c, dict) else None
+        if isinstance(c, dict) and c.get("pass") is False and n_fail == 0:
             rep.failed_checks.append(f"condition {c.get('index')} ({c.get('label')}): its pooled {what} "
                                      "failed the design check when generated")  # fmt: skip
     stim_dir = root / "stimuli"
