@@ -59,14 +59,19 @@ def _import_parts(modules: Sequence[str]) -> None:
         importlib.import_module(name)  # registers parts defined outside the package
 
 
-def _worker_init(exp_json: str | None = None, modules: Sequence[str] = ()) -> None:
+def _worker_init(exp_json: str | None = None, modules: Sequence[str] = (), parent_pid: int | None = None) -> None:
     """Run once in each worker process, before its first chunk.
 
-    Imports the modules of the experiment's parts and builds the plan of the experiment
+    The worker exits when the main process ``parent_pid`` does, however it ends (SIGKILL
+    too: :func:`stimgen._procs.die_with_parent`), so no orphan goes on writing. Then it
+    imports the modules of the experiment's parts and builds the plan of the experiment
     (its filters; the imports of the generation path) while the parent is still
-    submitting, so the first chunk does not pay for it. This is also the place for
-    process-wide settings of workers (e.g. exiting when the parent dies).
+    submitting, so the first chunk does not pay for it.
     """
+    if parent_pid is not None:
+        from .._procs import die_with_parent
+
+        die_with_parent(parent_pid)
     _import_parts(modules)
     if exp_json is not None:
         plan_of(json.loads(exp_json))
@@ -156,8 +161,9 @@ def _execute(tasks: Iterable[tuple], jobs: int, scheduler: str, address: str | N
     from concurrent.futures.process import BrokenProcessPool
 
     pool = cf.ProcessPoolExecutor(
-        max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init, initargs=(exp_json, list(modules))
-    )
+        max_workers=jobs, mp_context=mp.get_context("spawn"),
+        initializer=_worker_init, initargs=(exp_json, list(modules), os.getpid()),
+    )  # fmt: skip
     try:
         for fut in _in_order(tasks, lambda t: pool.submit(_work, t), window=3 * jobs):
             try:

@@ -1,0 +1,92 @@
+"""The run engine hooked up to the rest of stimgen: workers die with the run, output safety
+for Python callers, regeneration into a folder, directions, exact sizes, CLI text, --force."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import stimgen
+from stimgen import _procs
+
+LINUX = sys.platform.startswith("linux")
+
+SLEEPY_PART = '''
+import os, time
+from pathlib import Path
+from stimgen.experiment import BasePart, register
+
+
+class Sleepy(BasePart):
+    """Records the drawing process in a folder, then sleeps (a worker busy for minutes)."""
+
+    name = "sleepy"
+    defaults = {"folder": None}
+
+    def draw(self, plan, c, rng, drawing):
+        Path(plan.exp["sleepy"]["folder"], str(os.getpid())).write_text("")
+        time.sleep(120)
+
+
+register(Sleepy())
+'''
+
+
+def _wait_for(pred, timeout_s: float = 60.0) -> bool:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(not LINUX, reason="needs /proc to tell a process' start time")
+def test_run_workers_exit_when_the_run_is_killed(tmp_path):
+    """SIGKILL of the running process: its worker processes, busy in a chunk, exit too."""
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "sleepy_part.py").write_text(SLEEPY_PART)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    code = textwrap.dedent(f"""
+        import sleepy_part
+        from stimgen.experiment import run_experiment
+
+        if __name__ == "__main__":
+            exp = {{"name": "s", "seed": 1, "display": {{"ppd": 16}}, "stimulus": {{"size_px": 32}},
+                    "noise": {{"family": "white"}}, "sleepy": {{"folder": {str(pids)!r}}}, "repeats": 8,
+                    "output": {{"formats": ["npy"], "figures": False}}}}
+            run_experiment(exp, {str(tmp_path / "set")!r}, jobs=2, progress=False, budget_check=False)
+    """)
+    script = tmp_path / "run_it.py"
+    script.write_text(code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(stimgen.__file__).parents[1]), str(tmp_path / "mods")])}
+    parent = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert _wait_for(lambda: len(list(pids.iterdir())) == 2, 120), parent.stderr
+        workers = [int(p.name) for p in pids.iterdir()]
+        assert parent.pid not in workers
+        starts = [_procs.process_start(p) for p in workers]
+    finally:
+        parent.kill()  # SIGKILL: no cleanup code runs in the parent
+        parent.communicate(timeout=60)
+    me = _procs.machine_token()
+    assert _wait_for(lambda: all(_procs.owner_gone(me, p, s) for p, s in zip(workers, starts, strict=True)), 30), (
+        f"workers {workers} outlived the run"
+    )
+
+
+def test_the_worker_initializer_ties_workers_to_the_main_process(monkeypatch):
+    from stimgen.experiment import execute
+
+    seen = []
+    monkeypatch.setattr(_procs, "die_with_parent", lambda pid=None, **kw: seen.append(pid))
+    execute._worker_init(None, (), 4242)
+    execute._worker_init(None, ())  # in this process (no pool): nothing to tie
+    assert seen == [4242]
