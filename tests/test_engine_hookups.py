@@ -90,3 +90,22 @@ def test_the_worker_initializer_ties_workers_to_the_main_process(monkeypatch):
     execute._worker_init(None, (), 4242)
     execute._worker_init(None, ())  # in this process (no pool): nothing to tie
     assert seen == [4242]
+
+
+# -- B: an existing output, told in the caller's terms ----------------------------------------
+TINY = {"name": "t", "seed": 3, "display": {"ppd": 16}, "stimulus": {"size_px": 32},
+        "noise": {"family": "log_gaussian", "band_cpd": [1, 3]}, "repeats": 2,
+        "output": {"formats": ["npy"], "figures": False}}  # fmt: skip
+
+
+def test_run_experiment_refuses_an_existing_output_in_python_terms(tmp_path):
+    from stimgen import experiment as ex
+    from stimgen.io import OutputExistsError
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match=r"already exists \(pass force=True to replace it\)") as info:
+        ex.run_experiment(TINY, tmp_path / "s", jobs=1, progress=False)
+    assert "--force" not in str(info.value) and "use --force" in info.value.cli_message
+    assert isinstance(info.value, FileExistsError)
+    assert [p.name for p in (tmp_path / "s").iterdir()] == ["notes.txt"]

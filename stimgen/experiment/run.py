@@ -83,14 +83,19 @@ def run_experiment(
         If the experiment is invalid (nothing is written).
     ValueError
         If the set would need more memory or disk than available (nothing is written).
-    FileExistsError
-        If ``out`` exists and ``force`` is false.
+    stimgen.io.OutputExistsError
+        (a FileExistsError) If ``out`` exists and ``force`` is false, or ``force`` may not
+        replace it (it holds files stimgen did not make). Nothing is written.
+    stimgen.io.OutputConflictError
+        (an OutputExistsError) If ``out`` appeared or changed while the set was written:
+        nothing was replaced, and the new, complete set is kept in the sibling folder
+        ``exc.kept`` named in the message.
     RunFailed
         If a worker died or a stimulus could not be written; no set is left behind.
     """
     from .. import _validate as v
     from .._progress import Progress
-    from ..io import atomic_directory, sha256_bytes
+    from ..io import OutputExistsError, atomic_directory, sha256_bytes
 
     v.choice("scheduler", scheduler, ("local", "dask"))
     if scheduler == "dask" and not address:
@@ -119,8 +124,8 @@ def run_experiment(
         n_jobs = auto_jobs(plan.n, plan.shape, plan.n_frames) if jobs in (None, "auto") else int(jobs)  # type: ignore[arg-type]
         n_jobs = max(1, min(n_jobs, len(_chunks(plan.n, n_jobs))))
     final = Path(out) if out is not None else Path.cwd() / exp["name"]
-    if final.exists() and not force:
-        raise FileExistsError(f"output directory {final} already exists (use --force to replace it)")
+    if os.path.lexists(final) and not force:  # before any work; atomic_directory checks again
+        raise OutputExistsError("output directory {path} already exists ({force})", path=final)
     if budget_check:
         if scheduler == "local" and jobs in (None, "auto"):  # auto: no more workers than fit
             n_jobs = budget.fitting_processes(budget.estimate(plan, n_jobs), n_jobs)
