@@ -837,32 +837,6 @@ def _verify(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
-def _regenerate_into(directory: str, index: int, out: str, *, force: bool) -> dict[str, Any]:
-    """``stimgen regenerate --out DIR``: a new folder, never inside a stimulus set or over one."""
-    import os
-    from pathlib import Path
-
-    from ._version import __version__
-    from .experiment import regenerate_stimulus
-    from .io import REGENERATED_KIND, OutputExistsError, atomic_directory, stimulus_set_of
-
-    src = Path(directory)
-    root = src.parent if src.name == "manifest.json" and not src.is_dir() else src
-    target = Path(os.path.abspath(out))
-    inside = stimulus_set_of(target.parent)
-    if inside is not None:
-        raise OutputExistsError(f"--out {out} is inside the stimulus set {inside}; write the "
-                                "regenerated files elsewhere")
-    with atomic_directory(out, force=force, kinds=("regenerated.json",)) as tmp:
-        res = regenerate_stimulus(directory, index, out=tmp)
-        names = sorted({f["file"] for f in res["files"]}) + ["regenerated.json"]
-        record = {"kind": REGENERATED_KIND, "stimgen_version": __version__,
-                  "source": str(Path(os.path.abspath(root))), "index": res["index"],
-                  "files": names, "sha256": {f["file"]: f["sha256_regenerated"] for f in res["files"]}}
-        (tmp / "regenerated.json").write_text(json.dumps(jsonable(record), indent=2) + "\n")
-    return {**res, "out": str(out)}
-
-
 @command("regenerate", "rebuild one stimulus of a set from its manifest and compare the bytes")
 def _regenerate(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("directory", help="stimulus set directory (with manifest.json)")
@@ -876,10 +850,7 @@ def _regenerate(p: argparse.ArgumentParser) -> Handler:
     def run(args: argparse.Namespace) -> int:
         from .experiment import regenerate_stimulus
 
-        if args.out is None:
-            res = regenerate_stimulus(args.directory, args.index)
-        else:
-            res = _regenerate_into(args.directory, args.index, args.out, force=args.force)
+        res = regenerate_stimulus(args.directory, args.index, out=args.out, force=args.force)
         if args.json:
             print_json(res)
         else:

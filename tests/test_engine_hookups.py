@@ -109,3 +109,37 @@ def test_run_experiment_refuses_an_existing_output_in_python_terms(tmp_path):
     assert "--force" not in str(info.value) and "use --force" in info.value.cli_message
     assert isinstance(info.value, FileExistsError)
     assert [p.name for p in (tmp_path / "s").iterdir()] == ["notes.txt"]
+
+
+# -- C: regenerating into a folder, safely, from Python -------------------------------------------
+def test_regenerate_stimulus_out_is_safe_for_python_callers(tmp_path):
+    import json
+
+    from stimgen import experiment as ex
+    from stimgen.io import OutputExistsError
+
+    s = tmp_path / "s"
+    m = ex.run_experiment(TINY, s, jobs=1, progress=False)
+    before = {p: p.read_bytes() for p in s.rglob("*") if p.is_file()}
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    with pytest.raises(OutputExistsError, match=r"already exists \(pass force=True"):
+        ex.regenerate_stimulus(s, 0, out=mine)
+    with pytest.raises(OutputExistsError, match=r"holds no stimgen output"):
+        ex.regenerate_stimulus(s, 0, out=mine, force=True)
+    assert (mine / "notes.txt").read_text() == "precious" and len(list(mine.iterdir())) == 1
+    for out in (s / "stimuli", s / "regen", s):  # never into a set, nor over one
+        with pytest.raises(OutputExistsError, match=r"stimulus set"):
+            ex.regenerate_stimulus(s, 0, out=out, force=True)
+    assert {p: p.read_bytes() for p in s.rglob("*") if p.is_file()} == before
+    res = ex.regenerate_stimulus(s, 1, out=tmp_path / "new")
+    rec = json.loads((tmp_path / "new" / "regenerated.json").read_text())
+    rel = m["stimuli"][1]["file"]
+    assert res["match"] and res["out"] == str(tmp_path / "new") and rec["index"] == 1
+    assert rec["files"] == [rel, "regenerated.json"] and rec["source"] == str(s)
+    assert (tmp_path / "new" / rel).read_bytes() == (s / rel).read_bytes()
+    res = ex.regenerate_stimulus(s, 0, out=tmp_path / "new", force=True)  # an earlier regeneration: replaced
+    rec = json.loads((tmp_path / "new" / "regenerated.json").read_text())
+    assert rec["index"] == 0 and not (tmp_path / "new" / rel).exists()
+    assert (tmp_path / "new" / m["stimuli"][0]["file"]).read_bytes() == (s / m["stimuli"][0]["file"]).read_bytes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -282,6 +283,7 @@ def regenerate_stimulus(
     index: int,
     *,
     out: str | os.PathLike | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Rebuild stimulus ``index`` of a set from its manifest alone and compare the bytes.
 
@@ -292,7 +294,14 @@ def regenerate_stimulus(
     index : int
         0-based stimulus index (``manifest["stimuli"][index]``).
     out : path, optional
-        Directory to write the regenerated files into (created if needed).
+        A new directory to write the regenerated files into (the set's layout), with a
+        ``regenerated.json`` record of what was regenerated from where. It is written
+        whole or not at all, never inside a stimulus set, and must not exist unless
+        ``force``.
+    force : bool
+        Replace an existing ``out`` that an earlier regeneration wrote (one holding only
+        the files its ``regenerated.json`` lists, or an empty folder); nothing else is
+        ever replaced.
 
     Returns
     -------
@@ -300,9 +309,15 @@ def regenerate_stimulus(
         ``index``, ``condition``, ``match`` (all regenerated files byte-identical to the
         manifest's hashes), ``on_disk_match`` (the set's files on disk are those bytes too)
         and ``files``: for each format the manifest's, the regenerated and the on-disk
-        sha256 (None for a missing file). Byte identity needs the
-        same numpy/scipy versions as the manifest's (a different version may change the
+        sha256 (None for a missing file); with ``out``, also ``out``. Byte identity needs
+        the same numpy/scipy versions as the manifest's (a different version may change the
         random stream or the FFT rounding).
+
+    Raises
+    ------
+    stimgen.io.OutputExistsError
+        If ``out`` exists and ``force`` is false, may not be replaced, or lies inside a
+        stimulus set (this one or another). Nothing is written.
     """
     from ..io import sha256_bytes, sha256_file
 
@@ -310,6 +325,7 @@ def regenerate_stimulus(
     n = len(manifest["stimuli"])
     if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= int(index) < n:
         raise ValueError(f"index must be an integer in [0, {n - 1}], got {index!r}")
+    target = None if out is None else _regeneration_target(out)
     exp = validate_experiment(manifest["experiment"], source="manifest.json:experiment")
     plan = plan_of(exp)
     entry, files, _, _ = make_entry(plan, int(index), int(manifest["seed_entropy"]), measure=False)
@@ -322,11 +338,7 @@ def regenerate_stimulus(
         disk_sha = sha256_file(on_disk) if on_disk.is_file() else None
         rows.append({"file": rel, "format": fmt, "sha256_manifest": exp_sha, "sha256_regenerated": got,
                      "sha256_on_disk": disk_sha, "match": got == exp_sha, "on_disk_match": disk_sha == got})
-        if out is not None:
-            target = Path(out) / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-    return {
+    res: dict[str, Any] = {
         "index": int(index),
         "condition": entry["condition"],
         "files": rows,
@@ -334,3 +346,37 @@ def regenerate_stimulus(
         "on_disk_match": all(r["on_disk_match"] for r in rows),
         "versions": {k: manifest.get(k) for k in ("stimgen_version", "numpy_version", "scipy_version")},
     }
+    if target is not None:
+        _write_regenerated(target, root, res, files, force=force)
+        res["out"] = str(out)
+    return res
+
+
+def _regeneration_target(out: str | os.PathLike) -> Path:
+    """``out`` made absolute; refused when it lies inside a stimulus set."""
+    from ..io import OutputExistsError, stimulus_set_of
+
+    target = Path(os.path.abspath(out))
+    inside = stimulus_set_of(target.parent)
+    if inside is not None:
+        raise OutputExistsError("output {out} is inside the stimulus set {inside}; write the regenerated files elsewhere",
+                                out=out, inside=inside)  # fmt: skip
+    return target
+
+
+def _write_regenerated(target: Path, root: Path, res: Mapping[str, Any], files: list[tuple[str, str, bytes]],
+                       *, force: bool) -> None:  # fmt: skip
+    """The regenerated files and their ``regenerated.json`` record, as one new folder (atomic)."""
+    from .._json import jsonable
+    from .._version import __version__
+    from ..io import REGENERATED_KIND, atomic_directory
+
+    with atomic_directory(target, force=force, kinds=("regenerated.json",)) as tmp:
+        for rel, _, data in files:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_bytes(data)
+        names = sorted({rel for rel, _, _ in files}) + ["regenerated.json"]
+        record = {"kind": REGENERATED_KIND, "stimgen_version": __version__,
+                  "source": str(Path(os.path.abspath(root))), "index": res["index"],
+                  "files": names, "sha256": {f["file"]: f["sha256_regenerated"] for f in res["files"]}}  # fmt: skip
+        (tmp / "regenerated.json").write_text(json.dumps(jsonable(record), indent=2) + "\n")
