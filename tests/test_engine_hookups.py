@@ -143,3 +143,19 @@ def test_regenerate_stimulus_out_is_safe_for_python_callers(tmp_path):
     rec = json.loads((tmp_path / "new" / "regenerated.json").read_text())
     assert rec["index"] == 0 and not (tmp_path / "new" / rel).exists()
     assert (tmp_path / "new" / m["stimuli"][0]["file"]).read_bytes() == (s / m["stimuli"][0]["file"]).read_bytes()
+
+
+# -- D: a condition's measured direction in [0, 360) ------------------------------------------------
+@pytest.mark.parametrize(("vel", "want"), [([1.0, 1e-20], 0.0), ([1.0, -1e-20], 0.0), ([0.0, -2.0], 90.0),
+                                           ([-1.0, 0.0], 180.0), ([0.0, 0.0], None)])  # fmt: skip
+def test_measured_direction_of_a_condition_is_in_0_360(vel, want):
+    from stimgen.experiment.measure import speed_summary
+
+    requested = {"speed_deg_s": 1.0, "direction_deg": 0.0, "velocity_deg_s": [1.0, 0.0]}
+    out = speed_summary(requested, [vel, vel, vel], [True, True, True])
+    if want is not None:
+        assert 0.0 <= out["measured_direction_deg"] < 360.0
+        assert out["measured_direction_deg"] == pytest.approx(want, abs=1e-12)
+        assert out["direction_error_deg"] == pytest.approx((want + 180.0) % 360.0 - 180.0, abs=1e-12)
+    else:
+        assert out["measured_direction_deg"] is None and out["direction_error_deg"] is None

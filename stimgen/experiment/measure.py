@@ -216,6 +216,8 @@ def speed_summary(requested: Mapping[str, Any], velocities_deg_s: np.ndarray, pa
     ``velocity_deg_s``; ``velocities_deg_s`` (K, 2) and ``passed`` the measured velocity
     and the pass flag of each of its K movies whose speed was checked.
     """
+    from ..motion import _velocity_direction_deg
+
     vel = np.asarray(velocities_deg_s, dtype=np.float64).reshape(-1, 2)
     out: dict[str, Any] = {
         "requested_speed_deg_s": requested["speed_deg_s"],
@@ -237,8 +239,8 @@ def speed_summary(requested: Mapping[str, Any], velocities_deg_s: np.ndarray, pa
     out["measured_velocity_deg_s"] = [vx + 0.0, vy + 0.0]
     out["measured_speed_deg_s"] = float(np.median(speeds))
     out["measured_speed_range_deg_s"] = [float(speeds.min()), float(speeds.max())]
-    if vx != 0 or vy != 0:
-        d = out["measured_direction_deg"] = math.degrees(math.atan2(-vy, vx)) % 360.0
+    d = out["measured_direction_deg"] = _velocity_direction_deg(vx, vy)  # in [0, 360); None for no motion
+    if d is not None:
         if out["requested_direction_deg"] is not None:
             out["direction_error_deg"] = (d - out["requested_direction_deg"] + 180.0) % 360.0 - 180.0
     out["pass"] = out["n_pass"] == len(vel)
