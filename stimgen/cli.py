@@ -1245,6 +1245,12 @@ def _stats(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
+# the library's parameter names as the display command spells them, for its messages
+_DISPLAY_FLAGS = (("mean_cd_m2", "--mean-cd-m2"), ("rms_contrast", "--rms-contrast"),
+                  ("bits for method", "--bits for --method"), ("l_min", "--l-min"),
+                  ("l_max", "--l-max"), ("channel_weights", "--weights"), ("gamma must", "--gamma must"))
+
+
 @command("display", "display calibration: fit a gamma model, count the levels an encoding can show")
 def _display(p: argparse.ArgumentParser) -> Handler:
     actions = p.add_subparsers(dest="display_action", metavar="ACTION")
@@ -1324,7 +1330,7 @@ def _display(p: argparse.ArgumentParser) -> Handler:
             print(f"  {name:5s}  gamma {f.gamma:.4f}   a {_num(f.offset_cd_m2)} cd/m^2   "
                   f"b {_num(f.gain)}   white {_num(f.l_max_cd_m2)} cd/m^2")
             print(f"         residual: rms {_num(f.residual_rms_cd_m2)} cd/m^2, "
-                  f"largest {f.residual_max_rel:.3%} of the reading")
+                  f"largest {100 * f.residual_max_rel:.3g} % of the reading")
         if args.plot:
             print(f"plot: {args.plot}")
         return 0
@@ -1332,8 +1338,9 @@ def _display(p: argparse.ArgumentParser) -> Handler:
     def run_levels(args: argparse.Namespace) -> int:
         from .display import display_levels
 
-        d = display_levels(display_of(args), args.method, bits=args.bits,
-                           mean_cd_m2=args.mean_cd_m2, rms_contrast=args.rms_contrast)
+        with _flag_names(_DISPLAY_FLAGS):
+            d = display_levels(display_of(args), args.method, bits=args.bits,
+                               mean_cd_m2=args.mean_cd_m2, rms_contrast=args.rms_contrast)
         if args.json:
             print_json(d)
             return 0

@@ -817,7 +817,7 @@ def encode(contrast_image: Any, display: DisplayModel, *, mean_cd_m2: float, met
             values = _words_to_rgb(levels)
         else:
             values = levels.astype(np.uint8)
-    return Encoded(values, method, b, dither, l0, outside / x.size)
+    return Encoded(values, method, b, dither, l0, float(outside / x.size))
 
 
 def _device_levels(values: Any, method: str, bits: int) -> tuple[np.ndarray, _Method]:
@@ -939,6 +939,10 @@ def predict_display_stats(contrast_image: Any, encoded: Any, display: DisplayMod
           (RMS contrast in luminance: ``std(L) / mean(L)``);
         * ``requested_michelson_contrast``, ``predicted_michelson_contrast``,
           ``michelson_contrast_rel_error`` (``(Lmax - Lmin) / (Lmax + Lmin)``);
+        * ``contrast_gain``: the regression slope of the shown luminance on the requested
+          one, ``cov(L, L_req) / var(L_req)`` (1: the requested pattern is shown at its
+          contrast; rounding at low contrast moves it, noisy-bit dither keeps it at 1 on
+          average), and ``contrast_gain_error`` = gain - 1 (None for a uniform request);
         * ``error_rms_contrast``: RMS of ``(L_shown - L_requested) / mean_cd_m2`` (the
           quantization noise and clipping, in contrast units);
         * ``distinct_levels`` used (distinct luminances shown), ``available_levels`` of the
@@ -972,6 +976,9 @@ def predict_display_stats(contrast_image: Any, encoded: Any, display: DisplayMod
     clipped = np.count_nonzero((req < table[0] * (1 - 1e-12)) | (req > table[-1] * (1 + 1e-12)))
     rq_mean, rq_rms, rq_mich = _stats(req)
     pr_mean, pr_rms, pr_mich = _stats(lum)
+    dev = req - req.mean()
+    var = float(np.sum(dev * dev))
+    gain = float(np.sum((lum - lum.mean()) * dev)) / var if var > 0 else None
     distinct = int(np.unique(lum).size)  # levels as shown (mono++ ignores its 2 low bits)
     return {
         "method": meth, "bits": b, "dither": dith, "background_cd_m2": l0,
@@ -981,8 +988,9 @@ def predict_display_stats(contrast_image: Any, encoded: Any, display: DisplayMod
         "rms_contrast_rel_error": _rel(pr_rms, rq_rms),
         "requested_michelson_contrast": rq_mich, "predicted_michelson_contrast": pr_mich,
         "michelson_contrast_rel_error": _rel(pr_mich, rq_mich),
+        "contrast_gain": gain, "contrast_gain_error": None if gain is None else gain - 1.0,
         "error_rms_contrast": float(np.sqrt(np.mean((lum - req) ** 2))) / l0,
         "distinct_levels": distinct,
         "available_levels": int(np.count_nonzero(np.diff(table) > 0) + 1),
-        "clipped_fraction": clipped / x.size,
+        "clipped_fraction": float(clipped / x.size),
     }  # fmt: skip

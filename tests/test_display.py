@@ -180,12 +180,12 @@ def test_csv_rgb_and_yaml_calibrations(tmp_path):
 
 
 def test_psychopy_is_optional():
-    pytest.importorskip("numpy")
-    try:
-        import psychopy  # noqa: F401
-    except ImportError:
-        with pytest.raises(ValueError, match="needs psychopy, which is not installed"):
-            DisplayModel.from_psychopy("testMonitor")
+    import importlib.util
+
+    if importlib.util.find_spec("psychopy") is not None:
+        pytest.skip("psychopy is installed here")
+    with pytest.raises(ValueError, match="needs psychopy, which is not installed"):
+        DisplayModel.from_psychopy("testMonitor")
 
 
 # -- encoding: every representable level round-trips exactly --------------------------------
@@ -213,6 +213,25 @@ def test_bitstealing_levels_round_trip_and_follow_the_model():
     enc = encode(x, GAMMA_DISPLAY, mean_cd_m2=60, method="bitstealing")
     assert np.array_equal(enc.values[0], codes)
     assert np.array_equal(decode(enc, GAMMA_DISPLAY)[0], lum)
+    # a flipped low bit of any channel changes the luminance shown (and what verify decodes)
+    for c in range(3):
+        flipped = enc.values.copy()
+        flipped[0, 1000, c] ^= 1
+        assert decode(flipped, GAMMA_DISPLAY, method="bitstealing")[0, 1000] != lum[1000]
+
+
+def test_bitstealing_follows_per_channel_tables():
+    levels = LEVELS_17
+    table = np.column_stack([0.1 + 120 * w * (levels / 255) ** g for w, g in ((0.3, 2.0), (0.6, 2.2), (0.1, 2.4))])
+    model = DisplayModel.from_measurements(levels, table)
+    d = display_levels(model, "bitstealing")
+    assert 1700 <= d["n_levels"] <= 1786
+    x = np.linspace(-0.5, 0.5, 64 * 64).reshape(64, 64)
+    enc = encode(x, model, mean_cd_m2=40, method="bitstealing")
+    shown = decode(enc, model)
+    assert np.allclose(shown, model.luminance_rgb(enc.values / 255.0), rtol=0, atol=0)
+    # nearest level: off by at most half the largest step there
+    assert np.max(np.abs(shown - 40 * (1 + x))) <= 0.5 * d["largest_step_cd_m2"] + 1e-12
 
 
 def test_bitstealing_on_a_linear_display():
@@ -308,6 +327,10 @@ def test_rounding_without_dither_loses_low_contrast_and_dither_keeps_it():
                                   GAMMA_DISPLAY)["predicted_mean_cd_m2"] for k in range(4)]  # fmt: skip
     assert plain["distinct_levels"] <= 3
     assert abs(plain["rms_contrast_rel_error"]) > 0.3  # rounding distorts the contrast
+    assert abs(plain["contrast_gain_error"]) > 0.1
+    gains = [predict_display_stats(img, encode(img, GAMMA_DISPLAY, mean_cd_m2=60, dither="noisy-bit", rng=k),
+                                   GAMMA_DISPLAY)["contrast_gain"] for k in range(8)]  # fmt: skip
+    assert abs(np.mean(gains) - 1) < 0.03  # the dither shows the pattern at its contrast
     assert abs(np.mean(dith) / 60 - 1) < 2e-4  # the dither is unbiased in luminance
     deep = predict_display_stats(img, encode(img, GAMMA_DISPLAY, mean_cd_m2=60, method="png16"), GAMMA_DISPLAY)
     assert abs(deep["rms_contrast_rel_error"]) < 1e-3 and deep["distinct_levels"] > 100
