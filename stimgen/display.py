@@ -15,6 +15,8 @@ predict_display_stats  what the display will show: mean luminance, RMS and Miche
 display_levels         the levels a method can show on a display: count, steps, levels
                        spanned by noise of a given RMS contrast
 contrast_of_luminance  luminance as signed contrast about its mean (for spectral checks)
+shown_stats            the predicted statistics from device values alone (e.g. a file)
+check_shown_stats      re-check recorded statistics against values read back (verify)
 
 Conventions
 -----------
@@ -55,6 +57,7 @@ __all__ = [
     "DisplayModel",
     "Encoded",
     "GammaFit",
+    "check_shown_stats",
     "contrast_of_luminance",
     "decode",
     "display_levels",
@@ -62,6 +65,7 @@ __all__ = [
     "fit_gamma",
     "predict_display_stats",
     "read_calibration",
+    "shown_stats",
 ]
 
 #: Luminance shares of the red, green and blue primaries (Rec. 709 / sRGB).
@@ -913,6 +917,77 @@ def _stats(lum: np.ndarray) -> tuple[float, float, float]:
     return mean, rms, (hi - lo) / (hi + lo) if hi + lo > 0 else math.nan
 
 
+def shown_stats(values: Any, display: DisplayModel, *, method: str | None = None,
+                bits: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """What device values show, from the values alone (no request needed).
+
+    Parameters
+    ----------
+    values : Encoded or ndarray
+        Device values, e.g. read back from a stimulus file.
+    display : DisplayModel
+    method, bits : optional
+        As for :func:`decode`.
+
+    Returns
+    -------
+    dict
+        ``predicted_mean_cd_m2``, ``predicted_rms_contrast`` (``std(L) / mean(L)``),
+        ``predicted_michelson_contrast`` and ``distinct_levels``: the same numbers
+        :func:`predict_display_stats` records, computed the same way, so a file read back
+        reproduces them to float rounding.
+    """
+    return _shown(decode(values, display, method=method, bits=bits))
+
+
+def _shown(lum: np.ndarray) -> dict[str, Any]:
+    mean, rms, mich = _stats(lum)
+    return {"predicted_mean_cd_m2": mean, "predicted_rms_contrast": rms,
+            "predicted_michelson_contrast": mich, "distinct_levels": int(np.unique(lum).size)}
+
+
+def check_shown_stats(values: Any, display: DisplayModel, recorded: Any, *, method: str | None = None,
+                      bits: int | None = None, rtol: float = 1e-12) -> str | None:  # fmt: skip
+    """Re-check recorded display statistics against device values read back.
+
+    Parameters
+    ----------
+    values : Encoded or ndarray
+        The stimulus' device values (e.g. from :func:`stimgen.io.read_image`).
+    display : DisplayModel
+        The display the statistics were predicted for.
+    recorded : mapping
+        The fields of :func:`predict_display_stats` (or :func:`shown_stats`) as recorded.
+    rtol : float
+        Relative tolerance (default 1e-12: the numbers are recomputed exactly as they
+        were made, so only float rounding may differ).
+
+    Returns
+    -------
+    str or None
+        A message naming the first field that differs, or None when all agree.
+
+    Notes
+    -----
+    This catches a stimulus decoded through a different display model or method, and
+    changes of the values that move a statistic by more than ``rtol``: a flipped low bit
+    of a bit-stealing or 16-bit file at mid gray moves the mean by about 1e-8 on a
+    256 x 256 image. A flip near black of a 16-bit file may move it by less than float
+    rounding; the file's sha256 is what proves every bit.
+    """
+    now = shown_stats(values, display, method=method, bits=bits)
+    for key, val in now.items():
+        if key not in recorded:
+            continue
+        want = recorded[key]
+        if key == "distinct_levels":
+            if int(want) != val:
+                return f"the file shows {val} distinct levels, the record says {want}"
+        elif want is None or not math.isclose(val, float(want), rel_tol=rtol, abs_tol=0.0):
+            return f"re-decoded {key} {val:.12g} differs from the recorded {want!r}"
+    return None
+
+
 def predict_display_stats(contrast_image: Any, encoded: Any, display: DisplayModel,
                           mean_cd_m2: float | None = None, *, method: str | None = None) -> dict[str, Any]:  # fmt: skip
     """What a display will show for an encoded stimulus, against what was requested.
@@ -975,11 +1050,14 @@ def predict_display_stats(contrast_image: Any, encoded: Any, display: DisplayMod
     table = _level_table(display, meth, b)
     clipped = np.count_nonzero((req < table[0] * (1 - 1e-12)) | (req > table[-1] * (1 + 1e-12)))
     rq_mean, rq_rms, rq_mich = _stats(req)
-    pr_mean, pr_rms, pr_mich = _stats(lum)
+    shown = _shown(lum)
+    pr_mean = shown["predicted_mean_cd_m2"]
+    pr_rms = shown["predicted_rms_contrast"]
+    pr_mich = shown["predicted_michelson_contrast"]
     dev = req - req.mean()
     var = float(np.sum(dev * dev))
     gain = float(np.sum((lum - lum.mean()) * dev)) / var if var > 0 else None
-    distinct = int(np.unique(lum).size)  # levels as shown (mono++ ignores its 2 low bits)
+    distinct = shown["distinct_levels"]  # levels as shown (mono++ ignores its 2 low bits)
     return {
         "method": meth, "bits": b, "dither": dith, "background_cd_m2": l0,
         "requested_mean_cd_m2": rq_mean, "predicted_mean_cd_m2": pr_mean,

@@ -443,3 +443,25 @@ def test_cli_display_errors_are_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "bad.csv line 4" in err and err.startswith("stimgen display: error:")
     assert main(["display", "levels", "--method", "m16"]) == 2
     assert "--calibration FILE or --gamma" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["png16", "bitstealing", "m16"])
+def test_recorded_statistics_are_rechecked_from_the_values(method):
+    from stimgen.display import check_shown_stats, shown_stats
+
+    rng = np.random.default_rng(4)
+    x = 0.05 * rng.standard_normal((64, 64))
+    enc = encode(x, GAMMA_DISPLAY, mean_cd_m2=60, method=method)
+    recorded = predict_display_stats(x, enc, GAMMA_DISPLAY)
+    assert {k: recorded[k] for k in shown_stats(enc, GAMMA_DISPLAY)} == shown_stats(enc, GAMMA_DISPLAY)
+    assert check_shown_stats(enc.values, GAMMA_DISPLAY, recorded, method=method) is None
+    flipped = enc.values.copy()
+    i = np.unravel_index(np.argmin(np.abs(x - 0.0)), x.shape)  # a pixel at mid gray
+    if method == "png16":
+        flipped[i] ^= 1  # the word's lowest bit
+    else:
+        flipped[(*i, 1)] ^= 1  # the lowest bit of green (m16: the word's lowest bit)
+    msg = check_shown_stats(flipped, GAMMA_DISPLAY, recorded, method=method)
+    assert msg is not None and "predicted_mean_cd_m2" in msg
+    other = DisplayModel.from_gamma(2.0, 0.3, 120.3)
+    assert "differs from the recorded" in check_shown_stats(enc.values, other, recorded, method=method)
