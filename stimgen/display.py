@@ -105,7 +105,9 @@ def _weights(channel_weights: Any) -> np.ndarray:
     if w.shape != (3,) or np.any(w < 0) or not w.sum() > 0:
         raise ValueError(f"channel_weights must be three numbers >= 0 (red, green, blue) with a "
                          f"positive sum, got {np.asarray(channel_weights).tolist()!r}")
-    return w / w.sum()
+    # normalized to sum 1; weights that already do are kept as given, so that a model
+    # rebuilt from its record is the same model
+    return w if abs(w.sum() - 1.0) <= 1e-12 else w / w.sum()
 
 
 def _row_label(i: int, rows: Sequence[str] | None) -> str:
@@ -310,6 +312,36 @@ class DisplayModel:
             raise ValueError(f"PsychoPy monitor {monitor!r} has no calibration (no gamma grid)")
         model = cls.from_gamma(grid[0, 2], grid[0, 0], grid[0, 1])
         model.source = {"psychopy_monitor": monitor}
+        return model
+
+    @classmethod
+    def from_record(cls, record: Any) -> DisplayModel:
+        """The model a :meth:`to_record` dict describes (e.g. from a manifest), exactly.
+
+        Raises
+        ------
+        ValueError
+            If the record is not a display model's record.
+        """
+        if not isinstance(record, dict) or record.get("kind") not in ("gamma", "table", "rgb_table"):
+            raise ValueError("record must be a display model's record (kind 'gamma', 'table' or "
+                             f"'rgb_table'), got {record!r:.200}")
+        try:
+            if record["kind"] == "gamma":
+                model = cls.from_gamma(record["gamma"], record["l_min_cd_m2"], record["l_max_cd_m2"],
+                                       channel_weights=record["channel_weights"])
+            elif record["kind"] == "table":
+                model = cls.from_measurements(record["levels"], record["luminance_cd_m2"],
+                                              level_max=record["level_max"],
+                                              channel_weights=record["channel_weights"])
+            else:
+                table = np.column_stack([np.asarray(record[f"{c}_cd_m2"], dtype=np.float64)
+                                         for c in CHANNELS])
+                model = cls.from_measurements(record["levels"], table, level_max=record["level_max"])
+        except KeyError as exc:
+            raise ValueError(f"the display model record lacks the field {exc.args[0]!r}") from None
+        if record.get("source") is not None:
+            model.source = dict(record["source"])
         return model
 
     # -- evaluation ------------------------------------------------------------------------

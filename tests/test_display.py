@@ -465,3 +465,25 @@ def test_recorded_statistics_are_rechecked_from_the_values(method):
     assert msg is not None and "predicted_mean_cd_m2" in msg
     other = DisplayModel.from_gamma(2.0, 0.3, 120.3)
     assert "differs from the recorded" in check_shown_stats(enc.values, other, recorded, method=method)
+
+
+def test_a_model_is_rebuilt_exactly_from_its_record(tmp_path):
+    levels, lum = measured_table()
+    rgb = np.column_stack([0.1 + 120 * w * (levels / 255) ** 2.2 for w in (0.2, 0.7, 0.1)])
+    yml = tmp_path / "m.yaml"
+    yml.write_text("gamma: 2.4\nl_min: 0.2\nl_max: 95\nchannel_weights: [0.3, 0.6, 0.1]\n")
+    models = [GAMMA_DISPLAY, DisplayModel.from_measurements(levels, lum),
+              DisplayModel.from_measurements(levels, rgb), read_calibration(yml)]
+    u = np.linspace(0, 1, 1001)
+    rgb_u = np.random.default_rng(0).random((100, 3))
+    for m in models:
+        rec = json.loads(json.dumps(m.to_record()))  # through a manifest
+        again = DisplayModel.from_record(rec)
+        assert again.kind == m.kind and again.to_record() == rec
+        assert np.array_equal(again.luminance(u), m.luminance(u))
+        assert np.array_equal(again.luminance_rgb(rgb_u), m.luminance_rgb(rgb_u))
+    assert DisplayModel.from_record(models[3].to_record()).source["sha256"]
+    with pytest.raises(ValueError, match="lacks the field 'gamma'"):
+        DisplayModel.from_record({"kind": "gamma", "l_min_cd_m2": 0.3})
+    with pytest.raises(ValueError, match="must be a display model's record"):
+        DisplayModel.from_record({"kind": "crt"})
