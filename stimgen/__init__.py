@@ -16,6 +16,7 @@ datastats    exact streaming per-channel dataset statistics
 motion       drifting noise movies and their verification
 flow         dense Lucas-Kanade optical flow
 levin        Levin et al. (2004) weights, affinity, cost and colorization
+display      display models, gamma fits, encoding for displays (8-bit to 16-bit) and decoding
 plotting     all matplotlib code
 """
 
@@ -63,6 +64,10 @@ _EXPORTS: dict[str, str] = {
     "levin_affinity": "levin",
     "levin_cost": "levin",
     "colorize": "levin",
+    "DisplayModel": "display",
+    "fit_gamma": "display",
+    "encode": "display",
+    "decode": "display",
 }
 
 __all__ = ["__version__", *_EXPORTS]

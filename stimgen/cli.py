@@ -1305,3 +1305,124 @@ def _stats(p: argparse.ArgumentParser) -> Handler:
         return 0
 
     return run
+
+
+# the library's parameter names as the display command spells them, for its messages
+_DISPLAY_FLAGS = (("mean_cd_m2", "--mean-cd-m2"), ("rms_contrast", "--rms-contrast"),
+                  ("bits for method", "--bits for --method"), ("l_min", "--l-min"),
+                  ("l_max", "--l-max"), ("channel_weights", "--weights"), ("gamma must", "--gamma must"))
+
+
+@command("display", "display calibration: fit a gamma model, count the levels an encoding can show")
+def _display(p: argparse.ArgumentParser) -> Handler:
+    actions = p.add_subparsers(dest="display_action", metavar="ACTION")
+    fit = actions.add_parser("fit", help="fit L = a + (b v/v_max)^gamma to a calibration table",
+                             description="fit the gain-offset-gamma model to a photometer table "
+                                         "(CSV: level,luminance_cd_m2 or level,red_cd_m2,...)")
+    fit.add_argument("file", metavar="FILE", help="calibration table (.csv, .yaml)")
+    fit.add_argument("--plot", metavar="FILE.png",
+                     help="figure of the measurements, the fit and the inverse lookup table")
+    add_json_flag(fit)
+    lev = actions.add_parser("levels", help="distinct luminance levels of an encoding on a display",
+                             description="the number of distinct luminance levels an encoding shows "
+                                         "on a display, and its steps in cd/m^2")
+    lev.add_argument("--method", required=True,
+                     choices=("linear8", "png16", "bitstealing", "mono++", "m16"))
+    lev.add_argument("--bits", type=int, default=None, help="bits per level (png16: 8 to 16)")
+    lev.add_argument("--calibration", metavar="FILE", help="calibration table or model (.csv, .yaml)")
+    lev.add_argument("--gamma", type=float, help="gamma of a model display (with --l-min, --l-max)")
+    lev.add_argument("--l-min", type=float, help="black luminance of the model display, cd/m^2")
+    lev.add_argument("--l-max", type=float, help="white luminance of the model display, cd/m^2")
+    lev.add_argument("--weights", type=float, nargs=3, metavar=("R", "G", "B"),
+                     help="channel luminance weights (default 0.2126 0.7152 0.0722)")
+    lev.add_argument("--mean-cd-m2", type=float, help="background luminance, cd/m^2 (with --rms-contrast)")
+    lev.add_argument("--rms-contrast", type=float,
+                     help="RMS contrast of noise: report the levels it spans (within +-3 RMS)")
+    add_json_flag(lev)
+
+    def display_of(args: argparse.Namespace):
+        from .display import CHANNEL_WEIGHTS_REC709, DisplayModel, read_calibration
+
+        model_flags = (args.gamma, args.l_min, args.l_max)
+        if args.calibration is not None:
+            if any(x is not None for x in model_flags) or args.weights is not None:
+                raise ValueError("give either --calibration FILE or --gamma with --l-min and "
+                                 "--l-max (and --weights), not both")
+            return read_calibration(args.calibration)
+        if any(x is None for x in model_flags):
+            raise ValueError("describe the display: --calibration FILE or --gamma G --l-min "
+                             "CD_M2 --l-max CD_M2")
+        return DisplayModel.from_gamma(args.gamma, args.l_min, args.l_max,
+                                       channel_weights=args.weights or CHANNEL_WEIGHTS_REC709)
+
+    def run_fit(args: argparse.Namespace) -> int:
+        from .display import fit_gamma, read_calibration
+
+        if args.plot:
+            _check_plot_path(args.plot)
+        model = read_calibration(args.file)
+        rec = model.to_record()
+        if model.kind == "gamma":
+            raise ValueError(f"{args.file} holds a gamma model, not measurements: nothing to fit")
+        columns = (("gray", rec["luminance_cd_m2"]),) if model.kind == "table" else tuple(
+            (c, rec[f"{c}_cd_m2"]) for c in ("red", "green", "blue"))
+        fits = {name: fit_gamma(rec["levels"], lum, level_max=rec["level_max"]) for name, lum in columns}
+        out: dict[str, Any] = {"calibration": rec.get("source"), "n_levels": len(rec["levels"]),
+                               "level_max": rec["level_max"]}
+        for name, f in fits.items():
+            d = f.to_dict()
+            keep = {k: d[k] for k in ("model", "a_cd_m2", "b", "gamma", "l_min_cd_m2", "l_max_cd_m2",
+                                      "residual_rms_cd_m2", "residual_max_rel")}
+            if name == "gray":
+                out.update(keep)
+            else:
+                out.setdefault("channels", {})[name] = keep
+        if args.plot:
+            from . import plotting
+
+            fig = plotting.plot_gamma_fit(fits, model=model)
+            plotting.save(fig, args.plot)
+            out["plot"] = args.plot
+        if args.json:
+            print_json(out)
+            return 0
+        print(f"calibration: {args.file} ({out['n_levels']} levels, 0 to {_num(out['level_max'], 0)})")
+        print("model: L = a + (b * v / v_max)^gamma")
+        for name, f in fits.items():
+            print(f"  {name:5s}  gamma {f.gamma:.4f}   a {_num(f.offset_cd_m2)} cd/m^2   "
+                  f"b {_num(f.gain)}   white {_num(f.l_max_cd_m2)} cd/m^2")
+            print(f"         residual: rms {_num(f.residual_rms_cd_m2)} cd/m^2, "
+                  f"largest {100 * f.residual_max_rel:.3g} % of the reading")
+        if args.plot:
+            print(f"plot: {args.plot}")
+        return 0
+
+    def run_levels(args: argparse.Namespace) -> int:
+        from .display import display_levels
+
+        with _flag_names(_DISPLAY_FLAGS):
+            d = display_levels(display_of(args), args.method, bits=args.bits,
+                               mean_cd_m2=args.mean_cd_m2, rms_contrast=args.rms_contrast)
+        if args.json:
+            print_json(d)
+            return 0
+        print(f"{d['method']} ({d['bits']} bits per level): {d['n_levels']} distinct levels, "
+              f"{_num(d['l_min_cd_m2'])} to {_num(d['l_max_cd_m2'])} cd/m^2")
+        print(f"  smallest step:  {_num(d['smallest_step_cd_m2'], 6)} cd/m^2")
+        print(f"  largest step:   {_num(d['largest_step_cd_m2'], 6)} cd/m^2 "
+              f"({d['largest_step_gray8']:.4f} of an 8-bit gray step)")
+        if "levels_spanned" in d:
+            print(f"  levels spanned by RMS {d['rms_contrast']:g} noise (+-3 RMS) at "
+                  f"{_num(d['mean_cd_m2'])} cd/m^2: {d['levels_spanned']}; step there "
+                  f"{d['step_at_mean_contrast']:.3g} in contrast")
+        return 0
+
+    def run(args: argparse.Namespace) -> int:
+        if args.display_action == "fit":
+            return run_fit(args)
+        if args.display_action == "levels":
+            return run_levels(args)
+        p.print_help()
+        return 2
+
+    return run

@@ -801,3 +801,79 @@ def plot_stimuli_with_spectra(
             ax_spec.set_title(f"fitted power spectrum 1/f^alpha: alpha = {measure_slope(spec):.2f}",
                               fontsize=9)
     return fig
+
+
+# == displays (stimgen.display) =========================================================
+def plot_gamma_fit(fits: Any, *, model: Any = None):
+    """Calibration measurements, the gain-offset-gamma fit and its inverse lookup table.
+
+    Parameters
+    ----------
+    fits : GammaFit or dict of {name: GammaFit}
+        From :func:`stimgen.display.fit_gamma` (e.g. ``{"gray": fit}`` or one per channel).
+    model : DisplayModel, optional
+        The table's monotone interpolant, drawn dashed for comparison.
+
+    Returns
+    -------
+    Figure
+        Left: luminance (cd/m^2) vs device level, measured points and fitted curves.
+        Right: the inverse LUT, the device level that shows each fraction of the
+        luminance range.
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    items = fits.items() if isinstance(fits, dict) else [("gray", fits)]
+    colors = {"gray": "0.2", "red": "tab:red", "green": "tab:green", "blue": "tab:blue"}
+    fig, (ax, inv) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    for name, f in items:
+        c = colors.get(name, None)
+        v = np.linspace(0, f.level_max, 512)
+        ax.plot(f.levels, f.luminance_cd_m2, "o", color=c, ms=4, label=f"{name}: measured")
+        ax.plot(v, f.predict(v), "-", color=c, lw=1.2,
+                label=f"{name}: fit, gamma {f.gamma:.3f} (max error {f.residual_max_rel:.2%})")
+        frac = np.linspace(0, 1, 256)
+        level = f.level_max * (frac * (f.l_max_cd_m2 - f.l_min_cd_m2)) ** (1 / f.gamma) / f.gain
+        inv.plot(frac, np.clip(level, 0, f.level_max), "-", color=c, label=name)
+    if model is not None and getattr(model, "kind", "") == "table":
+        first = next(iter(dict(items).values()))
+        v = np.linspace(0, first.level_max, 512)
+        ax.plot(v, model.luminance(v / first.level_max), "--", color="tab:orange", lw=1,
+                label="table (monotone PCHIP)")
+    ax.set_xlabel("device level")
+    ax.set_ylabel("luminance (cd/m$^2$)")
+    ax.set_title("L = a + (b v / v$_{max}$)$^\\gamma$", fontsize=10)
+    ax.legend(fontsize=8)
+    inv.set_xlabel("fraction of the luminance range (L - a) / (L$_{max}$ - a)")
+    inv.set_ylabel("device level")
+    inv.set_title("inverse lookup table (from the fit)", fontsize=10)
+    inv.legend(fontsize=8)
+    return fig
+
+
+def plot_display_contrast_error(rows: Any, *, ax: Any = None):
+    """Displayed-contrast error against requested RMS contrast, one line per encoding.
+
+    Parameters
+    ----------
+    rows : dict of {label: (rms_contrast, values)}
+        For each encoding, the requested RMS contrasts and the error to plot there (e.g.
+        ``|predicted / requested - 1|`` of the RMS contrast shown).
+
+    Returns
+    -------
+    Axes
+        Log-log axes: requested RMS contrast vs error.
+    """
+    import numpy as np
+
+    fig, ax = _axes(ax)
+    for label, (c, err) in rows.items():
+        err = np.maximum(np.asarray(err, dtype=float), 1e-7)
+        ax.loglog(c, err, "o-", ms=3, label=label)
+    ax.set_xlabel("requested RMS contrast")
+    ax.set_ylabel("relative error of the displayed RMS contrast")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
