@@ -159,3 +159,25 @@ def test_measured_direction_of_a_condition_is_in_0_360(vel, want):
         assert out["direction_error_deg"] == pytest.approx((want + 180.0) % 360.0 - 180.0, abs=1e-12)
     else:
         assert out["measured_direction_deg"] is None and out["direction_error_deg"] is None
+
+
+# -- E: the exact angular size in the manifest ---------------------------------------------------
+def test_manifest_records_the_exact_angular_size_and_warns_for_large_sizes_in_degrees(tmp_path):
+    import math
+
+    from stimgen import experiment as ex
+    from stimgen.geometry import LinearSizeWarning
+
+    small = {**TINY, "stimulus": {"size_deg": [2, 4]}}
+    m = ex.run_experiment(small, tmp_path / "small", jobs=1, progress=False)
+    assert m["shape_px"] == [32, 64] and m["size_deg"] == [2.0, 4.0]
+    # ppd is the density at the centre (1 deg spans ppd px there): n px centred subtend 2 atan(n tan(0.5 deg) / ppd)
+    want = [2 * math.degrees(math.atan(n * math.tan(math.radians(0.5)) / 16)) for n in (32, 64)]
+    assert m["size_deg_angular"] == pytest.approx(want, rel=1e-12)
+    assert m["size_deg_angular"][1] > 4.0 * (1 - 0.005)
+    big = {**TINY, "display": {"ppd": 2}, "stimulus": {"size_deg": 40},
+           "noise": {"family": "white"}, "repeats": 1}  # fmt: skip
+    with pytest.warns(LinearSizeWarning, match=r"stimulus.size_deg: size_deg 40 became 80 px") as caught:
+        m = ex.run_experiment(big, tmp_path / "big", jobs=1, progress=False)
+    assert len([w for w in caught if issubclass(w.category, LinearSizeWarning)]) == 1  # once per run
+    assert m["size_deg"] == [40.0, 40.0] and m["size_deg_angular"][0] < 40.0 * (1 - 0.005)

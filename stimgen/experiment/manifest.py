@@ -78,9 +78,11 @@ def _warn_clipping(manifest: Mapping[str, Any], source: str) -> None:
     )
 
 
-def _manifest(plan, exp, entropy, conditions, counts, yaml_bytes, source, sha256_bytes) -> dict[str, Any]:
+def _manifest(plan, exp, entropy, conditions, counts, yaml_bytes, source, sha256_bytes, *,
+              size_deg_angular: list[float]) -> dict[str, Any]:  # fmt: skip
     """The manifest without its entries: ``stimuli`` (or ``entries``) is added by the run.
 
+    ``size_deg_angular``: the exact angle (deg) of each side, beside the linear ``size_deg``.
     ``counts``: ``n_pass``, ``n_fail`` and ``n_not_measurable`` of the set's stimuli.
     ``status`` is ``"failed"`` when a stimulus or a condition failed its checks, else
     ``"passed"`` (a quantity that could not be measured is not a failure; it is counted in
@@ -100,6 +102,7 @@ def _manifest(plan, exp, entropy, conditions, counts, yaml_bytes, source, sha256
         "geometry": geometry,
         "shape_px": list(plan.shape),
         "size_deg": list(plan.size_deg),
+        "size_deg_angular": list(size_deg_angular),
         "value_convention": VALUE_CONVENTION,
         "n_stimuli": plan.n,
         **counts,

@@ -134,6 +134,11 @@ def run_experiment(
         what = f"{source or exp['name']} ({plan.n:,} stimuli of {frames}{h} x {w} px)"
         budget.check(budget.estimate(plan, n_jobs if scheduler == "local" else 1), final.parent, what=what)
     _warn_parts(plan, source or exp["name"])
+    from ..geometry import angular_size_deg
+
+    # the exact angle of each side, once; warns when a size given in degrees is large
+    size_deg_angular = angular_size_deg(plan.shape, plan.ppd, requested_deg=exp["stimulus"]["size_deg"],
+                                        what="stimulus.size_deg")  # fmt: skip
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -169,7 +174,8 @@ def run_experiment(
         if yaml_bytes is not None:
             (tmp / "experiment.yaml").write_bytes(yaml_bytes)
         counts = {k: sum(p.pass_counts()[k] for p in pools.values()) for k in ("n_pass", "n_fail", "n_not_measurable")}
-        manifest = _manifest(plan, exp, entropy, summaries, counts, yaml_bytes, source, sha256_bytes)
+        manifest = _manifest(plan, exp, entropy, summaries, counts, yaml_bytes, source, sha256_bytes,
+                             size_deg_angular=size_deg_angular)  # fmt: skip
         if figures_on:
             figures += _set_figures(plan, pools, summaries, examples, tmp)
         manifest["figures"] = figures
