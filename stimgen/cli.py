@@ -13,7 +13,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from ._json import jsonable, print_json
@@ -765,6 +765,9 @@ def _run(p: argparse.ArgumentParser) -> Handler:
                 got = f"band {lo}-{hi} cpd at {level}, peak {_num_or_na(meas['peak_cpd'])} cpd"
             if "speed" in c:
                 got += "; " + _speed_text(c["speed"])
+            if meas.get("temporal_band_hz") is not None:  # spatiotemporal noise: its band in time
+                t_lo, t_hi = (_num_or_na(x) for x in meas["temporal_band_hz"])
+                got += f"; temporal band {t_lo}-{t_hi} Hz"
             clip = c["clipping"]
             if clip["n_over_limit"]:
                 got += (f"; CLIPPED: {clip['n_over_limit']}/{c['repeats']} over {clip['limit']:.3%}, "
@@ -775,7 +778,7 @@ def _run(p: argparse.ArgumentParser) -> Handler:
                   f"{unmeasured}]")
             if c.get("not_measurable"):
                 print(f"      not measurable: {c['not_measurable']}")
-        what = "spectra (first frames) and speeds" if motion else "spectra"
+        what = f"spectra (first frames) and {_motion_checks(m['experiment'])}" if motion else "spectra"
         print(f"{what} pass: {m['n_pass']}/{m['n_stimuli']} stimuli; manifest: manifest.json")
         if failed:
             n_c = sum(c["pass"] is False for c in m["conditions"])
@@ -785,6 +788,12 @@ def _run(p: argparse.ArgumentParser) -> Handler:
         return code
 
     return run
+
+
+def _motion_checks(experiment: Mapping[str, Any]) -> str:
+    """What is checked of a set's movies: their temporal bands (spatiotemporal noise) or speeds."""
+    motion = experiment.get("motion") or {}
+    return "temporal bands" if motion.get("model") == "spatiotemporal" else "speeds"
 
 
 _VERIFY_EPILOG = """\
@@ -818,7 +827,13 @@ def _verify(p: argparse.ArgumentParser) -> Handler:
         if args.json:
             print_json(rep.to_dict())
             return code
-        what = "hashes" if args.no_spectra else ("hashes, spectra and speeds" if rep.motion else "hashes and spectra")
+        what = "hashes and spectra"
+        if args.no_spectra:
+            what = "hashes"
+        elif rep.motion:
+            from .experiment import read_manifest
+
+            what = f"hashes, spectra and {_motion_checks(read_manifest(args.directory)[1]['experiment'])}"
         for line in rep.failures:
             print(f"FAIL {line}")
         for line in rep.failed_checks:

@@ -181,3 +181,48 @@ def test_manifest_records_the_exact_angular_size_and_warns_for_large_sizes_in_de
         m = ex.run_experiment(big, tmp_path / "big", jobs=1, progress=False)
     assert len([w for w in caught if issubclass(w.category, LinearSizeWarning)]) == 1  # once per run
     assert m["size_deg"] == [40.0, 40.0] and m["size_deg_angular"][0] < 40.0 * (1 - 0.005)
+
+
+# -- F: the command line speaks of temporal bands for spatiotemporal sets -------------------------
+SPATIOTEMPORAL = """\
+name: st
+seed: 4
+display: {ppd: 16}
+stimulus: {size_px: 32, rms_contrast: 0.2}
+noise: {family: log_gaussian, band_cpd: [1, 4]}
+motion: {model: spatiotemporal, temporal_band_hz: [4, 12], frame_rate_hz: 60, n_frames: 32}
+conditions:
+  - {label: a}
+  - {label: b, temporal_band_hz: [0, 6]}
+repeats: 2
+output: {formats: [npy], figures: false}
+"""
+
+
+def test_cli_text_of_a_spatiotemporal_set_names_its_temporal_bands(tmp_path, capsys):
+    import json
+
+    from stimgen.cli import main
+
+    y = tmp_path / "st.yaml"
+    y.write_text(SPATIOTEMPORAL)
+    code = main(["run", str(y), "--out", str(tmp_path / "s"), "--jobs", "1", "--no-progress", "--allow-fail"])
+    out = capsys.readouterr().out
+    assert code == 0
+    m = json.loads((tmp_path / "s/manifest.json").read_text())
+    lines = [ln for ln in out.splitlines() if ln.startswith("    ")]
+    assert len(lines) == 2
+    for c, line in zip(m["conditions"], lines, strict=True):
+        lo, hi = c["measured"]["temporal_band_hz"]
+        assert f"; temporal band {lo:.3g}-{hi:.3g} Hz" in line
+    assert "spectra (first frames) and temporal bands pass:" in out and "speeds" not in out
+    code = main(["verify", str(tmp_path / "s"), "--allow-fail"])
+    out = capsys.readouterr().out
+    assert code == 0 and "hashes, spectra and temporal bands checked" in out
+
+
+def test_docs_index_lists_every_page():
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    index = (docs / "README.md").read_text()
+    pages = sorted(p.name for p in docs.glob("*.md") if p.name != "README.md")
+    assert [p for p in pages if f"]({p})" not in index] == []
