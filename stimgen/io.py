@@ -331,7 +331,8 @@ _RENAME_EXCHANGE = 2
 #: Files whose presence marks a directory as a stimgen output that ``force`` may replace:
 #: a stimulus set's manifest, a noise record, a regenerated stimulus's record.
 OUTPUT_MARKERS = ("manifest.json", "record.json", "regenerated.json")
-#: Files of a stimulus set that stimgen writes besides those its manifest lists.
+#: Files of a stimulus set that stimgen writes besides those its manifest lists (and the
+#: entries file that a large set's manifest names, ``entries.jsonl``).
 SET_OWN_FILES = ("manifest.json", "experiment.yaml", "report.html")
 #: Figure files stimgen writes into a stimulus set's ``figures/`` folder.
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf", ".gif", ".html")
@@ -575,9 +576,30 @@ def _relative(rel: Any, where: Path) -> str:
 
 
 def is_stimulus_manifest(obj: Any) -> bool:
-    """True if ``obj`` (parsed JSON) has the structure of a stimgen stimulus-set manifest."""
-    return (isinstance(obj, dict) and isinstance(obj.get("stimuli"), list)
-            and isinstance(obj.get("experiment"), dict) and "manifest_version" in obj)
+    """True if ``obj`` (parsed JSON) has the structure of a stimgen stimulus-set manifest.
+
+    Its entries are listed (``stimuli``) or, for a large set, kept in a file beside it
+    (``entries``: ``{"file": "entries.jsonl", ...}``).
+    """
+    listed = isinstance(obj, dict) and (
+        isinstance(obj.get("stimuli"), list)
+        or (isinstance(obj.get("entries"), dict) and isinstance(obj["entries"].get("file"), str))
+    )
+    return bool(listed and isinstance(obj.get("experiment"), dict) and "manifest_version" in obj)
+
+
+def _streamed_entries(manifest_path: Path, rel: Any) -> Iterator[Any]:
+    """The entries of a large set, one line of its entries file at a time."""
+    path = manifest_path.parent / _relative(rel, manifest_path)
+    try:
+        with open(path, "rb") as fh:
+            for i, line in enumerate(fh):
+                try:
+                    yield json.loads(line)
+                except (UnicodeDecodeError, ValueError):
+                    raise ValueError(f"{path}: line {i + 1} is not a JSON entry") from None
+    except OSError as exc:
+        raise ValueError(f"the entries file {path} of {manifest_path} cannot be read ({exc.strerror or exc})") from None
 
 
 def is_noise_record(obj: Any) -> bool:
@@ -592,7 +614,10 @@ def _set_files(manifest_path: Path) -> set[str]:
     if not is_stimulus_manifest(m):
         raise ValueError(f"{manifest_path} is not a stimgen manifest")
     files = set(SET_OWN_FILES)
-    for e in m["stimuli"]:
+    entries = m["stimuli"] if isinstance(m.get("stimuli"), list) else _streamed_entries(manifest_path, m["entries"]["file"])
+    if not isinstance(m.get("stimuli"), list):
+        files.add(_relative(m["entries"]["file"], manifest_path))
+    for e in entries:
         for f in (e.get("files") or [e]) if isinstance(e, dict) else []:
             if isinstance(f, dict) and "file" in f:
                 files.add(_relative(f["file"], manifest_path))

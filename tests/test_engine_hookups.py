@@ -226,3 +226,35 @@ def test_docs_index_lists_every_page():
     index = (docs / "README.md").read_text()
     pages = sorted(p.name for p in docs.glob("*.md") if p.name != "README.md")
     assert [p for p in pages if f"]({p})" not in index] == []
+
+
+# -- G: --force replaces a set stimgen made, whatever it holds, and nothing else ----------------------
+@pytest.mark.parametrize("streamed", [False, True])
+def test_run_force_replaces_its_own_set_but_not_a_foreign_file(tmp_path, capsys, monkeypatch, streamed):
+    import json
+
+    from stimgen.cli import main
+    from stimgen.experiment import entries
+
+    if streamed:  # a set that keeps its entries in entries.jsonl (more than INLINE_MAX_STIMULI)
+        monkeypatch.setattr(entries, "INLINE_MAX_STIMULI", 1)
+    y = tmp_path / "e.yaml"
+    y.write_text(json.dumps({**TINY, "output": {"formats": ["npy", "png8"], "figures": True,
+                                                "examples_per_condition": 1}}))  # fmt: skip
+    s = tmp_path / "s"
+    args = ["run", str(y), "--out", str(s), "--jobs", "1", "--no-progress", "--allow-fail"]
+    assert main(args) == 0
+    m = json.loads((s / "manifest.json").read_text())
+    assert ("entries" in m) == streamed and (s / "entries.jsonl").is_file() == streamed
+    assert m["figures"] and all((s / f).is_file() for f in m["figures"])
+    assert main([*args, "--force", "--seed", "9"]) == 0  # every file is stimgen's: replaced
+    assert json.loads((s / "manifest.json").read_text())["seed_entropy"] == 9
+    capsys.readouterr()
+    for foreign in (s / "notes.txt", s / "stimuli" / "mine.npy", s / "figures" / "data.csv"):
+        foreign.write_text("precious")
+        assert main([*args, "--force", "--seed", "11"]) == 2
+        err = capsys.readouterr().err
+        assert f"{foreign.relative_to(s)} is not listed in its manifest.json" in err
+        assert foreign.read_text() == "precious"
+        assert json.loads((s / "manifest.json").read_text())["seed_entropy"] == 9
+        foreign.unlink()
