@@ -341,8 +341,13 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
     _add_band_args(p)
     p.add_argument("--family", default="dog",
                    help="dog (default; at least 1.76 octaves wide), log_gaussian (any width), "
-                        "butterworth, ideal, white, pink, brown or power_law")
-    p.add_argument("--order", type=int, default=4, help="Butterworth order (default 4)")
+                        "butterworth, ideal, white, pink, brown or power_law; critical-band "
+                        "noise: lowpass and highpass (--cutoff-cpd), notch (--band-cpd: the stop band)")
+    p.add_argument("--order", type=int, default=None,
+                   help="Butterworth order (default 4; 8 for --family notch)")
+    p.add_argument("--cutoff-cpd", type=float, help="cutoff of lowpass/highpass in cpd, at --level")
+    p.add_argument("--rolloff", default="butterworth", choices=["butterworth", "gaussian"],
+                   help="shape of lowpass/highpass (default butterworth of --order)")
     p.add_argument("--alpha", type=float, default=None, help="power-law exponent (pink 1, brown 2)")
     p.add_argument("--orientation-deg", type=float, help="orientation window centre (deg from vertical)")
     p.add_argument("--orientation-bandwidth-deg", type=float, default=30.0, help="window width (deg)")
@@ -378,15 +383,17 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
         aliases = {"pink": 1.0, "brown": 2.0}
         from .noise import NOISE_FAMILIES
 
-        if family not in (*NOISE_FAMILIES, *aliases):
-            raise ValueError(f"--family must be one of {', '.join((*NOISE_FAMILIES, *aliases))}; "
-                             f"got {family!r}")
+        # the choices in the order of the help text: band-pass, critical-band, white and 1/f
+        names = [f for f in NOISE_FAMILIES if f != "white"] + ["white", *aliases]
+        if family not in names:
+            raise ValueError(f"--family must be one of {', '.join(names)}; got {family!r}")
         if family in aliases:
             family, alpha = "power_law", aliases[family] if alpha is None else alpha
         images, record = bandpass_noise(
             size_px=args.size_px, size_deg=args.size_deg, ppd=g, band_cpd=args.band_cpd,
             peak_cpd=args.peak_cpd, octaves=args.octaves, family=family, level=args.level,
-            order=args.order, orientation_deg=args.orientation_deg,
+            order=(8 if family == "notch" else 4) if args.order is None else args.order,
+            cutoff_cpd=args.cutoff_cpd, rolloff=args.rolloff, orientation_deg=args.orientation_deg,
             orientation_bandwidth_deg=args.orientation_bandwidth_deg,
             alpha=1.0 if alpha is None else alpha, rms_contrast=args.rms_contrast,
             kind=args.kind, n=args.count, rng=args.seed,
@@ -436,6 +443,13 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
             lo, hi = (d or {}).get("band_cpd", [0.0, float("inf")])
             print(f"design: power spectrum ~ 1/f^{record['alpha']:g} (amplitude ~ 1/f^"
                   f"{record['alpha'] / 2:g}), limits {lo:.3f}-{hi:.3f} cpd")
+        elif d and d["kind"] in ("lowpass", "highpass"):
+            edge = d["band_cpd"][1 if d["kind"] == "lowpass" else 0]
+            print(f"design: {d['kind']}, cutoff {edge:.3f} cpd at {d['level']}")
+        elif d and d["kind"] == "notch":
+            lo, hi = d["band_cpd"]
+            print(f"design: notch (stop band) {lo:.3f}-{hi:.3f} cpd ({d['octaves']:.3f} octaves at "
+                  f"{d['level']}), centre {d['center_cpd']:.3f} cpd")
         elif d:
             lo, hi = d["band_cpd"]
             print(f"design: peak {d['peak_cpd']:.3f} cpd, band {lo:.3f}-{hi:.3f} cpd "
