@@ -1561,20 +1561,14 @@ class Notch(Filter):
             q = 2.0**log_q
             return float(Butterworth(centre / math.sqrt(q), centre * math.sqrt(q), n).transfer(hi)) - target
 
-        if g(0.0) >= 0:  # cannot happen for a band wider than 0 octaves; kept for safety
-            return cls(centre, centre, n)
+        # g(0) < 0: with equal cutoffs |B| <= 1/2 < sqrt(1 - L^2) everywhere
         top = math.log2(hi / lo) + 4.0
         while g(top) < 0:
             top *= 2.0
         log_q = optimize.brentq(g, 0.0, top, xtol=1e-14, maxiter=500)
         q = 2.0**log_q
-        notch = cls(centre / math.sqrt(q), centre * math.sqrt(q), n)
-        if notch.depth >= L:
-            raise ValueError(
-                f"a notch of order {n} cannot make {math.log2(hi / lo):.4g} octaves at {level}: it "
-                "is too shallow to reach the level; widen the band or raise order"
-            )
-        return notch
+        # |B| = sqrt(1 - L^2) at the edges and larger between them: the notch reaches L
+        return cls(centre / math.sqrt(q), centre * math.sqrt(q), n)
 
 
 def _highpass_butterworth(cutoff_cpd: Any, ppd: float | ViewingGeometry, level: str, order: int) -> Butterworth:
