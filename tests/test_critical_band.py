@@ -146,3 +146,19 @@ def test_cli_noise_notch_and_lowpass(tmp_path, capsys):
                  "--ppd", str(PPD), "--out", str(tmp_path / "x.npy")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "band_cpd high edge 20 cpd exceeds Nyquist (17.92 cpd" in err
+
+
+def test_cli_design_critical_band(capsys):
+    assert main(["design", "notch", "--band-cpd", "2", "4", "--ppd", str(PPD), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["kind"] == "notch" and d["band_cpd"] == pytest.approx([2, 4], rel=1e-9) and d["order"] == 8
+    assert d["center_cpd"] == pytest.approx(math.sqrt(8)) and d["depth"] < 0.06
+    assert main(["design", "highpass", "--cutoff-cpd", "4", "--ppd", str(PPD), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["kind"] == "highpass" and d["band_cpd"][0] == pytest.approx(4) and d["requested_family"] == "highpass"
+    assert main(["design", "lowpass", "--cutoff-cpd", "4", "--rolloff", "gaussian", "--ppd", str(PPD)]) == 0
+    assert "band:            0.0000 - 4.0000 cpd" in capsys.readouterr().out
+    assert main(["design", "lowpass", "--band-cpd", "1", "2", "--ppd", str(PPD)]) == 2
+    assert "design lowpass needs exactly one of --cutoff-cpd" in capsys.readouterr().err
+    assert main(["design", "notch", "--band-cpd", "10", "20", "--ppd", str(PPD)]) == 2
+    assert "band_cpd high edge 20 cpd exceeds Nyquist (17.92 cpd at 35.84 ppd)" in capsys.readouterr().err

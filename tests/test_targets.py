@@ -140,3 +140,46 @@ def test_envelope_cut_off_by_the_image_warns():
     with pytest.warns(ApertureWarning, match=r"gabor sigma_deg=1: 3 sigma \(3 deg\) reaches beyond the image"):
         img, rec = gabor(size_deg=4, ppd=PPD, sf_cpd=4, sigma_deg=1.0, contrast=0.1)
     assert rec["energy_deg2"] < rec["energy_formula_deg2"]
+
+
+def test_cli_target_gabor_prints_energy(tmp_path, capsys):
+    from stimgen.cli import main
+
+    args = ["target", "gabor", "--size-deg", "8", "8", "--ppd", str(PPD), "--sf-cpd", "4", "--sigma-deg", "0.5",
+            "--contrast", "0.1"]
+    assert main([*args, "--noise-rms", "0.2", "--json"]) == 0
+    import json
+
+    d = json.loads(capsys.readouterr().out)
+    assert d["energy_deg2"] == pytest.approx(3.92699e-3, rel=1e-5)
+    assert d["noise"]["psd"] == pytest.approx(3.1145e-5, rel=1e-4) and d["noise"]["unit"] == "deg2"
+    assert d["e_over_n"] == pytest.approx(126.09, rel=1e-3)
+    out = tmp_path / "g.npy"
+    assert main([*args, "--out", str(out)]) == 0
+    assert "energy E:        0.00392699 deg^2" in capsys.readouterr().out
+    rec = json.loads(out.with_suffix(".json").read_text())
+    np.testing.assert_array_equal(np.load(out), target_from_record(rec))
+    assert main([*args, "--out", str(out)]) == 2  # no silent overwrite
+    assert "use --force" in capsys.readouterr().err
+    assert main([*args[:-2], "--contrast", "0.1", "--sf-cpd", "40"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sf_cpd 40 cpd exceeds Nyquist (17.92 cpd at 35.84 ppd)" in err
+    assert main(["target", "gabor", "--size-px", "64", "64", "--ppd", "32", "--sf-cpd", "2", "--sigma-deg", "-1",
+                 "--contrast", "0.1"]) == 2
+    assert "sigma_deg must be finite and > 0, got -1" in capsys.readouterr().err
+
+
+def test_cli_target_grating_in_an_aperture(capsys):
+    import json
+
+    from stimgen.cli import main
+
+    assert main(["target", "grating", "--size-px", "129", "129", "--ppd", "32", "--sf-cpd", "2", "--contrast", "0.4",
+                 "--aperture", "disk", "--radius-deg", "1", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    g, _ = grating(size_px=129, ppd=32, sf_cpd=2, contrast=0.4, aperture={"kind": "disk", "radius_deg": 1})
+    assert d["energy_deg2"] == pytest.approx(np.sum(g.astype(np.float64) ** 2) / 32**2, rel=1e-9)
+    assert d["target"]["aperture"]["kind"] == "disk"
+    assert main(["target", "grating", "--size-px", "64", "64", "--ppd", "32", "--sf-cpd", "2", "--contrast", "0.4",
+                 "--radius-deg", "1"]) == 2
+    assert "aperture sizes need --aperture KIND" in capsys.readouterr().err
