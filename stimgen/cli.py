@@ -392,7 +392,7 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
         images, record = bandpass_noise(
             size_px=args.size_px, size_deg=args.size_deg, ppd=g, band_cpd=args.band_cpd,
             peak_cpd=args.peak_cpd, octaves=args.octaves, family=family, level=args.level,
-            order=(8 if family == "notch" else 4) if args.order is None else args.order,
+            order=args.order,
             cutoff_cpd=args.cutoff_cpd, rolloff=args.rolloff, orientation_deg=args.orientation_deg,
             orientation_bandwidth_deg=args.orientation_bandwidth_deg,
             alpha=1.0 if alpha is None else alpha, rms_contrast=args.rms_contrast,

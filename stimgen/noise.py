@@ -220,7 +220,7 @@ def make_filter(
     peak_cpd: float | None = None,
     octaves: float | None = None,
     level: str = "half_amplitude",
-    order: int = 4,
+    order: int | None = None,
     orientation_deg: float | None = None,
     orientation_bandwidth_deg: float = 30.0,
     alpha: float = 1.0,
@@ -237,9 +237,12 @@ def make_filter(
         by :func:`stimgen.filters.critical_band_filter`.
     ppd : float or ViewingGeometry
         Pixels per degree.
-    band_cpd, peak_cpd, octaves, level, order
+    band_cpd, peak_cpd, octaves, level
         The band, as for :func:`stimgen.filters.design_filter`. For "power_law" the band is
         optional (hard limits) and "white" takes none.
+    order : int, optional
+        Butterworth order (also of "lowpass", "highpass" and the band-pass a "notch"
+        complements); default 4, and 8 for "notch".
     orientation_deg, orientation_bandwidth_deg : float, optional
         Orientation window (see :class:`stimgen.filters.Orientation`) multiplied in.
     alpha : float
@@ -273,7 +276,7 @@ def make_filter(
     else:
         filt = design_filter(
             fam, ppd=p, band_cpd=band_cpd, peak_cpd=peak_cpd, octaves=octaves, level=level,
-            order=order, alpha=alpha,
+            order=4 if order is None else order, alpha=alpha,
         )
     if orientation_deg is not None:
         window = Orientation(orientation_deg, orientation_bandwidth_deg)
@@ -305,7 +308,7 @@ def bandpass_noise(
     octaves: float | None = None,
     family: str = "dog",
     level: str = "half_amplitude",
-    order: int = 4,
+    order: int | None = None,
     orientation_deg: float | None = None,
     orientation_bandwidth_deg: float = 30.0,
     alpha: float = 1.0,
@@ -342,8 +345,9 @@ def bandpass_noise(
         of ``order`` (critical-band masking).
     level : {"half_amplitude", "half_power"}
         Amplitude level that defines the band edges.
-    order : int
-        Butterworth order.
+    order : int, optional
+        Butterworth order (of "butterworth", "lowpass", "highpass" and of the band-pass a
+        "notch" complements); default 4, and 8 for "notch".
     orientation_deg, orientation_bandwidth_deg : float, optional
         Optional orientation window (stripe orientation, degrees counter-clockwise from
         vertical; full width at half amplitude).
@@ -427,7 +431,7 @@ def bandpass_noise(
         "band_cpd": None if band_cpd is None else [float(x) for x in band_cpd],
         "peak_cpd": peak_cpd,
         "octaves": octaves,
-        "order": order,
+        "order": (8 if family == "notch" else 4) if order is None else order,
         "orientation_deg": orientation_deg,
         "orientation_bandwidth_deg": orientation_bandwidth_deg,
         "alpha": alpha,

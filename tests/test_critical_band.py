@@ -162,3 +162,12 @@ def test_cli_design_critical_band(capsys):
     assert "design lowpass needs exactly one of --cutoff-cpd" in capsys.readouterr().err
     assert main(["design", "notch", "--band-cpd", "10", "20", "--ppd", str(PPD)]) == 2
     assert "band_cpd high edge 20 cpd exceeds Nyquist (17.92 cpd at 35.84 ppd)" in capsys.readouterr().err
+
+
+def test_notch_order_defaults_to_8_and_butterworth_to_4():
+    _, rec = bandpass_noise(size_px=64, ppd=PPD, family="notch", band_cpd=(2, 4), rng=1)
+    assert rec["order"] == 8 and rec["filter"]["order"] == 8
+    _, rec = bandpass_noise(size_px=64, ppd=PPD, family="lowpass", cutoff_cpd=4, rng=1)
+    assert rec["order"] == 4 and rec["filter"]["order"] == 4
+    _, rec = bandpass_noise(size_px=64, ppd=PPD, family="butterworth", band_cpd=(2, 6), rng=1)
+    assert rec["order"] == 4 and rec["filter"]["order"] == 4
