@@ -45,7 +45,7 @@ def make_figures(outdir: Path) -> dict:
         ax.set_xlabel("x (deg)")
     axs[0].set_ylabel("y (deg)")
     path = outdir / "targets_composite.png"
-    save(fig, path)
+    save(fig, path, dpi=90)
     numbers["composite"] = {"E_deg2": crec["target_energy_deg2"], "N_at_target_deg2": crec["noise_psd_deg2"]["at_target"],
                             "e_over_n": crec["e_over_n"], "clipped_fraction": crec["clipped_fraction"]}
 
