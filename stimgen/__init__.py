@@ -10,6 +10,9 @@ filters      the hub: radial/orientation transfer functions, passbands, inverse 
 noise        white, band-limited and 1/f^alpha noise
 contrast     RMS/Michelson contrast, clipping, quantization with dithering
 spectrum     radially averaged power spectra in cpd and band measurement
+targets      Gabor patches and gratings in signed contrast, with records
+apertures    windows in degrees (gaussian, raised cosine, disk, annulus) and compose
+energy       target energy E and noise spectral density N (designed and measured)
 experiment   YAML experiment files -> reproducible, verified stimulus sets
 standardize  per-image, per-channel standardization in place
 datastats    exact streaming per-channel dataset statistics
@@ -52,6 +55,13 @@ _EXPORTS: dict[str, str] = {
     "radial_spectrum": "spectrum",
     "measure_band": "spectrum",
     "compare_to_design": "spectrum",
+    "gabor": "targets",
+    "grating": "targets",
+    "aperture": "apertures",
+    "compose": "apertures",
+    "contrast_energy": "energy",
+    "noise_psd": "energy",
+    "measure_psd": "energy",
     "load_experiment": "experiment",
     "run_experiment": "experiment",
     "standardize": "standardize",

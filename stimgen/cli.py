@@ -21,7 +21,7 @@ from ._version import __version__
 
 Handler = Callable[[argparse.Namespace], int]
 # order of the subcommands in --help: the main job first, analysis tools last
-_HELP_ORDER = ("run", "verify", "regenerate", "noise", "spectrum", "design", "geometry",
+_HELP_ORDER = ("run", "verify", "regenerate", "noise", "target", "spectrum", "design", "geometry",
                "stats", "flow", "colorize")
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Handler]]] = {}
 
@@ -346,8 +346,13 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
     _add_band_args(p)
     p.add_argument("--family", default="dog",
                    help="dog (default; at least 1.76 octaves wide), log_gaussian (any width), "
-                        "butterworth, ideal, white, pink, brown or power_law")
-    p.add_argument("--order", type=int, default=4, help="Butterworth order (default 4)")
+                        "butterworth, ideal, white, pink, brown or power_law; critical-band "
+                        "noise: lowpass and highpass (--cutoff-cpd), notch (--band-cpd: the stop band)")
+    p.add_argument("--order", type=int, default=None,
+                   help="Butterworth order (default 4; 8 for --family notch)")
+    p.add_argument("--cutoff-cpd", type=float, help="cutoff of lowpass/highpass in cpd, at --level")
+    p.add_argument("--rolloff", default="butterworth", choices=["butterworth", "gaussian"],
+                   help="shape of lowpass/highpass (default butterworth of --order)")
     p.add_argument("--alpha", type=float, default=None, help="power-law exponent (pink 1, brown 2)")
     p.add_argument("--orientation-deg", type=float, help="orientation window centre (deg from vertical)")
     p.add_argument("--orientation-bandwidth-deg", type=float, default=30.0, help="window width (deg)")
@@ -384,15 +389,17 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
         aliases = {"pink": 1.0, "brown": 2.0}
         from .noise import NOISE_FAMILIES
 
-        if family not in (*NOISE_FAMILIES, *aliases):
-            raise ValueError(f"--family must be one of {', '.join((*NOISE_FAMILIES, *aliases))}; "
-                             f"got {family!r}")
+        # the choices in the order of the help text: band-pass, critical-band, white and 1/f
+        names = [f for f in NOISE_FAMILIES if f != "white"] + ["white", *aliases]
+        if family not in names:
+            raise ValueError(f"--family must be one of {', '.join(names)}; got {family!r}")
         if family in aliases:
             family, alpha = "power_law", aliases[family] if alpha is None else alpha
         images, record = bandpass_noise(
             size_px=args.size_px, size_deg=args.size_deg, ppd=g, band_cpd=args.band_cpd,
             peak_cpd=args.peak_cpd, octaves=args.octaves, family=family, level=args.level,
-            order=args.order, orientation_deg=args.orientation_deg,
+            order=args.order,
+            cutoff_cpd=args.cutoff_cpd, rolloff=args.rolloff, orientation_deg=args.orientation_deg,
             orientation_bandwidth_deg=args.orientation_bandwidth_deg,
             alpha=1.0 if alpha is None else alpha, rms_contrast=args.rms_contrast,
             kind=args.kind, n=args.count, rng=args.seed,
@@ -446,6 +453,13 @@ def _noise(p: argparse.ArgumentParser) -> Handler:
             lo, hi = (d or {}).get("band_cpd", [0.0, float("inf")])
             print(f"design: power spectrum ~ 1/f^{record['alpha']:g} (amplitude ~ 1/f^"
                   f"{record['alpha'] / 2:g}), limits {lo:.3f}-{hi:.3f} cpd")
+        elif d and d["kind"] in ("lowpass", "highpass"):
+            edge = d["band_cpd"][1 if d["kind"] == "lowpass" else 0]
+            print(f"design: {d['kind']}, cutoff {edge:.3f} cpd at {d['level']}")
+        elif d and d["kind"] == "notch":
+            lo, hi = d["band_cpd"]
+            print(f"design: notch (stop band) {lo:.3f}-{hi:.3f} cpd ({d['octaves']:.3f} octaves at "
+                  f"{d['level']}), centre {d['center_cpd']:.3f} cpd")
         elif d:
             lo, hi = d["band_cpd"]
             print(f"design: peak {d['peak_cpd']:.3f} cpd, band {lo:.3f}-{hi:.3f} cpd "
@@ -509,6 +523,127 @@ def _write_noise_files(out, images, pngs, record: dict[str, Any], *, force: bool
             path.write_bytes(png_bytes(q))
         staged[-1].write_text(json.dumps(jsonable({**record, "files": names}), indent=2))
     return [str(out), str(rec_path), *map(str, png_paths)]
+
+# -- targets -----------------------------------------------------------------------------
+@command("target", "make a target (Gabor patch or grating) and report its contrast energy E in deg^2")
+def _target(p: argparse.ArgumentParser) -> Handler:
+    kinds = p.add_subparsers(dest="target_kind", metavar="KIND")
+
+    def kind(name: str, help_text: str) -> argparse.ArgumentParser:
+        sp = kinds.add_parser(name, help=help_text, description=help_text)
+        size = sp.add_mutually_exclusive_group(required=True)
+        size.add_argument("--size-px", nargs=2, type=int, metavar=("H", "W"), help="size in pixels")
+        size.add_argument("--size-deg", nargs=2, type=float, metavar=("H", "W"), help="size in degrees")
+        add_geometry_args(sp)
+        sp.add_argument("--sf-cpd", type=float, required=True, help="carrier frequency in cpd")
+        sp.add_argument("--orientation-deg", type=float, default=0.0,
+                        help="stripe orientation, deg counter-clockwise from vertical (default 0)")
+        sp.add_argument("--phase-deg", type=float, default=0.0,
+                        help="carrier phase at the centre in deg (0 cosine, default; 90 sine)")
+        sp.add_argument("--contrast", type=float, required=True, help="peak contrast in [-1, 1]")
+        sp.add_argument("--center-deg", nargs=2, type=float, metavar=("X", "Y"), default=(0.0, 0.0),
+                        help="centre in deg from the image centre, x right, y up (default 0 0)")
+        sp.add_argument("--noise-rms", type=float,
+                        help="also report N and E/N for white noise of this RMS contrast")
+        sp.add_argument("--frame-duration-s", type=float,
+                        help="with --noise-rms: dynamic noise, one frame this long (N in s deg^2)")
+        sp.add_argument("--out", help="write the image to FILE.npy and its record to FILE.json")
+        sp.add_argument("--force", action="store_true", help="replace existing output")
+        add_json_flag(sp)
+        return sp
+
+    gab = kind("gabor", "Gabor patch: a cosine grating in a Gaussian envelope")
+    env = gab.add_mutually_exclusive_group(required=True)
+    env.add_argument("--sigma-deg", type=float, help="standard deviation of the Gaussian envelope, deg")
+    env.add_argument("--fwhm-deg", type=float, help="full width at half maximum of the envelope, deg")
+    gr = kind("grating", "cosine grating, optionally in an aperture")
+    gr.add_argument("--aperture", choices=["gaussian", "raised_cosine", "disk", "annulus"],
+                    help="window the grating (centred on --center-deg)")
+    for flag, text in (("--radius-deg", "raised_cosine, disk: radius"), ("--ramp-deg", "raised_cosine, annulus: ramp width"),
+                       ("--inner-deg", "annulus: inner radius"), ("--outer-deg", "annulus: outer radius"),
+                       ("--aperture-sigma-deg", "gaussian: standard deviation")):  # fmt: skip
+        gr.add_argument(flag, type=float, help=f"aperture {text} in deg")
+
+    def run(args: argparse.Namespace) -> int:
+        from .energy import noise_psd
+        from .targets import gabor, grating
+
+        if args.target_kind is None:
+            raise ValueError("choose a target: stimgen target gabor|grating ...")
+        g = _checked_geometry(args)
+        common = dict(size_px=args.size_px, size_deg=args.size_deg, ppd=g, sf_cpd=args.sf_cpd,
+                      orientation_deg=args.orientation_deg, phase_deg=args.phase_deg,
+                      contrast=args.contrast, center_deg=args.center_deg)
+        if args.target_kind == "gabor":
+            img, rec = gabor(sigma_deg=args.sigma_deg, fwhm_deg=args.fwhm_deg, **common)
+        else:
+            ap = None
+            given = {k: getattr(args, k) for k in ("radius_deg", "ramp_deg", "inner_deg", "outer_deg")
+                     if getattr(args, k) is not None}
+            if args.aperture_sigma_deg is not None:
+                given["sigma_deg"] = args.aperture_sigma_deg
+            if args.aperture is not None:
+                ap = {"kind": args.aperture, **given}
+            elif given:
+                raise ValueError("aperture sizes need --aperture KIND")
+            img, rec = grating(aperture=ap, **common)
+        out: dict[str, Any] = {"target": rec, "energy_deg2": rec["energy_deg2"]}
+        if args.frame_duration_s is not None and args.noise_rms is None:
+            raise ValueError("--frame-duration-s needs --noise-rms")
+        if args.noise_rms is not None:
+            n = noise_psd(None, ppd=g, rms_contrast=args.noise_rms, frame_duration_s=args.frame_duration_s)
+            unit = "deg2" if args.frame_duration_s is None else "s_deg2"
+            out["noise"] = {"family": "white", "rms_contrast": args.noise_rms, "psd": n, "unit": unit,
+                            "frame_duration_s": args.frame_duration_s}
+            out["e_over_n"] = rec["energy_deg2"] / n
+            out["ideal_d_prime"] = math.sqrt(2.0 * out["e_over_n"])
+        if args.out:
+            out["files"] = _write_target_files(args.out, img, rec, force=args.force)
+        if args.json:
+            print_json(out)
+            return 0
+        h, w = rec["shape_px"]
+        what = (f"gabor {args.sf_cpd:g} cpd, sigma {rec['sigma_deg']:.4g} deg" if args.target_kind == "gabor"
+                else f"grating {args.sf_cpd:g} cpd")
+        print(f"{what}, contrast {rec['contrast']:g}, orientation {rec['orientation_deg']:g} deg, "
+              f"phase {rec['phase_deg']:g} deg; {h}x{w} px at {_num(rec['ppd'])} ppd")
+        print(f"  energy E:        {rec['energy_deg2']:.6g} deg^2 (sum of c^2 / ppd^2)")
+        if "energy_formula_deg2" in rec:
+            print(f"  closed form:     {rec['energy_formula_deg2']:.6g} deg^2 (untruncated Gabor)")
+        if "noise" in out:
+            unit = "deg^2" if args.frame_duration_s is None else "s deg^2"
+            print(f"  white noise N:   {out['noise']['psd']:.6g} {unit} at RMS contrast {args.noise_rms:g}")
+            print(f"  E/N:             {out['e_over_n']:.6g} (ideal observer d' = {out['ideal_d_prime']:.4g})")
+        if args.out:
+            print(f"  wrote:           {', '.join(out['files'])}")
+        return 0
+
+    return run
+
+
+def _write_target_files(out_path: str, image: Any, record: dict[str, Any], *, force: bool) -> list[str]:
+    """``stimgen target --out FILE.npy``: the image and FILE.json, both or neither."""
+    import os
+    from io import BytesIO
+    from pathlib import Path
+
+    import numpy as np
+
+    from .io import atomic_files, check_output_file
+
+    out = Path(out_path)
+    if out.suffix != ".npy":
+        raise ValueError(f"--out must name a .npy file, got {out_path!r}")
+    rec_path = out.with_suffix(".json")
+    for t in (out, rec_path):
+        check_output_file(t, force=force)
+    existing = [t for t in (out, rec_path) if os.path.lexists(t)]
+    with atomic_files([out, rec_path], replace=existing) as staged:
+        buf = BytesIO()
+        np.save(buf, image)
+        staged[0].write_bytes(buf.getvalue())
+        staged[1].write_text(json.dumps(jsonable({**record, "files": [out.name, rec_path.name]}), indent=2))
+    return [str(out), str(rec_path)]
 
 
 @command("spectrum", "measure the radially averaged spectrum of images in cpd (peak, band edges)")
@@ -922,6 +1057,18 @@ def _design(p: argparse.ArgumentParser) -> Handler:
                     help="the cutoffs themselves in cpd (LO 0: low-pass): report their band")
     bw.add_argument("--order", type=int, default=4, help="filter order (default 4)")
     finish(bw)
+    for name, text in (("lowpass", "low-pass for critical-band noise: --cutoff-cpd at --level"),
+                       ("highpass", "high-pass for critical-band noise: --cutoff-cpd at --level")):
+        sp = family(name, text)
+        sp.add_argument("--cutoff-cpd", type=float, metavar="F", help="cutoff in cpd at --level")
+        sp.add_argument("--rolloff", choices=["butterworth", "gaussian"], default="butterworth",
+                        help="Butterworth of --order (default) or Gaussian")
+        sp.add_argument("--order", type=int, default=4, help="Butterworth order (default 4)")
+        finish(sp)
+    nt = family("notch", "notch (band-stop), power-complementary to a Butterworth band-pass; "
+                         "--band-cpd is the stop band")
+    nt.add_argument("--order", type=int, default=8, help="order of the band-pass (default 8)")
+    finish(nt)
 
     def choose(args: argparse.Namespace) -> str:
         """The design mode the flags ask for (the flag's name), or ValueError."""
@@ -932,14 +1079,18 @@ def _design(p: argparse.ArgumentParser) -> Handler:
             "--sigmas-px": getattr(args, "sigmas_px", None) is not None,
             "--sigmas-deg": getattr(args, "sigmas_deg", None) is not None,
             "--cutoffs-cpd": getattr(args, "cutoffs_cpd", None) is not None,
+            "--cutoff-cpd": getattr(args, "cutoff_cpd", None) is not None,
         }
         allowed = [m for m in modes if m in {
             "dog": ("--band-cpd", "--peak-cpd with --octaves", "--sigmas-px", "--sigmas-deg"),
             "log_gaussian": ("--band-cpd", "--peak-cpd with --octaves"),
             "butterworth": ("--band-cpd", "--peak-cpd with --octaves", "--cutoffs-cpd"),
+            "lowpass": ("--cutoff-cpd",),
+            "highpass": ("--cutoff-cpd",),
+            "notch": ("--band-cpd", "--peak-cpd with --octaves"),
         }[fam]]
         given = [m for m, on in modes.items() if on]
-        if len(given) != 1:
+        if len(given) != 1 or given[0] not in allowed:
             raise ValueError(f"design {fam} needs exactly one of {', '.join(allowed)}")
         mode = given[0]
         if mode.startswith("--peak") and (args.peak_cpd is None or args.octaves is None):
@@ -954,6 +1105,12 @@ def _design(p: argparse.ArgumentParser) -> Handler:
 
         fam = args.design_family
         weight = getattr(args, "weight", None)
+        if fam in fl.CRITICAL_BAND_FAMILIES:
+            return fl.critical_band_filter(
+                fam, ppd=geometry, cutoff_cpd=getattr(args, "cutoff_cpd", None), band_cpd=args.band_cpd,
+                peak_cpd=args.peak_cpd, octaves=args.octaves, level=args.level, order=args.order,
+                rolloff=getattr(args, "rolloff", "butterworth"),
+            ), mode
         extra = {"order": args.order} if fam == "butterworth" else {}
         if mode == "--band-cpd":
             return fl.design_filter(fam, ppd=geometry, band_cpd=args.band_cpd,
@@ -977,7 +1134,7 @@ def _design(p: argparse.ArgumentParser) -> Handler:
 
     def run(args: argparse.Namespace) -> int:
         if args.design_family is None:
-            raise ValueError("choose a family: stimgen design dog|log_gaussian|butterworth ...")
+            raise ValueError("choose a family: stimgen design dog|log_gaussian|butterworth|lowpass|highpass|notch ...")
         from . import filters as fl
 
         # everything is validated and computed before anything is printed
@@ -985,12 +1142,16 @@ def _design(p: argparse.ArgumentParser) -> Handler:
         ppd = geometry.ppd
         if args.plot:
             _check_plot_path(args.plot)
-        if args.design_family == "butterworth" and not 1 <= args.order <= _MAX_ORDER:
+            if args.design_family == "notch":
+                raise ValueError("--plot is not available for a notch yet: the transfer plot marks "
+                                 "pass bands; use stimgen.filters.Notch.transfer to draw it")
+        if getattr(args, "order", None) is not None and not 1 <= args.order <= _MAX_ORDER:
             raise ValueError(f"--order must be an integer between 1 and {_MAX_ORDER}, got "
                              f"{args.order} (higher orders are an ideal band edge in float64)")
         mode = choose(args)
         given = {"--band-cpd": args.band_cpd, "--peak-cpd with --octaves": [args.peak_cpd],
-                 "--cutoffs-cpd": getattr(args, "cutoffs_cpd", None)}.get(mode) or []
+                 "--cutoffs-cpd": getattr(args, "cutoffs_cpd", None),
+                 "--cutoff-cpd": [getattr(args, "cutoff_cpd", None)]}.get(mode) or []
         for f_cpd in given:
             if math.isfinite(f_cpd) and 0 < f_cpd / ppd < _MIN_CPP:  # products underflow
                 raise ValueError(
@@ -1001,6 +1162,11 @@ def _design(p: argparse.ArgumentParser) -> Handler:
                 )
         filt, mode, d = _computed_design(build, args, geometry, mode)
         d["designed_from"] = mode.lstrip("-").split(" ")[0].replace("-", "_")
+        if args.design_family in fl.CRITICAL_BAND_FAMILIES:
+            d["requested_family"] = args.design_family
+            if isinstance(filt, fl.Notch):
+                d["center_cpd"] = filt.center_cpp * ppd
+                d["depth"] = filt.depth
         d["geometry"] = geometry.to_dict()
         if isinstance(filt, fl.DoG) and filt.weight == 1.0:
             d["min_octaves"] = fl.dog_min_octaves(args.level)
@@ -1096,7 +1262,8 @@ def _design_request(args: argparse.Namespace, mode: str) -> str:
         return f"--peak-cpd {args.peak_cpd:g} --octaves {args.octaves:g}"
     values = {"--band-cpd": args.band_cpd, "--sigmas-px": getattr(args, "sigmas_px", None),
               "--sigmas-deg": getattr(args, "sigmas_deg", None),
-              "--cutoffs-cpd": getattr(args, "cutoffs_cpd", None)}.get(mode)
+              "--cutoffs-cpd": getattr(args, "cutoffs_cpd", None),
+              "--cutoff-cpd": None if getattr(args, "cutoff_cpd", None) is None else [args.cutoff_cpd]}.get(mode)
     if values is None:
         return mode
     return f"{mode} {' '.join(f'{x:g}' for x in values)}"
@@ -1142,6 +1309,8 @@ def _computed_design(build: Callable, args: argparse.Namespace, geometry: Any, m
     numbers = [d.get(k) for k in ("peak_cpd", "center_cpd", "peak_value", "dc_gain",
                                   "sigma_center_px", "sigma_surround_px", "ratio")]
     numbers += list(d["band_cpd"])
+    if d["kind"] == "highpass":  # no peak and no upper edge: inf by definition
+        numbers = [x for x in numbers if x != math.inf]
     finite = all(x is None or math.isfinite(x) for x in numbers)
     lo, hi = d["band_cpd"]
     sane = finite and hi > 0 and (
@@ -1195,6 +1364,12 @@ def _design_text(d: dict[str, Any]) -> str:
             out.append(f"  surround weight: {d['weight']:.4g}")
     if "peak_cpp" in d and d["family"] == "log_gaussian":
         out.append(f"  sigma:           {_num(d['sigma_octaves'])} octaves (log2 axis)")
+    if d["family"] in ("gaussian", "gaussian_highpass"):
+        out.append(f"  sigma:           {_num(d['sigma_px'])} px = {_num(d['sigma_deg'], 5)} deg"
+                   + (" (of the power-complementary low-pass)" if d["family"] == "gaussian_highpass" else ""))
+    if d["family"] == "notch":
+        out.append(f"  band-pass cutoffs: {_num(d['low_cutoff_cpd'])} - {_num(d['high_cutoff_cpd'])} cpd, "
+                   f"order {d['order']} (the notch is sqrt(1 - |B|^2))")
     if d["family"] == "butterworth":
         cuts = [d.get("low_cutoff_cpd"), d.get("high_cutoff_cpd")]
         shown = " - ".join("none" if c is None else _num(c) for c in cuts)
@@ -1203,6 +1378,18 @@ def _design_text(d: dict[str, Any]) -> str:
     hi_s = "inf" if hi is None or not math.isfinite(hi) else _num(hi)
     octs = d["octaves"]
     oct_s = f"{_num(octs)} octaves" if octs is not None and math.isfinite(octs) else "open band"
+    if d["kind"] == "notch":
+        out.append(f"  stop band:       {_num(lo)} - {hi_s} cpd  ({oct_s}; the notch rises back to {level} at the edges)")
+        out.append(f"  notch centre:    {_num(d['center_cpd'])} cpd  (amplitude {d['depth']:.4g}, "
+                   f"{-20 * math.log10(max(d['depth'], 1e-300)):.1f} dB down)")
+        if "plot" in d:
+            out.append(f"  plot:            {d['plot']}")
+        return "\n".join(out)
+    if d["kind"] == "highpass":
+        out.append(f"  cutoff:          {_num(lo)} cpd at {level} (high-pass: passes up to Nyquist)")
+        if "plot" in d:
+            out.append(f"  plot:            {d['plot']}")
+        return "\n".join(out)
     out.append(f"  band:            {_num(lo)} - {hi_s} cpd  ({oct_s})")
     if "min_octaves" in d:
         out.append(f"  narrowest band:  {_num(d['min_octaves'])} octaves for this family at {level}")

@@ -49,21 +49,26 @@ from . import _validate as v
 from .geometry import ViewingGeometry, as_ppd
 
 __all__ = [
+    "CRITICAL_BAND_FAMILIES",
     "FAMILIES",
     "LEVELS",
     "Butterworth",
     "DoG",
     "Filter",
     "Gaussian",
+    "GaussianHighpass",
     "Ideal",
     "LogGaussian",
+    "Notch",
     "Orientation",
     "Passband",
     "PowerLaw",
     "Product",
+    "ROLLOFFS",
     "apply_filter",
     "check_fits_image",
     "clear_caches",
+    "critical_band_filter",
     "design_filter",
     "dog_min_octaves",
     "dog_octaves",
@@ -437,10 +442,15 @@ def check_fits_image(
     n = min(int(s) for s in shape_px)
     p = None if ppd is None else as_ppd(ppd)
     unit, k = ("cpd", p) if p is not None else ("cycles/pixel", 1.0)
-    if passband.kind == "bandpass" and passband.low_cpp < 1.0 / n:
+    if passband.kind in ("bandpass", "highpass", "notch") and passband.low_cpp < 1.0 / n:
         raise ValueError(
             f"band low edge {passband.low_cpp * k:.4g} {unit} is below one cycle per image "
             f"({k / n:.4g} {unit} for an image of {n} px); make the image larger or the band higher"
+        )
+    if passband.kind == "lowpass" and 0 < passband.high_cpp < 1.0 / n:
+        raise ValueError(
+            f"cutoff {passband.high_cpp * k:.4g} {unit} is below one cycle per image "
+            f"({k / n:.4g} {unit} for an image of {n} px); make the image larger or the cutoff higher"
         )
     if math.isfinite(passband.high_cpp) and passband.high_cpp > _NYQUIST_CPP * (1 + 1e-9):
         raise ValueError(
@@ -1397,3 +1407,252 @@ def _apply(a: np.ndarray, filt: Filter, workers: int | None, out: np.ndarray | N
     out[...] = res
     return out
 
+
+
+# =========================================================================================
+# Critical-band families: low-pass, high-pass and notch (Solomon & Pelli 1994)
+# =========================================================================================
+#: Noise families for critical-band masking, designed by :func:`critical_band_filter`.
+CRITICAL_BAND_FAMILIES = ("lowpass", "highpass", "notch")
+#: Roll-offs of the low- and high-pass families.
+ROLLOFFS = ("butterworth", "gaussian")
+
+
+@dataclass(frozen=True)
+class GaussianHighpass(Filter):
+    """Gaussian high-pass, power-complementary to the Gaussian low-pass of the same sigma.
+
+    Parameters
+    ----------
+    sigma_px : float
+        Spatial standard deviation in pixels of the complementary low-pass :class:`Gaussian`.
+
+    Notes
+    -----
+    ``H(f) = sqrt(1 - G(f)^2)`` with ``G(f) = exp(-2 pi^2 sigma^2 f^2)``, so
+    ``|H|^2 + |G|^2 = 1``: low-pass and high-pass noise of the same sigma add up to white
+    noise in power. ``H(0) = 0``; the amplitude rises to ``L`` at
+    ``f_L = sqrt(-ln(1 - L^2)) / (2 pi sigma)`` (``f sigma = 0.08541`` at half amplitude,
+    ``0.13251`` at half power).
+    """
+
+    family: ClassVar[str] = "gaussian_highpass"
+    sigma_px: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sigma_px", v.positive("sigma_px", self.sigma_px))
+
+    def transfer(self, f_cpp: Any) -> np.ndarray:
+        f = np.asarray(f_cpp, dtype=float)
+        return np.sqrt(-np.expm1(-2.0 * _TWO_PI2 * self.sigma_px**2 * f * f))
+
+    def passband(self, level: str = "half_amplitude") -> Passband:
+        L = _level_fraction(level)
+        edge = math.sqrt(-math.log1p(-L * L)) / (2.0 * math.pi * self.sigma_px)
+        return Passband("highpass", level, math.inf, edge, math.inf, 1.0, 0.0)
+
+    @classmethod
+    def from_cutoff(
+        cls, cutoff_cpd: float, *, ppd: float | ViewingGeometry, level: str = "half_amplitude"
+    ) -> GaussianHighpass:
+        """Gaussian high-pass whose amplitude rises to ``level`` at ``cutoff_cpd`` (cpd)."""
+        L = _level_fraction(level)
+        fc = _cutoff_cpp(cutoff_cpd, ppd)
+        return cls(math.sqrt(-math.log1p(-L * L)) / (2.0 * math.pi * fc))
+
+
+def _cutoff_cpp(cutoff_cpd: Any, ppd: float | ViewingGeometry) -> float:
+    """Validate a cutoff in cpd against Nyquist; return it in cycles/pixel."""
+    p = as_ppd(ppd)
+    fc = v.positive("cutoff_cpd", cutoff_cpd)
+    if fc > p / 2:
+        raise ValueError(f"cutoff_cpd {fc:g} cpd exceeds Nyquist ({p / 2:.4g} cpd at {p:.4g} ppd)")
+    return fc / p
+
+
+@dataclass(frozen=True)
+class Notch(Filter):
+    """Notch (band-stop) filter, power-complementary to a Butterworth band-pass.
+
+    Parameters
+    ----------
+    low_cutoff_cpp, high_cutoff_cpp : float
+        Cutoffs of the complementary :class:`Butterworth` band-pass ``B``, cycles/pixel.
+    order : int
+        Order of ``B`` (>= 1); steeper notch walls with higher order.
+
+    Notes
+    -----
+    ``H(f) = sqrt(1 - |B(f)|^2)``: notched noise plus the band-pass noise of ``B`` add up to
+    white noise in power. ``H = 1`` at DC and far from the notch; the notch is deepest at
+    ``sqrt(f_lo f_hi)``, where ``H = sqrt(1 - B_peak^2)`` (:attr:`depth`). The notch's band
+    edges at a level ``L`` are where its own amplitude rises back to ``L``, i.e. where
+    ``|B| = sqrt(1 - L^2)``; at half power they are the half-power edges of ``B``. Its
+    :class:`Passband` has ``kind="notch"``: ``low_cpp``/``high_cpp`` are the stop-band
+    edges, ``peak_cpp`` is 0 (the amplitude is largest, 1, away from the notch) and
+    ``center_cpp`` is the notch centre. An order-8 notch of one octave with edges at half
+    amplitude is on average 23.6 dB down over its central third of an octave.
+    """
+
+    family: ClassVar[str] = "notch"
+    low_cutoff_cpp: float
+    high_cutoff_cpp: float
+    order: int = 8
+
+    def __post_init__(self) -> None:
+        lo = v.positive("low_cutoff_cpp", self.low_cutoff_cpp)
+        hi = v.positive("high_cutoff_cpp", self.high_cutoff_cpp)
+        if hi < lo:
+            raise ValueError(f"high_cutoff_cpp ({hi:g}) must not be below low_cutoff_cpp ({lo:g})")
+        object.__setattr__(self, "low_cutoff_cpp", lo)
+        object.__setattr__(self, "high_cutoff_cpp", hi)
+        object.__setattr__(self, "order", v.positive_int("order", self.order))
+
+    @property
+    def bandpass(self) -> Butterworth:
+        """The complementary Butterworth band-pass ``B``."""
+        return Butterworth(self.low_cutoff_cpp, self.high_cutoff_cpp, self.order)
+
+    @property
+    def center_cpp(self) -> float:
+        """Notch centre (deepest point) ``sqrt(f_lo f_hi)`` in cycles/pixel."""
+        return math.sqrt(self.low_cutoff_cpp * self.high_cutoff_cpp)
+
+    @property
+    def depth(self) -> float:
+        """Amplitude at the notch centre, ``sqrt(1 - B_peak^2)`` (0 for a perfect notch)."""
+        return float(self.transfer(self.center_cpp))
+
+    def transfer(self, f_cpp: Any) -> np.ndarray:
+        b = self.bandpass.transfer(f_cpp)
+        return np.sqrt(np.maximum(1.0 - b * b, 0.0))
+
+    def passband(self, level: str = "half_amplitude") -> Passband:
+        """Stop-band edges at ``level`` (where ``H`` rises back to ``L``), kind ``"notch"``."""
+        L = _level_fraction(level)
+        fc = self.center_cpp
+        if self.depth >= L:
+            raise ValueError(
+                f"this notch is only {self.depth:.4g} deep (amplitude at its centre): it never "
+                f"falls to {level} ({L:.4g}); widen the cutoffs or raise the order"
+            )
+
+        def g(f: float) -> float:
+            return float(self.transfer(f)) - L
+
+        top = 2.0 * fc
+        while g(top) < 0:
+            top *= 2.0
+        f_hi = optimize.brentq(g, fc, top, xtol=1e-300, rtol=1e-15, maxiter=500)
+        return Passband("notch", level, 0.0, fc * fc / f_hi, f_hi, 1.0, 1.0)
+
+    @classmethod
+    def from_band(
+        cls, band_cpd: Any, *, ppd: float | ViewingGeometry, level: str = "half_amplitude", order: int = 8
+    ) -> Notch:
+        """Notch whose stop-band edges at ``level`` are ``band_cpd = (lo, hi)`` (cpd).
+
+        The cutoffs of ``B`` are placed symmetrically (on a log axis) about
+        ``sqrt(lo hi)`` so that ``|B| = sqrt(1 - L^2)`` at both requested edges.
+        """
+        lo, hi = _band_cpp(band_cpd, ppd)
+        n = v.positive_int("order", order)
+        L = _level_fraction(level)
+        centre = math.sqrt(lo * hi)
+        target = math.sqrt(1.0 - L * L)
+
+        def g(log_q: float) -> float:
+            q = 2.0**log_q
+            return float(Butterworth(centre / math.sqrt(q), centre * math.sqrt(q), n).transfer(hi)) - target
+
+        # g(0) < 0: with equal cutoffs |B| <= 1/2 < sqrt(1 - L^2) everywhere
+        top = math.log2(hi / lo) + 4.0
+        while g(top) < 0:
+            top *= 2.0
+        log_q = optimize.brentq(g, 0.0, top, xtol=1e-14, maxiter=500)
+        q = 2.0**log_q
+        # |B| = sqrt(1 - L^2) at the edges and larger between them: the notch reaches L
+        return cls(centre / math.sqrt(q), centre * math.sqrt(q), n)
+
+
+def _highpass_butterworth(cutoff_cpd: Any, ppd: float | ViewingGeometry, level: str, order: int) -> Butterworth:
+    """High-pass Butterworth whose amplitude rises to ``level`` at ``cutoff_cpd``."""
+    L = _level_fraction(level)
+    fc = _cutoff_cpp(cutoff_cpd, ppd)
+    n = v.positive_int("order", order)
+    return Butterworth(fc * (1.0 / L**2 - 1.0) ** (1.0 / (2 * n)), None, n)
+
+
+def critical_band_filter(
+    family: str,
+    *,
+    ppd: float | ViewingGeometry,
+    cutoff_cpd: float | None = None,
+    band_cpd: Any = None,
+    peak_cpd: float | None = None,
+    octaves: float | None = None,
+    level: str = "half_amplitude",
+    order: int | None = None,
+    rolloff: str = "butterworth",
+) -> Filter:
+    """Design a low-pass, high-pass or notch filter for critical-band masking.
+
+    Parameters
+    ----------
+    family : {"lowpass", "highpass", "notch"}
+        Filter family.
+    ppd : float or ViewingGeometry
+        Pixels per degree.
+    cutoff_cpd : float
+        Low- and high-pass: the frequency in cycles/degree where the amplitude is at
+        ``level`` (default: half amplitude, like every band edge).
+    band_cpd : (float, float), optional
+        Notch: the stop-band edges in cycles/degree, where the notch's amplitude rises back
+        to ``level``. Alternatively ``peak_cpd`` (the notch centre) with ``octaves``.
+    level : {"half_amplitude", "half_power"}
+        Amplitude level of the cutoff or edges.
+    order : int, optional
+        Butterworth order (low-/high-pass with ``rolloff="butterworth"``, and the notch's
+        complementary band-pass); default 4, and 8 for the notch (an order-4 notch of one
+        octave is only 13 dB down).
+    rolloff : {"butterworth", "gaussian"}
+        Low- and high-pass shape. The Gaussian high-pass is power-complementary to a
+        Gaussian low-pass (:class:`GaussianHighpass`); the notch is Butterworth only.
+
+    Returns
+    -------
+    Filter
+        :class:`Butterworth` or :class:`Gaussian` (low-pass), :class:`Butterworth` or
+        :class:`GaussianHighpass` (high-pass), :class:`Notch`; its ``passband(level)``
+        reproduces the request.
+    """
+    fam = v.choice("family", family, CRITICAL_BAND_FAMILIES)
+    roll = v.choice("rolloff", rolloff, ROLLOFFS)
+    order = (8 if fam == "notch" else 4) if order is None else order
+    _level_fraction(level)
+    if fam in ("lowpass", "highpass"):
+        if band_cpd is not None or peak_cpd is not None or octaves is not None:
+            raise ValueError(f"family {fam!r} takes cutoff_cpd, not band_cpd, peak_cpd or octaves")
+        if cutoff_cpd is None:
+            raise ValueError(f"family {fam!r} needs cutoff_cpd (cpd, at {level})")
+        if fam == "lowpass":
+            if roll == "gaussian":
+                return Gaussian.from_cutoff(cutoff_cpd, ppd=ppd, level=level)
+            return Butterworth.lowpass(cutoff_cpd, ppd=ppd, level=level, order=order)
+        if roll == "gaussian":
+            return GaussianHighpass.from_cutoff(cutoff_cpd, ppd=ppd, level=level)
+        return _highpass_butterworth(cutoff_cpd, ppd, level, order)
+    if cutoff_cpd is not None:
+        raise ValueError("family 'notch' takes band_cpd (the stop-band edges), not cutoff_cpd")
+    if roll != "butterworth":
+        raise ValueError(f"family 'notch' is power-complementary to a Butterworth band-pass; rolloff {roll!r} is not available")
+    if band_cpd is not None:
+        if peak_cpd is not None or octaves is not None:
+            raise ValueError("give either band_cpd or peak_cpd with octaves, not both")
+        return Notch.from_band(band_cpd, ppd=ppd, level=level, order=order)
+    if peak_cpd is None or octaves is None:
+        raise ValueError("a notch needs band_cpd=[low, high] (cpd) or both peak_cpd and octaves")
+    return Notch.from_band(_peak_band(peak_cpd, octaves), ppd=ppd, level=level, order=order)
+
+
+FAMILIES.update({"gaussian_highpass": GaussianHighpass, "notch": Notch})

@@ -36,11 +36,13 @@ import numpy as np
 from . import _validate as v
 from .contrast import set_rms_contrast
 from .filters import (
+    CRITICAL_BAND_FAMILIES,
     Filter,
     Orientation,
     PowerLaw,
     _apply,
     check_fits_image,
+    critical_band_filter,
     design_filter,
 )
 from .geometry import ViewingGeometry, angular_size_deg, as_ppd, resolve_shape
@@ -59,7 +61,7 @@ __all__ = [
 #: Kinds of white noise.
 KINDS = ("gaussian", "uniform", "binary", "flat")
 #: Families accepted by :func:`bandpass_noise` and :func:`make_filter`.
-NOISE_FAMILIES = ("dog", "log_gaussian", "butterworth", "ideal", "power_law", "white")
+NOISE_FAMILIES = ("dog", "log_gaussian", "butterworth", "ideal", "power_law", "white", *CRITICAL_BAND_FAMILIES)
 VALUE_CONVENTION = "signed contrast: 0 = mean luminance, display range [-1, 1]"
 
 _DEFAULT_CHUNK_BYTES = 16 * 2**20
@@ -218,26 +220,37 @@ def make_filter(
     peak_cpd: float | None = None,
     octaves: float | None = None,
     level: str = "half_amplitude",
-    order: int = 4,
+    order: int | None = None,
     orientation_deg: float | None = None,
     orientation_bandwidth_deg: float = 30.0,
     alpha: float = 1.0,
+    cutoff_cpd: float | None = None,
+    rolloff: str = "butterworth",
 ) -> Filter | None:
     """Turn a noise family and a band in cycles/degree into a filter.
 
     Parameters
     ----------
-    family : {"dog", "log_gaussian", "butterworth", "ideal", "power_law", "white"}
-        Filter family ("white": no radial filter).
+    family : {"dog", "log_gaussian", "butterworth", "ideal", "power_law", "white", \
+"lowpass", "highpass", "notch"}
+        Filter family ("white": no radial filter). The critical-band families are designed
+        by :func:`stimgen.filters.critical_band_filter`.
     ppd : float or ViewingGeometry
         Pixels per degree.
-    band_cpd, peak_cpd, octaves, level, order
+    band_cpd, peak_cpd, octaves, level
         The band, as for :func:`stimgen.filters.design_filter`. For "power_law" the band is
         optional (hard limits) and "white" takes none.
+    order : int, optional
+        Butterworth order (also of "lowpass", "highpass" and the band-pass a "notch"
+        complements); default 4, and 8 for "notch".
     orientation_deg, orientation_bandwidth_deg : float, optional
         Orientation window (see :class:`stimgen.filters.Orientation`) multiplied in.
     alpha : float
         Power-spectrum exponent for "power_law".
+    cutoff_cpd : float, optional
+        "lowpass" and "highpass": the cutoff in cycles/degree at ``level``.
+    rolloff : {"butterworth", "gaussian"}
+        Shape of "lowpass" and "highpass" (Butterworth of ``order``, or Gaussian).
 
     Returns
     -------
@@ -247,7 +260,14 @@ def make_filter(
     fam = v.choice("family", family, NOISE_FAMILIES)
     p = as_ppd(ppd)
     filt: Filter | None
-    if fam == "white":
+    if cutoff_cpd is not None and fam not in ("lowpass", "highpass"):
+        raise ValueError(f"cutoff_cpd belongs to the families 'lowpass' and 'highpass', not {fam!r}")
+    if fam in CRITICAL_BAND_FAMILIES:
+        filt = critical_band_filter(
+            fam, ppd=p, cutoff_cpd=cutoff_cpd, band_cpd=band_cpd, peak_cpd=peak_cpd, octaves=octaves,
+            level=level, order=order, rolloff=rolloff,
+        )
+    elif fam == "white":
         if band_cpd is not None or peak_cpd is not None or octaves is not None:
             raise ValueError("family 'white' takes no band; use a band-pass family")
         filt = None
@@ -256,7 +276,7 @@ def make_filter(
     else:
         filt = design_filter(
             fam, ppd=p, band_cpd=band_cpd, peak_cpd=peak_cpd, octaves=octaves, level=level,
-            order=order, alpha=alpha,
+            order=4 if order is None else order, alpha=alpha,
         )
     if orientation_deg is not None:
         window = Orientation(orientation_deg, orientation_bandwidth_deg)
@@ -288,10 +308,12 @@ def bandpass_noise(
     octaves: float | None = None,
     family: str = "dog",
     level: str = "half_amplitude",
-    order: int = 4,
+    order: int | None = None,
     orientation_deg: float | None = None,
     orientation_bandwidth_deg: float = 30.0,
     alpha: float = 1.0,
+    cutoff_cpd: float | None = None,
+    rolloff: str = "butterworth",
     rms_contrast: float = 0.2,
     mean: float = 0.0,
     kind: str = "gaussian",
@@ -314,18 +336,27 @@ def bandpass_noise(
         Band edges in cycles/degree at ``level``.
     peak_cpd, octaves : float, optional
         Alternatively the peak (cycles/degree) and bandwidth (octaves).
-    family : {"dog", "log_gaussian", "butterworth", "ideal", "power_law", "white"}
+    family : {"dog", "log_gaussian", "butterworth", "ideal", "power_law", "white", \
+"lowpass", "highpass", "notch"}
         Filter family. A balanced DoG cannot be narrower than 1.7647 octaves at half
-        amplitude; use "log_gaussian" or "butterworth" for narrow bands.
+        amplitude; use "log_gaussian" or "butterworth" for narrow bands. "lowpass" and
+        "highpass" take ``cutoff_cpd``; "notch" takes ``band_cpd`` (the stop band, where its
+        amplitude rises back to ``level``), power-complementary to a Butterworth band-pass
+        of ``order`` (critical-band masking).
     level : {"half_amplitude", "half_power"}
         Amplitude level that defines the band edges.
-    order : int
-        Butterworth order.
+    order : int, optional
+        Butterworth order (of "butterworth", "lowpass", "highpass" and of the band-pass a
+        "notch" complements); default 4, and 8 for "notch".
     orientation_deg, orientation_bandwidth_deg : float, optional
         Optional orientation window (stripe orientation, degrees counter-clockwise from
         vertical; full width at half amplitude).
     alpha : float
         Power-spectrum exponent for "power_law".
+    cutoff_cpd : float, optional
+        Cutoff of "lowpass" and "highpass" in cycles/degree, at ``level``.
+    rolloff : {"butterworth", "gaussian"}
+        Shape of "lowpass" and "highpass".
     rms_contrast : float
         RMS contrast of every image, in (0, 1].
     mean : float
@@ -379,6 +410,8 @@ def bandpass_noise(
         orientation_deg=orientation_deg,
         orientation_bandwidth_deg=orientation_bandwidth_deg,
         alpha=alpha,
+        cutoff_cpd=cutoff_cpd,
+        rolloff=rolloff,
     )
     design = None
     if filt is not None and (filt.radial or family != "white"):
@@ -409,10 +442,12 @@ def bandpass_noise(
         "band_cpd": None if band_cpd is None else [float(x) for x in band_cpd],
         "peak_cpd": peak_cpd,
         "octaves": octaves,
-        "order": order,
+        "order": (8 if family == "notch" else 4) if order is None else order,
         "orientation_deg": orientation_deg,
         "orientation_bandwidth_deg": orientation_bandwidth_deg,
         "alpha": alpha,
+        "cutoff_cpd": cutoff_cpd,
+        "rolloff": rolloff,
         "filter": None if filt is None else filt.to_record(),
         "design": design,
         "rms_contrast": c,
@@ -431,6 +466,7 @@ _RECORD_ARGS = (
     "ppd", "band_cpd", "peak_cpd", "octaves", "family", "level", "order", "orientation_deg",
     "orientation_bandwidth_deg", "alpha", "rms_contrast", "mean", "kind", "n", "dtype",
 )
+_OPTIONAL_RECORD_ARGS = ("cutoff_cpd", "rolloff")  # absent from records of older versions
 
 
 def noise_from_record(record: dict[str, Any], *, workers: int | None = None) -> np.ndarray:
@@ -449,6 +485,7 @@ def noise_from_record(record: dict[str, Any], *, workers: int | None = None) -> 
         raise ValueError(f"record lacks the fields {missing}")
     ss = np.random.SeedSequence(seed["entropy"], spawn_key=tuple(seed.get("spawn_key", ())))
     kwargs = {k: record[k] for k in _RECORD_ARGS}
+    kwargs.update({k: record[k] for k in _OPTIONAL_RECORD_ARGS if k in record})
     images, _ = bandpass_noise(size_px=record["shape_px"], rng=ss, workers=workers, **kwargs)
     return images
 
