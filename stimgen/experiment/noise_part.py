@@ -242,7 +242,9 @@ class NoisePart(BasePart):
             radial = radial_part(make_filter(p, ppd))
             if radial is not None:
                 check_fits_image(radial.passband(p["level"]), shape, ppd)
-                if p["family"] not in SLOPE_FAMILIES:  # an edge the DFT grid cannot show
+                # an edge the DFT grid cannot show (its grid is a frame's size: a frame beyond
+                # memory is left to the run's size budget, which refuses it naming the memory)
+                if p["family"] not in SLOPE_FAMILIES and _frame_fits(shape):
                     check_measurable(radial, shape, ppd, level=p["level"])
         except ValueError as exc:
             ck.add(where, " ".join(str(exc).split()) + note)
@@ -368,6 +370,17 @@ def _check(plan: Plan, c: Condition, data: np.ndarray) -> tuple[dict[str, Any], 
     return spectral_check(first_frame(data), plan.ppd, c.params, condition_filter(plan, c),
                           plan.exp["check"], false_alarm_rate=FALSE_ALARM_RATE / max(plan.n, 1),
                           rms_known=not plan.movie)  # fmt: skip
+
+
+def _frame_fits(shape: tuple[int, int]) -> bool:
+    """Whether one frame of ``shape`` (with its FFT work) fits in the available memory."""
+    from .budget import one_frame_fits
+
+    try:
+        one_frame_fits(shape)
+    except ValueError:
+        return False
+    return True
 
 
 def _not_measurable(res: Mapping[str, Any]) -> str | None:
