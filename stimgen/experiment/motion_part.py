@@ -399,7 +399,7 @@ class MotionPart(BasePart):
             return f"re-measured speed pass {got['pass']} differs from the manifest's {want['pass']}"
         return None
 
-    def verify_summary(self, plan: Plan, c: Condition, summary: Mapping[str, Any], entries: list[Mapping[str, Any]],
+    def verify_summary(self, plan: Plan, c: Condition, summary: Mapping[str, Any], entries: Sequence[Mapping[str, Any]],
                        movies: Iterable[np.ndarray], exact: bool) -> str | None:  # fmt: skip
         """Spatiotemporal: the condition's pooled temporal band, measured again from its files."""
         if plan.exp["motion"]["model"] != "spatiotemporal" or "temporal" not in summary:

@@ -234,7 +234,7 @@ class Part(Protocol):
     def verify(self, plan: Plan, c: Condition, entry: Mapping[str, Any], data: np.ndarray, exact: bool) -> str | None:
         """Re-check a stimulus read back from its file (``exact``: the float ``.npy``); a failure message or None."""
 
-    def verify_summary(self, plan: Plan, c: Condition, summary: Mapping[str, Any], entries: list[Mapping[str, Any]],
+    def verify_summary(self, plan: Plan, c: Condition, summary: Mapping[str, Any], entries: Sequence[Mapping[str, Any]],
                        data: Iterable[np.ndarray], exact: bool) -> str | None:  # fmt: skip
         """Re-check a condition's summary from its stimuli read back (``data``, lazily, in order)."""
 
@@ -321,7 +321,7 @@ class BasePart:
     def verify(self, plan: Plan, c: Condition, entry: Mapping[str, Any], data: np.ndarray, exact: bool) -> str | None:
         return None
 
-    def verify_summary(self, plan: Plan, c: Condition, summary: Mapping[str, Any], entries: list[Mapping[str, Any]],
+    def verify_summary(self, plan: Plan, c: Condition, summary: Mapping[str, Any], entries: Sequence[Mapping[str, Any]],
                        data: Iterable[np.ndarray], exact: bool) -> str | None:  # fmt: skip
         return None
 

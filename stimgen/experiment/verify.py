@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,8 +149,7 @@ def verify_set(
     summaries = manifest.get("conditions")
     if plan is not None and (not isinstance(summaries, list) or len(summaries) != len(plan.conditions)):
         summaries = None  # nothing to re-check per condition
-    pending: list[Mapping[str, Any]] = []  # entries of the condition being read (entries stream in index order)
-    intact = True  # every file of that condition so far is intact (else it is not re-summarized)
+    intact = True  # every file of the condition being read is intact so far (else it is not re-summarized)
     for e in manifest["stimuli"]:
         ok_files = True
         for f in e.get("files", [e]):
@@ -186,15 +185,15 @@ def verify_set(
                 rep.notes.append(f"{e['file']}: {msg} (measured by stimgen {made_by}, now {__version__})")
         if plan is not None and summaries is not None:
             c, r = plan.locate(int(e["index"]))
-            pending.append(e)
             if r == c.repeats - 1:  # the condition's last stimulus: re-check its summary
                 if intact and isinstance(summaries[c.index], dict):
-                    for where, msg in _verify_summary(plan, root, c, summaries[c.index], pending):
+                    own = _EntrySpan(manifest["stimuli"], c.first, c.first + c.repeats)  # read again when asked for
+                    for where, msg in _verify_summary(plan, root, c, summaries[c.index], own):
                         if same_version:
                             rep.failures.append(f"{where}: {msg}")
                         else:
                             rep.notes.append(f"{where}: {msg} (measured by stimgen {made_by}, now {__version__})")
-                pending, intact = [], True
+                intact = True
         if on_progress is not None:
             on_progress(1)
     for c in manifest.get("conditions") or []:
@@ -260,7 +259,28 @@ def _verify_stimulus(plan: Plan, root: Path, e: dict[str, Any]) -> str | None:
     return None
 
 
-def _verify_summary(plan: Plan, root: Path, c: Condition, summary: Mapping[str, Any], entries: list[Mapping[str, Any]]):
+class _EntrySpan(Sequence):
+    """Entries ``start .. stop - 1`` of a set, read from its list or its entries file when asked for.
+
+    Holds no entry itself, so re-checking a condition of many stimuli costs no memory per stimulus.
+    """
+
+    def __init__(self, entries: Sequence[Mapping[str, Any]], start: int, stop: int) -> None:
+        self.entries, self.start, self.stop = entries, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        j = i + len(self) if i < 0 else i
+        if not 0 <= j < len(self):
+            raise IndexError(f"entry {i} out of range for {len(self)} entries")
+        return self.entries[self.start + j]
+
+
+def _verify_summary(plan: Plan, root: Path, c: Condition, summary: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]):
     """``(where, message)`` for each part that re-measures a condition's summary differently.
 
     Each part reads the condition's stimuli lazily, only if it re-checks its summary.
