@@ -355,7 +355,7 @@ def build_report_html(set_dir: str | os.PathLike, manifest: Mapping[str, Any]) -
         row += f"<td{clip_cls}>{_e(_pct(clip.get('max_clipped_fraction', 0.0)))} (limit {_e(_pct(clip.get('limit', 0.0)))})</td>"
         out.append(f"<tr>{row}</tr>")
     out.append("</tbody></table>")
-    out.append(f'<p class="meta">Bands are where the amplitude response falls to the stated level of its '
+    out.append('<p class="meta">Bands are where the amplitude response falls to the stated level of its '
                "peak (half amplitude = 1/2, half power = 1/sqrt 2); measured values are pooled over "
                "each condition's stimuli.</p>")
     # -- per condition: spectrum figure and examples ------------------------------------------
