@@ -157,17 +157,41 @@ def _speed_text(c: Mapping[str, Any]) -> str:
     return f"{got} (requested {want})"
 
 
-def _failures(manifest: Mapping[str, Any]) -> list[str]:
-    """Every failure and warning the manifest records, as sentences (plain text)."""
+def _cond_ok(c: Mapping[str, Any]) -> bool:
+    """A condition passes when its pooled check and every one of its stimuli pass."""
+    return bool(c.get("pass")) and c.get("n_pass", 0) >= c.get("repeats", 0)
+
+
+def _stimulus_text(e: Mapping[str, Any]) -> str:
+    """What one stimulus measured against its design, as recorded in its entry."""
+    parts = []
+    if e.get("band_cpd") is not None:
+        parts.append(f"band {_value(e['band_cpd'])} cpd (design {_value(e.get('design_band_cpd'))})")
+    if e.get("alpha") is not None:
+        parts.append(f"alpha {_g(e['alpha'], 3)} (design {_g(e.get('design_alpha'), 3)})")
+    speed = e.get("speed_check")
+    if isinstance(speed, Mapping) and speed.get("pass") is False:
+        parts.append("speed check failed")
+    return "; ".join(parts)
+
+
+def _failures(manifest: Mapping[str, Any], failing: list[Mapping[str, Any]] | None = None) -> list[str]:
+    """Every failure and warning the manifest records, as sentences (plain text).
+
+    ``failing``: the entries of stimuli that failed (the first few are named).
+    """
     out: list[str] = []
     n, n_pass = manifest.get("n_stimuli", 0), manifest.get("n_pass", 0)
+    check = {k: v for k, v in ((manifest.get("experiment") or {}).get("check") or {}).items() if v is not None}
     for c in manifest.get("conditions") or []:
         name = f"condition {c.get('index')} ({c.get('label')})"
-        if not c.get("pass", True) or c.get("n_pass", 0) < c.get("repeats", 0):
+        if not _cond_ok(c):
             what = []
             if not c.get("pass", True):
                 what.append(f"its pooled measurement fails the design check: measured {_measured_text(c)}, "
                             f"designed {_design_text(c)}")
+            else:
+                what.append(f"pooled measurement passes ({_measured_text(c)})")
             what.append(f"{c.get('n_pass')}/{c.get('repeats')} stimuli pass")
             if c.get("spectral_pass") is False:
                 what.append("the spectral check failed")
@@ -180,6 +204,11 @@ def _failures(manifest: Mapping[str, Any]) -> list[str]:
             out.append(f"CLIPPED {name}: {clip['n_over_limit']}/{c.get('repeats')} stimuli have more than "
                        f"{_pct(clip['limit'])} of their pixels clipped at -1 or +1 (up to "
                        f"{_pct(clip['max_clipped_fraction'])}); their contrast and spectrum are distorted")
+    if failing:
+        shown = [f"{e.get('file')}" + (f" ({t})" if (t := _stimulus_text(e)) else "") for e in failing[:5]]
+        more = f" and {len(failing) - 5} more" if len(failing) > 5 else ""
+        out.append(f"FAIL stimuli: {'; '.join(shown)}{more}"
+                   + (f" [tolerances: {', '.join(f'{k} {_g(v)}' for k, v in check.items())}]" if check else ""))
     for w in manifest.get("warnings") or []:
         out.append(f"WARNING {w}")
     if n_pass < n and not any(s.startswith("FAIL") for s in out):
@@ -235,7 +264,7 @@ li.fail { color: var(--fail); font-weight: 600; } li.warn { color: var(--warn); 
 .meta { color: #444; font-size: 0.93em; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 6px 0; }
 th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; } td.fail { color: var(--fail); font-weight: 700; }
+th { background: #f3f3f3; } td.fail, span.fail { color: var(--fail); font-weight: 700; }
 td.pass { color: var(--ok); }
 .strip { display: flex; flex-wrap: wrap; gap: 8px; align-items: flex-end; }
 figure.ex { margin: 0; } figure.ex figcaption { font-size: 0.8em; color: #555; }
@@ -282,8 +311,8 @@ def build_report_html(set_dir: str | os.PathLike, manifest: Mapping[str, Any]) -
     motion = m.get("motion")
     gamma = (exp.get("output") or {}).get("gamma")
     n, n_pass = int(m.get("n_stimuli", 0)), int(m.get("n_pass", 0))
-    n_cond_pass = sum(bool(c.get("pass")) for c in conds)
-    problems = _failures(m)
+    n_cond_pass = sum(_cond_ok(c) for c in conds)
+    problems = _failures(m, [e for e in _entries(root, m) if not e.get("pass")])
     failed = any(p.startswith(("FAIL", "CLIPPED")) for p in problems)
     size_note = (f"{shape[0]} x {shape[1]} px = {_g(size_deg[0], 4)} x {_g(size_deg[1], 4)} deg "
                  f"at {_g(ppd, 4)} px/deg")
@@ -301,7 +330,7 @@ def build_report_html(set_dir: str | os.PathLike, manifest: Mapping[str, Any]) -
     checks = "spectra (first frames) and speeds" if motion else "checks"
     out.append(f'<div id="summary" class="status {verdict.lower()}">')
     out.append(f'<div class="verdict">{verdict}: {n_pass} of {n} stimuli pass their {checks}; '
-               f"{n_cond_pass} of {len(conds)} conditions pass</div>")
+               f"{n_cond_pass} of {len(conds)} conditions pass entirely</div>")
     if problems:
         out.append('<ul class="problems" id="problems">')
         for p in problems:
@@ -338,7 +367,7 @@ def build_report_html(set_dir: str | os.PathLike, manifest: Mapping[str, Any]) -
     head = ["#", "label", *vk, "design", "measured (pooled)"]
     if motion:
         head.append("speed")
-    head += ["pass", "stimuli pass", "max clipped"]
+    head += ["pooled check", "stimuli pass", "max clipped"]
     out.append("<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>")
     for c in conds:
         own = c.get("own") or {}
@@ -350,7 +379,8 @@ def build_report_html(set_dir: str | os.PathLike, manifest: Mapping[str, Any]) -
         clip = c.get("clipping") or {}
         row = "".join(f"<td>{x}</td>" for x in cells)
         row += f'<td class="{"pass" if ok else "fail"}">{"pass" if ok else "FAIL"}</td>'
-        row += f"<td>{_e(c.get('n_pass'))}/{_e(c.get('repeats'))}</td>"
+        all_pass = c.get("n_pass", 0) >= c.get("repeats", 0)
+        row += f'<td class="{"pass" if all_pass else "fail"}">{_e(c.get("n_pass"))}/{_e(c.get("repeats"))}</td>'
         clip_cls = ' class="fail"' if clip.get("n_over_limit") else ""
         row += f"<td{clip_cls}>{_e(_pct(clip.get('max_clipped_fraction', 0.0)))} (limit {_e(_pct(clip.get('limit', 0.0)))})</td>"
         out.append(f"<tr>{row}</tr>")
@@ -374,7 +404,7 @@ def build_report_html(set_dir: str | os.PathLike, manifest: Mapping[str, Any]) -
                f"smoothing): {_e(size_note)} on the display the experiment describes. Gray "
                "background = mean luminance.</p>")
     for c in conds:
-        ok = bool(c.get("pass"))
+        ok = _cond_ok(c)
         out.append(f'<section class="cond"><h3>{_e(c.get("index"))}: {_e(c.get("label"))} '
                    f'<span class="{"meta" if ok else "fail"}">({"pass" if ok else "FAIL"}, '
                    f'{_e(c.get("n_pass"))}/{_e(c.get("repeats"))} stimuli pass)</span></h3>')
