@@ -270,7 +270,8 @@ td.pass { color: var(--ok); }
 figure.ex { margin: 0; } figure.ex figcaption { font-size: 0.8em; color: #555; }
 img.px, figure.ex img { image-rendering: pixelated; image-rendering: crisp-edges;
      background: #808080; display: block; }
-img.fig { max-width: 100%; height: auto; border: 1px solid #eee; }
+img.fig { max-width: 100%; height: auto; border: 1px solid #eee; margin-top: 6px; }
+img.fig.spectrum { max-width: min(100%, 640px); }
 pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: 8px; overflow-x: auto;
       font-size: 0.85em; white-space: pre-wrap; }
 code { background: #f3f3f3; padding: 0 3px; }
@@ -351,16 +352,6 @@ def build_report_html(set_dir: str | os.PathLike, manifest: Mapping[str, Any]) -
         f"<code>{_e(m.get('seed_entropy'))}</code>; made {_e(m.get('created_utc', '?'))} by stimgen "
         f"{_e(m.get('stimgen_version', '?'))}. This page shows what the run recorded in "
         "<code>manifest.json</code>; it does not re-check the files.</p>")
-    # -- verify ----------------------------------------------------------------------------
-    out.append("<h2>Verify</h2>")
-    out.append(
-        f"<p>The manifest lists {n_files} files with their sha256 (digest of the sorted list of "
-        f"file names and hashes: <code>{fingerprint.hexdigest()[:16]}</code>). To check that the "
-        "files on disk are these, and re-measure every spectrum"
-        f"{' and speed' if motion else ''}, run:</p>"
-        "<pre>stimgen verify .            # in this folder; exit status 0 = all files and checks hold\n"
-        "stimgen verify . --require-pass   # also fail on stimuli that failed at generation\n"
-        "stimgen regenerate . --index 0    # rebuild one stimulus from the manifest alone</pre>")
     # -- the condition table ---------------------------------------------------------------
     vk = varied_keys(m)
     out.append("<h2>Conditions</h2>")
@@ -410,20 +401,31 @@ def build_report_html(set_dir: str | os.PathLike, manifest: Mapping[str, Any]) -
                    f'{_e(c.get("n_pass"))}/{_e(c.get("repeats"))} stimuli pass)</span></h3>')
         out.append(f'<p class="meta">design {_e(_design_text(c))}; measured {_e(_measured_text(c))}'
                    + (f"; {_e(_speed_text(c))}" if c.get("speed") else "") + "</p>")
+        out.append('<div class="strip">')
+        for e in by_cond.get(int(c.get("index", -1)), []):
+            out.append(_example_img(root, e, gamma, size_note))
+        out.append("</div>")
         folder = str(c.get("folder") or "")
         for f in figures:
             if folder and folder in Path(f).name:
                 used.add(f)
-                out.append(f'<img class="fig" src="{_e(f)}" alt="{_e(Path(f).stem)}">')
-        out.append('<div class="strip">')
-        for e in by_cond.get(int(c.get("index", -1)), []):
-            out.append(_example_img(root, e, gamma, size_note))
-        out.append("</div></section>")
+                out.append(f'<img class="fig spectrum" src="{_e(f)}" alt="{_e(Path(f).stem)}">')
+        out.append("</section>")
     rest = [f for f in figures if f not in used]
     if rest:
         out.append("<h2>Figures of the set</h2>")
         for f in rest:
             out.append(f'<h3>{_e(Path(f).stem.replace("_", " "))}</h3><img class="fig" src="{_e(f)}" alt="{_e(Path(f).stem)}">')
+    # -- verify ----------------------------------------------------------------------------
+    out.append("<h2>Verify</h2>")
+    out.append(
+        f"<p>The manifest lists {n_files} files with their sha256 (digest of the sorted list of "
+        f"file names and hashes: <code>{fingerprint.hexdigest()[:16]}</code>). To check that the "
+        "files on disk are these, and re-measure every spectrum"
+        f"{' and speed' if motion else ''}, run:</p>"
+        "<pre>stimgen verify .            # in this folder; exit status 0 = all files and checks hold\n"
+        "stimgen verify . --require-pass   # also fail on stimuli that failed at generation\n"
+        "stimgen regenerate . --index 0    # rebuild one stimulus from the manifest alone</pre>")
     # -- experiment and provenance ---------------------------------------------------------
     out.append("<h2>Experiment</h2>")
     rows = [("experiment file", m.get("experiment_file")), ("experiment sha256", m.get("experiment_sha256")),
