@@ -135,6 +135,21 @@ def _png8(root: Path, e: Mapping[str, Any], gamma: float | None) -> tuple[bytes,
     raise ValueError(f"stimulus {e.get('index')} has no npy, png8 or png16 file to export")
 
 
+class _Writer:
+    """Writes an export's files into its temporary folder one at a time (memory stays flat)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.names: list[str] = []
+        self.method: set[str] = set()
+
+    def put(self, rel: str, data: bytes) -> None:
+        p = self.folder / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        self.names.append(rel)
+
+
 def _dump_json(obj: Any) -> bytes:
     from ._json import jsonable
 
@@ -166,8 +181,8 @@ def _source(manifest: Mapping[str, Any]) -> dict[str, Any]:
             "value_convention": manifest.get("value_convention")}
 
 
-def _psychopy(root: Path, manifest: Mapping[str, Any], entries: list[dict[str, Any]]) -> dict[str, bytes]:
-    """The files of a PsychoPy export, by relative path."""
+def _psychopy(root: Path, manifest: Mapping[str, Any], entries: list[dict[str, Any]], out: _Writer) -> None:
+    """Write the files of a PsychoPy export."""
     motion = manifest.get("motion")
     gamma = (manifest["experiment"].get("output") or {}).get("gamma")
     from .experiment.report import varied_keys
@@ -175,9 +190,8 @@ def _psychopy(root: Path, manifest: Mapping[str, Any], entries: list[dict[str, A
     vk = varied_keys(manifest)
     params = _param_values(manifest, vk)
     geo = _geometry_columns(manifest)
-    files: dict[str, bytes] = {}
     rows: list[dict[str, Any]] = []
-    how: set[str] = set()
+    how = out.method
     width = max(4, len(str(len(entries) - 1)))
     for e in entries:
         i = int(e["index"])
@@ -196,7 +210,7 @@ def _psychopy(root: Path, manifest: Mapping[str, Any], entries: list[dict[str, A
             rel = f"stimuli/{src.parent.name}/{src.stem}.png"
         from .io import sha256_bytes
 
-        files[rel] = data
+        out.put(rel, data)
         row: dict[str, Any] = {"stim_file": rel, "stim_id": f"stim_{i:0{width}d}", "condition": int(cond["index"]),
                                "condition_label": cond.get("label"), "repeat": e.get("repeat")}
         row.update(dict(params[int(cond["index"])]))
@@ -210,12 +224,10 @@ def _psychopy(root: Path, manifest: Mapping[str, Any], entries: list[dict[str, A
     for c in columns:
         if not _NAME_RE.match(c):  # a rule of PsychoPy's conditions files, never broken silently
             raise ValueError(f"conditions.csv column {c!r} is not a valid PsychoPy name ([A-Za-z_][A-Za-z0-9_]*)")
-    files["conditions.csv"] = _table(columns, rows, ",")
-    files["present.py"] = _present_py(manifest, bool(motion)).encode("utf-8")
+    out.put("conditions.csv", _table(columns, rows, ","))
+    out.put("present.py", _present_py(manifest, bool(motion)).encode("utf-8"))
     if manifest.get("experiment_sha256"):
-        files["experiment.yaml"] = _checked_bytes(root, {"file": "experiment.yaml", "sha256": manifest["experiment_sha256"]})
-    files["_method"] = "; ".join(sorted(how)).encode()
-    return files
+        out.put("experiment.yaml", _checked_bytes(root, {"file": "experiment.yaml", "sha256": manifest["experiment_sha256"]}))
 
 
 def _present_py(manifest: Mapping[str, Any], movie: bool) -> str:
@@ -300,8 +312,8 @@ _BIDS_DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def _bids(root: Path, manifest: Mapping[str, Any], entries: list[dict[str, Any]]) -> dict[str, bytes]:
-    """The files of a BIDS (BEP044 draft) stimuli export, by relative path."""
+def _bids(root: Path, manifest: Mapping[str, Any], entries: list[dict[str, Any]], out: _Writer) -> None:
+    """Write the files of a BIDS (BEP044 draft) stimuli export."""
     from ._version import __version__
     from .experiment.report import varied_keys
     from .io import sha256_bytes
@@ -311,7 +323,6 @@ def _bids(root: Path, manifest: Mapping[str, Any], entries: list[dict[str, Any]]
     params = _param_values(manifest, vk)
     geo = _geometry_columns(manifest)
     width = max(4, len(str(len(entries) - 1)))
-    files: dict[str, bytes] = {}
     rows: list[dict[str, Any]] = []
     for e in entries:
         i = int(e["index"])
@@ -323,7 +334,7 @@ def _bids(root: Path, manifest: Mapping[str, Any], entries: list[dict[str, Any]]
             ext = Path(f["file"]).suffix
             rel = f"stim-{label}_{kind}{ext}"
             data = _checked_bytes(root, f)
-            files[f"stimuli/{rel}"] = data
+            out.put(f"stimuli/{rel}", data)
             row: dict[str, Any] = {"stim_id": f"stim-{label}", "stim_file": rel, "type": kind, "format": fmt,
                                    "stimulus_index": i, "condition": int(cond["index"]),
                                    "condition_label": cond.get("label"), "repeat": e.get("repeat")}
@@ -356,13 +367,12 @@ def _bids(root: Path, manifest: Mapping[str, Any], entries: list[dict[str, Any]]
         "SeedEntropy": manifest.get("seed_entropy"),
     }]
     sidecar["ValueConvention"] = manifest.get("value_convention")
-    files["stimuli/stimuli.tsv"] = _table(columns, rows, "\t")
-    files["stimuli/stimuli.json"] = _dump_json(sidecar)
+    out.put("stimuli/stimuli.tsv", _table(columns, rows, "\t"))
+    out.put("stimuli/stimuli.json", _dump_json(sidecar))
     if manifest.get("experiment_sha256"):
-        files["stimuli/experiment.yaml"] = _checked_bytes(
-            root, {"file": "experiment.yaml", "sha256": manifest["experiment_sha256"]})
-    files["_method"] = b"copied: every file of the set, byte for byte"
-    return files
+        out.put("stimuli/experiment.yaml", _checked_bytes(
+            root, {"file": "experiment.yaml", "sha256": manifest["experiment_sha256"]}))
+    out.method.add("copied: every file of the set, byte for byte")
 
 
 def export_set(set_dir: str | os.PathLike, out: str | os.PathLike, *, to: str,
@@ -412,14 +422,11 @@ def export_set(set_dir: str | os.PathLike, out: str | os.PathLike, *, to: str,
                                 "write the export elsewhere")
     entries = list(_entries(root, manifest))
     _check_all(root, manifest, entries)
-    files = (_psychopy if to == "psychopy" else _bids)(root, manifest, entries)
-    method = files.pop("_method").decode()
-    record = {"kind": f"stimgen export ({to})", "to": to, "source": _source(manifest), "method": method,
-              "files": sorted([*files, EXPORT_RECORD])}
     with atomic_directory(out, force=force, kinds=(EXPORT_RECORD,)) as tmp:
-        for rel, data in sorted(files.items()):
-            p = tmp / rel
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(data)
-        (tmp / EXPORT_RECORD).write_bytes(_dump_json(record))
-    return {"out": str(out), "to": to, "n_stimuli": len(entries), "n_files": len(files) + 1, "method": method}
+        writer = _Writer(tmp)
+        (_psychopy if to == "psychopy" else _bids)(root, manifest, entries, writer)
+        method = "; ".join(sorted(writer.method))
+        record = {"kind": f"stimgen export ({to})", "to": to, "source": _source(manifest), "method": method,
+                  "files": sorted([*writer.names, EXPORT_RECORD])}
+        writer.put(EXPORT_RECORD, _dump_json(record))
+    return {"out": str(out), "to": to, "n_stimuli": len(entries), "n_files": len(writer.names), "method": method}
