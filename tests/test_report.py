@@ -115,12 +115,14 @@ def test_report_text_comes_from_the_manifest_only(small_set, tmp_path):
     edited["conditions"][1]["measured"]["band_cpd"] = [5.5, 6.125]
     edited["conditions"][1]["clipping"].update(n_over_limit=1, max_clipped_fraction=0.02)
     edited["warnings"] = ["a warning the run recorded"]
+    edited["stimuli"][3]["temporal_aliasing"] = {"aliased_power_fraction": 0.25}
     text = build_report_html(root, edited)
     head = text[: text.index("<table")]  # the failures come before any table
     assert "FAIL: " in head
     assert "FAIL condition 1 (band_cpd=4-8): its pooled measurement fails the design check: measured 5.5-6.12 cpd" in head
     assert "CLIPPED condition 1 (band_cpd=4-8): 1/2 stimuli have more than 0.1 % of their pixels clipped" in head
     assert "WARNING a warning the run recorded" in head
+    assert "WARNING 1 of 4 movies have temporally aliased power (up to 25 %" in head
     assert _parse(text).problems_in_table is False
 
 

@@ -314,6 +314,10 @@ def build_report_html(set_dir: str | os.PathLike, manifest: Mapping[str, Any]) -
     n, n_pass = int(m.get("n_stimuli", 0)), int(m.get("n_pass", 0))
     n_cond_pass = sum(_cond_ok(c) for c in conds)
     problems = _failures(m, [e for e in _entries(root, m) if not e.get("pass")])
+    aliased = [float((e.get("temporal_aliasing") or {}).get("aliased_power_fraction") or 0.0) for e in _entries(root, m)]
+    if any(a > 0 for a in aliased):
+        problems.append(f"WARNING {sum(a > 0 for a in aliased)} of {n} movies have temporally aliased power "
+                        f"(up to {_pct(max(aliased))} of their power moves faster than half a cycle per frame)")
     failed = any(p.startswith(("FAIL", "CLIPPED")) for p in problems)
     size_note = (f"{shape[0]} x {shape[1]} px = {_g(size_deg[0], 4)} x {_g(size_deg[1], 4)} deg "
                  f"at {_g(ppd, 4)} px/deg")
