@@ -122,7 +122,7 @@ def test_report_text_comes_from_the_manifest_only(small_set, tmp_path):
     assert "FAIL condition 1 (band_cpd=4-8): its pooled measurement fails the design check: measured 5.5-6.12 cpd" in head
     assert "CLIPPED condition 1 (band_cpd=4-8): 1/2 stimuli have more than 0.1 % of their pixels clipped" in head
     assert "WARNING a warning the run recorded" in head
-    assert "WARNING 1 of 4 movies have temporally aliased power (up to 25 %" in head
+    assert "WARNING 1 of 4 movies have more than 1 % of their power temporally aliased (up to 25 %" in head
     assert _parse(text).problems_in_table is False
 
 

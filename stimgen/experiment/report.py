@@ -153,7 +153,7 @@ def _speed_text(c: Mapping[str, Any]) -> str:
         return f"speed not measurable; requested {want}"
     got = f"{s['measured_speed_deg_s']:.3f} deg/s"
     if s.get("measured_direction_deg") is not None and s.get("direction_error_deg") is not None:
-        got += f" at {s['requested_direction_deg'] + s['direction_error_deg']:.1f} deg"
+        got += f" at {round(s['requested_direction_deg'] + s['direction_error_deg'], 1) + 0.0:.1f} deg"
     return f"{got} (requested {want})"
 
 
@@ -314,10 +314,13 @@ def build_report_html(set_dir: str | os.PathLike, manifest: Mapping[str, Any]) -
     n, n_pass = int(m.get("n_stimuli", 0)), int(m.get("n_pass", 0))
     n_cond_pass = sum(_cond_ok(c) for c in conds)
     problems = _failures(m, [e for e in _entries(root, m) if not e.get("pass")])
+    from ..motion import ALIASED_POWER_WARNING
+
     aliased = [float((e.get("temporal_aliasing") or {}).get("aliased_power_fraction") or 0.0) for e in _entries(root, m)]
-    if any(a > 0 for a in aliased):
-        problems.append(f"WARNING {sum(a > 0 for a in aliased)} of {n} movies have temporally aliased power "
-                        f"(up to {_pct(max(aliased))} of their power moves faster than half a cycle per frame)")
+    if any(a > ALIASED_POWER_WARNING for a in aliased):
+        problems.append(f"WARNING {sum(a > ALIASED_POWER_WARNING for a in aliased)} of {n} movies have more than "
+                        f"{_pct(ALIASED_POWER_WARNING)} of their power temporally aliased (up to {_pct(max(aliased))}: "
+                        "it moves faster than half a cycle per frame)")
     failed = any(p.startswith(("FAIL", "CLIPPED")) for p in problems)
     size_note = (f"{shape[0]} x {shape[1]} px = {_g(size_deg[0], 4)} x {_g(size_deg[1], 4)} deg "
                  f"at {_g(ppd, 4)} px/deg")
