@@ -262,3 +262,13 @@ def test_bad_requests(stills, tmp_path, capsys):
         main(["export", str(root), "--to", "psychopy"])
     assert exc.value.code == 2
     assert "the following arguments are required: out" in capsys.readouterr().err
+
+
+def test_json_output_is_one_object(stills, tmp_path, capsys):
+    root, m = stills
+    assert main(["export", str(root), "--to", "bids", str(tmp_path / "b"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n_stimuli"] == m["n_stimuli"] and res["to"] == "bids"
+    assert res["n_files"] == len(json.loads((tmp_path / "b" / "export.json").read_text())["files"])
+    assert main(["report", str(root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"report": str(root / "report.html")}
