@@ -21,8 +21,8 @@ from ._version import __version__
 
 Handler = Callable[[argparse.Namespace], int]
 # order of the subcommands in --help: the main job first, analysis tools last
-_HELP_ORDER = ("run", "verify", "regenerate", "noise", "target", "spectrum", "design", "geometry",
-               "stats", "flow", "colorize")
+_HELP_ORDER = ("run", "verify", "regenerate", "report", "export", "noise", "target", "spectrum",
+               "design", "geometry", "display", "stats", "flow", "colorize")
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Handler]]] = {}
 
 
@@ -1014,6 +1014,47 @@ def _regenerate(p: argparse.ArgumentParser) -> Handler:
                     state += f"; the file on disk differs (sha256 {f['sha256_on_disk'][:16]}...)"
                 print(f"  {f['file']}: {state} (sha256 {f['sha256_regenerated'][:16]}...)")
         return 0 if res["match"] and res["on_disk_match"] else 1
+
+    return run
+
+
+@command("report", "(re)write report.html, a self-contained review page, in a stimulus set")
+def _report(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("directory", help="stimulus set directory (with manifest.json)")
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from .experiment.report import write_report
+
+        path = write_report(args.directory)
+        if args.json:
+            print_json({"report": str(path)})
+        else:
+            print(f"wrote {path}")
+        return 0
+
+    return run
+
+
+@command("export", "export a stimulus set for PsychoPy (conditions.csv, present.py) or as BIDS stimuli")
+def _export(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("directory", help="stimulus set directory (with manifest.json)")
+    p.add_argument("--to", required=True, choices=("psychopy", "bids"), help="what to export for")
+    p.add_argument("out", help="export folder to write (must not exist; never inside a stimulus set)")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT written by an earlier export")
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from .export import export_set
+
+        res = export_set(args.directory, args.out, to=args.to, force=args.force)
+        if args.json:
+            print_json(res)
+        else:
+            print(f"exported {res['n_stimuli']} stimuli for {res['to']} to {res['out']} ({res['n_files']} files; "
+                  f"every file's sha256 matched the manifest)")
+            print(f"images: {res['method']}")
+        return 0
 
     return run
 

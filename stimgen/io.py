@@ -329,8 +329,8 @@ _RENAME_NOREPLACE = 1
 _RENAME_EXCHANGE = 2
 
 #: Files whose presence marks a directory as a stimgen output that ``force`` may replace:
-#: a stimulus set's manifest, a noise record, a regenerated stimulus's record.
-OUTPUT_MARKERS = ("manifest.json", "record.json", "regenerated.json")
+#: a stimulus set's manifest, a noise record, a regenerated stimulus's record, an export's record.
+OUTPUT_MARKERS = ("manifest.json", "record.json", "regenerated.json", "export.json")
 #: Files of a stimulus set that stimgen writes besides those its manifest lists (and the
 #: entries file that a large set's manifest names, ``entries.jsonl``).
 SET_OWN_FILES = ("manifest.json", "experiment.yaml", "report.html")
@@ -670,10 +670,21 @@ def _regenerated_files(record_path: Path) -> set[str]:
 
 #: ``kind`` of the ``regenerated.json`` record that ``stimgen regenerate --out`` writes.
 REGENERATED_KIND = "stimgen regenerated stimulus"
+def _export_files(record_path: Path) -> set[str]:
+    rec = _load_json(record_path)
+    if not (isinstance(rec, dict) and str(rec.get("kind", "")).startswith(EXPORT_KIND)
+            and isinstance(rec.get("files"), list)):
+        raise ValueError(f"{record_path} is not a stimgen export record")
+    return {_relative(f, record_path) for f in rec["files"]} | {record_path.name}
+
+
+#: ``kind`` (prefix) of the ``export.json`` record that ``stimgen export`` writes.
+EXPORT_KIND = "stimgen export"
 _OWNED = {
     "manifest.json": ("a stimulus set", _set_files),
     "record.json": ("a noise output", lambda p: noise_record_files(p, layout="directory")),
     "regenerated.json": ("a regenerated stimulus", _regenerated_files),
+    "export.json": ("a stimgen export", _export_files),
 }
 
 

@@ -1019,6 +1019,40 @@ def check_measurable(
 # =========================================================================================
 # Comparison with a design
 # =========================================================================================
+def _design_frequency_scale(spec: RadialSpectrum, radial: Filter) -> float | None:
+    """The factor ``k`` for which ``s |H(f / k)|^2`` best fits the measured radial power.
+
+    Least squares on log power over the bins with samples where the scaled design is above
+    1e-3 of its maximum, the scale ``s`` solved in closed form for each ``k``
+    (bounded search over ``k`` in [0.5, 2]). A measured edge is then ``k`` times the
+    designed one: this is how one-sided (low- and high-pass) designs are located, since
+    their reference level cannot be read off a noisy lowest or highest bin. None when too
+    few bins hold power.
+    """
+    from scipy.optimize import minimize_scalar
+
+    f = np.asarray(spec.freq_cpp, dtype=np.float64)
+    pw = np.asarray(spec.power, dtype=np.float64)
+    w = np.asarray(spec.counts, dtype=np.float64)
+    ok = np.isfinite(pw) & (pw > 0) & (w > 0) & (f > 0)
+    if np.count_nonzero(ok) < 4:
+        return None
+    f, lp, w = f[ok], np.log(pw[ok]), w[ok]
+
+    def cost(k: float) -> float:
+        h2 = np.asarray(radial.transfer(f / k), dtype=np.float64) ** 2
+        use = h2 > 1e-3 * h2.max()
+        if np.count_nonzero(use) < 3:
+            return math.inf
+        r = lp[use] - np.log(h2[use])
+        ww = w[use]
+        c = np.sum(ww * r) / np.sum(ww)
+        return float(np.sum(ww * (r - c) ** 2) / np.sum(ww))
+
+    res = minimize_scalar(cost, bounds=(0.5, 2.0), method="bounded", options={"xatol": 1e-6})
+    return float(res.x) if res.success and math.isfinite(res.fun) else None
+
+
 def default_tolerance(n_images: int, shape_px: tuple[int, int]) -> dict[str, float]:
     """Relative tolerances for edges and peak, scaled to the amount of data.
 
@@ -1320,10 +1354,20 @@ def compare_to_design(
         mb = measurability(design, spec.shape_px, p, level=level)
         unmeasurable.update({k: mb[k] for k in ("low", "high") if mb[k]})
     for k, why in measured.not_measurable.get(level, {}).items():
-        if (k == "low" and design.kind == "lowpass") or (spec is not None and why.startswith("not measurable at")):
+        one_sided = (k == "low" and design.kind == "lowpass") or (k == "high" and design.kind == "highpass")
+        if one_sided or (spec is not None and why.startswith("not measurable at")):
             continue  # with the image size known, the design decides whether an edge is measurable
         unmeasurable.setdefault(k, why)
     walls = measured.wall_bounds_cpp.get(level, {})
+    if design.kind in ("lowpass", "highpass") and spec is not None and radial is not None:
+        # a one-sided design has no interior peak to set the level: locate its edge by the
+        # frequency scale that best fits the design's shape to the spectrum (all bins count)
+        scale = _design_frequency_scale(spec, radial)
+        if scale is not None:
+            if design.kind == "lowpass":
+                m_lo, m_hi = 0.0, d_hi * scale
+            else:
+                m_lo, m_hi = d_lo * scale, math.inf
 
     def edge_error(side: str, m: float, d: float) -> float | None:
         if side in unmeasurable:
@@ -1343,7 +1387,7 @@ def compare_to_design(
         "high": edge_error("high", m_hi, d_hi),
     }
     ok_edges = all(abs(e) <= tol["edge"] for k, e in errors.items() if k != "peak" and e is not None)
-    if design.kind == "lowpass":  # the peak is at DC: nothing to compare but the edge
+    if design.kind in ("lowpass", "highpass"):  # no interior peak: nothing to compare but the edge
         errors["peak"] = None
         ok_peak = True
     elif flat_top:

@@ -171,3 +171,17 @@ def test_notch_order_defaults_to_8_and_butterworth_to_4():
     assert rec["order"] == 4 and rec["filter"]["order"] == 4
     _, rec = bandpass_noise(size_px=64, ppd=PPD, family="butterworth", band_cpd=(2, 6), rng=1)
     assert rec["order"] == 4 and rec["filter"]["order"] == 4
+
+
+@pytest.mark.parametrize(("family", "shift"), [("lowpass", 1.0), ("highpass", 1.0), ("lowpass", 1.1), ("highpass", 0.9)])
+def test_compare_to_design_locates_one_sided_edges(family, shift):
+    """Low- and high-pass edges are located by fitting the design's shape (no noisy
+    reference bin): within 1 % on correct noise, and a 10 % wrong cutoff fails."""
+    imgs, _ = bandpass_noise(size_px=256, ppd=PPD, family=family, cutoff_cpd=4 * shift, rolloff="butterworth",
+                             rms_contrast=0.2, n=4, rng=11)
+    filt = make_filter(family, ppd=PPD, cutoff_cpd=4, rolloff="butterworth")
+    res = compare_to_design(measure_band(imgs, ppd=PPD), filt, ppd=PPD, rms_contrast=0.2)
+    side = "high" if family == "lowpass" else "low"
+    assert res["rel_error"]["peak"] is None
+    assert res["rel_error"][side] == pytest.approx(shift - 1, abs=0.01)
+    assert res["status"] == ("pass" if shift == 1.0 else "fail")

@@ -258,3 +258,18 @@ def test_run_force_replaces_its_own_set_but_not_a_foreign_file(tmp_path, capsys,
         assert foreign.read_text() == "precious"
         assert json.loads((s / "manifest.json").read_text())["seed_entropy"] == 9
         foreign.unlink()
+
+
+def test_report_reads_a_large_sets_streamed_entries(tmp_path, monkeypatch):
+    """A set that keeps its entries in entries.jsonl: the report (and the export, through it) reads them all."""
+    import json
+
+    from stimgen import experiment as ex
+    from stimgen.experiment import entries
+    from stimgen.experiment.report import _entries
+
+    monkeypatch.setattr(entries, "INLINE_MAX_STIMULI", 1)
+    m = ex.run_experiment(TINY, tmp_path / "s", jobs=1, progress=False)
+    root, read = ex.read_manifest(tmp_path / "s")
+    assert "entries" in json.loads((tmp_path / "s/manifest.json").read_text())
+    assert [e["index"] for e in _entries(root, read)] == [0, 1] == [e["index"] for e in m["stimuli"]]
