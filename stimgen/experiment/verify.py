@@ -204,12 +204,30 @@ def verify_set(
                                      "failed the design check when generated")  # fmt: skip
     stim_dir = root / "stimuli"
     if stim_dir.is_dir():
-        extra = sorted(str(p.relative_to(root)) for p in stim_dir.rglob("*") if p.is_file() and str(p.relative_to(root)) not in listed)
+        extra = sorted(rel for rel in _files_under(root, "stimuli") if rel not in listed)
         for rel in extra[:5]:
             rep.failures.append(f"{rel}: under stimuli/ but not in the manifest")
         if len(extra) > 5:
             rep.failures.append(f"... and {len(extra) - 5} more file(s) under stimuli/ not in the manifest")
     return rep
+
+
+def _files_under(root: Path, folder: str):
+    """Relative paths (``folder/...``, ``/``-separated) of the files under ``root/folder``.
+
+    Streams ``os.scandir`` entries: unlike ``Path.rglob``, which remembers every path it
+    yielded, memory does not grow with the number of files (200,000 in a large set).
+    """
+    stack = [folder]
+    while stack:
+        rel_dir = stack.pop()
+        with os.scandir(root / rel_dir) as it:
+            for entry in it:
+                rel = f"{rel_dir}/{entry.name}"
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(rel)
+                elif entry.is_file():
+                    yield rel
 
 
 def _check_layout(path: Path, fmt: str, f: Mapping[str, Any]) -> str | None:
