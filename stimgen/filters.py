@@ -162,13 +162,48 @@ def _filter_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: str) -
     if hit is not None:
         _grid_cache.move_to_end(key)
         return hit
-    fy, fx = frequency_grid_cpp(shape, real)
-    g = np.asarray(filt.response(fx, fy), dtype=np.float64)
-    out = np.ascontiguousarray(np.broadcast_to(g, (fy.shape[0], fx.shape[1])), dtype=dtype)
+    out = _evaluate_grid(filt, shape, real, np.dtype(dtype))
     out.flags.writeable = False
     _grid_cache[key] = out
     while len(_grid_cache) > 1 and sum(a.nbytes for a in _grid_cache.values()) > GRID_CACHE_BYTES:
         _grid_cache.popitem(last=False)
+    return out
+
+
+_TILE = 128  # rows and columns of one tile: its float64 temporaries stay in cache
+
+
+def _evaluate_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: np.dtype) -> np.ndarray:
+    """The transfer of ``filt`` on the DFT grid of ``shape``, cast to ``dtype`` once.
+
+    Values are computed in float64 exactly as ``filt.response(fx, fy)`` would compute them
+    on the whole grid (every step is elementwise), but tile by tile, so the temporaries
+    stay in cache, and for radial filters only on distinct radii: row ``H - k`` has the
+    frequencies of row ``k`` negated (``fftfreq``), hence the same ``hypot``; and on a
+    square ``rfft2`` grid the quarter ``|fy|, fx <= 1/2`` is symmetric (``hypot`` is), so
+    one triangle of tiles is evaluated and the other transposed. This makes the first
+    call at a new size about 4x cheaper than a whole-grid evaluation, bit for bit equal.
+    """
+    fy, fx = frequency_grid_cpp(shape, real)
+    h = shape[0]
+    cols = fx.shape[1]
+    out = np.empty((h, cols), dtype=dtype)
+    fy_col, fx_row = fy[:, 0], fx[0]
+    radial = type(filt).response is Filter.response  # response = transfer(hypot(fx, fy))
+    rows = h // 2 + 1 if radial else h  # distinct |fy|: rows 0 .. H // 2
+    square = radial and real and shape[0] == shape[1]  # then |fy| of rows 0 .. H//2 == fx
+    for i0 in range(0, rows, _TILE):
+        i1 = min(rows, i0 + _TILE)
+        for j0 in range(i0 if square else 0, cols, _TILE):
+            j1 = min(cols, j0 + _TILE)
+            fxt, fyt = fx_row[None, j0:j1], fy_col[i0:i1, None]
+            tile = filt.transfer(np.hypot(fxt, fyt)) if radial else filt.response(fxt, fyt)
+            tile = np.broadcast_to(np.asarray(tile, dtype=np.float64), (i1 - i0, j1 - j0))
+            out[i0:i1, j0:j1] = tile
+            if square and j0 != i0:
+                out[j0:j1, i0:i1] = out[i0:i1, j0:j1].T
+    if radial and h > rows - 1:  # rows H//2+1 .. H-1 mirror rows (H-1)//2 .. 1
+        out[rows:] = out[1 : h - rows + 1][::-1]
     return out
 
 
@@ -1090,11 +1125,10 @@ class LogGaussian(Filter):
 
     def transfer(self, f_cpp: Any) -> np.ndarray:
         f = np.asarray(f_cpp, dtype=float)
-        out = np.zeros_like(f)
-        pos = f > 0
-        lg = np.log2(f[pos] / self.peak_cpp)
-        out[pos] = np.exp(-(lg * lg) / (2.0 * self.sigma_octaves**2))
-        return out
+        with np.errstate(all="ignore"):  # values where f <= 0 (or outside the band) are set to 0 below
+            lg = np.log2(f / self.peak_cpp)
+            h = np.exp(-(lg * lg) / (2.0 * self.sigma_octaves**2))
+        return np.where(f > 0, h, 0.0)  # elementwise: no masked (fancy) indexing
 
     def passband(self, level: str = "half_amplitude") -> Passband:
         half_width = self.sigma_octaves * math.sqrt(-2.0 * math.log(_level_fraction(level)))
@@ -1200,14 +1234,14 @@ class PowerLaw(Filter):
 
     def transfer(self, f_cpp: Any) -> np.ndarray:
         f = np.asarray(f_cpp, dtype=float)
-        out = np.zeros_like(f)
         keep = f > 0
         if self.low_cpp is not None:
             keep &= f >= self.low_cpp
         if self.high_cpp is not None:
             keep &= f <= self.high_cpp
-        out[keep] = f[keep] ** (-self.alpha / 2.0)
-        return out
+        with np.errstate(all="ignore"):  # values where f <= 0 (or outside the band) are set to 0 below
+            h = f ** (-self.alpha / 2.0)
+        return np.where(keep, h, 0.0)  # elementwise: no masked (fancy) indexing
 
     def passband(self, level: str = "half_amplitude") -> Passband:
         """The hard limits (``level`` does not move them); peak at the lowest passed frequency."""

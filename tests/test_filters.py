@@ -788,3 +788,29 @@ def test_butterworth_of_any_order_computes_without_overflow(order):
 def test_butterworth_far_below_a_high_order_cutoff_is_not_rounded_to_zero():
     bw = Butterworth(0.01, 0.2, 100)  # (100)^200 overflows: the factor is 100^-100 = 1e-200
     np.testing.assert_allclose(bw.transfer(np.array([1e-4, 0.5])), [1e-200, 2.5**-100], rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 2), (3, 5), (63, 63), (64, 64), (129, 128), (128, 129),
+                                   (300, 200), (257, 257), (260, 260)])
+@pytest.mark.parametrize("real", [True, False])
+def test_grids_equal_the_response_on_the_whole_grid_bit_for_bit(shape, real):
+    """Grids are evaluated tile by tile on distinct radii only (mirrored rows, and the
+    transposed triangle of a square rfft grid): the same bits as evaluating the response on
+    the whole float64 grid and casting, so noise made before regenerates exactly."""
+    fy, fx = frequency_grid_cpp(shape, real)
+    filts = [DoG(1.5, 4.0), DoG(1.5, 4.0, 0.7), LogGaussian(0.1, 0.5), Butterworth(0.05, 0.2, 4),
+             Butterworth(None, 0.2, 3), Ideal(0.05, 0.3), PowerLaw(1.0), PowerLaw(2.0, 0.01, 0.4),
+             Gaussian(2.0), DoG(1.5, 4.0) * Orientation(20, 40), LogGaussian(0.3, 0.2) * Butterworth(0.01, 0.3, 2)]
+    for filt in filts:
+        whole = np.broadcast_to(np.asarray(filt.response(fx, fy), dtype=np.float64), (fy.size, fx.size))
+        for dtype in (np.float32, np.float64):
+            got = filt.grid(shape, real=real, dtype=dtype)
+            assert got.dtype == dtype and got.shape == whole.shape and not got.flags.writeable
+            assert got.tobytes() == whole.astype(dtype).tobytes(), (filt, dtype)
+
+
+def test_masked_transfers_are_zero_outside_their_support_without_warnings():
+    f = np.array([-0.1, 0.0, 1e-320, 0.005, 0.1, 0.6])
+    np.testing.assert_array_equal(LogGaussian(0.1, 0.5).transfer(f)[[0, 1]], [0.0, 0.0])
+    assert LogGaussian(0.1, 0.5).transfer(0.1) == 1.0 and LogGaussian(0.1, 0.5).transfer(0.1).shape == ()
+    np.testing.assert_array_equal(PowerLaw(2.0, 0.01, 0.4).transfer(f), [0, 0, 0, 0, 10.0, 0])
