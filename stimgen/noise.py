@@ -26,8 +26,9 @@ Conventions
   is drawn, filtered and, in :func:`bandpass_noise` and :func:`power_law_noise`, set to its
   RMS contrast and checked for out-of-range values while it is still in cache, and written
   into the output once. Peak memory stays bounded: a few chunks on top of the output.
-* Threads: stacks use ``workers`` threads (default: the available cores) that filter
-  chunks while the white noise of the next ones is drawn, in order, from the one generator;
+* Threads: stacks use ``workers`` threads (default: the available cores): one draws the
+  white noise of the chunks, in order, from the one generator, the others filter and
+  contrast-set the chunks drawn before;
   single images use ``workers`` threads for ``scipy.fft`` (default 1). The images are the
   same bit for bit for every number of workers and every chunk size.
 """
@@ -201,8 +202,8 @@ def filtered_noise(
     dtype : {float32, float64}
         Output dtype (and computation precision).
     workers : int, optional
-        Threads. For a stack (``n`` given) the default is the available cores, which
-        filter chunks while the next ones are drawn; for one image, threads of
+        Threads. For a stack (``n`` given) the default is the available cores: one draws
+        the chunks in order, the others filter them meanwhile; for one image, threads of
         ``scipy.fft`` (default 1). Negative values count from all cores (-1: all). The
         images are the same bit for bit for every value.
     chunk_bytes : int
@@ -262,7 +263,7 @@ def _filtered(
         return out, outside
     pending: deque[Future[int]] = deque()
     outside = 0
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    with ThreadPoolExecutor(max_workers=threads - 1) as pool:  # this thread draws: `threads` in all
         try:
             for a, b in chunks:  # drawn here, in order; filtered by the pool meanwhile
                 while len(pending) > threads:  # bound memory: a few chunks in flight
