@@ -10,12 +10,18 @@ Prints, for 512x512 and 2048x2048 DoG noise (single image and a batch), the time
 
 Peak memory per image is measured with tracemalloc (numpy allocations are traced).
 
-Run: ``python benchmarks/bench_noise.py [--quick]``.
+Then a 64 x 512 x 512 batch (one ``bandpass_noise(n=64)`` call, RMS contrast set) against
+a loop of 64 single-image floors, with ``workers=1`` and with the default workers (the
+available cores), median of interleaved rounds (target: approach 1x the loop; the images are
+the same bytes for every ``workers``).
+
+Run: ``python benchmarks/bench_noise.py [--quick] [--batch-only] [--rounds N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 import tracemalloc
 
@@ -80,10 +86,48 @@ def run_case(dog: DoG, shape: tuple[int, int], n: int) -> dict[str, float]:
     }
 
 
+def batch_vs_single_floors(rounds: int) -> None:
+    """A 64 x 512^2 batch against a loop of 64 single-image floors, interleaved rounds."""
+    shape, n = (512, 512), 64
+    dog = DoG.from_band(BAND, ppd=PPD)
+    grid = dog.grid(shape)
+    rng = np.random.default_rng(0)
+
+    def loop_of_floors() -> None:
+        for _ in range(n):
+            floor(shape, 1, grid, rng)
+
+    cases = {
+        "loop of floors": loop_of_floors,
+        "batch workers=1": lambda: bandpass_noise(size_px=shape, ppd=PPD, band_cpd=BAND, n=n, rng=1, workers=1),
+        "batch default": lambda: bandpass_noise(size_px=shape, ppd=PPD, band_cpd=BAND, n=n, rng=1),
+    }
+    a = cases["batch workers=1"]()[0]
+    assert a.tobytes() == cases["batch default"]()[0].tobytes()  # same bytes for any workers
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():  # interleaved: each case once per round
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    base = times["loop of floors"]
+    print(f"\n64 x 512x512 DoG batch, median of {rounds} interleaved rounds (ratio per round, "
+          "then the median)")
+    for name, ts in times.items():
+        ratios = [t / b for t, b in zip(ts, base, strict=True)]
+        print(f"{name:>18} {statistics.median(ts) * 1e3:9.1f} ms  ratio {statistics.median(ratios):5.2f}x  "
+              f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller batches, fewer repeats")
+    ap.add_argument("--batch-only", action="store_true", help="only the 64 x 512^2 batch")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds of the batch case")
     args = ap.parse_args()
+    if args.batch_only:
+        batch_vs_single_floors(args.rounds)
+        return
     dog = DoG.from_band(BAND, ppd=PPD)
     cases = [((512, 512), 1), ((512, 512), 64 if args.quick else 256), ((2048, 2048), 1),
              ((2048, 2048), 4 if args.quick else 16)]
@@ -97,6 +141,7 @@ def main() -> None:
               f"{row['ours'] / row['floor']:6.2f} {row['spatial'] * 1e3:15.2f} "
               f"{row['spatial'] / row['ours']:16.1f} {row['mem'] / 2**20:12.2f}")
     print("target: ratio (stimgen / floor) <= 1.3; output float32 is 1.0 MB per 512x512 image")
+    batch_vs_single_floors(args.rounds)
 
 
 if __name__ == "__main__":

@@ -70,23 +70,45 @@ def add_geometry_args(parser: argparse.ArgumentParser, *, required: bool = True)
 
 
 def geometry_from_args(args: argparse.Namespace):
-    """Build the ViewingGeometry the user asked for, or None when optional and absent."""
-    from .geometry import ViewingGeometry
+    """Build the ViewingGeometry the user asked for, or None when optional and absent.
+
+    Refuses screens whose numbers float64 cannot carry (ppd, its Nyquist frequency, the
+    screen's angle and average ppd), naming the flags; shared by every subcommand.
+    """
+    from .geometry import PPD_MAX, PPD_MIN, GeometryRangeError, ViewingGeometry
 
     screen = (args.distance_cm, args.screen_width_cm, args.screen_width_px)
-    if args.ppd is not None:
-        if any(x is not None for x in screen):
-            raise ValueError("give either --ppd or the screen flags, not both")
-        return ViewingGeometry.from_ppd(args.ppd)
-    if all(x is not None for x in screen):
-        return ViewingGeometry(*screen)
-    if any(x is not None for x in screen):
-        raise ValueError(
-            "the screen needs all of --distance-cm, --screen-width-cm and --screen-width-px"
-        )
-    if getattr(args, "_geometry_required", True):
-        raise ValueError("give --ppd or --distance-cm, --screen-width-cm and --screen-width-px")
-    return None
+    flags = ("--ppd" if args.ppd is not None
+             else "--distance-cm, --screen-width-cm and --screen-width-px")
+    try:
+        if args.ppd is not None:
+            if any(x is not None for x in screen):
+                raise ValueError("give either --ppd or the screen flags, not both")
+            g = ViewingGeometry.from_ppd(args.ppd)
+        elif all(x is not None for x in screen):
+            g = ViewingGeometry(*screen)
+        elif any(x is not None for x in screen):
+            raise ValueError(
+                "the screen needs all of --distance-cm, --screen-width-cm and --screen-width-px"
+            )
+        elif getattr(args, "_geometry_required", True):
+            raise ValueError("give --ppd or --distance-cm, --screen-width-cm and --screen-width-px")
+        else:
+            return None
+        checked = [g.ppd, *(x for x in g.to_dict().values() if isinstance(x, float))]
+    except GeometryRangeError as exc:
+        raise ValueError(f"{flags}: the viewing geometry gives {exc.quantity} {exc.value:g} px/deg, "
+                         f"which is not a usable finite number > 0 (it cannot be computed in "
+                         f"float64; allowed: [{PPD_MIN:.4g}, {PPD_MAX:.4g}] px/deg); give realistic "
+                         "values") from None
+    except (ArithmeticError, OverflowError) as exc:
+        raise ValueError(f"{flags}: the viewing geometry cannot be computed in float64 "
+                         f"({_one_line(exc) or type(exc).__name__}); give realistic values") from None
+    tiny = sys.float_info.min  # below it, float64 loses precision (subnormal numbers)
+    if not all(math.isfinite(x) and (x == 0 or abs(x) >= tiny) for x in checked):
+        raise ValueError(f"{flags}: the viewing geometry gives ppd {g.ppd:g} px/deg, which is "
+                         "not a usable finite number > 0; give realistic values")
+    return g
 
 
 class _Parser(argparse.ArgumentParser):
@@ -1274,27 +1296,11 @@ def _check_plot_path(path: str) -> None:
 
 
 def _checked_geometry(args: argparse.Namespace):
-    """:func:`geometry_from_args`, refusing screens whose numbers overflow float64.
+    """:func:`geometry_from_args` (which refuses screens whose numbers overflow float64).
 
     Returns None only when the geometry is optional and absent.
     """
-    flags = ("--ppd" if args.ppd is not None
-             else "--distance-cm, --screen-width-cm and --screen-width-px")
-    try:
-        g = geometry_from_args(args)
-        if g is None:
-            return None
-        checked = [g.ppd, *(x for x in g.to_dict().values() if isinstance(x, float))]
-    except (ArithmeticError, OverflowError) as exc:
-        raise ValueError(f"{flags}: the viewing geometry cannot be computed in float64 "
-                         f"({_one_line(exc) or type(exc).__name__}); give realistic values") from None
-    tiny = sys.float_info.min  # below it, float64 loses precision (subnormal numbers)
-    if not all(math.isfinite(x) and (x == 0 or abs(x) >= tiny) for x in checked) or not (
-        g.ppd / 2 >= tiny
-    ):
-        raise ValueError(f"{flags}: the viewing geometry gives ppd {g.ppd:g} px/deg, which is "
-                         "not a usable finite number > 0; give realistic values")
-    return g
+    return geometry_from_args(args)
 
 
 def _design_request(args: argparse.Namespace, mode: str) -> str:

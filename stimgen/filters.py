@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 import warnings
 from collections import OrderedDict
 from dataclasses import MISSING, dataclass, field, fields
@@ -53,6 +54,7 @@ __all__ = [
     "FAMILIES",
     "LEVELS",
     "Butterworth",
+    "DOG_MAX_OCTAVES",
     "DoG",
     "Filter",
     "Gaussian",
@@ -88,6 +90,21 @@ _NYQUIST_CPP = 0.5
 
 def _level_fraction(level: str) -> float:
     return LEVELS[v.choice("level", level, LEVELS)]
+
+
+_FLOAT_MIN = sys.float_info.min  # smallest normal float64
+
+
+def _geomean(a: float, b: float) -> float:
+    """``sqrt(a b)`` for a, b > 0 without under- or overflow of the product.
+
+    ``math.sqrt(a * b)`` where the product is a normal float (so every result made before
+    stays bit for bit the same), ``sqrt(a) sqrt(b)`` where it would under- or overflow.
+    """
+    prod = a * b
+    if _FLOAT_MIN <= prod < math.inf:
+        return math.sqrt(prod)
+    return math.sqrt(a) * math.sqrt(b)
 
 
 # =========================================================================================
@@ -150,13 +167,48 @@ def _filter_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: str) -
     if hit is not None:
         _grid_cache.move_to_end(key)
         return hit
-    fy, fx = frequency_grid_cpp(shape, real)
-    g = np.asarray(filt.response(fx, fy), dtype=np.float64)
-    out = np.ascontiguousarray(np.broadcast_to(g, (fy.shape[0], fx.shape[1])), dtype=dtype)
+    out = _evaluate_grid(filt, shape, real, np.dtype(dtype))
     out.flags.writeable = False
     _grid_cache[key] = out
     while len(_grid_cache) > 1 and sum(a.nbytes for a in _grid_cache.values()) > GRID_CACHE_BYTES:
         _grid_cache.popitem(last=False)
+    return out
+
+
+_TILE = 128  # rows and columns of one tile: its float64 temporaries stay in cache
+
+
+def _evaluate_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: np.dtype) -> np.ndarray:
+    """The transfer of ``filt`` on the DFT grid of ``shape``, cast to ``dtype`` once.
+
+    Values are computed in float64 exactly as ``filt.response(fx, fy)`` would compute them
+    on the whole grid (every step is elementwise), but tile by tile, so the temporaries
+    stay in cache, and for radial filters only on distinct radii: row ``H - k`` has the
+    frequencies of row ``k`` negated (``fftfreq``), hence the same ``hypot``; and on a
+    square ``rfft2`` grid the quarter ``|fy|, fx <= 1/2`` is symmetric (``hypot`` is), so
+    one triangle of tiles is evaluated and the other transposed. This makes the first
+    call at a new size about 4x cheaper than a whole-grid evaluation, bit for bit equal.
+    """
+    fy, fx = frequency_grid_cpp(shape, real)
+    h = shape[0]
+    cols = fx.shape[1]
+    out = np.empty((h, cols), dtype=dtype)
+    fy_col, fx_row = fy[:, 0], fx[0]
+    radial = type(filt).response is Filter.response  # response = transfer(hypot(fx, fy))
+    rows = h // 2 + 1 if radial else h  # distinct |fy|: rows 0 .. H // 2
+    square = radial and real and shape[0] == shape[1]  # then |fy| of rows 0 .. H//2 == fx
+    for i0 in range(0, rows, _TILE):
+        i1 = min(rows, i0 + _TILE)
+        for j0 in range(i0 if square else 0, cols, _TILE):
+            j1 = min(cols, j0 + _TILE)
+            fxt, fyt = fx_row[None, j0:j1], fy_col[i0:i1, None]
+            tile = filt.transfer(np.hypot(fxt, fyt)) if radial else filt.response(fxt, fyt)
+            tile = np.broadcast_to(np.asarray(tile, dtype=np.float64), (i1 - i0, j1 - j0))
+            out[i0:i1, j0:j1] = tile
+            if square and j0 != i0:
+                out[j0:j1, i0:i1] = out[i0:i1, j0:j1].T
+    if radial and h > rows - 1:  # rows H//2+1 .. H-1 mirror rows (H-1)//2 .. 1
+        out[rows:] = out[1 : h - rows + 1][::-1]
     return out
 
 
@@ -203,7 +255,7 @@ class Passband:
         """Geometric mean of the edges in cycles/pixel (not the peak in general)."""
         if self.low_cpp <= 0 or not math.isfinite(self.high_cpp):
             return self.peak_cpp
-        return math.sqrt(self.low_cpp * self.high_cpp)
+        return _geomean(self.low_cpp, self.high_cpp)
 
     def band_cpd(self, ppd: float | ViewingGeometry) -> tuple[float, float]:
         """Band edges ``(low, high)`` in cycles/degree."""
@@ -374,7 +426,8 @@ class Filter:
         this is ``from_band(peak * 2^(-+octaves/2))``. The DoG overrides it (its peak is not
         the centre of its band).
         """
-        return cls.from_band(_peak_band(peak_cpd, octaves), ppd=ppd, level=level, **params)  # type: ignore[attr-defined]
+        band = _peak_band(peak_cpd, octaves, ppd)
+        return cls.from_band(band, ppd=ppd, level=level, **params)  # type: ignore[attr-defined]
 
     # -- algebra ---------------------------------------------------------------------------
     def __mul__(self, other: Filter) -> Product:
@@ -410,14 +463,36 @@ def _band_cpp(band_cpd: Any, ppd: float | ViewingGeometry, name: str = "band_cpd
         raise ValueError(
             f"{name} high edge {hi:g} cpd exceeds Nyquist ({p / 2:.4g} cpd at {p:.4g} ppd)"
         )
+    if not lo / p >= _FLOAT_MIN:
+        raise ValueError(
+            f"{name} low edge {lo:g} cpd is {lo / p:.3g} cycles/pixel at {p:.4g} ppd, below the "
+            f"float64 range; give frequencies of at least {_FLOAT_MIN * p:.3g} cpd"
+        )
     return lo / p, hi / p
 
 
-def _peak_band(peak_cpd: Any, octaves: Any) -> tuple[float, float]:
-    """Octave-symmetric band around ``peak_cpd``: ``peak * 2**(-+octaves/2)``."""
+def _peak_band(peak_cpd: Any, octaves: Any, ppd: float | ViewingGeometry) -> tuple[float, float]:
+    """Octave-symmetric band around ``peak_cpd``: ``peak * 2**(-+octaves/2)`` (cpd).
+
+    Refuses, naming the user's values, a peak or band edges that float64 cannot hold in
+    cycles/pixel (a tiny peak used to surface as "peak_cpp ... got 0.0").
+    """
+    p = as_ppd(ppd)
     f = v.positive("peak_cpd", peak_cpd)
     b = v.positive("octaves", octaves)
-    return f * 2 ** (-b / 2), f * 2 ** (b / 2)
+    lo, hi = f * 2 ** (-b / 2), f * 2 ** (b / 2)
+    if not f / p >= _FLOAT_MIN:
+        raise ValueError(
+            f"peak_cpd {peak_cpd!r} is {f / p:.3g} cycles/pixel at {p:.4g} ppd, below the float64 "
+            f"range; give peak_cpd of at least {_FLOAT_MIN * p:.3g} cpd"
+        )
+    if not lo / p >= _FLOAT_MIN:
+        raise ValueError(
+            f"peak_cpd {peak_cpd!r} with octaves {octaves!r} puts the low edge at {lo:.4g} cpd, "
+            f"{lo / p:.3g} cycles/pixel at {p:.4g} ppd, below the float64 range (at least "
+            f"{_FLOAT_MIN * p:.3g} cpd); give a higher peak or a narrower band"
+        )
+    return lo, hi
 
 
 def check_fits_image(
@@ -617,16 +692,33 @@ def dog_min_octaves(level: str = "half_amplitude") -> float:
     return 0.5 * math.log2(y_hi / y_lo)
 
 
+#: Widest balanced-DoG band designed (octaves): up to it the designed edges match the
+#: request to 1e-6 (relative) at both levels; the edge solver loses that accuracy from
+#: about 32.9 octaves on (ratios near 1e10) and fails outright near 50.
+DOG_MAX_OCTAVES = 32.0
+
+
+def _dog_range(level: str) -> str:
+    return (f"a balanced DoG is designed to 1e-6 from {dog_min_octaves(level):.4f} to "
+            f"{DOG_MAX_OCTAVES:g} octaves at {level}")
+
+
 def dog_ratio_for_octaves(octaves: float, level: str = "half_amplitude") -> float:
     """The ratio ``sigma_surround / sigma_center`` whose balanced DoG has ``octaves``.
 
     Raises
     ------
     ValueError
-        If ``octaves`` is narrower than :func:`dog_min_octaves` (no DoG can make it).
+        If ``octaves`` is narrower than :func:`dog_min_octaves` (no DoG can make it) or
+        wider than :data:`DOG_MAX_OCTAVES` (beyond float64 accuracy).
     """
     b = v.positive("octaves", octaves)
     b_min = dog_min_octaves(level)
+    if b > DOG_MAX_OCTAVES:
+        raise ValueError(
+            f"octaves {octaves!r}: a balanced DoG design this wide is beyond float64 accuracy, not "
+            f"the requested band ({_dog_range(level)}); use family 'log_gaussian' for wider bands"
+        )
     r_lo = 1.0 + 1e-7
     if b <= dog_octaves(r_lo, level):
         raise ValueError(
@@ -635,7 +727,14 @@ def dog_ratio_for_octaves(octaves: float, level: str = "half_amplitude") -> floa
             "'log_gaussian' or 'butterworth' for narrower bands"
         )
     r_hi = 2.0 ** (b + 4)
-    return optimize.brentq(lambda r: dog_octaves(r, level) - b, r_lo, r_hi, xtol=1e-14, rtol=1e-15, maxiter=500)
+    try:
+        r = optimize.brentq(lambda r: dog_octaves(r, level) - b, r_lo, r_hi, xtol=1e-14, rtol=1e-15, maxiter=500)
+    except (ValueError, RuntimeError):  # no bracket or no convergence: never scipy's words
+        r = math.nan
+    if not (math.isfinite(r) and math.isclose(dog_octaves(r, level), b, rel_tol=1e-6)):
+        raise ValueError(f"octaves {octaves!r} cannot be designed as a balanced DoG in float64: "
+                         f"{_dog_range(level)}")
+    return r
 
 
 @dataclass(frozen=True)
@@ -757,10 +856,26 @@ class DoG(Filter):
         s2 = 5.9167 px, peak 2.294 cpd.
         """
         lo, hi = _band_cpp(band_cpd, ppd)
-        r = dog_ratio_for_octaves(math.log2(hi / lo), level)
+        b = math.log2(hi / lo)
+        if b > DOG_MAX_OCTAVES:
+            raise ValueError(
+                f"band_cpd {list(band_cpd)!r} is {b:.4g} octaves wide: a balanced DoG design this wide "
+                f"is beyond float64 accuracy, not the requested band ({_dog_range(level)}); use "
+                "family 'log_gaussian' for wider bands"
+            )
+        r = dog_ratio_for_octaves(b, level)
         _, _, x_hi, _ = _dog_edges_x(r, level)
         s1 = x_hi / hi
-        return cls(s1, r * s1)
+        dog = cls(s1, r * s1)
+        got = dog.passband(level)
+        if not (math.isclose(got.low_cpp, lo, rel_tol=1e-6) and math.isclose(got.high_cpp, hi, rel_tol=1e-6)):
+            p = as_ppd(ppd)
+            raise ValueError(
+                f"band_cpd {list(band_cpd)!r}: the balanced DoG came out as {got.low_cpp * p:.6g} - "
+                f"{got.high_cpp * p:.6g} cpd, not the requested band (beyond float64 accuracy): "
+                f"{_dog_range(level)}"
+            )
+        return dog
 
     @classmethod
     def from_peak(  # type: ignore[override]  # narrower keywords than Filter.from_peak
@@ -777,7 +892,14 @@ class DoG(Filter):
         r = dog_ratio_for_octaves(octaves, level)
         s1 = _dog_peak_x(r) / (f / p)
         dog = cls(s1, r * s1)
-        _band_cpp(dog.passband(level).band_cpd(p), p, name="band_cpd (from peak_cpd and octaves)")
+        got = dog.passband(level)
+        _band_cpp(got.band_cpd(p), p, name="band_cpd (from peak_cpd and octaves)")
+        if not (math.isclose(got.peak_cpp * p, f, rel_tol=1e-6) and math.isclose(got.octaves, octaves, rel_tol=1e-6)):
+            raise ValueError(
+                f"peak_cpd {peak_cpd!r} with octaves {octaves!r}: the balanced DoG came out peaking at "
+                f"{got.peak_cpp * p:.6g} cpd, {got.octaves:.6g} octaves wide, not the requested band "
+                f"(beyond float64 accuracy): {_dog_range(level)}"
+            )
         return dog
 
     @classmethod
@@ -804,6 +926,21 @@ class DoG(Filter):
 # =========================================================================================
 # Butterworth
 # =========================================================================================
+def _bw_divide(h: np.ndarray, q: np.ndarray, ratio: np.ndarray, order: int) -> np.ndarray:
+    """``h / sqrt(1 + q)`` for one Butterworth factor, ``q = ratio^(2 order)``.
+
+    Where ``q`` overflows float64 (high orders far from the cutoff) the factor is
+    ``ratio^-order`` (``1 + ratio^(-2 order)`` rounds to 1 there), so every order is
+    computed without overflow, and values without overflow are unchanged.
+    """
+    out = h / np.sqrt(1.0 + q)
+    big = np.isinf(q)
+    if np.any(big):
+        with np.errstate(divide="ignore", under="ignore"):
+            out = np.where(big, h * (1.0 / np.where(big, ratio, 1.0)) ** order, out)
+    return out
+
+
 @dataclass(frozen=True)
 class Butterworth(Filter):
     """Butterworth low-, high- or band-pass filter of order ``n``.
@@ -855,12 +992,14 @@ class Butterworth(Filter):
         f = np.asarray(f_cpp, dtype=float)
         n2 = 2 * self.order
         h = np.ones_like(f)
-        if self.high_cutoff_cpp is not None:
-            h = h / np.sqrt(1.0 + (f / self.high_cutoff_cpp) ** n2)
-        if self.low_cutoff_cpp is not None:
-            with np.errstate(divide="ignore"):
-                ratio = np.where(f > 0, self.low_cutoff_cpp / np.where(f > 0, f, 1.0), np.inf)
-            h = h / np.sqrt(1.0 + ratio**n2)
+        with np.errstate(over="ignore"):  # a power beyond float64 is redone by _bw_divide
+            if self.high_cutoff_cpp is not None:
+                ratio = f / self.high_cutoff_cpp
+                h = _bw_divide(h, ratio**n2, ratio, self.order)
+            if self.low_cutoff_cpp is not None:
+                with np.errstate(divide="ignore"):
+                    ratio = np.where(f > 0, self.low_cutoff_cpp / np.where(f > 0, f, 1.0), np.inf)
+                h = _bw_divide(h, ratio**n2, ratio, self.order)
         return h
 
     def passband(self, level: str = "half_amplitude") -> Passband:
@@ -877,7 +1016,7 @@ class Butterworth(Filter):
             return Passband("lowpass", level, 0.0, 0.0, hi_c * k, 1.0, 1.0)  # type: ignore[operator]
         if hi_c is None:
             return Passband("highpass", level, math.inf, lo_c / k, math.inf, 1.0, 0.0)
-        fp = math.sqrt(lo_c * hi_c)
+        fp = _geomean(lo_c, hi_c)
         hp = float(self.transfer(fp))
         target = L * hp
 
@@ -888,7 +1027,9 @@ class Butterworth(Filter):
         while g(top) > 0:
             top *= 2.0
         f_hi = optimize.brentq(g, fp, top, xtol=1e-300, rtol=1e-15, maxiter=500)
-        return Passband("bandpass", level, fp, fp * fp / f_hi, f_hi, hp, 0.0)
+        fp2 = fp * fp
+        f_lo = fp2 / f_hi if _FLOAT_MIN <= fp2 < math.inf else fp * (fp / f_hi)  # no underflow
+        return Passband("bandpass", level, fp, f_lo, f_hi, hp, 0.0)
 
     @staticmethod
     def _octaves_for_ratio(q: float, order: int, level: str) -> float:
@@ -923,8 +1064,17 @@ class Butterworth(Filter):
             lambda t: cls._octaves_for_ratio(2.0**t, n, level) - b, 0.0, b + 4.0, xtol=1e-13, maxiter=200
         )
         q = 2.0**log_q
-        centre = math.sqrt(lo * hi)
-        return cls(centre / math.sqrt(q), centre * math.sqrt(q), n)
+        centre = _geomean(lo, hi)
+        bw = cls(centre / math.sqrt(q), centre * math.sqrt(q), n)
+        got = bw.passband(level)
+        if not (math.isclose(got.low_cpp, lo, rel_tol=1e-6) and math.isclose(got.high_cpp, hi, rel_tol=1e-6)):
+            p = as_ppd(ppd)
+            raise ValueError(
+                f"band_cpd {list(band_cpd)!r} with order {n}: the Butterworth band-pass came out as "
+                f"{got.low_cpp * p:.6g} - {got.high_cpp * p:.6g} cpd, not the requested band (beyond "
+                "float64 accuracy); ask for a lower order or a narrower band"
+            )
+        return bw
 
     @classmethod
     def from_peak(  # type: ignore[override]  # narrower keywords than Filter.from_peak
@@ -937,7 +1087,7 @@ class Butterworth(Filter):
         order: int = 4,
     ) -> Butterworth:
         """Band-pass Butterworth peaking at ``peak_cpd`` with ``octaves`` bandwidth."""
-        return cls.from_band(_peak_band(peak_cpd, octaves), ppd=ppd, level=level, order=order)
+        return cls.from_band(_peak_band(peak_cpd, octaves, ppd), ppd=ppd, level=level, order=order)
 
     @classmethod
     def lowpass(
@@ -985,11 +1135,10 @@ class LogGaussian(Filter):
 
     def transfer(self, f_cpp: Any) -> np.ndarray:
         f = np.asarray(f_cpp, dtype=float)
-        out = np.zeros_like(f)
-        pos = f > 0
-        lg = np.log2(f[pos] / self.peak_cpp)
-        out[pos] = np.exp(-(lg * lg) / (2.0 * self.sigma_octaves**2))
-        return out
+        with np.errstate(all="ignore"):  # values where f <= 0 (or outside the band) are set to 0 below
+            lg = np.log2(f / self.peak_cpp)
+            h = np.exp(-(lg * lg) / (2.0 * self.sigma_octaves**2))
+        return np.where(f > 0, h, 0.0)  # elementwise: no masked (fancy) indexing
 
     def passband(self, level: str = "half_amplitude") -> Passband:
         half_width = self.sigma_octaves * math.sqrt(-2.0 * math.log(_level_fraction(level)))
@@ -1001,7 +1150,7 @@ class LogGaussian(Filter):
         """Log-Gaussian with edges ``band_cpd`` at ``level`` (peak at their geometric mean)."""
         lo, hi = _band_cpp(band_cpd, ppd)
         b = math.log2(hi / lo)
-        return cls(math.sqrt(lo * hi), b / (2.0 * math.sqrt(-2.0 * math.log(_level_fraction(level)))))
+        return cls(_geomean(lo, hi), b / (2.0 * math.sqrt(-2.0 * math.log(_level_fraction(level)))))
 
 
 # =========================================================================================
@@ -1044,7 +1193,7 @@ class Ideal(Filter):
         _level_fraction(level)
         if self.low_cpp == 0:
             return Passband("lowpass", level, 0.0, 0.0, self.high_cpp, 1.0, 1.0)
-        return Passband("bandpass", level, math.sqrt(self.low_cpp * self.high_cpp), self.low_cpp, self.high_cpp, 1.0, 0.0)
+        return Passband("bandpass", level, _geomean(self.low_cpp, self.high_cpp), self.low_cpp, self.high_cpp, 1.0, 0.0)
 
     @classmethod
     def from_band(cls, band_cpd: Any, *, ppd: float | ViewingGeometry, level: str = "half_amplitude") -> Ideal:
@@ -1095,14 +1244,14 @@ class PowerLaw(Filter):
 
     def transfer(self, f_cpp: Any) -> np.ndarray:
         f = np.asarray(f_cpp, dtype=float)
-        out = np.zeros_like(f)
         keep = f > 0
         if self.low_cpp is not None:
             keep &= f >= self.low_cpp
         if self.high_cpp is not None:
             keep &= f <= self.high_cpp
-        out[keep] = f[keep] ** (-self.alpha / 2.0)
-        return out
+        with np.errstate(all="ignore"):  # values where f <= 0 (or outside the band) are set to 0 below
+            h = f ** (-self.alpha / 2.0)
+        return np.where(keep, h, 0.0)  # elementwise: no masked (fancy) indexing
 
     def passband(self, level: str = "half_amplitude") -> Passband:
         """The hard limits (``level`` does not move them); peak at the lowest passed frequency."""

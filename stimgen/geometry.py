@@ -30,6 +30,7 @@ Conventions
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from typing import Any
 
@@ -39,6 +40,9 @@ from . import _validate as v
 
 __all__ = [
     "LINEAR_SIZE_TOLERANCE",
+    "PPD_MAX",
+    "PPD_MIN",
+    "GeometryRangeError",
     "LinearSizeWarning",
     "ViewingGeometry",
     "as_ppd",
@@ -52,6 +56,41 @@ _TAN_HALF_DEG = math.tan(_HALF_DEG)
 #: Largest relative error of the linear size conversion accepted without a
 #: :class:`LinearSizeWarning` (0.5 %; reached at a true size of 14.06 deg).
 LINEAR_SIZE_TOLERANCE = 0.005
+
+
+_FLOAT_MIN = sys.float_info.min  # smallest normal float64: below it precision is lost
+#: Smallest ppd accepted: its Nyquist frequency ``ppd / 2`` is still a normal float64.
+PPD_MIN = 2.0 * _FLOAT_MIN
+#: Largest ppd accepted (the largest finite float64).
+PPD_MAX = sys.float_info.max
+
+
+class GeometryRangeError(ValueError):
+    """A viewing geometry whose derived numbers float64 cannot carry (a ``ValueError``).
+
+    Attributes
+    ----------
+    quantity : str
+        The derived quantity out of range ("ppd").
+    value : float
+        Its value (inf, 0 or a subnormal number).
+    """
+
+    def __init__(self, message: str, quantity: str, value: float) -> None:
+        super().__init__(message)
+        self.quantity = quantity
+        self.value = value
+
+
+def _checked_ppd(ppd: float, what: str = "ppd") -> float:
+    """``ppd`` if it and its Nyquist frequency are normal, finite float64 numbers, else raise."""
+    if not (math.isfinite(ppd) and PPD_MIN <= ppd <= PPD_MAX):
+        raise GeometryRangeError(
+            f"{what} must be finite and in [{PPD_MIN:.4g}, {PPD_MAX:.4g}] px/deg, so that it and "
+            f"its Nyquist frequency ppd / 2 are normal float64 numbers; got {ppd!r}",
+            "ppd", ppd,
+        )
+    return ppd
 
 
 class LinearSizeWarning(UserWarning):
@@ -106,7 +145,19 @@ class ViewingGeometry:
         self.screen_height_px = (
             None if screen_height_px is None else v.positive_int("screen_height_px", screen_height_px)
         )
-        self._ppd = self.screen_width_px / self.screen_width_cm * 2 * self.distance_cm * math.tan(_HALF_DEG)
+        given = (f"distance_cm={distance_cm!r}, screen_width_cm={screen_width_cm!r} and "
+                 f"screen_width_px={screen_width_px!r}")
+        try:
+            n_px = float(self.screen_width_px)
+        except OverflowError:  # an int beyond float64
+            n_px = math.inf
+        with np.errstate(all="ignore"):  # the check below reports over- and underflow
+            ppd = float(np.float64(n_px) / self.screen_width_cm * 2.0 * self.distance_cm
+                        * _TAN_HALF_DEG)
+        self._ppd = _checked_ppd(ppd, f"the ppd of {given}")
+        # a ppd in range keeps the screen's angle and average ppd in range too: the screen
+        # subtends ~57.3 W / d deg and its average ppd is about ppd (the intermediate
+        # products overflow first)
 
     @classmethod
     def from_ppd(cls, ppd: float) -> ViewingGeometry:
@@ -122,7 +173,7 @@ class ViewingGeometry:
         self.screen_width_cm = None
         self.screen_width_px = None
         self.screen_height_px = None
-        self._ppd = v.positive("ppd", ppd)
+        self._ppd = _checked_ppd(v.positive("ppd", ppd))
         return self
 
     # -- basic quantities -------------------------------------------------------------
@@ -377,7 +428,7 @@ def as_ppd(ppd: float | ViewingGeometry, name: str = "ppd") -> float:
     """Return pixels per degree from a number or a :class:`ViewingGeometry`, validated."""
     if isinstance(ppd, ViewingGeometry):
         return ppd.ppd
-    return v.positive(name, ppd)
+    return _checked_ppd(v.positive(name, ppd), name)
 
 
 def resolve_shape(

@@ -165,13 +165,20 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     ------
     ValueError
         If the file cannot be decoded, or not exactly (e.g. 16-bit gray+alpha TIFF,
-        CMYK, 64-bit float TIFF); the message names the path and the reason.
+        CMYK, 64-bit float TIFF), or is not a regular file (a folder, FIFO, socket or
+        device is refused before it is opened); the message names the path and the reason.
     FileNotFoundError
         If the file does not exist.
     """
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"no such file: {p}")
+    try:
+        st = p.stat()  # follows symlinks: a link to a regular file is read
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"no such file: {p}") from None
+    except OSError as exc:  # e.g. permission denied on a parent folder, a symlink loop
+        raise ValueError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):  # opening a FIFO or a device would block or never end
+        raise ValueError(f"{p} is {_describe(st)}, not a regular file; give an image or .npy file")
     if p.suffix.lower() == ".npy":
         try:
             return np.load(p, allow_pickle=False)

@@ -22,13 +22,23 @@ Conventions
   output does not depend on how a batch is chunked: the same ``rng`` gives the same images.
   It does depend on ``dtype``: float32 and float64 draw different white noise from the same
   seed (the record stores the dtype, so a record still regenerates its images).
-* Batches are generated in chunks of about ``chunk_bytes`` (16 MB), so peak memory stays
-  bounded: one chunk of white noise and its half spectrum on top of the output.
+* Batches are generated in cache-sized chunks of about ``chunk_bytes`` (2 MB): each chunk
+  is drawn, filtered and, in :func:`bandpass_noise` and :func:`power_law_noise`, set to its
+  RMS contrast and checked for out-of-range values while it is still in cache, and written
+  into the output once. Peak memory stays bounded: a few chunks on top of the output.
+* Threads: stacks use ``workers`` threads (default: the available cores): one draws the
+  white noise of the chunks, in order, from the one generator, the others filter and
+  contrast-set the chunks drawn before;
+  single images use ``workers`` threads for ``scipy.fft`` (default 1). The images are the
+  same bit for bit for every number of workers and every chunk size.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -64,7 +74,26 @@ KINDS = ("gaussian", "uniform", "binary", "flat")
 NOISE_FAMILIES = ("dog", "log_gaussian", "butterworth", "ideal", "power_law", "white", *CRITICAL_BAND_FAMILIES)
 VALUE_CONVENTION = "signed contrast: 0 = mean luminance, display range [-1, 1]"
 
-_DEFAULT_CHUNK_BYTES = 16 * 2**20
+_DEFAULT_CHUNK_BYTES = 2 * 2**20  # a chunk and its half spectrum stay in a core's cache
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _stack_workers(workers: Any) -> int:
+    """Threads for a stack: ``workers`` (negative counts from all cores, as in scipy.fft:
+    -1 is all of them), or the available cores when None."""
+    if workers is None:
+        return _available_cores()
+    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)) or workers == 0:
+        raise ValueError(f"workers must be a non-zero integer (negative: all cores but |workers| - 1), "
+                         f"got {workers!r}")
+    w = int(workers)
+    return w if w > 0 else max(1, (os.cpu_count() or 1) + 1 + w)
 
 
 def _shape2(shape_px: Any) -> tuple[int, int]:
@@ -175,9 +204,13 @@ def filtered_noise(
     dtype : {float32, float64}
         Output dtype (and computation precision).
     workers : int, optional
-        Threads for ``scipy.fft``.
+        Threads. For a stack (``n`` given) the default is the available cores: one draws
+        the chunks in order, the others filter them meanwhile; for one image, threads of
+        ``scipy.fft`` (default 1). Negative values count from all cores (-1: all). The
+        images are the same bit for bit for every value.
     chunk_bytes : int
-        Approximate size of one generation chunk in bytes.
+        Approximate size of one generation chunk in bytes (default 2 MB, cache-sized); the
+        images do not depend on it.
 
     Returns
     -------
@@ -190,26 +223,69 @@ def filtered_noise(
     v.choice("kind", kind, KINDS)
     dt = _float_dtype(dtype)
     gen = v.rng(rng)
+    images, _ = _filtered(h, w, filt, n, kind, gen, dt, workers, chunk_bytes, None)
+    return images
+
+
+def _filtered(
+    h: int, w: int, filt: Filter, n: int | None, kind: str, gen: np.random.Generator, dt: np.dtype,
+    workers: Any, chunk_bytes: int, rms: tuple[float, float] | None,
+) -> tuple[np.ndarray, int]:
+    """Filtered noise (validated arguments), with its RMS contrast set when ``rms`` is given.
+
+    Returns the images and, with ``rms``, the count of values beyond +-1 (else 0). Chunks of
+    about ``chunk_bytes`` are drawn in order from ``gen`` (so the images do not depend on the
+    chunking or the threads), filtered, contrast-set and counted while in cache, and written
+    once into the output. Stacks use :func:`_stack_workers` threads.
+    """
     if n is None:
-        return _apply(_draw_white(gen, (h, w), kind, dt), filt, workers, None)
+        img = _apply(_draw_white(gen, (h, w), kind, dt), filt, workers, None)
+        if rms is None:
+            return img, 0
+        set_rms_contrast(img, rms[0], mean=rms[1], out=img)
+        return img, _count_outside(img)
     count = v.positive_int("n", n)
     per_chunk = max(1, int(v.positive_int("chunk_bytes", chunk_bytes) // (h * w * dt.itemsize)))
+    threads = _stack_workers(workers)
     out = np.empty((count, h, w), dtype=dt)
-    for start in range(0, count, per_chunk):
-        stop = min(count, start + per_chunk)
-        white = _draw_white(gen, (stop - start, h, w), kind, dt)
-        _apply(white, filt, workers, out[start:stop])
-    return out
+
+    def finish(white: np.ndarray, start: int, stop: int) -> int:
+        res = _apply(white, filt, 1, None)
+        if rms is None:
+            out[start:stop] = res
+            return 0
+        set_rms_contrast(res, rms[0], mean=rms[1], out=out[start:stop])  # the one write
+        return _count_outside(out[start:stop])
+
+    chunks = [(a, min(count, a + per_chunk)) for a in range(0, count, per_chunk)]
+    if threads == 1 or len(chunks) == 1:
+        outside = 0
+        for a, b in chunks:
+            outside += finish(_draw_white(gen, (b - a, h, w), kind, dt), a, b)
+        return out, outside
+    pending: deque[Future[int]] = deque()
+    outside = 0
+    with ThreadPoolExecutor(max_workers=threads - 1) as pool:  # this thread draws: `threads` in all
+        try:
+            for a, b in chunks:  # drawn here, in order; filtered by the pool meanwhile
+                while len(pending) > threads:  # bound memory: a few chunks in flight
+                    outside += pending.popleft().result()
+                pending.append(pool.submit(finish, _draw_white(gen, (b - a, h, w), kind, dt), a, b))
+            while pending:
+                outside += pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+    return out, outside
 
 
-def _fraction_outside(images: np.ndarray, limit: float = 1.0) -> float:
-    """Fraction of values beyond +-limit, without full-size temporaries in the usual case."""
+def _count_outside(images: np.ndarray, limit: float = 1.0) -> int:
+    """Number of values beyond +-limit (one min/max pass when there are none)."""
     if float(images.max()) <= limit and float(images.min()) >= -limit:
-        return 0.0
+        return 0
     flat = images.reshape(-1, images.shape[-1])
-    step = max(1, (4 * 2**20) // max(flat.shape[1], 1))
-    count = sum(int(np.count_nonzero(np.abs(flat[i : i + step]) > limit)) for i in range(0, len(flat), step))
-    return count / images.size
+    step = max(1, (4 * 2**20) // max(flat.shape[1], 1))  # no full-size temporary
+    return sum(int(np.count_nonzero(np.abs(flat[i : i + step]) > limit)) for i in range(0, len(flat), step))
 
 
 def make_filter(
@@ -370,7 +446,8 @@ def bandpass_noise(
     dtype : {float32, float64}
         Output dtype.
     workers : int, optional
-        Threads for ``scipy.fft``.
+        Threads (see :func:`filtered_noise`; default for stacks: the available cores). The
+        images do not depend on it.
 
     Returns
     -------
@@ -426,12 +503,16 @@ def bandpass_noise(
             f"{p / min(shape):.3g} cpd apart): widen the band or enlarge the image"
         )
     c = v.in_range("rms_contrast", rms_contrast, 0.0, 1.0, low_inclusive=False)
+    m = v.in_range("mean", mean, -1.0, 1.0, low_inclusive=False, high_inclusive=False)
     gen, seed = _seed_record(rng)
     if filt is None:
         images = white_noise(shape, n=n, kind=kind, rng=gen, dtype=dtype)
+        set_rms_contrast(images, c, mean=m, out=images)
+        outside = _count_outside(images)
     else:
-        images = filtered_noise(shape, filt, n=n, kind=kind, rng=gen, dtype=dtype, workers=workers)
-    set_rms_contrast(images, c, mean=mean, out=images)
+        v.choice("kind", kind, KINDS)
+        images, outside = _filtered(*shape, filt, n, kind, gen, _float_dtype(dtype), workers,
+                                    _DEFAULT_CHUNK_BYTES, (c, m))
     record: dict[str, Any] = {
         "family": family,
         "level": level,
@@ -456,7 +537,7 @@ def bandpass_noise(
         "n": n,
         "dtype": np.dtype(dtype).name,
         "seed": seed,
-        "fraction_outside_range": _fraction_outside(images),
+        "fraction_outside_range": outside / images.size,
         "value_convention": VALUE_CONVENTION,
     }
     return images, record
@@ -537,5 +618,9 @@ def power_law_noise(
     else:
         filt = PowerLaw(a)
     c = v.in_range("rms_contrast", rms_contrast, 0.0, 1.0, low_inclusive=False)
-    images = filtered_noise(shape_px, filt, n=n, kind=kind, rng=rng, dtype=dtype, workers=workers)
-    return set_rms_contrast(images, c, mean=mean, out=images)
+    m = v.in_range("mean", mean, -1.0, 1.0, low_inclusive=False, high_inclusive=False)
+    h, w = _shape2(shape_px)
+    v.choice("kind", kind, KINDS)
+    images, _ = _filtered(h, w, filt, n, kind, v.rng(rng), _float_dtype(dtype), workers,
+                          _DEFAULT_CHUNK_BYTES, (c, m))
+    return images

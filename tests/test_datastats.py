@@ -339,7 +339,7 @@ def test_dask_equals_local(tmp_path, rng):
     bad.write_bytes(b"garbage")
     local = dataset_stats(files)
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
     ) as cluster:
         remote = dataset_stats(files, scheduler="dask", address=cluster.scheduler_address,
                                files_per_task=4)

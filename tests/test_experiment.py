@@ -468,7 +468,7 @@ def test_dask_scheduler_byte_identical(tmp_path, tiny_set):
     distributed = pytest.importorskip("dask.distributed")
     root, m, y = tiny_set
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:  # fmt: skip
+                                  dashboard_address=":0") as cluster:  # fmt: skip
         md = ex.run_experiment(y, tmp_path / "d", scheduler="dask", address=cluster.scheduler_address,
                                progress=False)  # fmt: skip
     assert [e["files"] for e in md["stimuli"]] == [e["files"] for e in m["stimuli"]]

@@ -722,3 +722,95 @@ def test_dog_peak_keeps_full_relative_precision_near_ratio_1(r):
 def test_dog_transfer_keeps_full_relative_precision_near_ratio_1(r, w, x):
     h_ref, _ = _dog_reference(r, w, x)
     assert DoG(1.0, r, weight=w).transfer(x) == pytest.approx(h_ref, rel=1e-15, abs=0)
+
+
+# -- designs at the edges of float64 -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("lo", "octaves"), [(1e-12, "39.86"), (1e-15, "49.83"), (1e-20, "66.44"), (1e-50, "166.1")]
+)
+def test_dog_bands_beyond_its_accurate_range_are_refused(lo, octaves):
+    """1e-15 - 1 cpd came back as 9.3e-16 - 1, 1e-20 put the peak on the edge, 1e-50 gave
+    scipy's brentq message; the balanced DoG is accurate to 1e-6 up to 32 octaves."""
+    with pytest.raises(ValueError, match=(
+        rf"^band_cpd \[{lo}, 1\] is {octaves} octaves wide: a balanced DoG design this wide is beyond "
+        r"float64 accuracy, not the requested band \(a balanced DoG is designed to 1e-6 from 1\.7647 "
+        r"to 32 octaves at half_amplitude\); use family 'log_gaussian'")):
+        DoG.from_band((lo, 1), ppd=30)
+    with pytest.raises(ValueError, match=r"^octaves 60: .* from 1\.2244 to 32 octaves at half_power"):
+        dog_ratio_for_octaves(60, "half_power")
+    with pytest.raises(ValueError, match=r"^octaves 1e\+308: a balanced DoG design this wide"):
+        DoG.from_peak(2, 1e308, ppd=30)
+
+
+@pytest.mark.parametrize("level", ["half_amplitude", "half_power"])
+@pytest.mark.parametrize("octaves", [2.0, 10.0, 20.0, 31.0, 32.0])
+def test_dog_designs_up_to_32_octaves_pass_the_requested_band(level, octaves):
+    lo, hi = 0.4 * 2.0**-octaves, 0.4
+    dog = DoG.from_band((lo, hi), ppd=1.0, level=level)
+    pb = dog.passband(level)
+    assert pb.low_cpp == pytest.approx(lo, rel=1e-6) and pb.high_cpp == pytest.approx(hi, rel=1e-6)
+    h = dog.transfer(np.array([lo, hi, pb.peak_cpp]))  # measured on the transfer itself
+    np.testing.assert_allclose(h[:2] / h[2], LEVELS[level], rtol=1e-6)
+    assert dog_octaves(dog_ratio_for_octaves(octaves, level), level) == pytest.approx(octaves, rel=1e-9)
+
+
+def test_tiny_frequencies_keep_their_geometric_centre_and_name_the_users_value():
+    lg = LogGaussian.from_peak(1e-300, 1, ppd=30)  # was "peak_cpp must be ... got 0.0"
+    assert lg.peak_cpp == pytest.approx(1e-300 / 30, rel=1e-14)
+    assert lg.passband().octaves == pytest.approx(1.0, rel=1e-12)
+    pb = LogGaussian.from_band((1e-170, 1e-160), ppd=30).passband()  # lo * hi underflows
+    assert pb.center_cpp == pytest.approx(1e-165 / 30, rel=1e-12)
+    assert pb.to_dict(30)["center_cpd"] == pytest.approx(1e-165, rel=1e-12)
+    bw = Butterworth.from_band((1e-170, 1e-160), ppd=30, order=4)
+    assert bw.passband().band_cpd(30) == pytest.approx((1e-170, 1e-160), rel=1e-6)
+    with pytest.raises(ValueError, match=r"^peak_cpd 1e-320 is 3\.3.e-322 cycles/pixel at 30 ppd, below "
+                                         r"the float64 range; give peak_cpd of at least 6\.68e-307 cpd"):
+        LogGaussian.from_peak(1e-320, 1, ppd=30)
+    with pytest.raises(ValueError, match=r"^peak_cpd 1e-305 with octaves 20 puts the low edge at"):
+        LogGaussian.from_peak(1e-305, 20, ppd=30)
+    with pytest.raises(ValueError, match=r"^band_cpd low edge 1e-310 cpd is 3\.33e-312 cycles/pixel"):
+        Ideal.from_band((1e-310, 1), ppd=30)
+
+
+@pytest.mark.parametrize("order", [1000, 5000, 100_000, 10_000_000])
+def test_butterworth_of_any_order_computes_without_overflow(order):
+    """Orders above ~500 emitted overflow warnings (errors under this suite's settings)."""
+    bw = Butterworth.from_band((1, 5), ppd=30, order=order)
+    assert bw.passband().band_cpd(30) == pytest.approx((1, 5), rel=1e-6)
+    g = bw.grid((64, 64), dtype=np.float64)
+    assert np.all(np.isfinite(g)) and g.max() <= 1.0
+    f = np.array([0.0, 1e-4, 0.01, 1.0, 10.0])  # far outside the cutoffs: ratio^-order
+    with np.errstate(under="ignore"):
+        want = [0.0, 0.01 ** order, 2**-0.5, 2**-0.5, 0.1 ** order]
+    np.testing.assert_allclose(Butterworth(0.01, 1.0, order).transfer(f), want, rtol=1e-12, atol=0)
+
+
+def test_butterworth_far_below_a_high_order_cutoff_is_not_rounded_to_zero():
+    bw = Butterworth(0.01, 0.2, 100)  # (100)^200 overflows: the factor is 100^-100 = 1e-200
+    np.testing.assert_allclose(bw.transfer(np.array([1e-4, 0.5])), [1e-200, 2.5**-100], rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 2), (3, 5), (63, 63), (64, 64), (129, 128), (128, 129),
+                                   (300, 200), (257, 257), (260, 260)])
+@pytest.mark.parametrize("real", [True, False])
+def test_grids_equal_the_response_on_the_whole_grid_bit_for_bit(shape, real):
+    """Grids are evaluated tile by tile on distinct radii only (mirrored rows, and the
+    transposed triangle of a square rfft grid): the same bits as evaluating the response on
+    the whole float64 grid and casting, so noise made before regenerates exactly."""
+    fy, fx = frequency_grid_cpp(shape, real)
+    filts = [DoG(1.5, 4.0), DoG(1.5, 4.0, 0.7), LogGaussian(0.1, 0.5), Butterworth(0.05, 0.2, 4),
+             Butterworth(None, 0.2, 3), Ideal(0.05, 0.3), PowerLaw(1.0), PowerLaw(2.0, 0.01, 0.4),
+             Gaussian(2.0), DoG(1.5, 4.0) * Orientation(20, 40), LogGaussian(0.3, 0.2) * Butterworth(0.01, 0.3, 2)]
+    for filt in filts:
+        whole = np.broadcast_to(np.asarray(filt.response(fx, fy), dtype=np.float64), (fy.size, fx.size))
+        for dtype in (np.float32, np.float64):
+            got = filt.grid(shape, real=real, dtype=dtype)
+            assert got.dtype == dtype and got.shape == whole.shape and not got.flags.writeable
+            assert got.tobytes() == whole.astype(dtype).tobytes(), (filt, dtype)
+
+
+def test_masked_transfers_are_zero_outside_their_support_without_warnings():
+    f = np.array([-0.1, 0.0, 1e-320, 0.005, 0.1, 0.6])
+    np.testing.assert_array_equal(LogGaussian(0.1, 0.5).transfer(f)[[0, 1]], [0.0, 0.0])
+    assert LogGaussian(0.1, 0.5).transfer(0.1) == 1.0 and LogGaussian(0.1, 0.5).transfer(0.1).shape == ()
+    np.testing.assert_array_equal(PowerLaw(2.0, 0.01, 0.4).transfer(f), [0, 0, 0, 0, 10.0, 0])

@@ -314,3 +314,74 @@ def test_local_ppd_is_the_centred_degree_and_says_so(ref):
     doc = " ".join(ViewingGeometry.local_ppd.__doc__.split())
     assert "ppd cos^2(0.5) / (cos^2 e - sin^2(0.5))" in doc
     assert "(pi / 360) / tan(0.5 deg)`` (1 - 2.54e-5)" in doc
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [  # ZeroDivisionError (in to_dict) or a ppd of inf or 0 before
+        (dict(REF, distance_cm=1e308), (r"the ppd of distance_cm=1e\+308, screen_width_cm=53\.3 and "
+         r"screen_width_px=1920 must be finite and in \[4\.45e-308, 1\.798e\+308\] px/deg.* got inf")),
+        (dict(REF, screen_width_cm=5e-324), (r"screen_width_cm=5e-324 .*must be finite and in "
+         r"\[4\.45e-308, 1\.798e\+308\] px/deg.* got inf")),
+        (dict(REF, distance_cm=1e-300, screen_width_cm=1e10, screen_width_px=1),
+         r"distance_cm=1e-300, .*must be finite and in \[4\.45e-308.* got 1\.745.*e-312"),
+        (dict(REF, screen_width_px=10**400), r"must be finite and in .* got inf"),  # no OverflowError
+        (dict(REF, distance_cm=1e300, screen_width_cm=1e-9, screen_width_px=1),
+         r"the ppd of distance_cm=1e\+300.* got inf"),
+        (dict(REF, distance_cm=1e300, screen_width_cm=1e-10, screen_width_px=1),  # 1.7e308 whose
+         r"screen_width_cm=1e-10 .* got inf"),  # intermediate product overflows: refused too
+    ],
+)
+def test_geometry_beyond_float64_is_refused_naming_the_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ViewingGeometry(**kwargs)
+
+
+@pytest.mark.parametrize("ppd", [5e-324, 1e-310, 2.2250738585072014e-308, 4e-308])
+def test_ppd_whose_nyquist_is_not_a_normal_number_is_refused(ppd):
+    match = rf"ppd must be finite and in \[4\.45e-308, 1\.798e\+308\] px/deg, so that it and its Nyquist .* got {ppd!r}"
+    with pytest.raises(ValueError, match=match):
+        ViewingGeometry.from_ppd(ppd)
+    with pytest.raises(ValueError, match=match):
+        as_ppd(ppd)  # every function taking ppd as a number (filters, noise, spectrum)
+
+
+def test_extreme_but_representable_geometries_keep_working():
+    assert ViewingGeometry.from_ppd(4.5e-308).nyquist_cpd == 2.25e-308
+    assert ViewingGeometry.from_ppd(1e308).nyquist_cpd == 5e307
+    g = ViewingGeometry(1e6, 1e-3, 10**9)  # a far, tiny, dense screen: ppd ~ 1.7e20
+    assert g.ppd == pytest.approx(10**9 / 1e-3 * 2e6 * math.tan(math.radians(0.5)), rel=1e-15)
+    assert all(math.isfinite(x) for x in g.to_dict().values() if isinstance(x, float))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["noise", "--size-px", "32", "32", "--band-cpd", "1", "2", "--out", "{d}/x.npy"],
+        ["spectrum", "{d}/img.npy"],
+        ["flow", "{d}/img.npy", "{d}/img.npy", "--fps", "60"],
+    ],
+)
+@pytest.mark.parametrize(
+    ("geometry", "match"),
+    [
+        (["--ppd", "1e-310"], (r"--ppd: the viewing geometry gives ppd 1e-310 px/deg, which is not a usable "
+         r"finite number > 0 \(it cannot be computed in float64; allowed: \[4\.45e-308, 1\.798e\+308\] px/deg\)")),
+        (["--distance-cm", "1e308", "--screen-width-cm", "50", "--screen-width-px", "1920"],
+         r"--distance-cm, --screen-width-cm and --screen-width-px: the viewing geometry gives ppd inf px/deg"),
+        (["--distance-cm", "57", "--screen-width-cm", "5e-324", "--screen-width-px", "1920"],
+         r"the viewing geometry gives ppd inf px/deg"),
+    ],
+)
+def test_noise_spectrum_and_flow_refuse_geometries_beyond_float64(tmp_path, capsys, argv, geometry, match):
+    """`spectrum` printed "inf cpd ... inf octaves" with exit 0 and `flow` reported deg/s of a
+    subnormal ppd; they share `geometry_from_args` with `geometry` and `design` now."""
+    import re
+
+    from stimgen.cli import main
+
+    np.save(tmp_path / "img.npy", np.random.default_rng(0).standard_normal((32, 32)))
+    assert main([a.format(d=tmp_path) for a in argv] + geometry) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and re.search(match, err), err
+    assert not (tmp_path / "x.npy").exists()

@@ -333,3 +333,39 @@ def test_sixteen_bit_rgb_dataset_means_with_scale_1_65535(tmp_path, rng):
     allpx = np.concatenate([a.reshape(-1, 3) for a in (*imgs, imgs[0])]) / 65535
     np.testing.assert_allclose(s.mean, allpx.mean(0), rtol=1e-12)  # alpha dropped, 16 bits kept
     np.testing.assert_allclose(s.std, allpx.std(0), rtol=1e-10)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("argv", [["spectrum", "{p}", "--ppd", "30"], ["flow", "{p}", "{p}"]])
+def test_a_fifo_is_refused_before_it_is_opened(tmp_path, argv):
+    """`stimgen spectrum` and `stimgen flow` on a named pipe blocked forever in open()."""
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "frame.png"
+    os.mkfifo(fifo)
+    cmd = [sys.executable, "-m", "stimgen", *(a.format(p=fifo) for a in argv)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{argv[0]} blocked on a FIFO")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"stimgen {argv[0]}: error: {fifo} is a named pipe (fifo), not a regular "
+                           "file; give an image or .npy file\n")
+
+
+def test_folders_devices_and_fifos_are_refused_by_read_image(tmp_path):
+    with pytest.raises(ValueError, match=rf"^{tmp_path} is a directory, not a regular file"):
+        read_image(tmp_path)
+    (tmp_path / "dir.npy").mkdir()
+    with pytest.raises(ValueError, match=r"dir\.npy is a directory, not a regular file"):
+        read_image(tmp_path / "dir.npy")
+    if os.path.exists("/dev/null"):
+        with pytest.raises(ValueError, match=r"^/dev/null is a character device, not a regular file"):
+            read_image("/dev/null")
+    link = tmp_path / "link.npy"  # a symlink to a regular file is read as that file
+    np.save(tmp_path / "a.npy", np.arange(3.0))
+    link.symlink_to(tmp_path / "a.npy")
+    assert np.array_equal(read_image(link), np.arange(3.0))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_image(tmp_path / "a.npy" / "x.png")

@@ -244,3 +244,61 @@ def test_cli_warns_about_out_of_range_contrast_and_lists_aliases(tmp_path, capsy
     assert main(["noise", "--size-px", "64", "64", "--ppd", "30", "--family", "gabor",
                  "--out", str(tmp_path / "g.npy")]) == 2
     assert "white, pink, brown; got 'gabor'" in capsys.readouterr().err
+
+
+# -- batches: chunked, threaded, contrast set per chunk, the same bytes -------------------
+@pytest.mark.parametrize("kind", ["gaussian", "uniform", "binary", "flat"])
+def test_stacks_are_the_same_bytes_for_any_workers_and_chunking(kind, monkeypatch):
+    import stimgen.noise as noise
+
+    ref = None
+    for workers in (None, 1, 2, 3, -1):
+        for chunk in (1, 3 * 40 * 56 * 4, 16 * 2**20):  # one image, 3 images, all at once
+            monkeypatch.setattr(noise, "_DEFAULT_CHUNK_BYTES", chunk)
+            imgs, rec = bandpass_noise(size_px=(40, 56), ppd=20, band_cpd=(1, 4), family="log_gaussian",
+                                       kind=kind, n=11, rng=7, rms_contrast=0.6, workers=workers)
+            raw = filtered_noise((40, 56), DoG(1.0, 3.0), n=11, kind=kind, rng=7, workers=workers,
+                                 chunk_bytes=chunk)
+            got = (imgs.tobytes(), rec["fraction_outside_range"], raw.tobytes())
+            ref = got if ref is None else ref
+            assert got == ref, (workers, chunk)
+    # the images are the single-image draws of one generator, in order, contrast-set one by one
+    gen = np.random.default_rng(7)
+    one = [bandpass_noise(size_px=(40, 56), ppd=20, band_cpd=(1, 4), family="log_gaussian", kind=kind,
+                          rng=gen, rms_contrast=0.6)[0] for _ in range(11)] if kind == "gaussian" else None
+    if one is not None:
+        assert np.stack(one).tobytes() == ref[0]
+    stack = np.frombuffer(ref[0], dtype=np.float32).reshape(11, 40, 56)
+    np.testing.assert_allclose(stack.std(axis=(1, 2), dtype=np.float64), 0.6, rtol=1e-6)
+    assert ref[1] == np.count_nonzero(np.abs(stack) > 1) / stack.size > 0  # counted per chunk
+
+
+def test_stack_workers_default_to_the_available_cores_and_are_validated():
+    import os
+
+    from stimgen.noise import _stack_workers
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert _stack_workers(None) == cores and _stack_workers(3) == 3
+    assert _stack_workers(-1) == os.cpu_count() and _stack_workers(-10_000) == 1
+    for bad in (0, 1.5, "2", True):
+        with pytest.raises(ValueError, match=r"workers must be a non-zero integer .* got"):
+            filtered_noise((8, 8), DoG(1.0, 2.0), n=2, rng=0, workers=bad)
+
+
+def test_a_failing_chunk_raises_in_the_caller(monkeypatch):
+    import stimgen.noise as noise
+
+    calls = []
+
+    def failing(images, *args, **kwargs):
+        calls.append(len(images))
+        if len(calls) == 3:
+            raise ValueError("images 3 is constant")
+        return original(images, *args, **kwargs)
+
+    original = noise.set_rms_contrast
+    monkeypatch.setattr(noise, "_DEFAULT_CHUNK_BYTES", 1)
+    monkeypatch.setattr(noise, "set_rms_contrast", failing)
+    with pytest.raises(ValueError, match="images 3 is constant"):
+        bandpass_noise(size_px=16, ppd=16, band_cpd=(1, 4), n=9, rng=0, workers=2)
