@@ -273,3 +273,12 @@ def test_report_reads_a_large_sets_streamed_entries(tmp_path, monkeypatch):
     root, read = ex.read_manifest(tmp_path / "s")
     assert "entries" in json.loads((tmp_path / "s/manifest.json").read_text())
     assert [e["index"] for e in _entries(root, read)] == [0, 1] == [e["index"] for e in m["stimuli"]]
+
+
+def test_a_notch_from_its_peak_and_octaves():
+    """The notch's peak-and-octaves form passes ppd on (main's merge of two branches had lost it)."""
+    from stimgen.noise import make_filter
+
+    a = make_filter("notch", ppd=32, peak_cpd=4, octaves=1)
+    b = make_filter("notch", ppd=32, band_cpd=[4 * 2**-0.5, 4 * 2**0.5])
+    assert a.to_record() == b.to_record()
