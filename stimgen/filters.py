@@ -1801,7 +1801,7 @@ def critical_band_filter(
         return Notch.from_band(band_cpd, ppd=ppd, level=level, order=order)
     if peak_cpd is None or octaves is None:
         raise ValueError("a notch needs band_cpd=[low, high] (cpd) or both peak_cpd and octaves")
-    return Notch.from_band(_peak_band(peak_cpd, octaves), ppd=ppd, level=level, order=order)
+    return Notch.from_band(_peak_band(peak_cpd, octaves, ppd), ppd=ppd, level=level, order=order)
 
 
 FAMILIES.update({"gaussian_highpass": GaussianHighpass, "notch": Notch})
