@@ -185,3 +185,10 @@ def test_compare_to_design_locates_one_sided_edges(family, shift):
     assert res["rel_error"]["peak"] is None
     assert res["rel_error"][side] == pytest.approx(shift - 1, abs=0.01)
     assert res["status"] == ("pass" if shift == 1.0 else "fail")
+
+
+def test_notch_from_peak_and_octaves_equals_notch_from_band():
+    a = make_filter("notch", ppd=PPD, peak_cpd=2 * 2 ** 0.5, octaves=1)
+    b = make_filter("notch", ppd=PPD, band_cpd=[2, 4])
+    assert a.passband().low_cpp * PPD == pytest.approx(2.0, rel=1e-9)
+    assert a.passband().high_cpp == pytest.approx(b.passband().high_cpp, rel=1e-9)

@@ -814,3 +814,15 @@ def test_masked_transfers_are_zero_outside_their_support_without_warnings():
     np.testing.assert_array_equal(LogGaussian(0.1, 0.5).transfer(f)[[0, 1]], [0.0, 0.0])
     assert LogGaussian(0.1, 0.5).transfer(0.1) == 1.0 and LogGaussian(0.1, 0.5).transfer(0.1).shape == ()
     np.testing.assert_array_equal(PowerLaw(2.0, 0.01, 0.4).transfer(f), [0, 0, 0, 0, 10.0, 0])
+
+
+def test_large_grids_evaluated_by_two_threads_are_the_same_bits():
+    from stimgen import filters
+
+    for shape in ((2048, 2048), (1500, 2900)):  # above filters._PARALLEL_GRID_SIZE distinct points
+        fy, fx = frequency_grid_cpp(shape, True)
+        assert (shape[0] // 2 + 1) * fx.size >= filters._PARALLEL_GRID_SIZE
+        for filt in (DoG(1.5, 4.0), DoG(1.5, 4.0) * Orientation(20, 40)):
+            whole = np.broadcast_to(np.asarray(filt.response(fx, fy), dtype=np.float64), (fy.size, fx.size))
+            assert filt.grid(shape).tobytes() == whole.astype(np.float32).tobytes()
+    filters.clear_caches()
