@@ -44,7 +44,8 @@ def _set(tmp_path: Path, text: str, name: str = "set") -> Path:
     y = tmp_path / f"{name}.yaml"
     y.write_text(textwrap.dedent(text))
     out = tmp_path / name
-    assert main(["run", str(y), "--out", str(out), "--jobs", "1", "--no-progress"]) == 0
+    # --allow-fail: a set that fails its checks is written and marked failed (exit 3 without it)
+    assert main(["run", str(y), "--out", str(out), "--jobs", "1", "--no-progress", "--allow-fail"]) == 0
     assert main(["report", str(out)]) == 0
     return out
 
