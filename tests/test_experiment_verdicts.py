@@ -87,3 +87,15 @@ def test_spectrum_cli_names_unmeasurable_edges_and_refuses_complex(tmp_path, cap
     np.save(tmp_path / "cx.npy", imgs.astype(complex))
     assert main(["spectrum", str(tmp_path / "cx.npy"), "--ppd", "32"]) == 2
     assert "complex128 values" in capsys.readouterr().err
+
+
+def test_run_writes_its_report_and_records_its_warnings(tmp_path):
+    text = BASE.format(ppd=32, size=64, family="log_gaussian", lo=2, hi=4, kind="gaussian", repeats=2, extra="")
+    y = _yaml(tmp_path, text.replace("rms_contrast: 0.2", "rms_contrast: 0.6"))
+    with pytest.warns(UserWarning, match="clipped"):
+        m = ex.run_experiment(y, tmp_path / "out", jobs=1, progress=False)
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert m["warnings"] and "clipped" in m["warnings"][-1]
+    assert "clipped" in page  # the page shows the run's warnings, from the manifest
+    assert main(["run", str(y), "--out", str(tmp_path / "out"), "--force", "--allow-fail"]) == 0
+    assert (tmp_path / "out" / "report.html").exists()

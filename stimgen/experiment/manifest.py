@@ -59,23 +59,28 @@ def _condition_summary(plan: Plan, c: Condition, pool: ConditionPool) -> dict[st
     return out
 
 
-def _warn_clipping(manifest: Mapping[str, Any], source: str) -> None:
-    """One warning when stimuli of the set were clipped beyond the allowed fraction."""
+def _clipping_message(manifest: Mapping[str, Any], source: str) -> str | None:
+    """The warning for stimuli clipped beyond the allowed fraction (None when none were)."""
     over = [c for c in manifest["conditions"] if c["clipping"]["n_over_limit"]]
     if not over:
-        return
+        return None
     n = sum(c["clipping"]["n_over_limit"] for c in over)
     worst = max(over, key=lambda c: c["clipping"]["max_clipped_fraction"])
     limit = worst["clipping"]["limit"]
-    warnings.warn(
+    return (
         f"{source}: {n} of {manifest['n_stimuli']} stimuli have more than "
         f"{limit:.3%} of their pixels clipped at contrast -1 or +1 (stimulus.max_clipped_fraction), "
         f"up to {worst['clipping']['max_clipped_fraction']:.3%} in condition {worst['index']} "
         f"({worst['label']}); their contrast and spectrum are distorted: lower stimulus.rms_contrast, "
-        "or set stimulus.clipping: error to refuse such sets",
-        UserWarning,
-        stacklevel=3,
+        "or set stimulus.clipping: error to refuse such sets"
     )
+
+
+def _warn_clipping(manifest: Mapping[str, Any], source: str) -> None:
+    """One warning when stimuli of the set were clipped beyond the allowed fraction."""
+    msg = _clipping_message(manifest, source)
+    if msg:
+        warnings.warn(msg, UserWarning, stacklevel=3)
 
 
 def _manifest(plan, exp, entropy, conditions, counts, yaml_bytes, source, sha256_bytes, *,

@@ -17,9 +17,17 @@ from .durable import sync_dir_entry, sync_tree
 from .entries import ENTRIES_FILE, Entries, EntryWriter
 from .execute import _chunks, _execute, auto_jobs, part_modules
 from .figures import _condition_figures, _set_figures
-from .manifest import _condition_summary, _dumps, _manifest, _warn_clipping
+from .manifest import (
+    _clipping_message,
+    _condition_summary,
+    _dumps,
+    _manifest,
+    _warn_clipping,
+    read_manifest,
+)
 from .plan import Plan, plan_of
 from .pool import ConditionPool
+from .report import build_report_html
 from .schema import load_experiment, validate_experiment
 
 
@@ -133,7 +141,7 @@ def run_experiment(
         frames = f"{plan.n_frames} frames of " if plan.n_frames else ""
         what = f"{source or exp['name']} ({plan.n:,} stimuli of {frames}{h} x {w} px)"
         budget.check(budget.estimate(plan, n_jobs if scheduler == "local" else 1), final.parent, what=what)
-    _warn_parts(plan, source or exp["name"])
+    run_warnings = _warn_parts(plan, source or exp["name"])
     from ..geometry import angular_size_deg
 
     # the exact angle of each side, once; warns when a size given in degrees is large
@@ -179,6 +187,8 @@ def run_experiment(
         if figures_on:
             figures += _set_figures(plan, pools, summaries, examples, tmp)
         manifest["figures"] = figures
+        clipped = _clipping_message(manifest, source or exp["name"])
+        manifest["warnings"] = run_warnings + ([clipped] if clipped else [])  # for the report
         del examples
         streamed = plan.n > _entries.INLINE_MAX_STIMULI
         if streamed:
@@ -191,6 +201,8 @@ def run_experiment(
             (tmp / ENTRIES_FILE).unlink()
         with open(tmp / "manifest.json", "wb") as fh:
             fh.write(_dumps(manifest).encode())
+        # the review page, built from what the run recorded (never recomputed)
+        (tmp / "report.html").write_bytes(build_report_html(tmp, read_manifest(tmp)[1]).encode("utf-8"))
         sync_tree(tmp)  # one filesystem sync makes the whole set durable before the rename
     sync_dir_entry(final.parent)  # and the rename itself
     if streamed:
@@ -200,8 +212,9 @@ def run_experiment(
     return manifest
 
 
-def _warn_parts(plan: Plan, source: str) -> None:
-    """The parts' warnings about the plan, once each, before generating."""
-    for part in plan.parts:
-        for msg in part.warnings(plan):
-            warnings.warn(f"{source}: {msg}", UserWarning, stacklevel=3)
+def _warn_parts(plan: Plan, source: str) -> list[str]:
+    """The parts' warnings about the plan, once each, before generating; returns them."""
+    said = [f"{source}: {msg}" for part in plan.parts for msg in part.warnings(plan)]
+    for msg in said:
+        warnings.warn(msg, UserWarning, stacklevel=3)
+    return said
