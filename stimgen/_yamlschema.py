@@ -51,6 +51,17 @@ Path = tuple[Any, ...]
 #: Sentinel returned by :class:`Checker` methods for a value that failed its check.
 BAD: Any = type("Bad", (), {"__repr__": lambda self: "BAD", "__bool__": lambda self: False})()
 
+
+def has_bad(x: Any) -> bool:
+    """Whether ``x`` (a value, or nested dicts and lists) holds a value already found invalid."""
+    if x is BAD:
+        return True
+    if isinstance(x, dict):
+        return any(has_bad(y) for y in x.values())
+    if isinstance(x, list):
+        return any(has_bad(y) for y in x)
+    return False
+
 _FLOAT_NO_DOT = re.compile(r"^[-+]?(\d[\d_]*)?\.?\d*[eE][-+]?\d+$")
 _OCTAL = re.compile(r"^[-+]?(0[0-7_]+|0o[0-7_]+)$")
 _SEXAGESIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$")

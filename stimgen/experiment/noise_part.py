@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._yamlschema import BAD, Checker, format_path
+from .._yamlschema import BAD, Checker, format_path, has_bad
 from ..filters import radial_part
 from .measure import (
     SLOPE_FAMILIES,
@@ -57,14 +57,6 @@ BAND_GROUP = {
 FILTER_KEYS = ("family", "level", "order", "orientation_deg", "orientation_bandwidth_deg", "alpha", *BAND_GROUP)
 
 
-def _has_bad(x: Any) -> bool:
-    if x is BAD:
-        return True
-    if isinstance(x, dict):
-        return any(_has_bad(y) for y in x.values())
-    if isinstance(x, list):
-        return any(_has_bad(y) for y in x)
-    return False
 
 
 def band_spec_problem(p: Mapping[str, Any]) -> str | None:
@@ -223,7 +215,7 @@ class NoisePart(BasePart):
         from ..spectrum import check_measurable
 
         p = c.params
-        if _has_bad(exp["noise"]) or _has_bad([p[k] for k in FILTER_KEYS]):
+        if has_bad(exp["noise"]) or has_bad([p[k] for k in FILTER_KEYS]):
             return False
         where = band_source(c)
         fam_src = c.sources.get("family", ("noise",))

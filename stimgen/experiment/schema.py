@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .._yamlschema import BAD, Checker, Problem, SchemaError, _Lines, load_yaml
+from .._yamlschema import BAD, Checker, Problem, SchemaError, _Lines, has_bad, load_yaml
 from .errors import ExperimentError
 from .keys import (
     _NAME_PATTERN,
@@ -356,23 +356,15 @@ def _check_check(ck: Checker, value: Any) -> Any:
     return out
 
 
-def _has_bad(x: Any) -> bool:
-    if x is BAD:
-        return True
-    if isinstance(x, dict):
-        return any(_has_bad(y) for y in x.values())
-    if isinstance(x, list):
-        return any(_has_bad(y) for y in x)
-    return False
 
 
 def _check_plan(ck: Checker, exp: dict[str, Any]) -> None:
     """Each resolved condition, asked of every active part in turn (bands, speeds, ...)."""
-    if _has_bad(exp["display"]) or exp["stimulus"] is BAD:
+    if has_bad(exp["display"]) or exp["stimulus"] is BAD:
         return
-    if any(_has_bad(exp[p.name]) for p in PARTS.values() if p.required):
+    if any(has_bad(exp[p.name]) for p in PARTS.values() if p.required):
         return
-    if _has_bad([exp["stimulus"]["size_deg"], exp["stimulus"]["size_px"]]):
+    if has_bad([exp["stimulus"]["size_deg"], exp["stimulus"]["size_px"]]):
         return
     listed = [] if exp["conditions"] is BAD else exp["conditions"]
     fact = {} if exp["factorial"] is BAD else exp["factorial"]
