@@ -37,6 +37,18 @@ def command(name: str, help: str) -> Callable:
 
 
 # -- shared helpers for subcommands ------------------------------------------------------
+def _interrupt_in_chain(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (or SIGTERM/SIGHUP ``Terminated``) that caused ``exc``, if any."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def _num_or_na(x: Any) -> str:
     """A measured number in 3 significant digits, or "n/a" where it could not be measured."""
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.3g}"
@@ -231,6 +243,14 @@ def _run_handler(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bug, not bad input: still one line, unless debugging
         import os
 
+        stop = _interrupt_in_chain(exc)
+        if isinstance(stop, Terminated):  # a signal that arrived inside a library's import or
+            # C code surfaces wrapped in another error (numpy: ImportError): it is still the signal
+            print(f"stimgen {args.command}: {stop}; nothing was left half-written", file=sys.stderr)
+            return 128 + stop.signum
+        if stop is not None:
+            print(f"stimgen {args.command}: interrupted", file=sys.stderr)
+            return 130
         if os.environ.get("STIMGEN_DEBUG"):
             raise
         msg = _one_line(exc)

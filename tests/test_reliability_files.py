@@ -605,3 +605,31 @@ def test_stimgen_run_with_workers_cleans_up_on_sigterm_and_sighup(tmp_path, sig)
     assert list(tmp_path.iterdir()) == [y]  # no partial folder, no set
     me = _procs.machine_token()
     assert _wait_for(lambda: all(_procs.owner_gone(me, k, s) for k, s in kids.items()), 60)
+
+
+def test_signal_inside_a_wrapped_import_error_is_still_the_signal(capsys, monkeypatch):
+    """SIGTERM during numpy's import surfaces as an ImportError whose context is the
+    Terminated exception: the CLI reports the signal (128 + N), not an internal error."""
+    import signal as _signal
+
+    from stimgen import cli
+
+    def handler(args):
+        try:
+            raise _procs.Terminated(_signal.SIGTERM)
+        except KeyboardInterrupt:
+            raise ImportError("Importing the numpy C-extensions failed") from None
+
+    def handler_ctx(args):
+        try:
+            raise _procs.Terminated(_signal.SIGTERM)
+        except KeyboardInterrupt as exc:
+            raise ImportError("Importing the numpy C-extensions failed") from exc
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["geometry", "--ppd", "30"])
+    args._handler = handler_ctx
+    assert cli._run_handler(args) == 128 + _signal.SIGTERM
+    assert "terminated by SIGTERM" in capsys.readouterr().err
+    args._handler = handler  # `from None` hides the cause but keeps the context
+    assert cli._run_handler(args) == 128 + _signal.SIGTERM
