@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 SLOPE_FAMILIES = ("power_law", "white")  # checked by their 1/f exponent, not by a band
+ONE_SIDED_FAMILIES = ("lowpass", "highpass")  # checked by their one cutoff
 
 
 def design_alpha(params: Mapping[str, Any]) -> float:
@@ -37,6 +38,11 @@ def spectral_check(img: np.ndarray, ppd: float, params: Mapping[str, Any], filt:
     outside it fail. An edge that cannot be measured at this image size makes the
     status ``not_measurable`` (``pass`` None), never a failure. Oriented noise also reports
     its dominant orientation. ``power_law``/``white``: the fitted exponent.
+    ``lowpass``/``highpass``: the measured ``cutoff_cpd`` (the design's shape fitted to the
+    spectrum in frequency scale) and its error; no peak. ``notch``: the stop-band edges
+    measured by :func:`stimgen.energy.measure_critical_band` and the notch's depth (mean
+    attenuation over its central third of an octave, dB, beside the design's); the
+    periodogram test decides as for every family (:func:`notch_verdict`).
     ``rms_known``: the image's RMS contrast is the condition's ``rms_contrast`` (still
     images), so a wrong contrast fails too; otherwise only the spectrum's shape is tested.
     """
@@ -57,11 +63,27 @@ def spectral_check(img: np.ndarray, ppd: float, params: Mapping[str, Any], filt:
         res.update(peak_cpd=None, band_cpd=None, alpha=alpha, design_alpha=want)
         res["pass"] = bool(abs(alpha - want) <= alpha_tolerance(check, 1, shape))
         return res, spec.power
+    rms = p["rms_contrast"] if rms_known else None
+    if p["family"] == "notch":
+        from ..energy import measure_critical_band
+
+        tol = _tolerance(check, 1, shape)
+        crit = measure_critical_band(img, filt, ppd=ppd, level=p["level"], tolerance=tol["edge"])
+        notch = {"band_cpd": crit["measured_band_cpd"], "depth_db": crit["depth_db"], "rel_error": crit["rel_error"]}
+        out = notch_verdict(spec, notch, filt, ppd, p, check, tol, rms_contrast=rms, false_alarm_rate=false_alarm_rate)
+        res.update(peak_cpd=None, band_cpd=notch["band_cpd"], rel_error=notch["rel_error"],
+                   notch_depth_db=notch["depth_db"], design_notch_depth_db=out.pop("design_depth_db"))  # fmt: skip
+        res.update(out)
+        return res, spec.power
     m = measure_band(spec, ppd=ppd)
     cmp = compare_to_design(m, filt, ppd=ppd, level=p["level"], tolerance=_tolerance(check, 1, shape),
-                            rms_contrast=p["rms_contrast"] if rms_known else None, kind=p["kind"],
-                            **_far(false_alarm_rate))  # fmt: skip
-    res.update(peak_cpd=m.peak_cpd, band_cpd=list(m.band_cpd(p["level"])), rel_error=cmp["rel_error"])
+                            rms_contrast=rms, kind=p["kind"], **_far(false_alarm_rate))  # fmt: skip
+    if p["family"] in ONE_SIDED_FAMILIES:  # no peak: the one cutoff, located by the design's shape
+        band = cmp["measured"]["band_cpd"]
+        res.update(peak_cpd=None, band_cpd=band, cutoff_cpd=one_sided_cutoff(p["family"], band),
+                   rel_error=cmp["rel_error"])  # fmt: skip
+    else:
+        res.update(peak_cpd=m.peak_cpd, band_cpd=list(m.band_cpd(p["level"])), rel_error=cmp["rel_error"])
     res.update(_verdict(cmp, check))
     if p["orientation_deg"] is not None:
         got = measured_orientation(img, ppd, cmp["design"]["band_cpd"])
@@ -145,13 +167,119 @@ def condition_spectral_check(spec: Any, params: Mapping[str, Any], filt: Any, pp
         out["measured"] = {"alpha": alpha, "design_alpha": want}
         out["pass"] = bool(abs(alpha - want) <= alpha_tolerance(check, n, spec.shape_px))
         return out
+    tol = _tolerance(check, n, spec.shape_px)
+    if p["family"] == "notch":
+        got = notch_of_spectrum(spec, filt, ppd, p["level"])
+        res = notch_verdict(spec, got, filt, ppd, p, check, tol)
+        out["measured"] = {"peak_cpd": None, "band_cpd": got["band_cpd"], "notch_depth_db": got["depth_db"],
+                           "design_notch_depth_db": res.pop("design_depth_db")}  # fmt: skip
+        out["rel_error"] = got["rel_error"]
+        out.update(res)
+        return out
     m = measure_band(spec, ppd=ppd)
-    cmp = compare_to_design(m, filt, ppd=ppd, level=p["level"], tolerance=_tolerance(check, n, spec.shape_px),
-                            kind=p["kind"])  # fmt: skip
+    cmp = compare_to_design(m, filt, ppd=ppd, level=p["level"], tolerance=tol, kind=p["kind"])
     out["measured"] = cmp["measured"]
+    if p["family"] in ONE_SIDED_FAMILIES:
+        out["measured"] = dict(cmp["measured"], peak_cpd=None,
+                               cutoff_cpd=one_sided_cutoff(p["family"], cmp["measured"]["band_cpd"]))  # fmt: skip
     out["rel_error"] = cmp["rel_error"]
     out.update(_verdict(cmp, check))
     return out
+
+
+def one_sided_cutoff(family: str, band_cpd: list[float]) -> float:
+    """The cutoff of a low-pass (its high edge) or high-pass (its low edge) band, cpd."""
+    return band_cpd[1] if family == "lowpass" else band_cpd[0]
+
+
+#: A notch's depth is its mean attenuation over the central third of an octave around its centre.
+_NOTCH_DEPTH_HALF_WIDTH_OCT = 1.0 / 6.0
+
+
+def design_notch_depth_db(filt: Any) -> float:
+    """A notch design's mean attenuation (dB) over the central third of an octave.
+
+    ``-10 log10`` of the area-weighted mean of ``|H|^2`` over the annulus
+    ``centre * 2**(+-1/6)`` (the annulus' DFT samples are spread in proportion to radius),
+    as :func:`stimgen.energy.measure_critical_band` measures it.
+    """
+    from ..filters import radial_part
+
+    radial: Any = radial_part(filt)
+    c = radial.center_cpp
+    f = np.linspace(c * 2 ** -_NOTCH_DEPTH_HALF_WIDTH_OCT, c * 2**_NOTCH_DEPTH_HALF_WIDTH_OCT, 2001)
+    h2 = np.asarray(radial.transfer(f), dtype=np.float64) ** 2
+    return -10.0 * math.log10(float(np.trapezoid(h2 * f, f) / np.trapezoid(f, f)))
+
+
+def notch_of_spectrum(spec: Any, filt: Any, ppd: float, level: str) -> dict[str, Any]:
+    """A notch's stop-band edges (cpd) and depth (dB) measured from a (pooled) radial spectrum.
+
+    The same measure as :func:`stimgen.energy.measure_critical_band`, for a spectrum whose
+    images are gone (a condition's mean): the reference power off the notch is the design
+    ``|H|^2`` fitted to the spectrum in scale (count-weighted over every bin); the edges are
+    where the spectrum crosses ``L^2`` times it nearest to the designed edges, and the depth
+    is the reference over the count-weighted mean power of the central third of an octave.
+    An edge the spectrum does not cross near the design is NaN (then not measurable).
+    """
+    from ..energy import _nearest_crossing
+    from ..filters import LEVELS, radial_part
+
+    radial: Any = radial_part(filt)
+    pb = radial.passband(level)
+    f = spec.freq_cpp * ppd
+    power = np.asarray(spec.power, dtype=np.float64)
+    w = np.asarray(spec.counts, dtype=np.float64)
+    h2 = np.asarray(radial.transfer(spec.freq_cpp), dtype=np.float64) ** 2
+    ref = float(np.sum(w * power) / np.sum(w * h2)) * pb.peak_value**2
+    design = [pb.low_cpp * ppd, pb.high_cpp * ppd]
+    got = []
+    for edge in design:
+        m = _nearest_crossing(f, power, LEVELS[level] ** 2 * ref, edge)
+        got.append(math.nan if m is None else m)
+    centre = pb.center_cpp * ppd
+    sel = (f >= centre * 2**-_NOTCH_DEPTH_HALF_WIDTH_OCT) & (f <= centre * 2**_NOTCH_DEPTH_HALF_WIDTH_OCT)
+    depth = 10.0 * math.log10(ref / float(np.sum(power[sel] * w[sel]) / np.sum(w[sel]))) if np.any(sel) else math.nan
+    rel = {k: (g - d) / d for k, g, d in zip(("low", "high"), got, design, strict=True)}
+    return {"band_cpd": got, "depth_db": depth, "rel_error": rel}
+
+
+def notch_verdict(spec: Any, got: Mapping[str, Any], filt: Any, ppd: float, params: Mapping[str, Any],
+                  check: Mapping[str, Any], tol: Mapping[str, float], *, rms_contrast: float | None = None,
+                  false_alarm_rate: float | None = None) -> dict[str, Any]:  # fmt: skip
+    """Pass, fail or not measurable for notched noise, as :func:`_verdict` for the other families.
+
+    The periodogram test (:func:`stimgen.spectrum.periodogram_test`) decides; an edge the
+    DFT grid cannot show (:func:`stimgen.spectrum.measurability`) or the measured spectrum
+    does not cross near the design makes the status ``not_measurable``; explicit
+    tolerances of the experiment must hold too. ``got``: measured ``band_cpd`` and
+    ``rel_error`` (:func:`notch_of_spectrum` or :func:`stimgen.energy.measure_critical_band`).
+    """
+    from ..filters import radial_part
+    from ..spectrum import measurability, periodogram_test
+
+    level = params["level"]
+    unmeasurable = {k: why for k in ("low", "high")
+                    if (why := measurability(radial_part(filt), spec.shape_px, ppd, level=level)[k])}  # fmt: skip
+    for k, m in zip(("low", "high"), got["band_cpd"], strict=True):
+        if not math.isfinite(m):
+            unmeasurable.setdefault(k, f"the measured spectrum does not cross the notch's {level.replace('_', ' ')} "
+                                       "level near the designed edge")  # fmt: skip
+    errors = [e for k, e in got["rel_error"].items() if k not in unmeasurable]
+    within = all(math.isfinite(e) and abs(e) <= tol["edge"] for e in errors)
+    test = periodogram_test(spec, filt, rms_contrast=rms_contrast, kind=params["kind"], **_far(false_alarm_rate))
+    note = "; ".join(f"{k} edge: {why}" for k, why in unmeasurable.items())
+    if test["pass"] is False:
+        status, reason = "fail", test["reason"]
+    elif unmeasurable:
+        status, reason = "not_measurable", note
+    elif test["pass"] is True:
+        status, reason = "pass", test["reason"]
+    else:
+        status = "pass" if within else "fail"
+        reason = f"stop-band edges {'within' if within else 'outside'} the tolerance (edge {tol['edge']:g})"
+    cmp = {"status": status, "reason": reason, "edges_within_tolerance": within, "tolerance": dict(tol), "test": test}
+    return {**_verdict(cmp, check), "design_depth_db": design_notch_depth_db(filt)}
 
 
 def _tolerance(check: Mapping[str, Any], n_images: int, shape: tuple[int, ...]) -> dict[str, float]:

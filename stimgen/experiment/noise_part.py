@@ -1,10 +1,17 @@
 """The ``noise`` part: band-limited or 1/f noise, checked by its measured spectrum.
 
 Section ``noise`` (required): the filter family, the band (band_cpd; peak_cpd and octaves;
-or a DoG's sigmas), orientation, noise kind and level; every key may vary by condition.
-It draws the image with :func:`stimgen.noise.filtered_noise` (or ``white_noise``) and sets
-its RMS contrast; each stimulus' radial spectrum (of the first frame of a movie) is
-measured against the design, and each condition's mean spectrum too.
+or a DoG's sigmas; a low- or high-pass cutoff_cpd), orientation, noise kind and level; every
+key may vary by condition (``frozen`` is the section's alone). It draws the image with
+:func:`stimgen.noise.filtered_noise` (or ``white_noise``) and sets its RMS contrast; each
+stimulus' radial spectrum (of the first frame of a movie) is measured against the design,
+and each condition's mean spectrum too.
+
+Frozen noise (``frozen: true``): the white noise of repeat ``r`` is drawn from its own
+generator, keyed by the set's seed entropy, :data:`FROZEN_NOISE_TAG` and ``r``
+(:meth:`stimgen.experiment.plan.Plan.frozen_rng`), so every condition shows the same draw at
+repeat ``r`` (through its own filter and contrast); the rest of the stimulus (dither, ...)
+keeps the stimulus' generator.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .._yamlschema import BAD, Checker, format_path, has_bad
-from ..filters import radial_part
+from ..filters import CRITICAL_BAND_FAMILIES, ROLLOFFS, radial_part
 from .measure import (
     SLOPE_FAMILIES,
     close,
@@ -29,7 +36,7 @@ from .parts import BasePart, Drawing, FailsCheck, Measured, register
 from .plan import Condition, Plan
 from .pool import RunningMean
 
-FAMILIES = ("dog", "log_gaussian", "butterworth", "ideal", "power_law", "white")
+FAMILIES = ("dog", "log_gaussian", "butterworth", "ideal", "power_law", "white", *CRITICAL_BAND_FAMILIES)
 KINDS = ("gaussian", "uniform", "binary", "flat")
 LEVELS = ("half_amplitude", "half_power")
 NOISE_DEFAULTS: dict[str, Any] = {
@@ -45,16 +52,32 @@ NOISE_DEFAULTS: dict[str, Any] = {
     "orientation_deg": None,
     "orientation_bandwidth_deg": 30.0,
     "alpha": 1.0,
+    "cutoff_cpd": None,
+    "rolloff": "butterworth",
+    "frozen": False,
 }
+#: Keys the resolved section states only when the file gives them (or, for ``rolloff``, when
+#: the section's family is low- or high-pass): experiments without them resolve as before.
+OPTIONAL_KEYS = ("cutoff_cpd", "rolloff", "frozen")
+#: Keys of the section alone (not varied by conditions).
+SECTION_KEYS = ("frozen",)
+#: Fixed word of the frozen noise generator's spawn key ``(FROZEN_NOISE_TAG, repeat)``.
+FROZEN_NOISE_TAG = 0x66726F7A  # "froz"
 # band groups: a condition that gives keys of one group replaces the base's band entirely
 BAND_GROUP = {
+    "cutoff_cpd": "cutoff",
     "band_cpd": "band",
     "peak_cpd": "peak",
     "octaves": "peak",
     "sigma_center_deg": "sigmas",
     "sigma_surround_deg": "sigmas",
 }
-FILTER_KEYS = ("family", "level", "order", "orientation_deg", "orientation_bandwidth_deg", "alpha", *BAND_GROUP)
+FILTER_KEYS = ("family", "level", "order", "orientation_deg", "orientation_bandwidth_deg", "alpha", "rolloff", *BAND_GROUP)
+
+
+def default_order(family: str | None) -> int:
+    """The Butterworth order a family takes when none is given: 8 for a notch, else 4."""
+    return 8 if family == "notch" else 4
 
 
 
@@ -65,7 +88,20 @@ def band_spec_problem(p: Mapping[str, Any]) -> str | None:
     has = {k for k in BAND_GROUP if p.get(k) is not None}
     groups = {BAND_GROUP[k] for k in has}
     if len(groups) > 1:
-        return "give one way to state the band: band_cpd, or peak_cpd with octaves, or sigmas"
+        return "give one way to state the band: band_cpd, or peak_cpd with octaves, or sigmas, or cutoff_cpd"
+    if fam in ("lowpass", "highpass"):
+        if groups - {"cutoff"}:
+            return (f"family {fam!r} takes cutoff_cpd (the cutoff in cpd at the level), not "
+                    + ", ".join(sorted(has)))  # fmt: skip
+        if not groups:
+            return f"family {fam!r} needs cutoff_cpd: the cutoff in cpd, where the amplitude is at {p['level']}"
+        return None
+    if "cutoff" in groups:
+        if fam == "notch":
+            return ("family 'notch' takes band_cpd: [low, high], the stop-band edges where its "
+                    "amplitude rises back to the level, not cutoff_cpd")  # fmt: skip
+        return (f"cutoff_cpd belongs to the families 'lowpass' and 'highpass'; family {fam!r} "
+                "takes band_cpd: [low, high] (cpd)")  # fmt: skip
     if fam == "white":
         if has:
             return "family 'white' takes no band (" + ", ".join(sorted(has)) + "); use a band-pass family"
@@ -85,8 +121,25 @@ def band_spec_problem(p: Mapping[str, Any]) -> str | None:
     if "peak" in groups and (p.get("peak_cpd") is None or p.get("octaves") is None):
         return "a band from its peak needs both peak_cpd and octaves"
     if not groups:
-        return (f"family {fam!r} needs a band: band_cpd: [low, high] (cpd), or peak_cpd and octaves"
+        what = "the stop band " if fam == "notch" else "a band"
+        return (f"family {fam!r} needs {what}: band_cpd: [low, high] (cpd), or peak_cpd and octaves"
                 + (", or sigma_center_deg and sigma_surround_deg" if fam == "dog" else ""))  # fmt: skip
+    return None
+
+
+def critical_band_problem(p: Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(key, message)`` for a key the family cannot take: a Gaussian roll-off of a family
+    without one (only low- and high-pass have it), or an orientation window on a critical-
+    band family (its check is radial: the cutoff or stop band of every orientation)."""
+    fam = p["family"]
+    roll = p.get("rolloff") or "butterworth"
+    if roll != "butterworth" and fam not in ("lowpass", "highpass"):
+        if fam == "notch":
+            return "rolloff", f"family 'notch' is power-complementary to a Butterworth band-pass; rolloff {roll!r} is not available"
+        return "rolloff", f"rolloff {roll!r} shapes the families 'lowpass' and 'highpass', not {fam!r}"
+    if fam in CRITICAL_BAND_FAMILIES and p.get("orientation_deg") is not None:
+        return "orientation_deg", (f"family {fam!r} is isotropic (a cutoff or stop band at every orientation); "
+                                   "orientation windows are for the band-pass families")  # fmt: skip
     return None
 
 
@@ -112,6 +165,8 @@ def make_filter(p: Mapping[str, Any], ppd: float):
         orientation_deg=p["orientation_deg"],
         orientation_bandwidth_deg=p["orientation_bandwidth_deg"],
         alpha=p["alpha"],
+        cutoff_cpd=p.get("cutoff_cpd"),
+        rolloff=p.get("rolloff") or "butterworth",
     )
 
 
@@ -154,8 +209,9 @@ class NoisePart(BasePart):
     name = "noise"
     required = True
     defaults = NOISE_DEFAULTS
-    condition_keys = tuple(NOISE_DEFAULTS)
-    nullable = ("band_cpd", "peak_cpd", "octaves", "sigma_center_deg", "sigma_surround_deg", "orientation_deg")
+    condition_keys = tuple(k for k in NOISE_DEFAULTS if k not in SECTION_KEYS)
+    nullable = ("band_cpd", "peak_cpd", "octaves", "sigma_center_deg", "sigma_surround_deg", "orientation_deg",
+                "cutoff_cpd")  # fmt: skip
     tolerances = {
         "edge_tolerance": (None, {"low": 0, "low_open": True}),
         "peak_tolerance": (None, {"low": 0, "low_open": True}),
@@ -181,7 +237,7 @@ class NoisePart(BasePart):
                 ck.add(path, f"must be [low, high] with low < high, got {value!r}")
                 return BAD
             return band
-        if key in ("peak_cpd", "octaves", "sigma_center_deg", "sigma_surround_deg"):
+        if key in ("peak_cpd", "octaves", "sigma_center_deg", "sigma_surround_deg", "cutoff_cpd"):
             return ck.number(path, value, low=0, low_open=True)
         if key == "order":
             return ck.number(path, value, low=1, high=32, integer=True)
@@ -191,7 +247,26 @@ class NoisePart(BasePart):
             return ck.number(path, value, low=0, high=180, low_open=True)
         if key == "alpha":
             return ck.number(path, value, low=-2, high=6)
+        if key == "rolloff":
+            return ck.choice(path, value, ROLLOFFS)
+        if key == "frozen":
+            return ck.boolean(path, value)
         raise AssertionError(key)  # pragma: no cover
+
+    def check_section(self, ck: Checker, value: Any) -> Any:
+        """The section with its defaults; ``order`` resolved to the family's default (8 for a
+        notch, else 4); the optional keys stated only when given (``rolloff`` also for a low-
+        or high-pass family), so that sections without them resolve exactly as before."""
+        out = super().check_section(ck, value)
+        if out is BAD:
+            return BAD
+        given = value if isinstance(value, Mapping) else {}
+        for k in OPTIONAL_KEYS:
+            if given.get(k) is None and not (k == "rolloff" and out["family"] in ("lowpass", "highpass")):
+                del out[k]
+        if given.get("order") is None and not has_bad(out["family"]):
+            out["order"] = default_order(out["family"])
+        return out
 
     def check_keys(self, ck: Checker, path: tuple, given: Mapping[str, Any]) -> None:
         groups = {BAND_GROUP[k] for k, val in given.items() if k in BAND_GROUP and val is not None}
@@ -200,12 +275,23 @@ class NoisePart(BasePart):
                    "or sigma_center_deg with sigma_surround_deg", key=True)  # fmt: skip
 
     def resolve_condition(self, params: dict[str, Any], own: Mapping[str, Any]) -> None:
-        """A condition's band (of any group) replaces the section's band as a whole."""
+        """A condition's band (of any group) replaces the section's band as a whole.
+
+        A condition of another family than the section's, without an ``order`` of its own,
+        takes its family's default order (8 for a notch, else 4) unless the section states
+        an order other than its own family's default; a low- or high-pass states its
+        ``rolloff``.
+        """
         groups = {BAND_GROUP[k] for k, val in own.items() if k in BAND_GROUP and val is not None}
         if groups:
             for k, g in BAND_GROUP.items():
-                if g not in groups:
+                if g not in groups and (k in params or k in own):
                     params[k] = None
+        fam = own.get("family", params.get("family"))
+        if "order" not in own and params.get("order") == default_order(params.get("family")):
+            params["order"] = default_order(fam)
+        if fam in ("lowpass", "highpass") and "rolloff" not in own:
+            params.setdefault("rolloff", "butterworth")
 
     def check_condition(self, ck: Checker, exp: Mapping[str, Any], c: Condition,
                         shape: tuple[int, int], ppd: float) -> bool:  # fmt: skip
@@ -215,7 +301,12 @@ class NoisePart(BasePart):
         from ..spectrum import check_measurable
 
         p = c.params
-        if has_bad(exp["noise"]) or has_bad([p[k] for k in FILTER_KEYS]):
+        if has_bad(exp["noise"]) or has_bad([p.get(k) for k in FILTER_KEYS]):
+            return False
+        if exp["noise"].get("frozen") and exp.get("motion") is not None:
+            if c.index == 0:
+                ck.add(("noise", "frozen"), "frozen noise is for still images: a motion section draws its "
+                       "noise as a movie (drop frozen, or the motion section)")  # fmt: skip
             return False
         where = band_source(c)
         fam_src = c.sources.get("family", ("noise",))
@@ -229,6 +320,10 @@ class NoisePart(BasePart):
         msg = band_spec_problem(p)
         if msg is not None:
             ck.add(where, msg + note)
+            return False
+        bad = critical_band_problem(p)
+        if bad is not None:
+            ck.add(c.sources.get(bad[0], ("noise",)), bad[1] + note)
             return False
         try:
             radial = radial_part(make_filter(p, ppd))
@@ -251,6 +346,8 @@ class NoisePart(BasePart):
         p = c.params
         dtype = np.dtype(plan.exp["output"]["dtype"])
         filt = condition_filter(plan, c)
+        if plan.exp["noise"].get("frozen"):  # the repeat's one draw, shared by the conditions
+            rng = plan.frozen_rng(FROZEN_NOISE_TAG, plan.locate(drawing.index)[1], drawing.entropy)
         if filt is None:
             img = white_noise(plan.shape, kind=p["kind"], rng=rng, dtype=dtype)
         else:
@@ -262,11 +359,16 @@ class NoisePart(BasePart):
         design = condition_design(plan, c)
         if c.params["family"] in SLOPE_FAMILIES:  # no peak; optional hard band limits
             design = {"band_cpd": c.params["band_cpd"], "peak_cpd": None}
-        return {
+        elif c.params["family"] in CRITICAL_BAND_FAMILIES and design is not None:
+            design = dict(design, peak_cpd=None)  # the amplitude is largest at DC, at Nyquist or off the notch
+        out = {
             "design_band_cpd": None if design is None else design["band_cpd"],
             "design_peak_cpd": None if design is None else design["peak_cpd"],
             "band_level": c.params["level"],
         }
+        if plan.exp["noise"].get("frozen"):
+            out["frozen_noise"] = {"tag": FROZEN_NOISE_TAG, "repeat": plan.locate(drawing.index)[1]}
+        return out
 
     def measure(self, plan: Plan, c: Condition, data: np.ndarray, entry: Mapping[str, Any]) -> Measured:
         res, power = _check(plan, c, data)
@@ -306,11 +408,15 @@ class NoisePart(BasePart):
         A PNG whose values agree but whose re-measured spectrum fails the check (the
         quantization tipped it) is a failed check, not damage (:class:`FailsCheck`).
         """
+        from .._json import jsonable
+
         measured, _ = _check(plan, c, data)
         rtol = 1e-6 if exact else 0.02
-        for key in ("peak_cpd", "band_cpd", "alpha", "orientation_deg"):
-            if key in entry and not close(measured.get(key), entry.get(key), rtol if key != "alpha" else max(rtol, 0.01)):
-                return f"re-measured {key} {fmt_num(measured.get(key))} differs from the manifest's {fmt_num(entry.get(key))}"
+        # a notch's depth is re-checked exactly only: PNG levels add their quantization noise to its floor
+        for key in ("peak_cpd", "band_cpd", "cutoff_cpd", "alpha", "orientation_deg", *(("notch_depth_db",) if exact else ())):
+            got = jsonable(measured.get(key))  # as the manifest stores it (an open edge: null)
+            if key in entry and not close(got, entry.get(key), rtol if key != "alpha" else max(rtol, 0.01)):
+                return f"re-measured {key} {fmt_num(got)} differs from the manifest's {fmt_num(entry.get(key))}"
         flag = entry.get("spectral_pass", entry.get("pass"))
         if exact and bool(measured["pass"]) != bool(flag):
             return f"re-measured spectral pass {measured['pass']} differs from the manifest's {flag}"

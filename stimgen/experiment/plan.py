@@ -95,6 +95,8 @@ def expand(exp: Mapping[str, Any]) -> list[Condition]:
         if not isinstance(section, Mapping):
             continue
         for k in part.condition_keys:
+            if k not in section:  # an optional key the file does not give: not stated
+                continue
             base[k] = section[k]
             given = section[k] is not None and section[k] != part.defaults[k]
             sources[k] = (part.name, k) if given else (part.name,)
@@ -190,6 +192,16 @@ class Plan:
     def rng(self, index: int, entropy: int) -> np.random.Generator:
         """The generator of stimulus ``index``: everything it draws comes from it."""
         return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(index,)))
+
+    def frozen_rng(self, tag: int, repeat: int, entropy: int) -> np.random.Generator:
+        """A generator shared by every condition's stimulus of one ``repeat`` (frozen noise).
+
+        ``default_rng(SeedSequence(entropy, spawn_key=(tag, repeat)))``: keyed by the set's
+        seed entropy, a part's fixed ``tag`` and the repeat, never by the stimulus index, so
+        stimulus ``i`` is still made alone from ``(entropy, i)`` and its repeat in the plan.
+        Its two-word spawn key never equals a stimulus' one-word key ``(index,)``.
+        """
+        return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(tag, repeat)))
 
 
 _PLANS: dict[str, Plan] = {}
