@@ -294,18 +294,30 @@ def plot_spectrum(
         lo = np.maximum(mean - spectrum.power_std, mean * 1e-3)
         ax.fill_between(f_cpd, lo, mean + spectrum.power_std, color="C0", alpha=0.25, lw=0,
                         label="±1 s.d. over images")
+    title = f"band edges at {level.replace('_', ' ')}"
     if design is not None:
         f = np.geomspace(f_cpd.min(), p / 2, 400)
         h2 = design.transfer(f / p) ** 2
         pb = design.passband(level)
         scale = np.max(mean) / max(pb.peak_value**2, 1e-300)
+        top = np.max(mean)
+        if pb.kind in ("lowpass", "highpass", "notch"):
+            # no interior peak: the plateau's level is the design fitted to every bin, not
+            # the noisiest bin's maximum
+            w = spectrum.counts
+            scale = float(np.sum(w * mean) / np.sum(w * design.transfer(spectrum.freq_cpp) ** 2))
+            top = scale * pb.peak_value**2
+            title = {"notch": "stop band", "lowpass": "cutoff", "highpass": "cutoff"}[pb.kind] + \
+                f" at {level.replace('_', ' ')}"
         ax.loglog(f, h2 * scale, "k--", lw=1.2, label="design |H|²")
         for edge in (pb.low_cpp * p, pb.high_cpp * p):
             if 0 < edge < np.inf:
                 ax.axvline(edge, color="k", lw=0.8, ls="--")
-        if pb.peak_cpp > 0:
+        if pb.kind == "notch":
+            ax.axvspan(pb.low_cpp * p, pb.high_cpp * p, color="k", alpha=0.07, lw=0, label="stop band (design)")
+        elif 0 < pb.peak_cpp < np.inf:
             ax.axvline(pb.peak_cpp * p, color="k", lw=0.8, ls=":")
-        ax.axhline(np.max(mean) * LEVELS[level] ** 2, color="0.5", lw=0.6)
+        ax.axhline(top * LEVELS[level] ** 2, color="0.5", lw=0.6)
     if measured is not None:
         for edge in measured.band_cpd(level):
             if 0 < edge < np.inf:
@@ -315,7 +327,7 @@ def plot_spectrum(
     ax.set_ylabel(f"power ({units}² per DFT bin)")
     ax.set_ylim(np.max(mean) * 1e-4, np.max(mean) * 3)
     ax.legend(fontsize=8, loc="lower left")
-    ax.set_title(f"band edges at {level.replace('_', ' ')}", fontsize=9)
+    ax.set_title(title, fontsize=9)
     return ax
 
 
@@ -334,7 +346,11 @@ def _freq_axis_cpd(pb: Any, ppd: float, n: int = 800) -> Any:
 
 
 def _mark_band(ax: Any, pb: Any, ppd: float, scale: float, color: Any, *, what: str = "") -> None:
-    """Mark the band edges (at the level), the peak and the geometric centre of a passband."""
+    """Mark the band edges (at the level), the peak and the geometric centre of a passband.
+
+    A notch (``pb.kind == "notch"``, no peak) has its stop band shaded between its edges
+    and its centre (the deepest point) marked on the level line.
+    """
     import math
 
     from .filters import LEVELS
@@ -348,9 +364,14 @@ def _mark_band(ax: Any, pb: Any, ppd: float, scale: float, color: Any, *, what: 
             ax.axvline(e, color=color, lw=0.8, ls=":", zorder=1)
     if len(edges) == 2:
         ax.hlines(y, edges[0], edges[1], color=color, lw=0.8, ls=":")
+    if pb.kind == "notch":
+        if len(edges) == 2:
+            ax.axvspan(edges[0], edges[1], color=color, alpha=0.08, lw=0, zorder=0)
+        ax.plot([pb.center_cpp * ppd], [y], "|", color=color, ms=12, mew=1.5)
+        return
     if 0 < pb.peak_cpp < math.inf:
         ax.plot([pb.peak_cpp * ppd], [pb.peak_value * scale], "v", color=color, ms=7, zorder=4)
-    if len(edges) == 2 and abs(pb.center_cpp / pb.peak_cpp - 1) > 1e-3:
+    if len(edges) == 2 and 0 < pb.peak_cpp < math.inf and abs(pb.center_cpp / pb.peak_cpp - 1) > 1e-3:
         ax.plot([pb.center_cpp * ppd], [pb.peak_value * scale], "|", color=color, ms=12, mew=1.5)
 
 
@@ -362,6 +383,11 @@ def _band_label(pb: Any, ppd: float) -> str:
         return (
             f"{pb.low_cpp * ppd:.3g}-{pb.high_cpp * ppd:.3g} cpd, {pb.octaves:.3g} oct, "
             f"peak {pb.peak_cpp * ppd:.3g} cpd ({level})"
+        )
+    if pb.kind == "notch":
+        return (
+            f"notch, stop band {pb.low_cpp * ppd:.3g}-{pb.high_cpp * ppd:.3g} cpd, {pb.octaves:.3g} oct, "
+            f"centre {pb.center_cpp * ppd:.3g} cpd ({level})"
         )
     if pb.kind == "lowpass":
         return f"low-pass, edge {pb.high_cpp * ppd:.3g} cpd ({level})"
