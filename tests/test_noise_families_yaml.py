@@ -69,6 +69,7 @@ def test_critical_band_conditions_measure_their_design(critical_set):
         assert c["measured"]["cutoff_cpd"] == pytest.approx(3.0, rel=0.02)
         assert abs(c["rel_error"][side]) <= 0.02
         assert c["design"]["band_cpd"][0 if side == "low" else 1] == pytest.approx(3.0, rel=1e-9)
+    assert all(c["design"]["peak_cpd"] is None for c in m["conditions"])
     notch = by["notch"]
     assert notch["pass"] is True and notch["spectral_status"] == "pass", notch["spectral_reason"]
     assert notch["params"]["order"] == 8  # a notch's default order, from a low-pass section
@@ -353,3 +354,32 @@ def test_condition_spectrum_of_critical_band_noise_fits_the_plateau(critical_set
     plateau = np.median(spec.power[spec.freq_cpd > 8])
     assert level[0].get_ydata()[0] == pytest.approx(0.25 * plateau, rel=0.05)  # half amplitude of the plateau
     assert math.isfinite(level[0].get_ydata()[0])
+
+
+def test_low_pass_with_motion_refused_at_the_family(tmp_path):
+    y = write(tmp_path, """\
+        name: m
+        display: {ppd: 16}
+        stimulus: {size_px: 64, rms_contrast: 0.2}
+        noise: {family: lowpass, cutoff_cpd: 2}
+        motion: {speed_deg_s: 1, frame_rate_hz: 30, n_frames: 8}
+        """)
+    with pytest.raises(ex.ExperimentError, match=r"exp.yaml:4: noise.family: family 'lowpass' is for still images"):
+        ex.load_experiment(y)
+
+
+def test_notched_drifting_noise_runs_and_verifies(tmp_path):
+    y = write(tmp_path, """\
+        name: m
+        seed: 2
+        display: {ppd: 16}
+        stimulus: {size_px: 64, rms_contrast: 0.2}
+        noise: {family: notch, band_cpd: [2, 4]}
+        motion: {speed_deg_s: 1, frame_rate_hz: 30, n_frames: 8}
+        """)
+    m = ex.run_experiment(y, tmp_path / "out", jobs=1, progress=False)
+    assert m["experiment"]["noise"]["order"] == 8
+    assert m["conditions"][0]["pass"] is True
+    assert m["conditions"][0]["measured"]["band_cpd"] == pytest.approx([2, 4], rel=0.05)
+    rep = ex.verify_set(tmp_path / "out")
+    assert rep.failures == [] and rep.failed_checks == []

@@ -188,7 +188,10 @@ def condition_design(plan: Plan, c: Condition) -> dict[str, Any] | None:
     radial = radial_part(condition_filter(plan, c))
     if radial is None:
         return None
-    return radial.passband(c.params["level"]).to_dict(plan.ppd)
+    design = radial.passband(c.params["level"]).to_dict(plan.ppd)
+    if c.params["family"] in CRITICAL_BAND_FAMILIES:  # the amplitude is largest at DC, at Nyquist or off the notch
+        design.update(peak_cpd=None, peak_cpp=None)
+    return design
 
 
 def spectrum_bins(plan: Plan) -> Any:
@@ -325,6 +328,10 @@ class NoisePart(BasePart):
         if bad is not None:
             ck.add(c.sources.get(bad[0], ("noise",)), bad[1] + note)
             return False
+        if p["family"] in ("lowpass", "highpass") and exp.get("motion") is not None:
+            ck.add(fam_src, f"family {p['family']!r} is for still images: the movies of a motion section are "
+                   "band-pass or notched noise (their generators take band_cpd, not cutoff_cpd)")  # fmt: skip
+            return False
         try:
             radial = radial_part(make_filter(p, ppd))
             if radial is not None:
@@ -359,8 +366,6 @@ class NoisePart(BasePart):
         design = condition_design(plan, c)
         if c.params["family"] in SLOPE_FAMILIES:  # no peak; optional hard band limits
             design = {"band_cpd": c.params["band_cpd"], "peak_cpd": None}
-        elif c.params["family"] in CRITICAL_BAND_FAMILIES and design is not None:
-            design = dict(design, peak_cpd=None)  # the amplitude is largest at DC, at Nyquist or off the notch
         out = {
             "design_band_cpd": None if design is None else design["band_cpd"],
             "design_peak_cpd": None if design is None else design["peak_cpd"],
