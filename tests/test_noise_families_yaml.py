@@ -104,11 +104,25 @@ def test_critical_band_set_verifies_and_regenerates(critical_set):
     for i in (0, 20, 63):
         res = ex.regenerate_stimulus(root, i)
         assert all(f["match"] for f in res["files"])
-    # a changed value in the stored measurement is caught
     manifest = json.loads((root / "manifest.json").read_text())
+    assert ex.validate_experiment(manifest["experiment"]) == manifest["experiment"]  # resolves to itself
     assert manifest["experiment"]["noise"]["cutoff_cpd"] == 3
     assert manifest["experiment"]["noise"]["rolloff"] == "butterworth"
     assert {"spectrum_c03_notch.png", "spectrum_c01_high.png"} <= {Path(f).name for f in manifest["figures"]}
+
+
+def test_flipped_bit_in_a_notch_stimulus_caught(critical_set, tmp_path):
+    import shutil
+
+    root, m = critical_set
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    f = copy / m["stimuli"][-1]["file"]
+    data = bytearray(f.read_bytes())
+    data[-5] ^= 0x10
+    f.write_bytes(bytes(data))
+    rep = ex.verify_set(copy)
+    assert any(m["stimuli"][-1]["file"] in msg and "sha256" in msg for msg in rep.failures)
 
 
 def test_measured_notch_matches_energy_measure_critical_band(critical_set):
