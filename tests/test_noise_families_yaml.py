@@ -323,6 +323,16 @@ def test_frozen_set_verifies_and_each_stimulus_regenerates_alone(frozen_set):
         assert [f["match"] for f in res["files"]] == [True, True]
 
 
+def test_stimgen_regenerate_rebuilds_a_frozen_stimulus_alone(frozen_set, tmp_path, capsys):
+    root, m = frozen_set
+    i = m["conditions"][3]["first"] + 2  # rms 0.15, repeat 2
+    assert main(["regenerate", str(root), "--index", str(i), "--out", str(tmp_path / "re"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert [f["match"] for f in res["files"]] == [True, True]
+    e = m["stimuli"][i]
+    assert (tmp_path / "re" / e["file"]).read_bytes() == (root / e["file"]).read_bytes()
+
+
 def test_unfrozen_noise_differs_between_conditions(tmp_path):
     exp = ex.load_experiment(write(tmp_path, FROZEN.replace(", frozen: true", "")))
     assert "frozen" not in exp["noise"]
