@@ -938,8 +938,17 @@ def _run(p: argparse.ArgumentParser) -> Handler:
                 got = f"alpha {meas['alpha']:.3g} (design {meas['design_alpha']:.3g})"
             else:
                 lo, hi = (_num_or_na(x) for x in meas["band_cpd"])
-                level = (c.get("params") or {}).get("level", "half_amplitude").replace("_", " ")
-                got = f"band {lo}-{hi} cpd at {level}, peak {_num_or_na(meas['peak_cpd'])} cpd"
+                params = c.get("params") or {}
+                level = params.get("level", "half_amplitude").replace("_", " ")
+                family = params.get("family")
+                if family in ("lowpass", "highpass") and "cutoff_cpd" in meas:
+                    got = f"{family} cutoff {_num_or_na(meas['cutoff_cpd'])} cpd at {level}"
+                elif family == "notch":
+                    got = f"stop band {lo}-{hi} cpd at {level}"
+                    if meas.get("notch_depth_db") is not None:
+                        got += f", depth {meas['notch_depth_db']:.3g} dB"
+                else:
+                    got = f"band {lo}-{hi} cpd at {level}, peak {_num_or_na(meas['peak_cpd'])} cpd"
             if "speed" in c:
                 got += "; " + _speed_text(c["speed"])
             if meas.get("temporal_band_hz") is not None:  # spatiotemporal noise: its band in time
@@ -1225,9 +1234,6 @@ def _design(p: argparse.ArgumentParser) -> Handler:
         ppd = geometry.ppd
         if args.plot:
             _check_plot_path(args.plot)
-            if args.design_family == "notch":
-                raise ValueError("--plot is not available for a notch yet: the transfer plot marks "
-                                 "pass bands; use stimgen.filters.Notch.transfer to draw it")
         if getattr(args, "order", None) is not None and not 1 <= args.order <= _MAX_ORDER:
             raise ValueError(f"--order must be an integer between 1 and {_MAX_ORDER}, got "
                              f"{args.order} (higher orders are an ideal band edge in float64)")

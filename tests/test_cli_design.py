@@ -170,3 +170,30 @@ def test_errors_are_one_line_exit_2(capsys, argv, match):
     err = run_error(capsys, argv)
     assert err.startswith("stimgen design: error: ")
     assert match in err
+
+
+def test_design_notch_plot_draws_the_stop_band(capsys, tmp_path):
+    """A notch's transfer is plotted (no peak to divide by): the figure is written and the
+    printed stop band is the requested one."""
+    fig = tmp_path / "notch.png"
+    d, err = run_json(capsys, ["design", "notch", "--band-cpd", "2", "4", "--ppd", PPD, "--plot", str(fig)])
+    assert fig.stat().st_size > 1000
+    assert d["band_cpd"] == pytest.approx([2, 4], rel=1e-9)
+
+
+def test_run_summary_names_cutoffs_and_stop_bands(capsys, tmp_path):
+    """The run's one-line summaries say cutoff for low/high-pass and stop band for a notch,
+    each with the measured number, not a band with an 'n/a' edge."""
+    exp = tmp_path / "cb.yaml"
+    exp.write_text(
+        "name: cb\nseed: 3\ndisplay: {ppd: 35.8375}\nstimulus: {size_px: 256, rms_contrast: 0.2}\n"
+        "noise: {family: lowpass, cutoff_cpd: 3}\nrepeats: 1\noutput: {formats: [npy]}\n"
+        "conditions:\n  - {family: lowpass, cutoff_cpd: 3}\n  - {family: highpass, cutoff_cpd: 3}\n"
+        "  - {family: notch, band_cpd: [2, 4]}\n"
+    )
+    assert main(["run", str(exp), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    lines = [ln for ln in out.splitlines() if "family=" in ln]
+    assert "lowpass cutoff 3" in lines[0] and "n/a" not in lines[0]
+    assert "highpass cutoff 3" in lines[1] and "n/a" not in lines[1]
+    assert "stop band 2" in lines[2] and "dB" in lines[2]

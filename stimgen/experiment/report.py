@@ -115,6 +115,12 @@ def _design_text(c: Mapping[str, Any]) -> str:
     if "design_alpha" in meas:
         return f"1/f^{_g(meas['design_alpha'], 3)} power spectrum"
     band = design.get("band_cpd")
+    kind = design.get("kind")
+    if kind in ("lowpass", "highpass") and isinstance(band, list) and len(band) == 2:
+        cutoff = band[1] if kind == "lowpass" else band[0]
+        return f"{kind} cutoff {_g(cutoff, 3)} cpd at {_level(c)}"
+    if kind == "notch" and isinstance(band, list) and len(band) == 2 and None not in band:
+        return f"notch, stop band {_g(band[0], 3)}-{_g(band[1], 3)} cpd at {_level(c)}"
     if isinstance(band, list) and len(band) == 2 and None not in band:
         peak = design.get("peak_cpd")
         return f"{_g(band[0], 3)}-{_g(band[1], 3)} cpd at {_level(c)}" + (
@@ -129,15 +135,19 @@ def _measured_text(c: Mapping[str, Any]) -> str:
     if "alpha" in meas:
         parts.append(f"alpha {_g(meas['alpha'], 3)}")
     band = meas.get("band_cpd")
-    if isinstance(band, list) and len(band) == 2:
-        parts.append(f"{_g(band[0], 3)}-{_g(band[1], 3)} cpd at {_level(c)}")
+    kind = (c.get("design") or {}).get("kind")
+    if meas.get("cutoff_cpd") is not None:
+        parts.append(f"cutoff {_g(meas['cutoff_cpd'], 3)} cpd at {_level(c)}")
+    elif isinstance(band, list) and len(band) == 2:
+        what = "stop band " if kind == "notch" else ""
+        parts.append(f"{what}{_g(band[0], 3)}-{_g(band[1], 3)} cpd at {_level(c)}")
     if meas.get("peak_cpd") is not None:
         parts.append(f"peak {_g(meas['peak_cpd'], 3)} cpd")
     tband = meas.get("temporal_band_hz")
     if isinstance(tband, list) and len(tband) == 2:
         parts.append(f"temporal {_g(tband[0], 3)}-{_g(tband[1], 3)} Hz")
     for k, v in meas.items():  # any further measured quantity a part records
-        if k not in ("alpha", "design_alpha", "band_cpd", "peak_cpd", "temporal_band_hz") and not isinstance(v, dict):
+        if k not in ("alpha", "design_alpha", "band_cpd", "peak_cpd", "cutoff_cpd", "temporal_band_hz") and not isinstance(v, dict):
             parts.append(f"{k} {_value(v)}")
     return "; ".join(parts) or "not measured"
 
