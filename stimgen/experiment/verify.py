@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from . import display_out
 from .draw import make_entry
 from .entries import ENTRIES_FILE, Entries
 from .manifest import read_manifest
@@ -145,6 +146,9 @@ def verify_set(
             f"the set was made by stimgen {made_by}, this is {__version__}: spectra that measure "
             "differently are noted, not failed (the hashes still must match)"
         )
+    display_model, bad_display, display_notes = display_out.verify_calibration(manifest)
+    rep.failures.extend(bad_display)
+    rep.notes.extend(display_notes)
     listed = set()
     summaries = manifest.get("conditions")
     if plan is not None and (not isinstance(summaries, list) or len(summaries) != len(plan.conditions)):
@@ -167,6 +171,8 @@ def verify_set(
                 if msg:
                     rep.failures.append(f"{f['file']}: {msg}")
                     ok_files = False
+            if display_model is not None and "display" in f and fp.is_file():  # even when changed
+                _verify_display(rep, display_model, manifest, plan, root, e, f)
         if e.get("pass") is None and "pass" in e:
             rep.notes.append(f"{e['file']}: {what} not measurable when generated "
                              f"({e.get('not_measurable') or 'no reason recorded'})")
@@ -257,9 +263,21 @@ def _check_layout(path: Path, fmt: str, f: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _verify_display(rep: VerifyReport, model: Any, manifest: Mapping[str, Any], plan: Plan | None,
+                    root: Path, e: Mapping[str, Any], f: Mapping[str, Any]) -> None:  # fmt: skip
+    """A display file decoded again: its predicted statistics and the band it shows."""
+    c = plan.locate(int(e["index"]))[0] if plan is not None else None
+    for msg in display_out.verify_display_file(model, float(manifest["mean_cd_m2"]), root / f["file"], f, plan, c):
+        (rep.failed_checks if isinstance(msg, FailsCheck) else rep.failures).append(f"{f['file']}: {msg}")
+
+
 def _read_stimulus(plan: Plan, root: Path, e: Mapping[str, Any]) -> tuple[np.ndarray, str]:
-    """A stimulus read back from its most exact file (npy, else png16, else png8) and that format."""
+    """A stimulus read back from its most exact file (npy, else the display encoding with the
+    most levels, decoded to contrast, else png16, else png8) and that format."""
     fmt = _read_format(e)
+    shown = display_out.exact_display_file(plan, e) if fmt != "npy" else None
+    if shown is not None:
+        return display_out.read_contrast(plan, root / shown["file"], shown["format"]), shown["format"]
     f = next((f for f in e.get("files", []) if f.get("format") == fmt), e)
     return _image_from_file(root / f["file"], fmt, plan.exp["output"]["gamma"]), fmt
 
