@@ -156,12 +156,13 @@ def _gaussian_clipped(lo_c: float, hi_c: float, mean: float, rms: float) -> floa
     return below + above
 
 
-def check_shown_contrast(ck: Checker, exp: Mapping[str, Any], c: Condition, seen: set) -> None:
+def check_shown_contrast(ck: Checker, exp: Mapping[str, Any], c: Condition, seen: dict) -> None:
     """Refuse a condition of Gaussian noise the display cannot show about ``mean_cd_m2``.
 
     The expected fraction of pixels outside the display's range (for Gaussian noise of the
     condition's RMS contrast and mean) must not exceed ``stimulus.max_clipped_fraction``;
-    other stimuli are checked one by one when drawn (their clipped fraction).
+    other stimuli are checked one by one when drawn (their clipped fraction). ``seen`` is
+    kept by the caller across conditions (the model, the places already reported).
     """
     from ..display import DisplayModel
 
@@ -171,7 +172,9 @@ def check_shown_contrast(ck: Checker, exp: Mapping[str, Any], c: Condition, seen
     p = c.params
     if p.get("kind") != "gaussian" or p.get("rms_contrast") in (None, BAD) or p.get("mean") in (None, BAD):
         return
-    model = DisplayModel.from_record(d["model"])
+    if "model" not in seen:
+        seen["model"] = DisplayModel.from_record(d["model"])
+    model = seen["model"]
     l0 = float(d["mean_cd_m2"])
     lo_c, hi_c = model.l_min_cd_m2 / l0 - 1.0, model.l_max_cd_m2 / l0 - 1.0
     r, m = float(p["rms_contrast"]), float(p["mean"])
@@ -179,7 +182,7 @@ def check_shown_contrast(ck: Checker, exp: Mapping[str, Any], c: Condition, seen
     limit = float(exp["stimulus"]["max_clipped_fraction"])
     where = c.sources.get("rms_contrast", ("stimulus", "rms_contrast"))
     if frac > limit and where not in seen:
-        seen.add(where)
+        seen[where] = True
         ck.add(where, f"condition {c.index} ({c.label}): Gaussian noise of RMS contrast {r:g} (mean {m:g}) "
                f"about display.mean_cd_m2 = {l0:g} cd/m^2 needs luminance the display cannot show: it "
                f"shows contrast {lo_c:+.4g} to {hi_c:+.4g} about that mean ({model.l_min_cd_m2:.4g} to "

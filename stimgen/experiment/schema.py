@@ -394,7 +394,7 @@ def _check_plan(ck: Checker, exp: dict[str, Any]) -> None:
         ck.add(("stimulus",), str(exc))
         return
     parts: list[Part] = [p for p in PARTS.values() if p.required or exp[p.name] is not None]
-    seen: set = set()
+    seen: dict = {}
     for c in expand(safe):
         if listed and listed[c.list_index] is BAD:
             continue
