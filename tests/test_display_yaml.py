@@ -392,3 +392,61 @@ def test_the_calibrated_display_example_runs_and_verifies(tmp_path):
     assert rep.status == "ok", rep.failures
     data = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert data["mean_cd_m2"] == 60
+
+
+# =========================================================================================
+# Quantization that breaks the band is not silent
+# =========================================================================================
+def test_eight_bits_that_break_the_band_fail_the_stimulus_and_name_the_file(tmp_path):
+    """RMS 0.003 at 60 cd/m^2 through rounded 8 bits: a few levels; 16 bits pass."""
+    y = write(tmp_path, f"""\
+    name: low
+    seed: 9
+    display: {GAMMA_DISPLAY}
+    stimulus: {{size_px: 128, rms_contrast: 0.003}}
+    noise: {{family: log_gaussian, band_cpd: [2, 4]}}
+    repeats: 2
+    output: {{formats: [npy, linear8, m16], figures: false}}
+    """)
+    m = run(y, tmp_path / "s")
+    assert m["status"] == "failed" and m["n_fail"] == 2
+    for e in m["stimuli"]:
+        npy, lin, m16 = e["files"]
+        assert e["spectral_status"] == "pass"  # the float image is right
+        assert lin["decoded_check"]["status"] == "fail" and lin["decoded_check"]["pass"] is False
+        assert "RMS contrast" in lin["decoded_check"]["reason"]
+        assert lin["display"]["distinct_levels"] < 8
+        assert m16["decoded_check"]["status"] == "pass"
+        assert e["pass"] is False
+        assert e["display_check"] == {"pass": False, "image_pass": True, "failed": [lin["file"]]}
+    rep = ex.verify_set(tmp_path / "s")
+    assert rep.status == "failed_checks" and not rep.failures
+    assert sorted(rep.failed_checks) == sorted(
+        f"{e['files'][1]['file']}: its decoded linear8 image failed the design check when generated "
+        f"({e['files'][1]['decoded_check']['reason']})" for e in m["stimuli"])
+    rep = ex.verify_set(tmp_path / "s", require_pass=True)
+    assert rep.status == "corrupt" and len(rep.failures) == 2
+
+
+def test_a_set_without_npy_is_verified_from_its_decoded_display_files(tmp_path):
+    y = write(tmp_path, f"""\
+    name: nonpy
+    seed: 2
+    display: {GAMMA_DISPLAY}
+    stimulus: {{size_px: 64, rms_contrast: 0.1}}
+    noise: {{family: log_gaussian, band_cpd: [2, 4]}}
+    repeats: 2
+    output: {{formats: [linear8, m16], figures: false}}
+    """)
+    m = run(y, tmp_path / "s")
+    rep = ex.verify_set(tmp_path / "s")
+    assert rep.status == "ok", rep.failures
+    # the stimulus is read back from m16 (the most levels), decoded about mean_cd_m2
+    from stimgen.experiment import display_out
+    from stimgen.experiment.plan import plan_of
+
+    plan = plan_of(ex.validate_experiment(m["experiment"]))
+    assert display_out.exact_display_file(plan, m["stimuli"][0])["format"] == "m16"
+    x, _ = ex.generate_stimulus(m["experiment"], 0, m["seed_entropy"])
+    got = display_out.read_contrast(plan, tmp_path / "s" / m["stimuli"][0]["files"][1]["file"], "m16")
+    assert np.max(np.abs(got - x)) < 2e-4

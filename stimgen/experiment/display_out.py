@@ -266,6 +266,23 @@ def decoded_checks(plan: Plan, c: Condition, entry: Mapping[str, Any], files: li
     return out
 
 
+def shown_verdict(image_pass: bool | None, shown: list[tuple[str, Measured]], files: list[dict[str, Any]]) -> dict[str, Any]:
+    """An entry's ``display_check``: ``pass`` of its decoded images together, ``image_pass``
+    (the parts' verdict on the float image, what ``verify`` re-measures it against) and the
+    display files that ``failed``."""
+    passed, _ = combine_verdicts(shown)
+    failed = [f["file"] for f in files if isinstance(f.get("decoded_check"), dict) and f["decoded_check"]["pass"] is False]
+    return {"pass": passed, "image_pass": image_pass, "failed": failed}
+
+
+def image_entry(e: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An entry as its parts judged the float image: ``pass`` without its decoded images'."""
+    dc = e.get("display_check")
+    if not isinstance(dc, Mapping) or "image_pass" not in dc:
+        return e
+    return {**e, "pass": dc["image_pass"]}
+
+
 def manifest_fields(plan: Plan) -> dict[str, Any]:
     """``display_model`` (its record, with the calibration file's path and sha256) and ``mean_cd_m2``."""
     rec = plan.exp["display"].get("model")
@@ -321,6 +338,9 @@ def verify_display_file(model: Any, mean_cd_m2: float, path: Path, f: Mapping[st
     else:
         out.append("the manifest records no display statistics for this display encoding")
     dec = f.get("decoded_check")
+    if isinstance(dec, Mapping) and dec.get("pass") is False:
+        out.append(FailsCheck(f"its decoded {fmt} image failed the design check when generated "
+                              f"({dec.get('reason') or 'no reason recorded'})"))  # fmt: skip
     if plan is not None and c is not None and isinstance(dec, Mapping):
         x = _contrast(lum, mean_cd_m2)
         for part in plan.parts:

@@ -185,8 +185,11 @@ def make_entry(plan: Plan, index: int, entropy: int, *, measure: bool = True) ->
             entry.update(m.fields)
             extras[part.name] = m.extra
             measured.append((part.name, m))
-        measured += display_out.decoded_checks(plan, c, entry, files, decoded)  # the band as shown
         entry["pass"], why = combine_verdicts(measured)
+        shown = display_out.decoded_checks(plan, c, entry, files, decoded)  # the band as displayed
+        if shown:
+            entry["display_check"] = display_out.shown_verdict(entry["pass"], shown, files)
+            entry["pass"], why = combine_verdicts(measured + shown)
         if why:
             entry["not_measurable"] = why
     return entry, [(paths[f["format"]], f["format"], f["bytes"]) for f in encoded], extras, data[0] if data.ndim == 3 else data
