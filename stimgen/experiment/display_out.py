@@ -75,6 +75,8 @@ def check_display_model(ck: Checker, d: Mapping[str, Any], out: dict[str, Any], 
             if base is not None and not p.is_absolute():
                 p = base / p
             try:
+                if p.is_dir():
+                    raise ValueError(f"calibration {p} is a folder, not a calibration file (CSV or YAML)")
                 if not p.is_file():
                     raise FileNotFoundError(f"calibration file {p} does not exist (a path relative to the experiment file)")
                 model = read_calibration(p.resolve())
