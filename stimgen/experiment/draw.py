@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from . import display_out
 from .parts import Drawing, combine_verdicts
 from .plan import Condition, Plan, plan_of
 
@@ -80,7 +81,9 @@ def encode(plan: Plan, drawing: Drawing, gen: np.random.Generator) -> tuple[list
     """Encode an image (or movie) in every output format, in order.
 
     Returns ``[{"format", "bytes", "dtype", "shape", ...}]`` (a gif also has
-    ``frame_duration_ms``) and the largest clipped fraction of the quantizations.
+    ``frame_duration_ms``; a display encoding ``display``, its predicted statistics, and
+    ``_decoded``, its decoded image as contrast) and the largest clipped fraction of the
+    quantizations.
     """
     from ..contrast import quantize
     from ..io import gif_bytes, png_bytes
@@ -95,6 +98,11 @@ def encode(plan: Plan, drawing: Drawing, gen: np.random.Generator) -> tuple[list
             buf = _io.BytesIO()
             np.save(buf, img, allow_pickle=False)
             files.append({"format": fmt, "bytes": buf.getvalue(), "dtype": str(img.dtype), "shape": list(img.shape)})
+            continue
+        if display_out.is_display_format(plan, fmt):  # through the display model (display.py)
+            f, frac = display_out.encode_file(plan, img, fmt, gen)
+            q_clip = max(q_clip, frac)
+            files.append(f)
             continue
         bits = 16 if fmt == "png16" else 8
         levels, frac = quantize(img, bits, dither=out["dither"], gamma=out["gamma"], rng=gen)
@@ -115,12 +123,14 @@ def _suffix(fmt: str) -> str:
 
 
 def files_of(plan: Plan, c: Condition, r: int) -> dict[str, str]:
-    """Relative paths of a stimulus' files by format (png8 and png16 never share a name)."""
+    """Relative paths of a stimulus' files by format (png8, png16 and the display encodings never share a name)."""
     both_png = "png8" in plan.exp["output"]["formats"] and "png16" in plan.exp["output"]["formats"]
     out = {}
     for fmt in plan.exp["output"]["formats"]:
         stem = f"stimuli/{c.folder}/{r:04d}"
-        if both_png and fmt == "png16":
+        if display_out.is_display_format(plan, fmt):  # e.g. 0000_mono14.png
+            stem += display_out.DISPLAY_SUFFIX[fmt]
+        elif both_png and fmt == "png16":
             stem += "_16bit"
         out[fmt] = stem + _suffix(fmt)
     return out
@@ -143,9 +153,10 @@ def make_entry(plan: Plan, index: int, entropy: int, *, measure: bool = True) ->
     paths = files_of(plan, c, r)
     files = [
         {"file": paths[f["format"]], "format": f["format"], "sha256": sha256_bytes(f["bytes"]),
-         **{k: val for k, val in f.items() if k not in ("format", "bytes")}}
+         **{k: val for k, val in f.items() if k not in ("format", "bytes") and not k.startswith("_")}}
         for f in encoded
     ]  # fmt: skip
+    decoded = {paths[f["format"]]: f["_decoded"] for f in encoded if "_decoded" in f}
     entry: dict[str, Any] = {
         "index": index,
         "file": files[0]["file"],
@@ -175,6 +186,10 @@ def make_entry(plan: Plan, index: int, entropy: int, *, measure: bool = True) ->
             extras[part.name] = m.extra
             measured.append((part.name, m))
         entry["pass"], why = combine_verdicts(measured)
+        shown = display_out.decoded_checks(plan, c, entry, files, decoded)  # the band as displayed
+        if shown:
+            entry["display_check"] = display_out.shown_verdict(entry["pass"], shown, files)
+            entry["pass"], why = combine_verdicts(measured + shown)
         if why:
             entry["not_measurable"] = why
     return entry, [(paths[f["format"]], f["format"], f["bytes"]) for f in encoded], extras, data[0] if data.ndim == 3 else data

@@ -14,8 +14,13 @@ VALUE_CONVENTION = (
 )
 MANIFEST_VERSION = 2
 
-FORMATS = ("npy", "png8", "png16", "gif")
-STILL_FORMATS = ("npy", "png8", "png16")
+#: Display encodings (:data:`stimgen.display.METHODS`): they need a display model
+#: (``display.calibration`` or ``display.gamma``, with ``display.mean_cd_m2``). With a model,
+#: ``png16`` is the linearized 16-bit display encoding; without one, today's 16-bit PNG.
+DISPLAY_FORMATS = ("linear8", "png16", "bitstealing", "mono++", "m16")
+FORMATS = ("npy", "png8", "png16", "gif", "linear8", "bitstealing", "mono++", "m16")
+STILL_FORMATS = ("npy", "png8", "png16", "linear8", "bitstealing", "mono++", "m16")
+PLAIN_STILL_FORMATS = ("npy", "png8", "png16")  # without a display model
 MOTION_FORMATS = ("npy", "gif")
 DITHERS = ("none", "noisy-bit")
 DTYPES = ("float32", "float64")
@@ -32,7 +37,13 @@ DISPLAY_DEFAULTS: dict[str, Any] = {
     "screen_width_cm": None,
     "screen_width_px": None,
     "screen_height_px": None,
+    "calibration": None,
+    "gamma": None,
+    "mean_cd_m2": None,
+    "model": None,
 }
+#: Keys of ``display.gamma`` (those of :meth:`stimgen.display.DisplayModel.from_gamma`).
+DISPLAY_GAMMA_KEYS = ("gamma", "l_min", "l_max", "channel_weights")
 STIMULUS_DEFAULTS: dict[str, Any] = {
     "size_deg": None,
     "size_px": None,

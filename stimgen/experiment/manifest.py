@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from . import display_out
 from .entries import ENTRIES_FILE, Entries
 from .keys import FORMATS, MANIFEST_VERSION, VALUE_CONVENTION
 from .parts import combine_verdicts
@@ -113,6 +114,7 @@ def _manifest(plan, exp, entropy, conditions, counts, yaml_bytes, source, sha256
         **counts,
         "status": "failed" if failed else "passed",
         **{k: v for part in plan.parts for k, v in part.manifest_fields(plan).items()},
+        **display_out.manifest_fields(plan),  # display_model, mean_cd_m2 (with a display model)
         "conditions": conditions,
         "figures": [],
     }

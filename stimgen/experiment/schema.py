@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from .._yamlschema import BAD, Checker, Problem, SchemaError, _Lines, has_bad, load_yaml
+from . import display_out
 from .errors import ExperimentError
 from .keys import (
     _NAME_PATTERN,
     CLIPPING,
     DISPLAY_DEFAULTS,
+    DISPLAY_FORMATS,
     DITHERS,
     DTYPES,
     FORMATS,
@@ -32,6 +34,7 @@ from .keys import (
     MAX_STIMULI,
     MOTION_FORMATS,
     OUTPUT_DEFAULTS,
+    PLAIN_STILL_FORMATS,
     STILL_FORMATS,
     STIMULUS_DEFAULTS,
 )
@@ -83,7 +86,7 @@ def load_experiment(path: str | os.PathLike) -> dict[str, Any]:
         data, lines, problems = load_yaml(text, str(p))
     except SchemaError as exc:
         raise ExperimentError(str(p), exc.problems) from None
-    return _validate(data, lines, problems, str(p))
+    return _validate(data, lines, problems, str(p), base=p.parent)
 
 
 def validate_experiment(data: Mapping[str, Any], *, source: str = "<experiment>") -> dict[str, Any]:
@@ -107,7 +110,7 @@ def validate_experiment(data: Mapping[str, Any], *, source: str = "<experiment>"
     return _validate(resolved, _Lines(), [], source)
 
 
-def _validate(data: Any, lines: _Lines, problems: list[Problem], source: str) -> dict[str, Any]:
+def _validate(data: Any, lines: _Lines, problems: list[Problem], source: str, *, base: Path | None = None) -> dict[str, Any]:
     ck = Checker(lines, problems)
     required = ("name", "display", "stimulus", *(p.name for p in PARTS.values() if p.required))
     if data is None:
@@ -122,7 +125,7 @@ def _validate(data: Any, lines: _Lines, problems: list[Problem], source: str) ->
     res["description"] = "" if desc is None else ck.string(("description",), desc)
     seed = top.get("seed")
     res["seed"] = None if seed is None else ck.number(("seed",), seed, low=0, integer=True)
-    res["display"] = _check_display(ck, top.get("display"))
+    res["display"] = _check_display(ck, top.get("display"), base)
     res["stimulus"] = _check_stimulus(ck, top.get("stimulus"))
     for part in PARTS.values():
         if part.required:
@@ -135,7 +138,7 @@ def _validate(data: Any, lines: _Lines, problems: list[Problem], source: str) ->
     res["factorial"] = _check_factorial(ck, top.get("factorial"))
     _refuse_absent_parts(ck, res)
     movie = any(p.movie for p in PARTS.values() if res[p.name] is not None)
-    res["output"] = _check_output(ck, top.get("output"), motion=movie)
+    res["output"] = _check_output(ck, top.get("output"), motion=movie, modelled=display_out.has_model(res["display"]))
     res["check"] = _check_check(ck, top.get("check"))
     if _check_size(ck, res):
         _check_plan(ck, res)
@@ -167,7 +170,7 @@ def _section(ck: Checker, name: str, value: Any, defaults: Mapping[str, Any]) ->
     return ck.mapping((name,), value, defaults, elsewhere=elsewhere())
 
 
-def _check_display(ck: Checker, value: Any) -> Any:
+def _check_display(ck: Checker, value: Any, base: Path | None = None) -> Any:
     d = _section(ck, "display", value, DISPLAY_DEFAULTS)
     if d is BAD or value is None:
         return BAD
@@ -186,6 +189,7 @@ def _check_display(ck: Checker, value: Any) -> Any:
         missing = [k for k in ("distance_cm", "screen_width_cm", "screen_width_px") if k not in screen]
         ck.add(("display",), "needs ppd, or distance_cm, screen_width_cm and screen_width_px; missing "
                + ", ".join(missing), key=True)  # fmt: skip
+    display_out.check_display_model(ck, d, out, base)  # calibration or gamma, mean_cd_m2
     return out
 
 
@@ -216,12 +220,12 @@ def _check_stimulus(ck: Checker, value: Any) -> Any:
     return out
 
 
-def _check_output(ck: Checker, value: Any, *, motion: bool = False) -> Any:
+def _check_output(ck: Checker, value: Any, *, motion: bool = False, modelled: bool = False) -> Any:
     o = _section(ck, "output", value, OUTPUT_DEFAULTS)
     if o is BAD:
         return BAD
     out = copy.deepcopy(OUTPUT_DEFAULTS)
-    allowed = MOTION_FORMATS if motion else STILL_FORMATS
+    allowed = MOTION_FORMATS if motion else (STILL_FORMATS if modelled else PLAIN_STILL_FORMATS)
     if motion:
         out["formats"] = ["npy", "gif"]
     if o.get("formats") is not None:
@@ -235,7 +239,11 @@ def _check_output(ck: Checker, value: Any, *, motion: bool = False) -> Any:
             out["formats"] = []
             for i, x in enumerate(f):
                 path = ("output", "formats", i)
-                if x in FORMATS and x not in allowed:
+                if x in DISPLAY_FORMATS and x not in allowed and not motion:
+                    ck.add(path, f"{x} is a display encoding: it needs a display model (display.calibration "
+                           "or display.gamma, and display.mean_cd_m2)")  # fmt: skip
+                    out["formats"].append(BAD)
+                elif x in FORMATS and x not in allowed:
                     if motion:
                         msg = f"{x} is for still images; a motion experiment writes npy movies and gif previews"
                     else:
@@ -253,6 +261,9 @@ def _check_output(ck: Checker, value: Any, *, motion: bool = False) -> Any:
         out["dither"] = ck.choice(("output", "dither"), o["dither"], DITHERS)
     if o.get("gamma") is not None:
         out["gamma"] = ck.number(("output", "gamma"), o["gamma"], low=0, low_open=True)
+        if modelled:
+            ck.add(("output", "gamma"), "output.gamma is a power law for png8/png16 without a display model; "
+                   "the display model (display.calibration or display.gamma) is the gamma: remove output.gamma")  # fmt: skip
     if o.get("dtype") is not None:
         out["dtype"] = ck.choice(("output", "dtype"), o["dtype"], DTYPES)
     if o.get("figures") is not None:
@@ -383,9 +394,12 @@ def _check_plan(ck: Checker, exp: dict[str, Any]) -> None:
         ck.add(("stimulus",), str(exc))
         return
     parts: list[Part] = [p for p in PARTS.values() if p.required or exp[p.name] is not None]
+    seen: dict = {}
     for c in expand(safe):
         if listed and listed[c.list_index] is BAD:
             continue
         for part in parts:
             if not part.check_condition(ck, exp, c, shape, ppd):
                 break
+        else:
+            display_out.check_shown_contrast(ck, exp, c, seen)

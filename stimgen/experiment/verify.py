@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from . import display_out
 from .draw import make_entry
 from .entries import ENTRIES_FILE, Entries
 from .manifest import read_manifest
@@ -145,6 +146,9 @@ def verify_set(
             f"the set was made by stimgen {made_by}, this is {__version__}: spectra that measure "
             "differently are noted, not failed (the hashes still must match)"
         )
+    display_model, bad_display, display_notes = display_out.verify_calibration(manifest)
+    rep.failures.extend(bad_display)
+    rep.notes.extend(display_notes)
     listed = set()
     summaries = manifest.get("conditions")
     if plan is not None and (not isinstance(summaries, list) or len(summaries) != len(plan.conditions)):
@@ -167,12 +171,15 @@ def verify_set(
                 if msg:
                     rep.failures.append(f"{f['file']}: {msg}")
                     ok_files = False
-        if e.get("pass") is None and "pass" in e:
+            if display_model is not None and "display" in f and fp.is_file():  # even when changed
+                _verify_display(rep, display_model, manifest, plan, root, e, f, same_version, require_pass)
+        judged = display_out.image_entry(e)  # a decoded display file that failed is named above
+        if judged.get("pass") is None and "pass" in e:
             rep.notes.append(f"{e['file']}: {what} not measurable when generated "
                              f"({e.get('not_measurable') or 'no reason recorded'})")
-        elif require_pass and not e.get("pass"):
+        elif require_pass and not judged.get("pass"):
             rep.failures.append(f"{e['file']}: its {what} failed the design check when generated")
-        elif not e.get("pass"):
+        elif not judged.get("pass"):
             rep.failed_checks.append(f"{e['file']}: its {what} failed the design check when generated")
         intact = intact and ok_files
         if plan is not None and ok_files:
@@ -257,9 +264,30 @@ def _check_layout(path: Path, fmt: str, f: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _verify_display(rep: VerifyReport, model: Any, manifest: Mapping[str, Any], plan: Plan | None,
+                    root: Path, e: Mapping[str, Any], f: Mapping[str, Any], same_version: bool,
+                    require_pass: bool) -> None:  # fmt: skip
+    """A display file decoded again: its predicted statistics and the band it shows.
+
+    Made by another stimgen version, differences are notes (the hashes still must match).
+    """
+    c = plan.locate(int(e["index"]))[0] if plan is not None else None
+    for msg in display_out.verify_display_file(model, float(manifest["mean_cd_m2"]), root / f["file"], f, plan, c):
+        if isinstance(msg, FailsCheck) and not require_pass:
+            rep.failed_checks.append(f"{f['file']}: {msg}")
+        elif same_version:
+            rep.failures.append(f"{f['file']}: {msg}")
+        else:
+            rep.notes.append(f"{f['file']}: {msg} (recorded by stimgen {manifest.get('stimgen_version')})")
+
+
 def _read_stimulus(plan: Plan, root: Path, e: Mapping[str, Any]) -> tuple[np.ndarray, str]:
-    """A stimulus read back from its most exact file (npy, else png16, else png8) and that format."""
+    """A stimulus read back from its most exact file (npy, else the display encoding with the
+    most levels, decoded to contrast, else png16, else png8) and that format."""
     fmt = _read_format(e)
+    shown = display_out.exact_display_file(plan, e) if fmt != "npy" else None
+    if shown is not None:
+        return display_out.read_contrast(plan, root / shown["file"], shown["format"]), shown["format"]
     f = next((f for f in e.get("files", []) if f.get("format") == fmt), e)
     return _image_from_file(root / f["file"], fmt, plan.exp["output"]["gamma"]), fmt
 
@@ -268,10 +296,11 @@ def _verify_stimulus(plan: Plan, root: Path, e: dict[str, Any]) -> str | None:
     """Read a stimulus back from its file and let each part re-check it; the first failure."""
     c, _ = plan.locate(int(e["index"]))
     data, fmt = _read_stimulus(plan, root, e)
+    judged = display_out.image_entry(e)  # the float image's verdict (the decoded files are checked apart)
     if plan.movie and (data.ndim != 3 or list(data.shape[1:]) != list(plan.shape)):
         return f"is not a (T, H, W) movie of {plan.shape[0]} x {plan.shape[1]} px frames: shape {list(data.shape)}"
     for part in plan.parts:
-        msg = part.verify(plan, c, e, data, fmt == "npy")
+        msg = part.verify(plan, c, judged, data, fmt == "npy")
         if msg:
             return msg
     return None
