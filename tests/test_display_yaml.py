@@ -450,3 +450,22 @@ def test_a_set_without_npy_is_verified_from_its_decoded_display_files(tmp_path):
     x, _ = ex.generate_stimulus(m["experiment"], 0, m["seed_entropy"])
     got = display_out.read_contrast(plan, tmp_path / "s" / m["stimuli"][0]["files"][1]["file"], "m16")
     assert np.max(np.abs(got - x)) < 2e-4
+
+
+def test_the_cli_budget_counts_every_display_encoding(tmp_path, capsys):
+    """`stimgen run` (with its size budget) takes every display encoding, and the budget grows
+    with the RGB files: the disk estimate counts 3 bytes per pixel for each of them."""
+    from stimgen.cli import main
+    from stimgen.experiment.budget import estimate
+    from stimgen.experiment.plan import plan_of
+
+    exp = EXPERIMENTS / "calibrated_display.yaml"
+    assert main(["run", str(exp), "--out", str(tmp_path / "s")]) == 0
+    capsys.readouterr()
+    resolved = ex.load_experiment(exp)
+    plan = plan_of(resolved)
+    rgb = {**resolved, "output": {**resolved["output"], "formats": ["npy", "mono++", "m16", "bitstealing"]}}
+    gray = {**resolved, "output": {**resolved["output"], "formats": ["npy", "linear8"]}}
+    px = plan.shape[0] * plan.shape[1]
+    d_rgb, d_gray = estimate(plan_of(rgb), 1).disk, estimate(plan_of(gray), 1).disk
+    assert d_rgb - d_gray >= (3 * 3 - 1) * px * plan.n

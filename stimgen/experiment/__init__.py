@@ -22,6 +22,7 @@ motion_part  the ``motion`` part: the noise as a movie, checked by its velocity
 schema       line-aware validation (load_experiment, validate_experiment)
 plan         conditions, factorial, seeds, shapes (expand_conditions)
 draw         one stimulus from (plan, index): each part in turn (generate_stimulus)
+display_out  the display encodings of output.formats: files, predicted and decoded checks
 measure      spectral, orientation, slope and speed checks
 execute      chunks of stimuli in this process, in local processes, or on Dask
 manifest     per-condition summaries, the manifest, reading it back (read_manifest)

@@ -28,6 +28,11 @@ PROCESS_BASE_BYTES = 200 * 2**20
 STILL_BYTES_PER_PX = 64
 #: Peak working memory per pixel-frame of a movie (plus the spatial work of one frame), bytes.
 MOVIE_BYTES_PER_PX = 32
+#: Bytes per pixel of each file format on disk (PNG of incompressible noise: its raw samples;
+#: LZW expands incompressible noise up to about 1.5x for a GIF); npy is the output dtype.
+FILE_BYTES_PER_PX = {"png8": 1, "png16": 2, "gif": 2, "linear8": 1, "bitstealing": 3, "mono++": 3, "m16": 3}
+#: Extra working memory per pixel of a set encoded through a display model, bytes.
+DISPLAY_BYTES_PER_PX = 24
 #: Manifest entry of one stimulus on disk (JSON), bytes (a generous bound).
 ENTRY_BYTES = 4096
 #: Figures of a set (spectra, contact sheet, velocities), bytes.
@@ -72,10 +77,11 @@ def estimate(plan: Any, processes: int) -> Budget:
         work = MOVIE_BYTES_PER_PX * frames * px + STILL_BYTES_PER_PX * px
     else:
         work = STILL_BYTES_PER_PX * px
+    if (plan.exp.get("display") or {}).get("model") is not None:
+        work += DISPLAY_BYTES_PER_PX * px  # the request in float64, its luminance, the decoded contrast
     per_file = 0
     for fmt in plan.exp["output"]["formats"]:
-        # LZW expands incompressible noise: up to about 1.5x for a GIF
-        per_file += {"npy": itemsize, "png8": 1, "png16": 2, "gif": 2}[fmt] * frames * px
+        per_file += FILE_BYTES_PER_PX.get(fmt, itemsize) * frames * px
         per_file += 128 + 16 * max(h, 1) * (frames if fmt == "gif" else 1)  # headers, PNG row filters
     per_file += ENTRY_BYTES
     n_examples = plan.exp["output"]["examples_per_condition"] if plan.exp["output"]["figures"] else 0

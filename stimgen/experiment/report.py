@@ -182,6 +182,9 @@ def _stimulus_text(e: Mapping[str, Any]) -> str:
     speed = e.get("speed_check")
     if isinstance(speed, Mapping) and speed.get("pass") is False:
         parts.append("speed check failed")
+    shown = e.get("display_check")
+    if isinstance(shown, Mapping) and shown.get("pass") is False and shown.get("failed"):
+        parts.append("fails as displayed in " + ", ".join(str(f) for f in shown["failed"]))
     return "; ".join(parts)
 
 
