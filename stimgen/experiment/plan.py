@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .parts import CONTRAST_KEYS, PARTS, Part, active_parts
+from .parts import CONTRAST_KEYS, PARTS, Part, active_parts, section_key
 
 
 @dataclass
@@ -95,9 +95,10 @@ def expand(exp: Mapping[str, Any]) -> list[Condition]:
         if not isinstance(section, Mapping):
             continue
         for k in part.condition_keys:
-            base[k] = section[k]
-            given = section[k] is not None and section[k] != part.defaults[k]
-            sources[k] = (part.name, k) if given else (part.name,)
+            sk = section_key(part, k)
+            base[k] = section[sk]
+            given = section[sk] is not None and section[sk] != part.defaults[sk]
+            sources[k] = (part.name, sk) if given else (part.name,)
     for k in CONTRAST_KEYS:
         base[k] = exp["stimulus"][k]
         sources[k] = ("stimulus", k)
