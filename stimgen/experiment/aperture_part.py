@@ -106,7 +106,7 @@ class AperturePart(BasePart):
     def check_condition(self, ck: Checker, exp: Mapping[str, Any], c: Condition,
                         shape: tuple[int, int], ppd: float) -> bool:  # fmt: skip
         """The kind's sizes (asking :mod:`stimgen.apertures`), and a window inside the image."""
-        from ..apertures import _aperture_params
+        from ..apertures import APERTURE_KINDS, _aperture_params
 
         if any(p.movie for p in PARTS.values() if exp.get(p.name) is not None):
             ck.add(("aperture",), "an aperture windows still images; a motion experiment makes movies "
@@ -120,7 +120,9 @@ class AperturePart(BasePart):
                    "in aperture or as aperture.kind in every condition", key=True)  # fmt: skip
             return False
         given = [k for k in SIZE_KEYS if p[k] is not None]
-        where = c.sources.get(_P + given[0], ("aperture",)) if given else ("aperture",)
+        _, required, optional, _ = APERTURE_KINDS[p["kind"]]
+        unknown = [k for k in given if k not in (*required, *optional)]
+        where = c.sources.get(_P + (unknown[0] if unknown else "kind"), ("aperture",))  # the key at fault
         try:
             _aperture_params(p["kind"], {k: p[k] for k in given})
         except ValueError as exc:
