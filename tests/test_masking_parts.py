@@ -355,3 +355,20 @@ def test_drawing_leaves_the_components(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert c.params["target.contrast"] == 0.05
+
+
+def test_the_documented_example_is_the_tested_one():
+    text = (Path(__file__).resolve().parents[1] / "docs" / "experiments.md").read_text()
+    block = text.split("# gabor_in_noise.yaml\n", 1)[1].split("```", 1)[0]
+    assert block == MASKING_YAML
+
+
+def test_a_changed_summary_e_over_n_is_caught(tmp_path):
+    root, _ = run(tmp_path, edit(MASKING_YAML, output={"formats": ["npy"], "figures": False}))
+    assert verify_set(root).ok
+    mpath = root / "manifest.json"
+    m = json.loads(mpath.read_text())
+    m["conditions"][1]["e_over_n"] *= 1.01
+    mpath.write_text(json.dumps(m))
+    rep = verify_set(root)
+    assert any("conditions[1]" in f and "re-measured e_over_n" in f for f in rep.failures), rep.failures

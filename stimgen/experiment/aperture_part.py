@@ -12,7 +12,7 @@ noise scaled to ``stimulus.rms_contrast`` within the aperture, composed by
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from .target_part import (
     energy_part,
     energy_pool_add,
     energy_summary,
+    energy_verify_summary,
 )
 
 APERTURE_MODES = ("window", "mask")
@@ -189,6 +190,10 @@ class AperturePart(BasePart):
 
     def summary(self, plan: Plan, c: Condition, pool: EnergyPool) -> Measured:
         return energy_summary(plan, c, pool) if energy_part(plan) == self.name else Measured()
+
+    def verify_summary(self, plan: Plan, c: Condition, summary: Mapping[str, Any], entries: Sequence[Mapping[str, Any]],
+                       data: Iterable[np.ndarray], exact: bool) -> str | None:  # fmt: skip
+        return energy_verify_summary(plan, c, summary, entries) if energy_part(plan) == self.name else None
 
     def condition_figures(self, plan: Plan, c: Condition, pool: EnergyPool, summary: Mapping[str, Any], root: Path) -> list[str]:
         return component_figure(plan, c, pool, summary, root) if energy_part(plan) == self.name else []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +228,30 @@ def energy_summary(plan: Plan, c: Condition, pool: EnergyPool) -> Measured:
     return Measured(fields, None, None)
 
 
+def energy_verify_summary(plan: Plan, c: Condition, summary: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) -> str | None:
+    """A condition's E, N and E / N re-derived: the design from the plan, the means from its
+    entries (each re-checked from its file); the first that differs."""
+    from .measure import close
+
+    design = _design_fields(plan, c)
+    n_sum = summary.get("noise_psd_deg2") or {}
+    checks = [
+        ("target_energy_design_deg2", design["target_energy_design_deg2"], summary.get("target_energy_design_deg2")),
+        ("noise_psd_deg2.at_target", design["noise_psd_deg2"]["at_target"], n_sum.get("at_target")),
+        ("noise_psd_deg2.at_peak", design["noise_psd_deg2"]["at_peak"], n_sum.get("at_peak")),
+    ]
+    for key, get in (("target_energy_deg2", lambda e: e.get("target_energy_deg2")), ("e_over_n", lambda e: e.get("e_over_n")),
+                     ("noise_psd_deg2.measured_at_target_mean", lambda e: (e.get("noise_psd_deg2") or {}).get("measured_at_target"))):  # fmt: skip
+        vals = [v for v in map(get, entries) if v is not None]
+        mean = float(np.mean(vals)) if vals else None
+        got = n_sum.get(key.split(".")[1]) if "." in key else summary.get(key)
+        checks.append((key, mean, got))
+    for key, want, got in checks:
+        if not close(want, got, 1e-9):
+            return f"re-measured {key} {want!r} differs from the summary's {got!r}"
+    return None
+
+
 def _design_fields(plan: Plan, c: Condition) -> dict[str, Any]:
     """The design E, N and E / N of a condition, without drawing a stimulus (mask gain: none)."""
     d = Drawing(index=c.first, entropy=0)
@@ -404,6 +428,10 @@ class TargetPart(BasePart):
 
     def summary(self, plan: Plan, c: Condition, pool: EnergyPool) -> Measured:
         return energy_summary(plan, c, pool)
+
+    def verify_summary(self, plan: Plan, c: Condition, summary: Mapping[str, Any], entries: Sequence[Mapping[str, Any]],
+                       data: Iterable[np.ndarray], exact: bool) -> str | None:  # fmt: skip
+        return energy_verify_summary(plan, c, summary, entries)
 
     def caption(self, summary: Mapping[str, Any]) -> str | None:
         en = summary.get("e_over_n")
