@@ -26,9 +26,16 @@ Conventions
 * The keys a condition or the factorial may vary (``condition_keys``) share one namespace
   across parts and the ``stimulus`` section's ``rms_contrast`` and ``mean``: a condition's
   ``params`` hold them all, resolved.
+  A part may spell them with its section's name (``target.contrast``; see
+  :func:`section_key`) so that a key of the same name in another section (the noise's
+  ``orientation_deg``) is never taken for it.
 * Parts draw in registration order into one :class:`Drawing`, all from the stimulus' one
   generator; a part may take over the drawing of parts it builds on (``supersedes``: motion
   draws its noise as a movie). The sum is clipped to [-1, 1] once, after every part drew.
+  A part that composes leaves what it composed in ``Drawing.components`` (the noise
+  before a target and an aperture, the target, the window); each part measures its own
+  component when there is one (:meth:`BasePart.measure_drawing`), so the noise part checks
+  the noise, not a Gabor in it.
 * A part's checks report ``passed`` (True/False, or None when it checked nothing); the
   stimulus' ``pass`` is true when no active part failed. Summary fields of several parts
   that are mappings under one key (``measured``) are merged.
