@@ -372,3 +372,16 @@ def test_a_changed_summary_e_over_n_is_caught(tmp_path):
     mpath.write_text(json.dumps(m))
     rep = verify_set(root)
     assert any("conditions[1]" in f and "re-measured e_over_n" in f for f in rep.failures), rep.failures
+
+
+def test_e_over_n_is_null_with_the_reason_where_the_noise_has_no_power(tmp_path):
+    """A Gaussian blob (sf 0) in band-pass noise: N at 0 cpd is 0, so E / N is no number."""
+    text = edit(MASKING_YAML, target={"kind": "gabor", "sf_cpd": 0, "sigma_deg": 0.3, "contrast": 0.2},
+                factorial=None, output={"formats": ["npy"]})  # fmt: skip
+    root, m = run(tmp_path, text)
+    e = entries(root)[0]
+    assert e["noise_psd_deg2"]["at_target"] == 0 and e["e_over_n"] is None
+    assert e["e_over_n_reason"].startswith("N at the target's frequency is 0")
+    assert e["noise_psd_deg2"]["measured_at_target"] is None and "outside the measured range" in e["noise_psd_deg2"]["measured_reason"]
+    assert e["target_energy_deg2"] > 0 and m["conditions"][0]["e_over_n"] is None
+    assert verify_set(root).ok

@@ -274,7 +274,7 @@ def component_figure(plan: Plan, c: Condition, pool: EnergyPool, summary: Mappin
     from .. import plotting
     from .figures import FIGURE_COMPRESS_LEVEL
 
-    ex = pool.example
+    ex, pool.example = pool.example, None  # drawn once; the pool is kept to the end of the run
     e = summary.get("target_energy_deg2")
     en = summary.get("e_over_n")
     title = f"condition {c.index}: {c.label}"
@@ -440,7 +440,7 @@ class TargetPart(BasePart):
     def spectrum_marks(self, plan: Plan, c: Condition) -> list[tuple[float, str]]:
         """The target's frequency, marked on the noise spectrum figure."""
         p = target_params(c)
-        return [(float(p["sf_cpd"]), f"target {p['sf_cpd']:g} cpd")]
+        return [(float(p["sf_cpd"]), f"target {p['sf_cpd']:g} cpd")] if p["sf_cpd"] > 0 else []
 
     # -- figures ------------------------------------------------------------------------
     def condition_figures(self, plan: Plan, c: Condition, pool: EnergyPool, summary: Mapping[str, Any], root: Path) -> list[str]:
