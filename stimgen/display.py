@@ -644,6 +644,21 @@ def _level_table(display: DisplayModel, method: str, bits: int) -> np.ndarray:
     return table
 
 
+def level_luminances(display: DisplayModel, method: str, *, bits: int | None = None) -> np.ndarray:
+    """The luminance of every level a method can show, increasing, in cd/m^2 (read-only).
+
+    Parameters
+    ----------
+    display : DisplayModel
+    method : {"linear8", "png16", "bitstealing", "mono++", "m16"}
+    bits : int, optional
+        Bits per level (png16: 8 to 16; the others are fixed).
+    """
+    _, b = _method_bits(method, bits)
+    table = _level_table(display, method, b)
+    return table if np.all(np.diff(table) >= 0) else np.sort(table)
+
+
 def display_levels(display: DisplayModel, method: str, *, bits: int | None = None,
                    mean_cd_m2: float | None = None, rms_contrast: float | None = None) -> dict[str, Any]:  # fmt: skip
     """The luminance levels a method can show on a display.

@@ -653,6 +653,72 @@ def plot_contact_sheet(
     return fig
 
 
+def plot_stimulus_components(panels: Any, *, size_deg: Any = None, title: str = "", panel_in: float = 1.6):
+    """The parts of one stimulus side by side: target, noise, composite, aperture.
+
+    Parameters
+    ----------
+    panels : list of (str, ndarray or None)
+        Name and image of each panel; images in signed contrast are drawn on the fixed
+        scale -1 (black) to +1 (white), never rescaled; a panel named ``"aperture"`` (a
+        window in [0, 1]) is drawn from 0 (black) to 1 (white). None: "none" is written.
+    size_deg : (float, float), optional
+        Stimulus height and width in degrees, stated in the title.
+    title : str
+        Figure title (e.g. the condition and its E / N).
+    panel_in : float
+        Panel size in inches.
+
+    Returns
+    -------
+    matplotlib Figure
+        Built outside pyplot (:func:`new_figure`).
+    """
+    n = max(len(panels), 1)
+    w_in, h_in = panel_in * n + 0.2, panel_in + 0.95
+    fig = new_figure((w_in, h_in))
+    axes = fig.subplots(1, n, squeeze=False, gridspec_kw={
+        "left": 0.1 / w_in, "right": 1 - 0.1 / w_in, "bottom": 0.08 / h_in, "top": 1 - 0.75 / h_in, "wspace": 0.08,
+    })[0]  # fmt: skip
+    for ax, (name, img) in zip(axes, panels, strict=False):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if img is None:
+            ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize=8, transform=ax.transAxes)
+            scale = ""
+        elif name == "aperture":
+            ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            scale = " (0 to 1)"
+        else:
+            ax.imshow(img, cmap="gray", vmin=-1.0, vmax=1.0, interpolation="nearest")
+            scale = ""
+        ax.set_title(name + scale, fontsize=8)
+    size = "" if size_deg is None else f"; {size_deg[0]:.3g} x {size_deg[1]:.3g} deg"
+    fig.suptitle(f"{title}\n(gray scale: signed contrast -1 to +1{size})", fontsize=8)
+    return fig
+
+
+def mark_frequencies(ax: Any, marks: Any) -> Any:
+    """Mark frequencies on a spectrum plot (e.g. a target's in the noise spectrum).
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+        A plot with frequency in cpd on its x axis.
+    marks : list of (float, str)
+        Frequency in cpd and its label; each is a dotted vertical line.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    for f_cpd, label in marks:
+        ax.axvline(float(f_cpd), color="tab:red", ls=":", lw=1.5, label=label)
+    if marks:
+        ax.legend(fontsize=7, loc="best")
+    return ax
+
+
 # == motion (stimgen.motion) ============================================================
 def plot_space_time(
     movie: Any,

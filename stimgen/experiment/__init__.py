@@ -54,6 +54,7 @@ from __future__ import annotations
 
 # the built-in stimulus parts register themselves, in drawing order
 from . import motion_part, noise_part  # noqa: F401  isort: skip
+from . import target_part, aperture_part  # noqa: F401  isort: skip  (drawing order: the target, then the aperture)
 from .draw import generate_stimulus
 from .errors import ExperimentError, RunFailed
 from .keys import (  # noqa: F401  (the frame's constants, importable from here)

@@ -26,7 +26,7 @@ import numpy as np
 
 from .._yamlschema import BAD, Checker
 from .keys import DISPLAY_FORMATS, DISPLAY_GAMMA_KEYS
-from .parts import FailsCheck, Measured, combine_verdicts
+from .parts import Drawing, FailsCheck, Measured, combine_verdicts
 from .plan import Condition, Plan
 
 #: File name suffix of each display encoding (never that of png8, ``0000.png``, or of
@@ -238,20 +238,27 @@ def _contrast(lum: np.ndarray, mean_cd_m2: float) -> np.ndarray:
 
 
 def decoded_checks(plan: Plan, c: Condition, entry: Mapping[str, Any], files: list[dict[str, Any]],
-                   decoded: Mapping[str, np.ndarray]) -> list[tuple[str, Measured]]:  # fmt: skip
-    """Each part's check of each display file's decoded image, recorded as its ``decoded_check``.
+                   decoded: Mapping[str, np.ndarray], drawing: Drawing | None = None) -> list[tuple[str, Measured]]:  # fmt: skip
+    """Each checking part's check of each display file's decoded image, recorded as its ``decoded_check``.
 
     The decoded luminance, as signed contrast about ``mean_cd_m2``, is checked exactly as
     the float stimulus is (e.g. the noise part's spectral check), so quantization and the
-    display's gamma cannot break the band unseen. ``decoded_check`` holds the parts'
-    fields, ``pass`` (None: not measurable), ``status`` and ``reason``.
+    display's gamma cannot break the band unseen. A part that measures its own component
+    of a composed stimulus (the noise under a target and an aperture) measures that
+    component plus the display's error (decoded minus requested contrast, at every pixel):
+    the noise as the display's levels and gamma leave it. Parts that check nothing (a
+    target's energy is recorded, not checked) are not re-measured. ``decoded_check`` holds
+    the parts' fields, ``pass`` (None: not measurable), ``status`` and ``reason``.
     """
     out = []
+    comps = {} if drawing is None else drawing.components
     for f in files:
         x = decoded.get(f["file"])
         if x is None:
             continue
-        measured = [(p.name, p.measure(plan, c, x, entry)) for p in plan.parts]
+        err = None if drawing is None or drawing.data is None else x - drawing.data
+        measured = [(p.name, p.measure(plan, c, x if err is None or p.name not in comps else comps[p.name] + err, entry))
+                    for p in plan.parts if p.checks is not None]  # fmt: skip
         passed, why = combine_verdicts(measured)
         rec: dict[str, Any] = {}
         for _, m in measured:
@@ -304,6 +311,24 @@ def exact_display_file(plan: Plan, e: Mapping[str, Any]) -> Mapping[str, Any] | 
     return next((by_fmt[f] for f in EXACTNESS if f in by_fmt), None)
 
 
+def value_tolerance(plan: Plan, fmt: str, data: np.ndarray) -> np.ndarray:
+    """Per pixel, how far a display file's decoded contrast may lie from the value requested.
+
+    The larger of the gaps to the neighbouring representable levels (in contrast about
+    ``mean_cd_m2``): rounding moves a value by at most half a gap, noisy-bit dither by
+    less than one.
+    """
+    from ..display import level_luminances
+
+    l0 = float(plan.exp["display"]["mean_cd_m2"])
+    levels = _contrast(np.asarray(level_luminances(model_of(plan), fmt), dtype=np.float64), l0)
+    gaps = np.diff(levels)
+    right = np.concatenate([gaps, gaps[-1:]])
+    left = np.concatenate([gaps[:1], gaps])
+    i = np.clip(np.searchsorted(levels, np.asarray(data, dtype=np.float64)), 0, len(levels) - 1)
+    return np.maximum(left[i], right[i]) + 1e-12
+
+
 def read_contrast(plan: Plan, path: Path, fmt: str) -> np.ndarray:
     """A display file read back, decoded through the plan's model, as contrast about ``mean_cd_m2``."""
     from ..display import decode
@@ -314,12 +339,14 @@ def read_contrast(plan: Plan, path: Path, fmt: str) -> np.ndarray:
 
 
 def verify_display_file(model: Any, mean_cd_m2: float, path: Path, f: Mapping[str, Any],
-                        plan: Plan | None, c: Condition | None) -> list[str]:  # fmt: skip
+                        plan: Plan | None, c: Condition | None, drawing: Drawing | None = None) -> list[str]:  # fmt: skip
     """Problems of one display file re-decoded (empty when it shows what its record says).
 
     The predicted statistics are recomputed from the values read back
     (:func:`stimgen.display.check_shown_stats`), then each part re-checks the decoded image
-    against the file's ``decoded_check`` (peak and band within 2 %). A message that is a
+    against the file's ``decoded_check`` (peak and band within 2 %); of a composed stimulus
+    (``drawing``: the stimulus regenerated) a part re-checks its own component plus the
+    display's error read back, as :func:`decoded_checks` measured it. A message that is a
     :class:`~stimgen.experiment.parts.FailsCheck` is a failed design check, not damage.
     """
     from ..display import check_shown_stats, decode
@@ -345,8 +372,13 @@ def verify_display_file(model: Any, mean_cd_m2: float, path: Path, f: Mapping[st
                               f"({dec.get('reason') or 'no reason recorded'})"))  # fmt: skip
     if plan is not None and c is not None and isinstance(dec, Mapping):
         x = _contrast(lum, mean_cd_m2)
+        comps = {} if drawing is None or drawing.data is None else drawing.components
         for part in plan.parts:
-            msg = part.verify(plan, c, dec, x, False)
+            if part.checks is None:
+                continue
+            assert drawing is None or drawing.data is not None
+            y = x if part.name not in comps else comps[part.name] + (x - drawing.data)  # type: ignore[union-attr]
+            msg = part.verify(plan, c, dec, y, False)
             if isinstance(msg, FailsCheck):
                 out.append(FailsCheck(f"decoded {fmt} image: {msg}"))
             elif msg:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import display_out
-from .parts import Drawing, combine_verdicts
+from .parts import Drawing, Measured, Part, combine_verdicts
 from .plan import Condition, Plan, plan_of
 
 
@@ -136,6 +136,22 @@ def files_of(plan: Plan, c: Condition, r: int) -> dict[str, str]:
     return out
 
 
+def measure_part(part: Part, plan: Plan, c: Condition, drawing: Drawing, entry: Mapping[str, Any]) -> Measured:
+    """What ``part`` measures of a drawn stimulus: its own component when it left one.
+
+    A part with a ``measure_drawing(plan, c, drawing, entry)`` method gets the whole
+    drawing (its components, e.g. the noise under a target); any other part measures
+    ``drawing.components[part.name]`` when the drawing holds that component (the noise
+    part: the noise before a target was added and an aperture applied), else the stimulus.
+    """
+    hook = getattr(part, "measure_drawing", None)
+    if hook is not None:
+        return hook(plan, c, drawing, entry)
+    data = drawing.components.get(part.name, drawing.data)
+    assert data is not None
+    return part.measure(plan, c, data, entry)
+
+
 def make_entry(plan: Plan, index: int, entropy: int, *, measure: bool = True) -> tuple[dict[str, Any], list[tuple[str, str, bytes]], dict[str, Any], np.ndarray]:
     """Everything about stimulus ``index``: manifest entry, files (rel path, fmt, bytes), extras, image.
 
@@ -181,12 +197,12 @@ def make_entry(plan: Plan, index: int, entropy: int, *, measure: bool = True) ->
     if measure:
         measured = []
         for part in plan.parts:
-            m = part.measure(plan, c, data, entry)
+            m = measure_part(part, plan, c, drawing, entry)
             entry.update(m.fields)
             extras[part.name] = m.extra
             measured.append((part.name, m))
         entry["pass"], why = combine_verdicts(measured)
-        shown = display_out.decoded_checks(plan, c, entry, files, decoded)  # the band as displayed
+        shown = display_out.decoded_checks(plan, c, entry, files, decoded, drawing)  # the band as displayed
         if shown:
             entry["display_check"] = display_out.shown_verdict(entry["pass"], shown, files)
             entry["pass"], why = combine_verdicts(measured + shown)

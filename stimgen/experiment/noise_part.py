@@ -453,6 +453,9 @@ class NoisePart(BasePart):
             spec, design=None if slope is not None else radial_part(condition_filter(plan, c)),
             level=c.params["level"], title=title, passed=summary["pass"], alpha=slope, ax=fig.add_subplot(),
         )  # fmt: skip
+        marks = [m for p in plan.parts if p is not self for m in getattr(p, "spectrum_marks", lambda *_: [])(plan, c)]
+        if marks:  # other parts' frequencies (a target's) on the noise spectrum
+            plotting.mark_frequencies(fig.axes[0], marks)
         rel = f"figures/spectrum_{c.folder}.png"
         plotting.save(fig, root / rel, compress_level=FIGURE_COMPRESS_LEVEL)
         return [rel]

@@ -26,9 +26,16 @@ Conventions
 * The keys a condition or the factorial may vary (``condition_keys``) share one namespace
   across parts and the ``stimulus`` section's ``rms_contrast`` and ``mean``: a condition's
   ``params`` hold them all, resolved.
+  A part may spell them with its section's name (``target.contrast``; see
+  :func:`section_key`) so that a key of the same name in another section (the noise's
+  ``orientation_deg``) is never taken for it.
 * Parts draw in registration order into one :class:`Drawing`, all from the stimulus' one
   generator; a part may take over the drawing of parts it builds on (``supersedes``: motion
   draws its noise as a movie). The sum is clipped to [-1, 1] once, after every part drew.
+  A part that composes leaves what it composed in ``Drawing.components`` (the noise
+  before a target and an aperture, the target, the window); each part measures its own
+  component when there is one (:meth:`BasePart.measure_drawing`), so the noise part checks
+  the noise, not a Gabor in it.
 * A part's checks report ``passed`` (True/False, or None when it checked nothing); the
   stimulus' ``pass`` is true when no active part failed. Summary fields of several parts
   that are mappings under one key (``measured``) are merged.
@@ -73,6 +80,13 @@ class Drawing:
     records : dict
         Manifest fields a part recorded while drawing (e.g. ``motion_record``); they go
         into the stimulus' entry and into :func:`stimgen.experiment.generate_stimulus`'s info.
+    components : dict of str to ndarray
+        What the stimulus is composed of, left by the parts for measuring and figures (not
+        written): ``noise`` (the noise before any aperture), ``target`` (before any
+        aperture), ``window`` (the aperture) and ``noise_shown`` (the noise as it is in
+        the stimulus: windowed, or masked). A part whose name is a key here measures
+        and verifies that component instead of the composite (the noise part checks the
+        spectrum of the noise, not of a Gabor in it).
     """
 
     index: int
@@ -80,6 +94,7 @@ class Drawing:
     data: np.ndarray | None = None
     frame_rate_hz: float | None = None
     records: dict[str, Any] = field(default_factory=dict)
+    components: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -303,6 +318,13 @@ class BasePart:
     def measure(self, plan: Plan, c: Condition, data: np.ndarray, entry: Mapping[str, Any]) -> Measured:
         return Measured()
 
+    def measure_drawing(self, plan: Plan, c: Condition, drawing: Drawing, entry: Mapping[str, Any]) -> Measured:
+        """Measure from the whole drawing (its components); by default :meth:`measure` of the
+        part's own component (``drawing.components[name]``) or else of the stimulus."""
+        data = drawing.components.get(self.name, drawing.data)
+        assert data is not None
+        return self.measure(plan, c, data, entry)
+
     def n_frames(self, plan: Plan) -> int | None:
         return None
 
@@ -365,7 +387,7 @@ def register(part: Part) -> Part:
     for key in part.tolerances:
         if any(key in p.tolerances for p in others):
             raise ValueError(f"part {part.name!r}: check key {key!r} is already another part's")
-    missing = set(part.condition_keys) - set(part.defaults)
+    missing = {section_key(part, k) for k in part.condition_keys} - set(part.defaults)
     if missing:
         raise ValueError(f"part {part.name!r}: condition keys {sorted(missing)} are not keys of its section")
     PARTS[part.name] = part
@@ -387,6 +409,16 @@ def active_parts(exp: Mapping[str, Any]) -> list[Part]:
     return [p for p in PARTS.values() if p.required or exp.get(p.name) is not None]
 
 
+def section_key(part: Part, key: str) -> str:
+    """The key of ``part``'s section that condition key ``key`` varies.
+
+    A part may spell its condition keys with its section's name (``target.contrast``), so
+    that they cannot be mistaken for another part's key of the same name
+    (``orientation_deg`` is the noise's; ``target.orientation_deg`` the target's).
+    """
+    return key.removeprefix(part.name + ".")
+
+
 def owner_of(key: str) -> Part | None:
     """The registered part whose condition keys include ``key``."""
     for p in PARTS.values():
@@ -398,8 +430,10 @@ def owner_of(key: str) -> Part | None:
 def elsewhere() -> dict[str, str]:
     """``key -> the section it belongs in``, for "unknown key here; it belongs in ..." hints."""
     out = {k: section for section, keys in FRAME_SECTIONS.items() for k in keys}
-    for p in PARTS.values():
-        out.update({k: p.name for k in p.defaults})
+    for p in PARTS.values():  # a key of several sections: the first registered (noise's kind)
+        for k in p.defaults:
+            prefixed = f"{p.name}.{k}" in p.condition_keys
+            out.setdefault(k, p.name + (f" (in conditions and factorial: {p.name}.{k})" if prefixed else ""))
     out.update({k: "check" for p in PARTS.values() for k in p.tolerances})
     out.update({k: "the top level" for k in ("seed", "repeats", "conditions", "factorial", "name")})
     return out

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .parts import CONTRAST_KEYS, PARTS, Part, active_parts
+from .parts import CONTRAST_KEYS, PARTS, Part, active_parts, section_key
 
 
 @dataclass
@@ -95,11 +95,12 @@ def expand(exp: Mapping[str, Any]) -> list[Condition]:
         if not isinstance(section, Mapping):
             continue
         for k in part.condition_keys:
-            if k not in section:  # an optional key the file does not give: not stated
+            sk = section_key(part, k)
+            if sk not in section:  # an optional key the file does not give: not stated
                 continue
-            base[k] = section[k]
-            given = section[k] is not None and section[k] != part.defaults[k]
-            sources[k] = (part.name, k) if given else (part.name,)
+            base[k] = section[sk]
+            given = section[sk] is not None and section[sk] != part.defaults[sk]
+            sources[k] = (part.name, sk) if given else (part.name,)
     for k in CONTRAST_KEYS:
         base[k] = exp["stimulus"][k]
         sources[k] = ("stimulus", k)

@@ -183,7 +183,7 @@ def verify_set(
             rep.failed_checks.append(f"{e['file']}: its {what} failed the design check when generated")
         intact = intact and ok_files
         if plan is not None and ok_files:
-            msg = _verify_stimulus(plan, root, e)
+            msg = _verify_stimulus(plan, root, e, int(manifest["seed_entropy"]), rep.notes)
             if isinstance(msg, FailsCheck):
                 rep.failed_checks.append(f"{e['file']}: {msg}")
             elif msg and same_version:
@@ -272,7 +272,12 @@ def _verify_display(rep: VerifyReport, model: Any, manifest: Mapping[str, Any], 
     Made by another stimgen version, differences are notes (the hashes still must match).
     """
     c = plan.locate(int(e["index"]))[0] if plan is not None else None
-    for msg in display_out.verify_display_file(model, float(manifest["mean_cd_m2"]), root / f["file"], f, plan, c):
+    drawing = None
+    if plan is not None and any(getattr(p, "composes", False) for p in plan.parts):
+        from .draw import draw
+
+        drawing = draw(plan, int(e["index"]), int(manifest["seed_entropy"]))[0]  # its components
+    for msg in display_out.verify_display_file(model, float(manifest["mean_cd_m2"]), root / f["file"], f, plan, c, drawing):
         if isinstance(msg, FailsCheck) and not require_pass:
             rep.failed_checks.append(f"{f['file']}: {msg}")
         elif same_version:
@@ -292,18 +297,134 @@ def _read_stimulus(plan: Plan, root: Path, e: Mapping[str, Any]) -> tuple[np.nda
     return _image_from_file(root / f["file"], fmt, plan.exp["output"]["gamma"]), fmt
 
 
-def _verify_stimulus(plan: Plan, root: Path, e: dict[str, Any]) -> str | None:
-    """Read a stimulus back from its file and let each part re-check it; the first failure."""
+def _verify_stimulus(plan: Plan, root: Path, e: dict[str, Any], entropy: int, notes: list[str]) -> str | None:
+    """Read a stimulus back from its file and let each part re-check it; the first failure.
+
+    A composed stimulus (a target, an aperture) is first taken apart
+    (:func:`_verify_composition`); each part then re-checks its own component.
+    """
     c, _ = plan.locate(int(e["index"]))
     data, fmt = _read_stimulus(plan, root, e)
     judged = display_out.image_entry(e)  # the float image's verdict (the decoded files are checked apart)
     if plan.movie and (data.ndim != 3 or list(data.shape[1:]) != list(plan.shape)):
         return f"is not a (T, H, W) movie of {plan.shape[0]} x {plan.shape[1]} px frames: shape {list(data.shape)}"
+    comps: dict[str, np.ndarray] = {}
+    if any(getattr(p, "composes", False) for p in plan.parts):
+        if list(data.shape) != list(plan.shape):
+            return f"holds an image of shape {list(data.shape)}, the plan's is {list(plan.shape)}"
+        msg, comps, note = _verify_composition(plan, root, e, data, fmt, entropy)
+        if note:
+            notes.append(f"{e['file']}: {note}")
+        if msg:
+            return msg
     for part in plan.parts:
-        msg = part.verify(plan, c, judged, data, fmt == "npy")
+        msg = part.verify(plan, c, judged, comps.get(part.name, data), fmt == "npy")
         if msg:
             return msg
     return None
+
+
+def _value_tolerance(root: Path, e: Mapping[str, Any], data: np.ndarray, fmt: str, gamma: float | None) -> np.ndarray:
+    """Per pixel, how far a value read back may lie from the value written (signed contrast).
+
+    ``.npy``: float rounding (a few float32 ulps of the values composed, none where they are 0). PNG: one level up
+    or down, decoded (with the gamma), which bounds rounding (half a level) and the
+    noisy-bit dither (under one level).
+    """
+    if fmt == "npy":
+        return np.abs(data).astype(np.float64) * 4 * np.finfo(data.dtype).eps  # exactly 0 stays exactly 0
+    from ..io import read_image
+
+    f = next((f for f in e.get("files", []) if f.get("format") == fmt), e)
+    levels = read_image(root / f["file"]).astype(np.float64)
+    top = 255.0 if fmt == "png8" else 65535.0
+
+    def decode(lv: np.ndarray) -> np.ndarray:
+        lum = np.clip(lv, 0.0, top) / top
+        return (lum**gamma if gamma is not None else lum) * 2.0 - 1.0
+
+    mid = decode(levels)
+    return np.maximum(decode(levels + 1) - mid, mid - decode(levels - 1)) + 1e-12
+
+
+def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.ndarray, fmt: str,
+                        entropy: int) -> tuple[str | None, dict[str, np.ndarray], str | None]:  # fmt: skip
+    """Take a composed stimulus apart from its file; re-check E and N.
+
+    The stimulus is regenerated (noise, target, window); then from the FILE:
+    ``composite - window * target`` must equal the regenerated noise as shown
+    (``window * noise``, or the masked noise) within the format's tolerance
+    (:func:`_value_tolerance`) at every pixel the one clip left alone; E of
+    ``composite - noise shown`` must equal the manifest's ``target_energy_deg2`` within the
+    bound those tolerances give (``2 |t| |d| + |d|^2``, Cauchy-Schwarz); and without an
+    aperture, N at the target's frequency measured (:func:`stimgen.energy.measure_psd`)
+    from ``composite - target`` must equal the manifest's ``measured_at_target`` within the
+    bound ``2 sqrt(N D) + D`` with ``D = sum(d^2) / (k ppd^2)`` (Parseval, k DFT samples of
+    the bin). With an aperture the noise outside it is not in the file, so N and the
+    spectrum are re-measured from the regenerated noise, which the file was just shown to
+    hold (windowed).
+
+    Returns the failure (or None), the components each part re-checks (``noise``), and a
+    note (what could not be re-checked from the file, or None).
+    """
+    from ..energy import contrast_energy, measure_psd
+    from .draw import draw
+
+    drawing, _, _, _, _ = draw(plan, int(e["index"]), entropy)
+    comps = drawing.components
+    noise = comps.get("noise")
+    if noise is None:
+        return None, {}, None
+    f64 = np.float64
+    t = comps.get("target")
+    w = comps.get("window")
+    tw = np.zeros(plan.shape) if t is None else (t.astype(f64) if w is None else t.astype(f64) * w.astype(f64))
+    shown = comps.get("noise_shown", noise).astype(f64)
+    got = data.astype(f64) - tw
+    if display_out.is_display_format(plan, fmt):
+        tol = display_out.value_tolerance(plan, fmt, data)
+    else:
+        tol = _value_tolerance(root, e, data, fmt, plan.exp["output"]["gamma"])
+    if fmt == "npy":
+        tol = tol + 4 * np.finfo(data.dtype).eps * (np.abs(tw) + np.abs(shown))
+    kept = np.abs(tw + shown) <= 1.0 - tol  # pixels the clip to [-1, 1] did not touch
+    resid = np.abs(got - shown)
+    bad = kept & (resid > tol)
+    if np.any(bad):
+        worst = np.unravel_index(int(np.argmax(np.where(bad, resid - tol, -np.inf))), resid.shape)
+        return (f"re-measured noise (composite - window * target) is off by {resid[worst]:.3g} from the "
+                f"regenerated noise (window * noise) at pixel {list(map(int, worst))} (allowed {tol[worst]:.3g} for {fmt})"), {}, None  # fmt: skip
+    n_clipped = int(np.count_nonzero(~kept))
+    notes = []
+    out: dict[str, np.ndarray] = {"noise": noise}
+    ppd = plan.ppd
+    if n_clipped:
+        notes.append(f"{n_clipped} clipped pixel(s) (or within rounding of +-1): E and N re-checked from the regenerated parts only")
+    e_rec = e.get("target_energy_deg2")
+    if t is not None and e_rec is not None and not n_clipped:
+        shown_t = data.astype(f64) - shown
+        e_file = float(contrast_energy(shown_t, ppd))
+        d2 = float(np.sum(np.square(tol)))
+        bound = (2.0 * np.sqrt(float(np.sum(np.square(tw))) * d2) + d2) / ppd**2 + 1e-12 * abs(e_rec)
+        if abs(e_file - e_rec) > bound:
+            return (f"re-measured E of the target in the file ({e_file:.6g} deg^2) differs from the manifest's "
+                    f"target_energy_deg2 {e_rec:.6g} by more than {bound:.3g} ({fmt})"), {}, None  # fmt: skip
+    n_rec = (e.get("noise_psd_deg2") or {}) if isinstance(e.get("noise_psd_deg2"), dict) else {}
+    if w is None and not n_clipped:
+        out["noise"] = got  # the noise part re-measures the noise read from the file
+        sf, n_man = n_rec.get("target_sf_cpd"), n_rec.get("measured_at_target")
+        if sf is not None and n_man is not None:
+            psd = measure_psd(got, ppd)
+            n_file = float(psd.at(sf))
+            j = np.searchsorted(psd.freq_cpd, sf)
+            near = [i for i in (j - 1, j) if 0 <= i < len(psd.counts)]
+            d = float(np.sum(np.square(tol))) / (min(float(psd.counts[i]) for i in near) * ppd**2)
+            n_max = max(float(psd.psd_deg2[i]) for i in near)
+            bound = 2.0 * np.sqrt(n_max * d) + d + 1e-9 * abs(n_man)
+            if abs(n_file - n_man) > bound:
+                return (f"re-measured N at {sf:g} cpd from the file ({n_file:.6g} deg^2) differs from the "
+                        f"manifest's measured_at_target {n_man:.6g} by more than {bound:.3g} ({fmt})"), {}, None  # fmt: skip
+    return None, out, ("; ".join(notes) or None)
 
 
 class _EntrySpan(Sequence):
