@@ -99,3 +99,18 @@ def test_run_writes_its_report_and_records_its_warnings(tmp_path):
     assert "clipped" in page  # the page shows the run's warnings, from the manifest
     assert main(["run", str(y), "--out", str(tmp_path / "out"), "--force", "--allow-fail"]) == 0
     assert (tmp_path / "out" / "report.html").exists()
+
+
+def test_png_only_white_and_vertical_sets_verify(tmp_path):
+    """Slopes near 0 (white noise) and orientations near 0 deg are re-measured from PNG levels
+    to an absolute tolerance: a relative one (2 % of 0) failed intact sets."""
+    from stimgen import experiment as ex
+
+    for name, noise in (("white", "{family: white}"),
+                        ("vertical", "{family: log_gaussian, band_cpd: [2, 4], orientation_deg: 0, orientation_bandwidth_deg: 20}")):
+        y = tmp_path / f"{name}.yaml"
+        y.write_text(f"name: {name}\nseed: 1\ndisplay: {{ppd: 35.8375}}\nstimulus: {{size_px: 128, rms_contrast: 0.2}}\n"
+                     f"noise: {noise}\nrepeats: 8\noutput: {{formats: [png8], dither: noisy-bit}}\n")
+        ex.run_experiment(y, tmp_path / name, jobs=1, progress=False, budget_check=False)
+        rep = ex.verify_set(tmp_path / name)
+        assert rep.ok, rep.failures

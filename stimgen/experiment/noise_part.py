@@ -27,6 +27,7 @@ from ..filters import CRITICAL_BAND_FAMILIES, ROLLOFFS, radial_part
 from .measure import (
     SLOPE_FAMILIES,
     close,
+    close_abs,
     condition_spectral_check,
     condition_spectrum,
     fmt_num,
@@ -416,11 +417,10 @@ class NoisePart(BasePart):
         from .._json import jsonable
 
         measured, _ = _check(plan, c, data)
-        rtol = 1e-6 if exact else 0.02
         # a notch's depth is re-checked exactly only: PNG levels add their quantization noise to its floor
         for key in ("peak_cpd", "band_cpd", "cutoff_cpd", "alpha", "orientation_deg", *(("notch_depth_db",) if exact else ())):
             got = jsonable(measured.get(key))  # as the manifest stores it (an open edge: null)
-            if key in entry and not close(got, entry.get(key), rtol if key != "alpha" else max(rtol, 0.01)):
+            if key in entry and not _agrees(key, got, entry.get(key), exact):
                 return f"re-measured {key} {fmt_num(got)} differs from the manifest's {fmt_num(entry.get(key))}"
         flag = entry.get("spectral_pass", entry.get("pass"))
         if exact and bool(measured["pass"]) != bool(flag):
@@ -476,6 +476,24 @@ def _check(plan: Plan, c: Condition, data: np.ndarray) -> tuple[dict[str, Any], 
     return spectral_check(first_frame(data), plan.ppd, c.params, condition_filter(plan, c),
                           plan.exp["check"], false_alarm_rate=FALSE_ALARM_RATE / max(plan.n, 1),
                           rms_known=not plan.movie)  # fmt: skip
+
+
+#: Absolute tolerances of re-measured slopes and orientations (exact file, PNG levels): a
+#: relative one is meaningless near a white spectrum's alpha 0 or a vertical orientation.
+_ABS_TOL = {"alpha": (1e-6, 0.01), "orientation_deg": (1e-6, 0.5)}
+
+
+def _agrees(key: str, got: Any, recorded: Any, exact: bool) -> bool:
+    """Whether a re-measured quantity agrees with the manifest's (to float rounding for an
+    exact file; to 2 % for PNG levels), slopes to 1 % plus 0.01 (1e-6 exact) and
+    orientations to 0.5 deg (1e-6 exact)."""
+    if key not in _ABS_TOL:
+        return close(got, recorded, 1e-6 if exact else 0.02)
+    atol = _ABS_TOL[key][0 if exact else 1]
+    if key == "orientation_deg" and got is not None and recorded is not None:
+        d = (float(got) - float(recorded) + 90.0) % 180.0 - 90.0  # orientations repeat every 180 deg
+        return abs(d) <= atol + 1e-6 * abs(float(recorded))
+    return close_abs(got, recorded, atol + 0.01 * abs(float(recorded or 0.0)))
 
 
 def _frame_fits(shape: tuple[int, int]) -> bool:
