@@ -951,6 +951,10 @@ def _run(p: argparse.ArgumentParser) -> Handler:
                     got = f"band {lo}-{hi} cpd at {level}, peak {_num_or_na(meas['peak_cpd'])} cpd"
             if "speed" in c:
                 got += "; " + _speed_text(c["speed"])
+            if c.get("target_energy_deg2") is not None:  # a target in the noise: E and E/N
+                got += f"; E {c['target_energy_deg2']:.4g} deg^2"
+                if c.get("e_over_n") is not None:
+                    got += f", E/N {c['e_over_n']:.4g}"
             if meas.get("temporal_band_hz") is not None:  # spatiotemporal noise: its band in time
                 t_lo, t_hi = (_num_or_na(x) for x in meas["temporal_band_hz"])
                 got += f"; temporal band {t_lo}-{t_hi} Hz"
