@@ -652,10 +652,11 @@ class _Sampler:
             for axis in (-2, -1):
                 c = ndi.spline_filter1d(c, order=3, axis=axis, mode="mirror", output=image.dtype)
             self.coeffs = c
-            self.mode, self._pad_mode = "mirror", "reflect"  # numpy's reflect == mirror
+            self.mode, pad_mode = "mirror", "reflect"  # numpy's reflect == mirror
         else:
             self.coeffs = image
-            self.mode, self._pad_mode = "nearest", "edge"
+            self.mode, pad_mode = "nearest", "edge"
+        self._pad_mode: Any = pad_mode
         self.shape = image.shape[-2:]
         self._padded = self.coeffs
         self._pad = 0
