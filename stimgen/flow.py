@@ -531,6 +531,9 @@ _BINOMIAL = np.array([0.25, 0.5, 0.25])
 #: threads of the FFTs (results do not depend on the number: each transform is computed
 #: the same way whichever thread runs it)
 _FFT_WORKERS = 1
+#: window sums of the tensor below this many float epsilons of the largest are FFT
+#: rounding (1.2e-5 in float32, 2.2e-14 in float64) and set to 0
+_WINDOW_FLOOR_EPS = 100
 
 
 @functools.lru_cache(maxsize=64)
@@ -567,13 +570,17 @@ def _window(a: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _tensor(ix: np.ndarray, iy: np.ndarray, sigma: float):
-    # window sums in float64 whatever the frames' dtype: FFT rounding is relative to the
-    # largest value, and a blank region must keep an exactly negligible tensor
-    g = np.empty((3, *ix.shape))
+    g = np.empty((3, *ix.shape), ix.dtype)
     np.multiply(ix, ix, out=g[0])
     np.multiply(ix, iy, out=g[1])
     np.multiply(iy, iy, out=g[2])
-    axx, axy, ayy = _window(g, sigma).astype(ix.dtype)
+    axx, axy, ayy = a = _window(g, sigma)
+    # FFT rounding is relative to the largest sum: where the windowed trace is below
+    # _WINDOW_FLOOR_EPS float epsilons of its largest value the window holds no gradient
+    # (a blank region), and its tensor is exactly 0 as a direct sum would give
+    tr = axx + ayy
+    floor = _WINDOW_FLOOR_EPS * float(np.finfo(tr.dtype).eps) * float(tr.max(initial=0.0))
+    a[:, tr < floor] = 0
     half_tr = 0.5 * (axx + ayy)
     disc = np.sqrt((0.5 * (axx - ayy)) ** 2 + axy**2)
     lmax = half_tr + disc
@@ -891,7 +898,7 @@ class _Level:
         length of the last iteration's change (px)."""
         ix, iy, xx, yy, sigma = self.ix, self.iy, self.xx, self.yy, self.sigma
         mxx, mxy, myy = self.m
-        step = np.zeros(self.shape, self.dtype)
+        step2 = np.zeros(self.shape, self.dtype)
         for _ in range(n_iter):
             # Linearize around the current per-pixel warp but let the window move as the
             # smoothed field (u_s, v_s): exact for affine flows, no null space (see Notes)
@@ -925,11 +932,13 @@ class _Level:
             dv += vs - v
             u = u + du
             v = v + dv
-            step = np.hypot(du, dv)
+            du *= du
+            dv *= dv
+            step2 = np.add(du, dv, out=du)  # squared length of this iteration's change
             # stopping rule: all but 1 % of the pixels have converged
-            if np.count_nonzero(step > self.stop_px) <= _STOP_SHARE * step.size:
+            if np.count_nonzero(step2 > self.stop_px**2) <= _STOP_SHARE * step2.size:
                 break
-        return u, v, step
+        return u, v, np.sqrt(step2)
 
 
 def _forward_backward_error(fwd: dict[str, Any], bwd: dict[str, Any]) -> np.ndarray:
