@@ -884,6 +884,44 @@ class _Level:
         self.yy, self.xx = ref.grid(lev)
         # ix and iy side by side: both window sums of an iteration in one FFT pass
         self.grad = np.stack([ix, iy])
+        self._gain_cache: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _outside(self, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
+        """Pixels whose flow points outside the moving frame or into its rim (None if
+        none); only the border strips that the flow's range can reach are tested."""
+        h, w = self.shape
+        lo, rim = self.rim - 0.5, self.rim
+        out = None
+        # columns x with x + u < lo can only be x < lo - min(u); likewise on every side
+        for axis, f, n in ((1, u, w), (0, v, h)):
+            fmin, fmax = float(f.min()), float(f.max())
+            # (one pixel of margin on each bound: the positions are rounded sums)
+            a = min(n, max(0, math.ceil(lo - fmin) + 1))  # all from a on are in on that side
+            b = max(0, min(n, math.floor(n - 0.5 - rim - fmax)))  # all before b are in
+            for sl in (slice(0, a), slice(b, n)):
+                if sl.stop <= sl.start:
+                    continue
+                idx = (slice(None), sl) if axis == 1 else (sl, slice(None))
+                grid = (self.xx if axis == 1 else self.yy)[idx]
+                pos = grid + f[idx]
+                bad = (pos < lo) | (pos > n - 0.5 - rim)
+                if bad.any():
+                    if out is None:
+                        out = np.zeros(self.shape, bool)
+                    out[idx] |= bad
+        return out
+
+    def _gain(self, out: np.ndarray) -> np.ndarray:
+        """Update gain ``1 / share`` of the windows that lost the pixels ``out`` (cached:
+        the mask rarely changes between iterations)."""
+        if self._gain_cache is not None and np.array_equal(self._gain_cache[0], out):
+            return self._gain_cache[1]
+        lost = _window(np.where(out, self.trace_t, 0), self.sigma)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = 1 - lost / self.trace_a
+        gain = 1 / np.clip(np.nan_to_num(share, nan=1.0), _MIN_VALID_SHARE, 1)
+        self._gain_cache = (out, gain)
+        return gain
 
     def residual(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Windowed mean squared difference between the warped moving and the reference
@@ -913,13 +951,10 @@ class _Level:
                 # no data where the flow points outside the moving frame or into its
                 # rim (smoothed with mirrored pixels): those pixels keep the smoothed
                 # estimate; the update is rescaled by the valid share of the tensor
-                out = ~_inside(xx + u, yy + v, self.shape, self.rim)
-                if out.any():
+                out = self._outside(u, v)
+                if out is not None:
                     it[out] = 0
-                    lost = _window(np.where(out, self.trace_t, 0), sigma)
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        share = 1 - lost / self.trace_a
-                    gain = 1 / np.clip(np.nan_to_num(share, nan=1.0), _MIN_VALID_SHARE, 1)
+                    gain = self._gain(out)
             else:  # exactly zero flow: no interpolation, identical frames stay at 0
                 it = self.s_mov - self.s_ref
             bx, by = _window(self.grad * it, sigma)
