@@ -698,8 +698,9 @@ class _Sampler:
         if some_out:
             if np.count_nonzero(ok) < 0.25 * ok.size:
                 return self._map(yy + v, xx + u)
-            fx = np.clip(fx, 0, 1.999, out=fx)
-            fy = np.clip(fy, 0, 1.999, out=fy)
+            top = np.nextafter(np.asarray(2, u.dtype), 0)  # [0, 2): the good ones unchanged
+            fx = np.clip(fx, 0, top, out=fx)
+            fy = np.clip(fy, 0, top, out=fy)
         ix0, wx = _spline_weights(fx, self.order)
         iy0, wy = _spline_weights(fy, self.order)
         c, pad = self._padded_coeffs(pad)
