@@ -10,6 +10,7 @@ spatiotemporal_noise  noise band-limited in space (cycles/degree) and time (Hz) 
 movie_from_record     regenerate a movie bit for bit from its record
 verify_motion         measure a movie's velocity with dense Lucas-Kanade flow and compare it
                       with the record's requested velocity
+select_pairs          the deterministic, evenly spread frame pairs that verify_motion measures
 write_preview_gif     8-bit animated GIF preview of a movie
 temporal_aliasing_speed_deg_s   the speed at which a band starts to alias in time
 
@@ -83,6 +84,7 @@ __all__ = [
     "drifting_noise",
     "movie_from_record",
     "spatiotemporal_noise",
+    "select_pairs",
     "temporal_aliasing_speed_deg_s",
     "verify_motion",
     "write_preview_gif",
