@@ -84,7 +84,9 @@ CONSISTENCY_PX = 0.5
 _COARSE_THRESHOLD = 1e-2
 _COARSE_ITERATIONS = 3
 #: stopping rule: a level's iterations end once at most _STOP_SHARE of its pixels moved by
-#: more than _STOP_PX (finest level, px) or _STOP_PX_COARSE (coarse levels, their px)
+#: more than _STOP_PX (finest level, px; the iteration contracts the error ~25-fold per
+#: step, so ~1e-4 px remains) or _STOP_PX_COARSE (coarse levels, their px, and every level
+#: of the backward estimate, which only has to be well within consistency_px)
 _STOP_PX = 2e-3
 _STOP_PX_COARSE = 0.01
 _STOP_SHARE = 0.01
@@ -1028,9 +1030,11 @@ def lucas_kanade(
     iterations : int
         Largest number of warping iterations at the finest level, in [1, 100] (coarse
         levels allow 3 times as many). Each warps the moving frame by the current flow
-        and solves for the remaining displacement. A level stops early once all but 1 %
-        of its pixels moved by at most 1e-4 px in the last iteration (0.01 px of their
-        own on coarse levels, which only start the next level).
+        and solves for the remaining displacement. Stopping rule: a level stops early
+        once all but 1 % of its pixels moved by at most 0.002 px in the last iteration
+        (the iteration contracts the error ~25-fold per step, so ~1e-4 px remains); 0.01
+        px of their own on coarse levels, which only start the next level, and on every
+        level of the backward estimate of the consistency check.
     min_eigenvalue : float or None
         Threshold on the smaller structure-tensor eigenvalue, in (image units / px)^2
         (>= 0). None (default): ``RELATIVE_THRESHOLD`` (1e-4) of the image-mean trace of
@@ -1047,7 +1051,8 @@ def lucas_kanade(
         If True (default), the flow is also estimated from the moving to the reference
         frame and a pixel is reliable only where the two agree: ``|f(x) + b(x + f(x))|
         <= consistency_px``. This rejects occluded pixels, motion boundaries and
-        wrong matches, at twice the cost. False: reliability is conditioning only.
+        wrong matches, at about 1.9 times the cost (the backward estimate shares the
+        pyramids and stops at 0.01 px). False: reliability is conditioning only.
     consistency_px : float
         Largest forward-backward error in px of a consistent pixel (> 0; default 0.5).
 
