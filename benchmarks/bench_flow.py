@@ -9,13 +9,16 @@ Convention: moving(x + u, y + v) = reference(x, y). EPE = mean |(u, v) - truth| 
 interior (a 32 px border is excluded: the shifted frames wrap around).
 
 Baselines, measured in the same run: single-scale one-step dense LK (the textbook recipe),
-stimgen without the forward-backward check (``consistency=False``: half the work), the
-implementation before the brightness / consistency / stopping-rule changes (loaded from
-git history, commit ``BASELINE_COMMIT``, when git is available), and scikit-image's
-``optical_flow_ilk`` when it is installed (benchmark-only, optional).
+stimgen without the forward-backward check (``consistency=False``), the implementation
+before the speed work of issue 15 (a frozen copy in ``benchmarks/flow_before.py``, no git
+needed), OpenCV's Farneback flow on one thread (``cv2.setNumThreads(1)``; pyr_scale 0.5,
+levels 3, winsize 15, iterations 3, poly_n 5, poly_sigma 1.2) and scikit-image's
+``optical_flow_ilk`` when they are installed (benchmark-only, optional).
 Targets: EPE <= 0.005 px for shifts up to 2.5 px and <= 0.05 px at 5 px on band-pass
-noise; median EPE <= 0.001 px on 512x512 band-pass noise shifted by (2.2, -1.4) px, timed
-against the baseline in interleaved rounds (the ratio is printed).
+noise; on 512x512 band-pass noise shifted by (2.2, -1.4) px, median EPE <= 0.001 px and,
+in interleaved rounds (median time), <= 1.5x the time of Farneback and >= 5x faster than
+the frozen implementation. Times vary with the machine's load: the ratios, measured in
+the same rounds, are what to compare.
 
 Run: python benchmarks/bench_flow.py [--repeat 3] [--rounds 7]
 """
@@ -23,19 +26,19 @@ Run: python benchmarks/bench_flow.py [--repeat 3] [--rounds 7]
 from __future__ import annotations
 
 import argparse
-import subprocess
+import importlib.util
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
 
 from stimgen.flow import lucas_kanade
 
-#: the flow module before brightness normalization, the consistency check and the
-#: stopping rule (the timing baseline)
-BASELINE_COMMIT = "b263ecf"
+#: the flow module before the speed work (frozen copy next to this file)
+BEFORE_FILE = Path(__file__).resolve().parent / "flow_before.py"
+FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5,
+             "poly_sigma": 1.2, "flags": 0}
 
 N = 512
 MARGIN = 32
@@ -103,22 +106,37 @@ def timed(fn, repeat: int):
 
 
 def baseline_module():
-    """``stimgen/flow.py`` as of BASELINE_COMMIT, imported as ``stimgen._flow_baseline``
-    (None when git or the commit is not available)."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        src = subprocess.run(
-            ["git", "-C", str(root), "show", f"{BASELINE_COMMIT}:stimgen/flow.py"],
-            capture_output=True, text=True, check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        print(f"git or commit {BASELINE_COMMIT} not available: no baseline of the old flow")
+    """``benchmarks/flow_before.py`` imported as ``stimgen._flow_before`` (None if absent)."""
+    if not BEFORE_FILE.is_file():
+        print(f"{BEFORE_FILE} not found: no baseline of the implementation before")
         return None
-    mod = types.ModuleType("stimgen._flow_baseline")
+    spec = importlib.util.spec_from_file_location("stimgen._flow_before", BEFORE_FILE)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
     mod.__package__ = "stimgen"
-    sys.modules[mod.__name__] = mod
-    exec(compile(src, f"{BASELINE_COMMIT}:stimgen/flow.py", "exec"), mod.__dict__)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
     return mod
+
+
+def farneback():
+    """OpenCV's Farneback flow on one thread as ``f(a, b) -> (u, v)`` (None without cv2)."""
+    try:
+        import cv2
+    except ImportError:
+        print("OpenCV (cv2) not installed: no Farneback baseline")
+        return None
+    cv2.setNumThreads(1)
+
+    def fb(a, b):
+        # Farneback expects 8-bit-like values (on contrast 0.2 frames it returns ~0 flow):
+        # the same linear rescaling of both frames, 128 + 255 * contrast
+        a8 = (128 + 255 * np.asarray(a, np.float32)).astype(np.float32)
+        b8 = (128 + 255 * np.asarray(b, np.float32)).astype(np.float32)
+        f = cv2.calcOpticalFlowFarneback(a8, b8, None, **FARNEBACK)
+        return f[..., 0], f[..., 1]  # same convention: b(x + u, y + v) = a(x, y)
+
+    return fb
 
 
 def methods(baseline):
@@ -135,7 +153,10 @@ def methods(baseline):
             r = baseline.lucas_kanade(a, b)
             return r.u, r.v
 
-        m[f"before ({BASELINE_COMMIT})"] = before
+        m["before"] = before
+    fb = farneback()
+    if fb is not None:
+        m["farneback"] = fb
     try:
         from skimage.registration import optical_flow_ilk
     except ImportError:
@@ -204,7 +225,7 @@ def main() -> None:
           f"{'PASS' if large <= 0.05 else 'FAIL'}")
     print(f"target <= 300 ms per pair:                        median {med_ms:.0f} ms "
           f"(worst {worst_ms:.0f})  {'PASS' if med_ms <= 300 else 'FAIL'}")
-    for base in ("skimage ilk", "1-step LK", f"before ({BASELINE_COMMIT})", "stimgen no check"):
+    for base in ("skimage ilk", "farneback", "1-step LK", "before", "stimgen no check"):
         if base not in results:
             continue
         b = results[base]
@@ -219,34 +240,51 @@ def main() -> None:
 
 def speed_vs_baseline(baseline, rounds: int) -> None:
     """512x512 band-pass noise shifted by (2.2, -1.4) px: median time over interleaved
-    rounds of stimgen (default options, and without the check) and the baseline."""
+    rounds of stimgen (default options, and without the check), the implementation
+    before and Farneback on one thread, with each one's median EPE and the time ratios."""
     rng = np.random.default_rng(15)
     img = bandpass_noise(N, 16.0, rng)
     a = (0.2 * img).astype(np.float32)
     b = (0.2 * fourier_shift(img, 2.2, -1.4)).astype(np.float32)
-    fns = {
-        "stimgen": lambda: lucas_kanade(a, b),
-        "stimgen no check": lambda: lucas_kanade(a, b, consistency=False),
-    }
+
+    def lk(**kw):
+        return lambda: _lk(a, b, **kw)
+
+    fns = {"stimgen": lk(), "stimgen no check": lk(consistency=False)}
     if baseline is not None:
-        fns["before"] = lambda: baseline.lucas_kanade(a, b)
+        fns["before"] = lambda: _uv(baseline.lucas_kanade(a, b))
+    fb = farneback()
+    if fb is not None:
+        fns["farneback"] = lambda: fb(a, b)
     times: dict[str, list[float]] = {k: [] for k in fns}
     epe_med = {}
     for _ in range(rounds):
         for k, fn in fns.items():
             t0 = time.perf_counter()
-            r = fn()
+            u, v = fn()
             times[k].append(time.perf_counter() - t0)
-            err = np.hypot(r.u - 2.2, r.v + 1.4)[MARGIN:-MARGIN, MARGIN:-MARGIN]
+            err = np.hypot(u - 2.2, v + 1.4)[MARGIN:-MARGIN, MARGIN:-MARGIN]
             epe_med[k] = float(np.nanmedian(err))
+    med = {k: float(np.median(t)) for k, t in times.items()}
     print()
     print(f"512x512 band-pass noise, shift (2.2, -1.4) px, median of {rounds} interleaved rounds:")
     for k in fns:
-        print(f"  {k:18s} {1e3 * np.median(times[k]):7.0f} ms   median EPE {epe_med[k]:.6f} px  "
-              f"{'PASS' if epe_med[k] <= 0.001 else 'FAIL'} (<= 0.001 px)")
-    if baseline is not None:
-        for k in ("stimgen", "stimgen no check"):
-            print(f"  time ratio before / {k}: {np.median(times['before']) / np.median(times[k]):.2f}")
+        print(f"  {k:18s} {1e3 * med[k]:7.0f} ms   median EPE {epe_med[k]:.6f} px")
+    ok = epe_med["stimgen"] <= 0.001
+    print(f"target median EPE <= 0.001 px (stimgen defaults): {epe_med['stimgen']:.6f}  "
+          f"{'PASS' if ok else 'FAIL'}")
+    if "farneback" in med:
+        r = med["stimgen"] / med["farneback"]
+        print(f"target stimgen / Farneback (1 thread) <= 1.5: {r:.2f}  {'PASS' if r <= 1.5 else 'FAIL'}"
+              f"   (no check: {med['stimgen no check'] / med['farneback']:.2f})")
+    if "before" in med:
+        r = med["before"] / med["stimgen"]
+        print(f"target before / stimgen >= 5: {r:.2f}  {'PASS' if r >= 5 else 'FAIL'}"
+              f"   (before / no check: {med['before'] / med['stimgen no check']:.2f})")
+
+
+def _uv(r):
+    return r.u, r.v
 
 
 if __name__ == "__main__":

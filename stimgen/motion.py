@@ -10,6 +10,7 @@ spatiotemporal_noise  noise band-limited in space (cycles/degree) and time (Hz) 
 movie_from_record     regenerate a movie bit for bit from its record
 verify_motion         measure a movie's velocity with dense Lucas-Kanade flow and compare it
                       with the record's requested velocity
+select_pairs          the deterministic, evenly spread frame pairs that verify_motion measures
 write_preview_gif     8-bit animated GIF preview of a movie
 temporal_aliasing_speed_deg_s   the speed at which a band starts to alias in time
 
@@ -51,7 +52,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,7 @@ __all__ = [
     "drifting_noise",
     "movie_from_record",
     "spatiotemporal_noise",
+    "select_pairs",
     "temporal_aliasing_speed_deg_s",
     "verify_motion",
     "write_preview_gif",
@@ -765,6 +767,51 @@ def movie_from_record(record: dict[str, Any], *, workers: int | None = None) -> 
 # =========================================================================================
 # Verification with optical flow
 # =========================================================================================
+#: frame pairs that verify_motion measures by default (see :func:`select_pairs`)
+DEFAULT_MAX_PAIRS = 8
+#: the subset rule, as stated in every verify_motion result
+PAIR_SELECTION_RULE = (
+    "evenly spaced over the available pairs (positions round(linspace(0, n - 1, max_pairs))), "
+    "first and last included"
+)
+
+
+def select_pairs(pairs: Sequence[int], max_pairs: int | None = DEFAULT_MAX_PAIRS) -> list[int]:
+    """The frame pairs that :func:`verify_motion` measures: a deterministic, evenly spread
+    subset.
+
+    Parameters
+    ----------
+    pairs : sequence of int
+        The available pairs, as the index ``t`` of each pair ``(t, t + 1)``, in order.
+    max_pairs : int or None
+        Largest number of pairs to keep (>= 2, so that the first and the last are both
+        kept); None keeps all.
+
+    Returns
+    -------
+    list of int
+        All of ``pairs`` if there are at most ``max_pairs``; else the pairs at positions
+        ``round(linspace(0, n - 1, max_pairs))`` of the ``n`` available: exactly
+        ``max_pairs`` of them, the first and the last included.
+
+    Examples
+    --------
+    >>> select_pairs(range(29))
+    [0, 4, 8, 12, 16, 20, 24, 28]
+    >>> select_pairs([0, 1, 3, 4], max_pairs=None)
+    [0, 1, 3, 4]
+    """
+    pairs = [int(p) for p in pairs]
+    if max_pairs is None:
+        return pairs
+    k = v.positive_int("max_pairs", max_pairs, minimum=2)
+    if k >= len(pairs):
+        return pairs
+    idx = np.round(np.linspace(0, len(pairs) - 1, k)).astype(int)
+    return [pairs[i] for i in idx]
+
+
 def verify_motion(
     movie: Any,
     record: dict[str, Any],
@@ -772,7 +819,7 @@ def verify_motion(
     tolerance: float = 0.05,
     atol_px_per_frame: float = 0.01,
     min_reliable_fraction: float = 0.5,
-    max_pairs: int | None = 8,
+    max_pairs: int | None = DEFAULT_MAX_PAIRS,
     margin_px: int | None = None,
     flow_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -794,7 +841,9 @@ def verify_motion(
     min_reliable_fraction : float
         Smallest acceptable mean fraction of reliable flow pixels, in [0, 1].
     max_pairs : int or None
-        Analyse at most this many consecutive frame pairs, evenly spaced (None: all).
+        Analyse at most this many consecutive frame pairs (>= 2; default 8), chosen by
+        :func:`select_pairs`: evenly spaced over the pairs that show one noise sample,
+        the first and the last always included. None: all of them.
     margin_px : int, optional
         Border excluded from the statistics (default of :func:`stimgen.flow.movie_flow`).
     flow_options : dict, optional
@@ -809,7 +858,9 @@ def verify_motion(
         ``(vx, vy)`` in deg/s and px/frame (y downwards);
         ``velocity_error_px_per_frame`` (length of the difference vector),
         ``rel_error`` (that length over the requested speed; None when it is 0),
-        ``speed_rel_error``, ``direction_error_deg``, ``reliable_fraction``, ``pairs``,
+        ``speed_rel_error``, ``direction_error_deg``, ``reliable_fraction``, ``pairs`` (the
+        index ``t`` of each measured pair ``(t, t + 1)``), ``pair_selection`` (the rule,
+        ``max_pairs``, how many pairs were ``measured`` of how many were ``available``),
         the tolerances, and ``pass``: the error is at most
         ``tolerance * requested_speed + atol_px_per_frame`` (px/frame) and the reliable
         fraction at least ``min_reliable_fraction``.
@@ -851,11 +902,8 @@ def verify_motion(
             f"no two consecutive frames show the same noise sample (refresh_frames={refresh}): "
             "there is no motion to measure"
         )
-    if max_pairs is not None:
-        k = v.positive_int("max_pairs", max_pairs)
-        if k < len(pairs):
-            idx = np.unique(np.round(np.linspace(0, len(pairs) - 1, k)).astype(int))
-            pairs = [pairs[i] for i in idx]
+    available = len(pairs)
+    pairs = select_pairs(pairs, max_pairs)
     opts = dict(flow_options or {})
     pu, pv, pf = [], [], []
     for t in pairs:
@@ -905,6 +953,12 @@ def verify_motion(
         "direction_error_deg": d_err,
         "reliable_fraction": reliable,
         "pairs": pairs,
+        "pair_selection": {
+            "rule": PAIR_SELECTION_RULE if max_pairs is not None else "all pairs",
+            "max_pairs": max_pairs,
+            "measured": len(pairs),
+            "available": available,
+        },
         "tolerance": {"rel": tol, "atol_px_per_frame": atol, "min_reliable_fraction": min_rel},
         "velocity_convention": VELOCITY_CONVENTION,
         "pass": bool(ok),

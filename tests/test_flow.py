@@ -672,3 +672,94 @@ def test_cli_flow_refuses_huge_and_complex_frames(tmp_path, capsys, array, match
     assert cli.main(["flow", str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and match in err
+
+
+# -- speed work (issue 15 item 4): the fast paths compute the same numbers ---------------
+@pytest.mark.parametrize(("dx", "dy"), [(2.0, -1.0), (-3.0, 0.0), (2.2, -1.4), (0.3, 0.45)])
+def test_known_shifts_of_band_limited_noise_to_a_thousandth_of_a_pixel(dx, dy):
+    # integer and sub-pixel exact shifts of 256x256 band-pass noise, float32 frames
+    img = bandpass_noise(256, 16.0, seed=21)
+    ref = (0.2 * img).astype(np.float32)
+    mov = (0.2 * fourier_shift(img, dx, dy)).astype(np.float32)
+    res = lucas_kanade(ref, mov)
+    err = np.hypot(res.u - dx, res.v - dy)[24:-24, 24:-24]
+    assert np.mean(np.isfinite(err)) > 0.99
+    assert np.nanmedian(err) < 1e-3
+    assert np.nanpercentile(err, 99) < 5e-3
+
+
+@pytest.mark.parametrize("order", [3, 1])
+@pytest.mark.parametrize(
+    ("du", "dv", "spread"),
+    [(0.3, 0.2, 0.3), (2.2, -1.4, 0.05), (-0.5, 0.7, 0.6), (7.0, 3.0, 2.0), (0.0, 0.0, 0.0),
+     (40.0, -2.0, 1.0)],
+)
+def test_slice_sampler_equals_map_coordinates(order, du, dv, spread):
+    from scipy import ndimage as ndi
+
+    from stimgen.flow import _Sampler
+
+    rng = np.random.default_rng(4)
+    img = bandpass_noise(64, 8.0, seed=2)[:, :50].astype(np.float32)
+    yy, xx = np.indices(img.shape, dtype=np.float32)
+    u = (du + spread * rng.standard_normal(img.shape)).astype(np.float32)
+    v = (dv + spread * rng.standard_normal(img.shape)).astype(np.float32)
+    s = _Sampler(img, order)
+    mode = "mirror" if order == 3 else "nearest"
+    want = ndi.map_coordinates(s.coeffs, [yy + v, xx + u], order=order, prefilter=False,
+                               mode=mode)
+    if order == 3:  # the coefficients are scipy's cubic B-spline prefilter (mirror)
+        np.testing.assert_allclose(s.coeffs, ndi.spline_filter(img, 3, mode="mirror"),
+                                   atol=1e-5)
+    got = s(u, v, xx, yy)
+    np.testing.assert_allclose(got, want, atol=2e-4 if order == 1 else 2e-5)
+    both = _Sampler(np.stack([img, -2 * img]), order)(u, v, xx, yy)  # a stack, same points
+    np.testing.assert_allclose(both[1], -2 * got, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(64, 50), (8, 8), (20, 130)])
+@pytest.mark.parametrize("sigma", [1.0, 4.0, 9.5])
+def test_fft_window_equals_the_direct_gaussian_sum(shape, sigma):
+    from scipy import ndimage as ndi
+
+    from stimgen.flow import _window
+
+    a = np.random.default_rng(5).standard_normal(shape)
+    want = ndi.gaussian_filter(a, sigma, mode="constant", truncate=3.0)
+    np.testing.assert_allclose(_window(a, sigma), want, atol=1e-12)
+    got32 = _window(np.stack([a, 3 * a]).astype(np.float32), sigma)
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32[1], 3 * want, atol=1e-5)
+
+
+def test_blank_region_beside_texture_has_an_exactly_zero_tensor():
+    # float32 FFT window sums round at ~1e-7 of the largest: far from the texture the
+    # tensor must still be exactly 0 (no eigenvalue, no flow), as a direct sum gives
+    img = np.zeros((128, 128), np.float32)
+    img[:32, :32] = 50 * bandpass_noise(32, 6.0, seed=8)
+    res = lucas_kanade(img, np.roll(img, 1, axis=1))
+    far = (slice(64, None), slice(64, None))
+    assert np.all(res.min_eigenvalue[far] == 0) and np.all(res.max_eigenvalue[far] == 0)
+    assert not res.reliable[far].any() and np.isnan(res.normal_u[far]).all()
+    assert np.nanmedian(res.u[8:24, 10:24]) == pytest.approx(1.0, abs=0.02)  # small patch
+
+
+def test_reliable_pixels_stay_forward_backward_consistent_and_converged(noise):
+    # the backward estimate stops at 0.01 px; the forward one at the finest level once all
+    # but 1 % of the pixels moved <= 0.002 px: the mask means what it meant
+    mov = fourier_shift(noise, 2.2, -1.4)
+    res = lucas_kanade(noise, mov)
+    ok = res.reliable
+    assert interior(ok).all()
+    assert np.all(res.fb_error_px[ok] <= 0.5) and np.all(res.last_update_px[ok] <= 0.5)
+    assert np.median(interior(res.fb_error_px)) < 0.01
+    assert np.percentile(interior(res.last_update_px), 99) <= 2e-3
+    # an occluding square that moves the other way: its uncovered and covered pixels are
+    # not consistent, and are not reliable
+    ref2, mov2 = noise.copy(), mov.copy()
+    patch = bandpass_noise(32, 8.0, seed=9)
+    ref2[48:80, 48:80] = patch
+    mov2[48:80, 44:76] = patch  # the square moves 4 px left, the background 2.2 px right
+    bad = lucas_kanade(ref2, mov2)
+    assert not bad.reliable[50:78, 76:80].all()  # uncovered background
+    assert bad.reliable_fraction < res.reliable_fraction

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from stimgen.motion import (
+    PAIR_SELECTION_RULE,
     drifting_noise,
     movie_from_record,
+    select_pairs,
     spatiotemporal_noise,
     temporal_aliasing_speed_deg_s,
     verify_motion,
@@ -408,3 +410,50 @@ def test_verify_motion_reports_measured_rightward_motion_in_0_360(monkeypatch):
     movie, rec = drift(size_px=64, speed_deg_s=2.0, direction_deg=0.0, n_frames=3)
     res = verify_motion(movie, rec)
     assert res["measured"]["direction_deg"] == 0.0 and res["direction_error_deg"] == 0.0
+
+
+# -- the measured subset of frame pairs (issue 15 item 4) --------------------------------
+def test_select_pairs_is_evenly_spread_deterministic_and_keeps_both_ends():
+    assert select_pairs(range(29)) == [0, 4, 8, 12, 16, 20, 24, 28]
+    assert select_pairs(range(29), max_pairs=3) == [0, 14, 28]
+    assert select_pairs(range(5)) == [0, 1, 2, 3, 4]  # fewer than max_pairs: all
+    assert select_pairs(range(29), max_pairs=None) == list(range(29))
+    gaps = [t for t in range(30) if (t + 1) % 3 != 0]  # dynamic noise: 20 usable pairs
+    sub = select_pairs(gaps)
+    assert len(sub) == 8 and sub[0] == gaps[0] and sub[-1] == gaps[-1] and set(sub) <= set(gaps)
+    assert select_pairs(gaps) == sub  # no randomness
+    for bad in (1, 0, 2.5, "8"):
+        with pytest.raises(ValueError, match="max_pairs must be an integer >= 2"):
+            select_pairs(range(10), max_pairs=bad)
+
+
+def test_verify_motion_states_which_pairs_it_measured():
+    movie, rec = drift(size_px=48, speed_deg_s=1.5, direction_deg=30.0, n_frames=30)
+    res = verify_motion(movie, rec)
+    assert res["pass"], res
+    assert res["pairs"] == [0, 4, 8, 12, 16, 20, 24, 28]
+    assert len(res["measured"]["pair_velocity_px_per_frame"]) == 8
+    assert res["pair_selection"] == {"rule": PAIR_SELECTION_RULE, "max_pairs": 8,
+                                     "measured": 8, "available": 29}
+    every = verify_motion(movie, rec, max_pairs=None)
+    assert every["pairs"] == list(range(29)) and every["pass"]
+    assert every["pair_selection"] == {"rule": "all pairs", "max_pairs": None,
+                                       "measured": 29, "available": 29}
+    # the subset and all pairs agree on the velocity of an exact drift
+    a = np.array(res["measured"]["velocity_px_per_frame"])
+    b = np.array(every["measured"]["velocity_px_per_frame"])
+    assert np.abs(a - b).max() < 1e-3
+
+
+def test_a_wrong_speed_is_caught_with_the_subset():
+    movie, rec = drift(size_px=48, speed_deg_s=2.0, n_frames=30)  # 1 px/frame rightwards
+    wrong = dict(rec, velocity_px_per_frame=[1.1, 0.0])  # the record says 10 % faster
+    res = verify_motion(movie, wrong)
+    assert res["pair_selection"]["measured"] == 8 and not res["pass"]
+    assert res["rel_error"] == pytest.approx(0.1 / 1.1, abs=0.01)
+    # a movie that stops halfway: the subset sees the still pairs, and fails it
+    half = movie.copy()
+    half[15:] = movie[15]
+    res = verify_motion(half, rec)
+    assert not res["pass"]
+    assert sum(abs(u) < 0.01 for u, _ in res["measured"]["pair_velocity_px_per_frame"]) == 4

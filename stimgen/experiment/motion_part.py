@@ -344,7 +344,7 @@ class MotionPart(BasePart):
         return Measured({"speed": speed}, speed["pass"])
 
     def manifest_fields(self, plan: Plan) -> dict[str, Any]:
-        from ..motion import VELOCITY_CONVENTION
+        from ..motion import DEFAULT_MAX_PAIRS, PAIR_SELECTION_RULE, VELOCITY_CONVENTION
 
         motion = plan.exp["motion"]
         fps = motion["frame_rate_hz"]
@@ -371,6 +371,12 @@ class MotionPart(BasePart):
                 "velocity_convention": VELOCITY_CONVENTION,
                 "generator": "stimgen.motion.drifting_noise (exact Fourier shifts of a periodic field)",
                 "speed_check": "stimgen.motion.verify_motion (median dense Lucas-Kanade flow)",
+                "speed_check_pairs": {
+                    "max_pairs": DEFAULT_MAX_PAIRS,
+                    "rule": PAIR_SELECTION_RULE,
+                    "note": "each movie's speed_check lists its measured pairs and how many "
+                            "of how many (pair_selection)",
+                },
             },
         }
 

@@ -1,0 +1,1080 @@
+# ruff: noqa
+# Frozen copy of stimgen/flow.py before the speed work of issue 15 item 4: the timing and
+# accuracy reference of bench_flow.py (benchmark only; not part of the package). It is
+# loaded by bench_flow.py as ``stimgen._flow_before`` (its relative imports resolve inside
+# the installed package); nothing else imports it.
+"""Dense Lucas-Kanade optical flow with a reliability output.
+
+Contents
+--------
+lucas_kanade      dense flow between two frames -> :class:`FlowResult`
+movie_flow        median flow over the reliable pixels of a ``(T, H, W)`` movie -> :class:`MovieFlow`
+FlowResult        per-pixel flow, eigenvalues, reliability mask and normal flow
+MovieFlow         per-pair and overall median flow of a movie
+to_deg_per_s      px/frame -> deg/s
+
+Conventions (stated once, used everywhere in this module)
+---------------------------------------------------------
+* **Sign and axis order.** ``u`` is the x (column) component and ``v`` the y (row)
+  component of the displacement of image content *from* ``reference_image`` *to*
+  ``moving_image``, in px/frame::
+
+      moving_image(x + u, y + v) == reference_image(x, y)
+
+  Content drifting rightwards gives ``u > 0``; content drifting downwards (towards
+  increasing row index) gives ``v > 0``. Note that ``skimage.registration.optical_flow_ilk``
+  returns the row component first, ``(v, u)``, and that the textbook normal equations
+  need ``b = -I_t``: ``A [u, v]^T = -[sum I_x I_t, sum I_y I_t]^T`` with
+  ``I_t = moving - reference``.
+* **Structure tensor.** ``A = G_w * [[I_x^2, I_x I_y], [I_x I_y, I_y^2]]`` with a Gaussian
+  window ``G_w`` of standard deviation ``sigma_window`` px. Its eigenvalues are in
+  (image units / px)^2. ``I_x`` and ``I_y`` are Gaussian derivatives of standard deviation
+  ``sigma_derivative`` px (``I_t`` smoothed by the same Gaussian), or Sobel kernels divided
+  by 8 (``I_t`` smoothed by the matching ``[1, 2, 1] / 4`` binomial in both axes).
+* **Brightness.** By default (``normalize="global"``) the moving frame is modelled as
+  ``gain * reference + offset``: each frame's mean is removed and the moving frame's RMS
+  contrast matched to the reference's, so a global brightness or contrast change (a
+  flicker, a camera's exposure) creates no flow. ``normalize=None`` uses the raw values.
+* **Reliability.** A pixel is *reliable* when (1) the smaller eigenvalue of ``A`` reaches
+  the threshold (default 1e-4 of the image-mean trace), (2) the flow does not point
+  outside the moving frame and, with ``consistency=True`` (default), (3) the flow measured
+  backwards from the moving frame returns within ``consistency_px`` (0.5 px) of the start
+  and the last warping iteration changed the estimate by at most that much. (1) says only
+  that the local system is well conditioned; (3) rejects occlusions, motion boundaries and
+  wrong or unconverged matches.
+* **The aperture problem.** Where only the larger eigenvalue reaches the threshold (a grating, an edge: the tensor is rank 1),
+  only the *normal flow* -- the component along the dominant gradient direction -- is
+  determined; :class:`FlowResult` reports it in ``normal_u``, ``normal_v`` and sets ``u``,
+  ``v`` to NaN there. Where neither eigenvalue reaches it (no texture) everything is NaN.
+* **Large shifts.** Each estimate is refined by warping the moving frame with the current
+  flow (cubic B-spline interpolation) and re-solving, from coarse to fine over a Gaussian
+  pyramid. Downsampling keeps the ratio shift / pattern period, so for narrow-band stimuli
+  the pyramid helps only until the pattern approaches the coarse level's Nyquist limit;
+  ``levels="auto"`` stops before that (see :func:`lucas_kanade`).
+* **Units.** Flow in px/frame; ``to_deg_per_s`` multiplies by ``fps / ppd``. Directions
+  (where reported) are in degrees counter-clockwise from rightward with *up* on the screen
+  positive, i.e. ``atan2(-v, u)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from . import _validate as val
+from .geometry import ViewingGeometry, as_ppd
+
+__all__ = [
+    "FlowResult",
+    "MovieFlow",
+    "auto_levels",
+    "lucas_kanade",
+    "movie_flow",
+    "to_deg_per_s",
+]
+
+_DERIVATIVES = ("gaussian", "sobel")
+#: default eigenvalue threshold, as a fraction of the image-mean trace of the tensor
+RELATIVE_THRESHOLD = 1e-4
+#: default largest forward-backward error (px) of a consistent pixel
+CONSISTENCY_PX = 0.5
+#: coarse pyramid levels: solve threshold (fraction of the mean trace, as the old default)
+#: and iterations per level (times ``iterations``; they cost little there)
+_COARSE_THRESHOLD = 1e-2
+_COARSE_ITERATIONS = 3
+#: stopping rule: a level's iterations end once at most _STOP_SHARE of its pixels moved by
+#: more than _STOP_PX (finest level, px) or _STOP_PX_COARSE (coarse levels, their px)
+_STOP_PX = 1e-4
+_STOP_PX_COARSE = 0.01
+_STOP_SHARE = 0.01
+#: phase-correlation peaks tried (besides zero) as starts of the coarsest level
+_CANDIDATE_PEAKS = 3
+#: ... when the pyramid has at least this many levels (the coarsest has <= 1/16 of the
+#: pixels, so the candidates cost little)
+_CANDIDATE_MIN_LEVELS = 3
+#: smallest image side (px) accepted, and smallest side of a pyramid level
+MIN_SIZE_PX = 8
+_MIN_LEVEL_SIZE_PX = 16
+#: Gaussian antialiasing filter (px) before each 2x pyramid downsampling
+_PYRAMID_SIGMA_PX = 1.0
+_WINDOW_TRUNCATE = 3.0
+_MAX_LEVELS = 6
+#: the window follows the flow smoothed over this many sigma_window (box filter)
+_FLOW_SMOOTHING = 2.0
+#: updates of windows that lost data outside the frame are scaled up by at most 1 / this
+_MIN_VALID_SHARE = 0.25
+
+
+# == result objects ====================================================================
+@dataclass(frozen=True, eq=False)
+class FlowResult:
+    """Dense flow between two frames; every array has the frames' shape ``(H, W)``.
+
+    Attributes
+    ----------
+    u, v : ndarray
+        Flow in px/frame, x (columns, rightwards) and y (rows, downwards), such that
+        ``moving(x + u, y + v) = reference(x, y)``. NaN where not :attr:`reliable`.
+    min_eigenvalue, max_eigenvalue : ndarray
+        Eigenvalues of the structure tensor at the finest level, in (image units / px)^2.
+    reliable : ndarray of bool
+        ``min_eigenvalue >= threshold``, ``(x + u, y + v)`` inside the moving frame and,
+        when the consistency check ran, ``fb_error_px <= consistency_px``.
+    normal_u, normal_v : ndarray
+        Normal flow in px/frame: the flow projected on the dominant gradient direction
+        (the eigenvector of ``max_eigenvalue``). Defined wherever
+        ``max_eigenvalue >= threshold`` (NaN elsewhere); on a grating it is all the
+        data determine. Equals the projection of ``(u, v)`` where reliable.
+    threshold : float
+        The eigenvalue threshold used, in (image units / px)^2.
+    levels : int
+        Pyramid levels used (1 = single scale).
+    iterations : int
+        Warping iterations per level.
+    sigma_window : float
+        Gaussian window standard deviation in px.
+    derivative : str
+        ``"gaussian"`` or ``"sobel"``.
+    normalize : str or None
+        Brightness model used: ``"global"`` or None (see :func:`lucas_kanade`).
+    brightness_gain, brightness_offset : float
+        With ``normalize="global"``, the moving frame's brightness as
+        ``gain * reference + offset`` (offset in image units) that was removed before the
+        flow was measured; 1 and 0 with ``normalize=None``.
+    consistency_px : float or None
+        Forward-backward threshold in px; None if the check was off.
+    fb_error_px : ndarray or None
+        Forward-backward error ``|f(x) + b(x + f(x))|`` in px at every pixel (None if the
+        check was off).
+    last_update_px : ndarray or None
+        Length in px of the change of the flow in the last warping iteration at the
+        finest level: large where the iteration has not converged.
+    """
+
+    u: np.ndarray
+    v: np.ndarray
+    min_eigenvalue: np.ndarray
+    max_eigenvalue: np.ndarray
+    reliable: np.ndarray
+    normal_u: np.ndarray
+    normal_v: np.ndarray
+    threshold: float
+    levels: int
+    iterations: int
+    sigma_window: float
+    derivative: str
+    normalize: str | None = None
+    brightness_gain: float = 1.0
+    brightness_offset: float = 0.0
+    consistency_px: float | None = None
+    fb_error_px: np.ndarray | None = None
+    last_update_px: np.ndarray | None = None
+
+    @property
+    def aperture(self) -> np.ndarray:
+        """Bool mask: only the normal flow is known (rank-1 tensor, e.g. a grating)."""
+        has_normal = (self.max_eigenvalue >= self.threshold) & (self.max_eigenvalue > 0)
+        return has_normal & ~((self.min_eigenvalue >= self.threshold) & (self.min_eigenvalue > 0))
+
+    @property
+    def reliable_fraction(self) -> float:
+        """Fraction of pixels that are reliable, in [0, 1]."""
+        return float(np.count_nonzero(self.reliable)) / self.reliable.size
+
+    def median(self) -> tuple[float, float]:
+        """Median ``(u, v)`` in px/frame over the reliable pixels (NaN, NaN if none)."""
+        if not self.reliable.any():
+            return math.nan, math.nan
+        return float(np.median(self.u[self.reliable])), float(np.median(self.v[self.reliable]))
+
+    def summary(
+        self, *, ppd: float | ViewingGeometry | None = None, fps: float | None = None
+    ) -> dict[str, Any]:
+        """A JSON-ready summary: median flow, reliable fraction, and deg/s when possible.
+
+        Parameters
+        ----------
+        ppd : float or ViewingGeometry, optional
+            Pixels per degree; with ``fps`` adds the deg/s values.
+        fps : float, optional
+            Frame rate in Hz (frames per second).
+        """
+        mu, mv = self.median()
+        d: dict[str, Any] = {
+            "median_u_px_per_frame": mu,
+            "median_v_px_per_frame": mv,
+            "reliable_fraction": self.reliable_fraction,
+            "aperture_fraction": float(np.count_nonzero(self.aperture)) / self.aperture.size,
+            "shape": list(self.u.shape),
+            "threshold": self.threshold,
+            "levels": self.levels,
+            "iterations": self.iterations,
+            "sigma_window_px": self.sigma_window,
+            "derivative": self.derivative,
+            "normalize": self.normalize,
+            "brightness_gain": self.brightness_gain,
+            "brightness_offset": self.brightness_offset,
+            "consistency_px": self.consistency_px,
+            "convention": "moving(x + u, y + v) = reference(x, y); u rightwards, v downwards",
+        }
+        d.update(_speed_dict(mu, mv, ppd, fps))
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class MovieFlow:
+    """Median flow of a movie over its consecutive frame pairs.
+
+    Attributes
+    ----------
+    u, v : float
+        Median over pairs of each pair's median flow over reliable pixels, px/frame
+        (x rightwards, y downwards). NaN if no pair has a reliable pixel.
+    reliable_fraction : float
+        Mean over pairs of the fraction of reliable pixels (inside the margin).
+    pair_u, pair_v : ndarray, shape (P,)
+        Per-pair median flow in px/frame (NaN for pairs without reliable pixels).
+    pair_reliable_fraction : ndarray, shape (P,)
+        Per-pair reliable fraction.
+    pairs : ndarray of int, shape (P,)
+        Index ``t`` of each analysed pair ``(t, t + 1)``.
+    margin_px : int
+        Border excluded from every statistic, in px.
+    """
+
+    u: float
+    v: float
+    reliable_fraction: float
+    pair_u: np.ndarray
+    pair_v: np.ndarray
+    pair_reliable_fraction: np.ndarray
+    pairs: np.ndarray
+    margin_px: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_deg_per_s(self, ppd: float | ViewingGeometry, fps: float) -> tuple[float, float]:
+        """The median flow ``(u, v)`` in deg/s (x rightwards, y downwards)."""
+        return to_deg_per_s(self.u, self.v, ppd=ppd, fps=fps)
+
+    def summary(
+        self, *, ppd: float | ViewingGeometry | None = None, fps: float | None = None
+    ) -> dict[str, Any]:
+        """A JSON-ready summary (see :meth:`FlowResult.summary`)."""
+        d: dict[str, Any] = {
+            "median_u_px_per_frame": self.u,
+            "median_v_px_per_frame": self.v,
+            "reliable_fraction": self.reliable_fraction,
+            "pairs": len(self.pairs),
+            "margin_px": self.margin_px,
+            **self.options,
+        }
+        d.update(_speed_dict(self.u, self.v, ppd, fps))
+        return d
+
+
+def to_deg_per_s(
+    u: Any, v: Any, *, ppd: float | ViewingGeometry, fps: float
+) -> tuple[Any, Any]:
+    """Convert a flow from px/frame to deg/s.
+
+    Parameters
+    ----------
+    u, v : float or ndarray
+        Flow in px/frame (x rightwards, y downwards).
+    ppd : float or ViewingGeometry
+        Pixels per degree (> 0).
+    fps : float
+        Frame rate in Hz (> 0).
+
+    Returns
+    -------
+    (u_deg_per_s, v_deg_per_s)
+        ``u * fps / ppd`` and ``v * fps / ppd``; same axes and signs as the input.
+    """
+    k = val.positive("fps", fps) / as_ppd(ppd)
+    if np.ndim(u) == 0 and np.ndim(v) == 0:
+        return float(u) * k, float(v) * k
+    return np.asarray(u, dtype=float) * k, np.asarray(v, dtype=float) * k
+
+
+def _speed_dict(mu: float, mv: float, ppd: Any, fps: Any) -> dict[str, Any]:
+    if (ppd is None) != (fps is None):
+        raise ValueError("deg/s needs both ppd and fps; got only one of them")
+    if ppd is None:
+        return {}
+    ud, vd = to_deg_per_s(mu, mv, ppd=ppd, fps=fps)
+    speed = math.hypot(ud, vd)
+    return {
+        "ppd": as_ppd(ppd),
+        "fps": float(fps),
+        "median_u_deg_per_s": ud,
+        "median_v_deg_per_s": vd,
+        "speed_deg_per_s": speed,
+        "direction_deg": math.degrees(math.atan2(-vd, ud)) % 360.0 if speed > 0 else math.nan,
+    }
+
+
+# == validation ========================================================================
+#: accepted ``normalize`` values
+_NORMALIZE = ("global",)
+#: bounds on the options (cost grows with them; beyond them nothing improves)
+MAX_ITERATIONS = 100
+MAX_SIGMA_WINDOW_PX = 64.0
+MAX_SIGMA_DERIVATIVE_PX = 16.0
+
+
+def _value_limit(dtype: Any) -> float:
+    """Largest accepted value range (max - min) of a frame computed in ``dtype``: 1e-4 of
+    the square root of the largest float (1.3e150 for float64, 1.8e15 for float32), so
+    that squared gradients and eigenvalues in image units cannot overflow."""
+    return math.sqrt(float(np.finfo(dtype).max)) * 1e-4
+
+
+def _frame_stats(name: str, a: np.ndarray, limit: float) -> tuple[np.ndarray, float, float]:
+    """``a`` as float64 with its mean removed, its mean and RMS, without overflow."""
+    x = np.asarray(a, dtype=np.float64)
+    lo, hi = float(x.min()), float(x.max())
+    with np.errstate(over="ignore"):
+        span = hi - lo
+    if not span <= limit:
+        raise ValueError(
+            f"{name} has values from {lo:.6g} to {hi:.6g}: a range of {span:.3g}; flow "
+            f"accepts a range (max - min) <= {limit:.3g} for this dtype (its structure "
+            "tensor squares the gradients). Rescale both frames by the same factor: the "
+            "flow does not depend on it"
+        )
+    mean = lo + float(np.mean(x - lo))
+    x = x - mean
+    peak = float(np.max(np.abs(x)))
+    rms = peak * math.sqrt(float(np.mean((x / peak) ** 2))) if peak > 0 else 0.0
+    return x, mean, rms
+
+
+def _check_frames(
+    reference_image: Any, moving_image: Any, normalize: str | None
+) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+    """Validate the frames and bring them to a common internal scale.
+
+    Returns ``(ref, mov, scale, gain, offset)``: both frames minus the reference's mean
+    (``normalize=None``) or each minus its own mean with the moving frame's RMS contrast
+    matched to the reference's (``"global"``), divided by ``scale`` (the reference's RMS
+    about its mean, or 1 for a blank frame) and cast to the compute dtype; ``gain`` and
+    ``offset`` describe the moving frame as ``gain * reference + offset`` (1 and 0 when
+    ``normalize=None``).
+    """
+    ref = val.finite_array("reference_image", reference_image, ndim=(2,))
+    mov = val.finite_array("moving_image", moving_image, ndim=(2,))
+    if ref.shape != mov.shape:
+        raise ValueError(
+            f"reference_image and moving_image must have the same shape, "
+            f"got {ref.shape} and {mov.shape}"
+        )
+    if min(ref.shape) < MIN_SIZE_PX:
+        raise ValueError(
+            f"images must be at least {MIN_SIZE_PX}x{MIN_SIZE_PX} px, got shape {ref.shape}"
+        )
+    if normalize is not None:
+        val.choice("normalize", normalize, _NORMALIZE)
+    dtype = np.float32 if (ref.dtype == np.float32 and mov.dtype == np.float32) else np.float64
+    limit = _value_limit(dtype)
+    r0, r_mean, r_rms = _frame_stats("reference_image", ref, limit)
+    m0, m_mean, m_rms = _frame_stats("moving_image", mov, limit)
+    scale = r_rms if r_rms > 0 else (m_rms if m_rms > 0 else 1.0)
+    gain, offset = 1.0, 0.0
+    if normalize == "global":
+        # the moving frame is modelled as gain * reference + offset: remove both
+        if r_rms > 0 and m_rms > 0:
+            gain = m_rms / r_rms
+        offset = m_mean - gain * r_mean
+        m_scale = gain * scale
+    else:
+        # a common offset (the reference's mean) does not change the flow; removing it
+        # keeps float32 precise on frames like 1000 + small pattern
+        m0 += m_mean - r_mean
+        m_scale = scale
+    return ((r0 / scale).astype(dtype, copy=False), (m0 / m_scale).astype(dtype, copy=False),
+            scale, gain, offset)
+
+
+def _check_options(
+    shape: tuple[int, int],
+    sigma_window: float,
+    sigma_derivative: float,
+    iterations: int,
+) -> tuple[float, float, int]:
+    """Validate the options that set the cost, with upper bounds from the image size."""
+    side = min(shape)
+    sigma_window = val.positive("sigma_window", sigma_window)
+    hi = min(MAX_SIGMA_WINDOW_PX, side / 2)
+    if sigma_window > hi:
+        raise ValueError(
+            f"sigma_window must be in (0, {hi:g}] px for frames of shape {shape} (at most "
+            f"half the smaller side and {MAX_SIGMA_WINDOW_PX:g} px), got {sigma_window:g}"
+        )
+    sigma_derivative = val.positive("sigma_derivative", sigma_derivative)
+    hi = min(MAX_SIGMA_DERIVATIVE_PX, side / 8)
+    if sigma_derivative > hi:
+        raise ValueError(
+            f"sigma_derivative must be in (0, {hi:g}] px for frames of shape {shape} (at most "
+            f"an eighth of the smaller side and {MAX_SIGMA_DERIVATIVE_PX:g} px), got "
+            f"{sigma_derivative:g}"
+        )
+    iterations = val.positive_int("iterations", iterations)
+    if iterations > MAX_ITERATIONS:
+        raise ValueError(
+            f"iterations must be an integer in [1, {MAX_ITERATIONS}], got {iterations} "
+            "(the warping converges in a few iterations per level)"
+        )
+    return sigma_window, sigma_derivative, iterations
+
+
+# == pyramid and filters ===============================================================
+def _downsample(image: np.ndarray) -> np.ndarray:
+    """Gaussian antialiasing then every second pixel (level pixel i <-> fine pixel 2i)."""
+    return ndi.gaussian_filter(image, _PYRAMID_SIGMA_PX, mode="mirror")[::2, ::2]
+
+
+def _upsample_flow(f: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Separable linear interpolation of a coarse flow component at fine pixel ``j / 2``,
+    times 2 (coarse px -> fine px)."""
+    for axis, n in enumerate(shape):
+        nc = f.shape[axis]
+        p = np.arange(n) / 2.0
+        i0 = np.minimum(np.floor(p).astype(np.intp), nc - 1)
+        i1 = np.minimum(i0 + 1, nc - 1)
+        w = (p - i0).astype(f.dtype)
+        shp = [1, 1]
+        shp[axis] = n
+        w = w.reshape(shp)
+        f = np.take(f, i0, axis=axis) * (1 - w) + np.take(f, i1, axis=axis) * w
+    return 2 * f
+
+
+def auto_levels(image: Any, *, sigma_window: float = 4.0) -> int:
+    """Pyramid depth that keeps a narrow-band pattern resolved at the coarsest level.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        The reference frame (any real values).
+    sigma_window : float
+        Window standard deviation in px (coarse levels must stay larger than the window).
+
+    Returns
+    -------
+    int
+        The largest ``L`` (1 = single scale) such that at level ``L`` at least half of the
+        image's (mean-removed) power lies below a quarter cycle per coarse pixel, i.e. at
+        fine-scale frequencies ``<= 0.25 / 2**(L - 1)`` cycles/px, and the coarsest level
+        is at least ``max(16, 4 sigma_window)`` px on its smaller side. A pattern of
+        period 16 px gets 2 levels, 1/f noise on 512x512 px 4, white noise 1.
+    """
+    a = val.finite_array("image", image, ndim=(2,)).astype(float)
+    sigma_window = val.positive("sigma_window", sigma_window)
+    a = a - a.mean()
+    power = np.abs(np.fft.rfft2(a)) ** 2
+    fy = np.fft.fftfreq(a.shape[0])[:, None]
+    fx = np.fft.rfftfreq(a.shape[1])[None, :]
+    # the rfft half-plane counts the columns 1..n/2-1 twice in the full spectrum
+    weight = np.full(fx.shape, 2.0)
+    weight[0, 0] = 1.0
+    if a.shape[1] % 2 == 0:
+        weight[0, -1] = 1.0
+    power = power * weight
+    total = power.sum()
+    if total <= 0:
+        return 1
+    f = np.hypot(fy, fx)
+    min_side = max(_MIN_LEVEL_SIZE_PX, 4 * sigma_window)
+    levels = 1
+    while levels < _MAX_LEVELS:
+        cand = levels + 1
+        if min(a.shape) / 2 ** (cand - 1) < min_side:
+            break
+        if power[f <= 0.25 / 2 ** (cand - 1)].sum() < 0.5 * total:
+            break
+        levels = cand
+    return levels
+
+
+class _Derivatives:
+    """Pre-smoothing ``S`` and spatial derivatives of one pyramid level."""
+
+    def __init__(self, kind: str, sigma_derivative: float) -> None:
+        self.kind = kind
+        self.sigma = sigma_derivative
+
+    @property
+    def rim(self) -> int:
+        """Border width in px whose derivatives depend on mirrored pixels (>= 1)."""
+        return 1 if self.kind == "sobel" else max(1, math.ceil(2 * self.sigma))
+
+    def smooth(self, image: np.ndarray) -> np.ndarray:
+        if self.kind == "gaussian":
+            return ndi.gaussian_filter(image, self.sigma, mode="mirror")
+        out = ndi.correlate1d(image, _BINOMIAL, axis=0, mode="mirror")
+        return ndi.correlate1d(out, _BINOMIAL, axis=1, mode="mirror")
+
+    def gradient(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.kind == "gaussian":
+            ix = ndi.gaussian_filter(image, self.sigma, order=(0, 1), mode="mirror")
+            iy = ndi.gaussian_filter(image, self.sigma, order=(1, 0), mode="mirror")
+            return ix, iy
+        # Sobel / 8 = central difference [-1, 0, 1] / 2 (x) binomial [1, 2, 1] / 4
+        ix = ndi.sobel(image, axis=1, mode="mirror") / 8
+        iy = ndi.sobel(image, axis=0, mode="mirror") / 8
+        return ix, iy
+
+
+_BINOMIAL = np.array([0.25, 0.5, 0.25])
+
+
+def _window(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian window sums over in-frame pixels only (zero outside, no mirrored data)."""
+    return ndi.gaussian_filter(a, sigma, mode="constant", truncate=_WINDOW_TRUNCATE)
+
+
+def _tensor(ix: np.ndarray, iy: np.ndarray, sigma: float):
+    axx = _window(ix * ix, sigma)
+    axy = _window(ix * iy, sigma)
+    ayy = _window(iy * iy, sigma)
+    half_tr = 0.5 * (axx + ayy)
+    disc = np.sqrt((0.5 * (axx - ayy)) ** 2 + axy**2)
+    lmax = half_tr + disc
+    det = axx * ayy - axy * axy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lmin = np.where(lmax > 0, det / lmax, 0)
+    lmin = np.maximum(lmin, 0).astype(axx.dtype, copy=False)
+    # eigenvector of lmax, from the better-conditioned of the two equivalent formulas
+    use_x = axx >= ayy
+    ex = np.where(use_x, lmax - ayy, axy)
+    ey = np.where(use_x, axy, lmax - axx)
+    norm = np.hypot(ex, ey)
+    iso = norm == 0  # isotropic tensor: any direction is an eigenvector
+    norm[iso] = 1
+    ex = np.where(iso, 1, ex / norm).astype(axx.dtype, copy=False)
+    ey = np.where(iso, 0, ey / norm).astype(axx.dtype, copy=False)
+    return axx, axy, ayy, lmin, lmax, det, ex, ey
+
+
+def _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, threshold):
+    """Per-pixel ``-A^+``: the full inverse where both eigenvalues pass the threshold,
+    the rank-1 pseudo-inverse ``e e^T / lmax`` where only the larger does, else 0."""
+    full = (lmin >= threshold) & (lmin > 0)
+    rank1 = (lmax >= threshold) & (lmax > 0) & ~full
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_det = np.where(full, 1 / det, 0)
+        inv_l = np.where(rank1, 1 / lmax, 0)
+    mxx = -(ayy * inv_det + ex * ex * inv_l)
+    mxy = -(-axy * inv_det + ex * ey * inv_l)
+    myy = -(axx * inv_det + ey * ey * inv_l)
+    return mxx, mxy, myy
+
+
+def _warp(coeffs: np.ndarray, rows: np.ndarray, cols: np.ndarray, order: int) -> np.ndarray:
+    """Samples of the image whose B-spline coefficients of ``order`` are ``coeffs``
+    (cubic: prefiltered coefficients; linear: the image itself)."""
+    return ndi.map_coordinates(
+        coeffs, [rows, cols], order=order, prefilter=False, mode="mirror", output=coeffs.dtype
+    )
+
+
+def _inside(
+    cols: np.ndarray, rows: np.ndarray, shape: tuple[int, int], rim: float = 0.0
+) -> np.ndarray:
+    """Sample points at least ``rim`` px inside the frame's area ``[-0.5, n - 0.5]``."""
+    h, w = shape
+    lo = rim - 0.5
+    return (cols >= lo) & (cols <= w - 0.5 - rim) & (rows >= lo) & (rows <= h - 0.5 - rim)
+
+
+def _smooth_flow(f: np.ndarray, sigma_window: float) -> np.ndarray:
+    """Low-pass of a flow component that keeps affine fields: a symmetric box filter of
+    standard deviation about ``_FLOW_SMOOTHING * sigma_window`` (cost independent of it)."""
+    size = 2 * round(_FLOW_SMOOTHING * sigma_window * math.sqrt(3)) + 1
+    return ndi.uniform_filter(f, size, mode="nearest")
+
+
+# == the estimator =====================================================================
+def _coarse_to_fine(
+    ref: np.ndarray,
+    mov: np.ndarray,
+    deriv: _Derivatives,
+    sigma_window: float,
+    n_levels: int,
+    iterations: int,
+    min_eigenvalue: float | None,
+) -> dict[str, Any]:
+    """The flow from ``ref`` to ``mov`` (both on the internal scale) and the finest
+    level's tensor products (see :func:`lucas_kanade`, Notes)."""
+    refs, movs = [ref], [mov]
+    for _ in range(n_levels - 1):
+        refs.append(_downsample(refs[-1]))
+        movs.append(_downsample(movs[-1]))
+    # candidate starts where the coarsest level is small (cheap) and a shift can be large;
+    # phase correlation at the level downsampled 4x (whole pixels there: 4 px)
+    starts = [(0.0, 0.0)]
+    if n_levels >= _CANDIDATE_MIN_LEVELS:
+        starts = [(4 * dx, 4 * dy) for dx, dy in _candidate_shifts(refs[2], movs[2])]
+
+    u = v = None
+    for lev in range(n_levels - 1, -1, -1):
+        lv = _Level(refs[lev], movs[lev], deriv, sigma_window, lev, min_eigenvalue)
+        n_iter = iterations if lev == 0 else _COARSE_ITERATIONS * iterations
+        if u is None or v is None:
+            # coarsest level: start from each candidate translation, keep per pixel the
+            # result whose warped frame matches the reference best (windowed residual)
+            best = None
+            k = 2.0 ** -lev
+            for dx, dy in starts:
+                cu, cv, step = lv.iterate(np.full(lv.shape, dx * k, lv.dtype),
+                                          np.full(lv.shape, dy * k, lv.dtype), n_iter)
+                res = lv.residual(cu, cv)
+                if best is None:
+                    best = [res, cu, cv]
+                else:
+                    better = res < best[0]
+                    best = [np.where(better, res, best[0]), np.where(better, cu, best[1]),
+                            np.where(better, cv, best[2])]
+            assert best is not None
+            u, v = best[1], best[2]
+        else:
+            u, v, step = lv.iterate(_upsample_flow(u, lv.shape), _upsample_flow(v, lv.shape),
+                                    n_iter)
+    assert u is not None and v is not None  # at least one level ran
+    return {"u": u, "v": v, "lmin": lv.lmin, "lmax": lv.lmax, "ex": lv.ex, "ey": lv.ey,
+            "thr": lv.thr, "xx": lv.xx, "yy": lv.yy, "last_update": step}
+
+
+def _candidate_shifts(ref: np.ndarray, mov: np.ndarray) -> list[tuple[float, float]]:
+    """Zero and the whole-pixel translations of the strongest phase-correlation peaks
+    (Hann-windowed frames): starting points for the coarsest pyramid level."""
+    h, w = ref.shape
+    win = np.outer(np.hanning(h), np.hanning(w))
+    cross = np.fft.rfft2(mov * win) * np.conj(np.fft.rfft2(ref * win))
+    mag = np.abs(cross)
+    top = float(mag.max()) if mag.size else 0.0
+    out = [(0.0, 0.0)]
+    if not top > 0:
+        return out
+    corr = np.fft.irfft2(cross / (mag + 1e-6 * top), s=(h, w))
+    for _ in range(_CANDIDATE_PEAKS):
+        iy, ix = np.unravel_index(int(np.argmax(corr)), corr.shape)
+        dy = float(iy - h if iy > h // 2 else iy)
+        dx = float(ix - w if ix > w // 2 else ix)
+        if all(abs(dx - a) + abs(dy - b) > 1 for a, b in out):
+            out.append((dx, dy))
+        ys = np.arange(iy - 2, iy + 3) % h
+        xs = np.arange(ix - 2, ix + 3) % w
+        corr[np.ix_(ys, xs)] = -np.inf
+    return out
+
+
+class _Level:
+    """One pyramid level: the reference's derivatives and tensor, and the iteration."""
+
+    def __init__(self, r: np.ndarray, m: np.ndarray, deriv: _Derivatives,
+                 sigma_window: float, lev: int, min_eigenvalue: float | None) -> None:
+        self.shape = r.shape
+        self.dtype = r.dtype
+        self.sigma = sigma_window
+        ix, iy = deriv.gradient(r)
+        # gradients within the derivative kernel's reach of the border see mirrored data
+        # (which turns a grating into a chevron): leave them out of every window sum
+        self.rim = rim = deriv.rim
+        for g in (ix, iy):
+            g[:rim] = 0
+            g[-rim:] = 0
+            g[:, :rim] = 0
+            g[:, -rim:] = 0
+        self.ix, self.iy = ix, iy
+        self.s_ref = deriv.smooth(r)
+        self.s_mov = deriv.smooth(m)
+        # coarse levels only start the next one: a loose stopping rule. Their warps stay
+        # cubic: bilinear ones leave a bias of ~1e-5 px that the finest level's few
+        # iterations do not remove entirely
+        self.order = 3
+        self.coeffs = ndi.spline_filter(self.s_mov, order=3, mode="mirror", output=r.dtype)
+        self.stop_px = _STOP_PX if lev == 0 else _STOP_PX_COARSE
+        axx, axy, ayy, lmin, lmax, det, ex, ey = _tensor(ix, iy, sigma_window)
+        rel = RELATIVE_THRESHOLD if lev == 0 else _COARSE_THRESHOLD
+        rel_thr = rel * float(np.mean(axx + ayy, dtype=np.float64))
+        self.thr = rel_thr if (lev > 0 or min_eigenvalue is None) else min_eigenvalue
+        self.lmin, self.lmax, self.ex, self.ey = lmin, lmax, ex, ey
+        self.trace_t = ix * ix + iy * iy
+        self.trace_a = axx + ayy
+        self.m = _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, self.thr)
+        self.yy, self.xx = np.indices(self.shape, dtype=r.dtype)
+
+    def residual(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Windowed mean squared difference between the warped moving and the reference
+        frame; infinite where the flow points outside the moving frame."""
+        d = _warp(self.coeffs, self.yy + v, self.xx + u, self.order) - self.s_ref
+        res = _window(d * d, self.sigma)
+        res[~_inside(self.xx + u, self.yy + v, self.shape)] = np.inf
+        return res
+
+    def iterate(self, u: np.ndarray, v: np.ndarray, n_iter: int):
+        """Up to ``n_iter`` warping iterations from ``(u, v)``; returns ``u, v`` and the
+        length of the last iteration's change (px)."""
+        ix, iy, xx, yy, sigma = self.ix, self.iy, self.xx, self.yy, self.sigma
+        mxx, mxy, myy = self.m
+        step = np.zeros(self.shape, self.dtype)
+        for _ in range(n_iter):
+            # Linearize around the current per-pixel warp but let the window move as the
+            # smoothed field (u_s, v_s): exact for affine flows, no null space (see Notes)
+            us = _smooth_flow(u, sigma)
+            vs = _smooth_flow(v, sigma)
+            gain = None
+            if u.any() or v.any():
+                it = _warp(self.coeffs, yy + v, xx + u, self.order) - self.s_ref
+                it -= ix * (u - us) + iy * (v - vs)
+                # no data where the flow points outside the moving frame or into its
+                # rim (smoothed with mirrored pixels): those pixels keep the smoothed
+                # estimate; the update is rescaled by the valid share of the tensor
+                out = ~_inside(xx + u, yy + v, self.shape, self.rim)
+                if out.any():
+                    it[out] = 0
+                    lost = _window(np.where(out, self.trace_t, 0), sigma)
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        share = 1 - lost / self.trace_a
+                    gain = 1 / np.clip(np.nan_to_num(share, nan=1.0), _MIN_VALID_SHARE, 1)
+            else:  # exactly zero flow: no interpolation, identical frames stay at 0
+                it = self.s_mov - self.s_ref
+            bx = _window(ix * it, sigma)
+            by = _window(iy * it, sigma)
+            du = mxx * bx + mxy * by
+            dv = mxy * bx + myy * by
+            if gain is not None:
+                du *= gain
+                dv *= gain
+            du += us - u  # du, dv: this iteration's change of the estimate
+            dv += vs - v
+            u = u + du
+            v = v + dv
+            step = np.hypot(du, dv)
+            # stopping rule: all but 1 % of the pixels have converged
+            if np.count_nonzero(step > self.stop_px) <= _STOP_SHARE * step.size:
+                break
+        return u, v, step
+
+
+def _forward_backward_error(fwd: dict[str, Any], bwd: dict[str, Any]) -> np.ndarray:
+    """``|f(x) + b(x + f(x))|`` in px: the forward flow ``f`` followed by the backward
+    flow ``b`` (bilinear, clamped at the border) should return to the start."""
+    rows, cols = fwd["yy"] + fwd["v"], fwd["xx"] + fwd["u"]
+    bu = ndi.map_coordinates(bwd["u"], [rows, cols], order=1, mode="nearest")
+    bv = ndi.map_coordinates(bwd["v"], [rows, cols], order=1, mode="nearest")
+    return np.hypot(fwd["u"] + bu, fwd["v"] + bv)
+
+
+def lucas_kanade(
+    reference_image: Any,
+    moving_image: Any,
+    *,
+    sigma_window: float = 4.0,
+    derivative: str = "gaussian",
+    sigma_derivative: float = 1.0,
+    levels: int | str = "auto",
+    iterations: int = 3,
+    min_eigenvalue: float | None = None,
+    normalize: str | None = "global",
+    consistency: bool = True,
+    consistency_px: float = CONSISTENCY_PX,
+) -> FlowResult:
+    """Dense Lucas-Kanade optical flow, coarse to fine with iterative warping.
+
+    Parameters
+    ----------
+    reference_image : ndarray, shape (H, W)
+        First frame, any real dtype (integers are converted to float without rescaling);
+        finite values whose range (max - min) is at most 1.3e150 (1.8e15 when both
+        frames are float32); H, W >= 8 px. Complex frames are refused.
+    moving_image : ndarray, shape (H, W)
+        Second frame, same shape.
+    sigma_window : float
+        Standard deviation of the Gaussian integration window in px, in
+        ``(0, min(64, min(H, W) / 2)]``, at every pyramid level. Larger windows average
+        more pixels (lower noise, smoother flow).
+    derivative : {"gaussian", "sobel"}
+        Spatial derivatives: Gaussian derivatives of ``sigma_derivative`` px with ``I_t``
+        smoothed by the same Gaussian, or Sobel / 8 with ``I_t`` smoothed by the binomial
+        ``[1, 2, 1] / 4`` in both axes.
+    sigma_derivative : float
+        Standard deviation of the derivative Gaussian in px, in
+        ``(0, min(16, min(H, W) / 8)]`` (``"gaussian"`` only).
+    levels : int or "auto"
+        Number of pyramid levels (1 = single scale, each further level halves the size;
+        the coarsest level keeps >= 8 px per side). ``"auto"`` (default) uses
+        :func:`auto_levels` on the reference frame, which keeps narrow-band patterns
+        resolved (not aliased) at the coarsest level.
+    iterations : int
+        Largest number of warping iterations at the finest level, in [1, 100] (coarse
+        levels allow 3 times as many). Each warps the moving frame by the current flow
+        and solves for the remaining displacement. A level stops early once all but 1 %
+        of its pixels moved by at most 1e-4 px in the last iteration (0.01 px of their
+        own on coarse levels, which only start the next level).
+    min_eigenvalue : float or None
+        Threshold on the smaller structure-tensor eigenvalue, in (image units / px)^2
+        (>= 0). None (default): ``RELATIVE_THRESHOLD`` (1e-4) of the image-mean trace of
+        the tensor, which is invariant to contrast.
+    normalize : {"global"} or None
+        ``"global"`` (default): the moving frame is modelled as ``gain * reference +
+        offset`` with one gain and offset for the whole frame; each frame's mean is
+        removed and the moving frame's RMS contrast is matched to the reference's before
+        the flow is estimated, so a global brightness or contrast change creates no flow.
+        None: brightness constancy on the raw values (only the reference's mean is
+        removed from both frames); a contrast change between the frames then shows up as
+        flow.
+    consistency : bool
+        If True (default), the flow is also estimated from the moving to the reference
+        frame and a pixel is reliable only where the two agree: ``|f(x) + b(x + f(x))|
+        <= consistency_px``. This rejects occluded pixels, motion boundaries and
+        wrong matches, at twice the cost. False: reliability is conditioning only.
+    consistency_px : float
+        Largest forward-backward error in px of a consistent pixel (> 0; default 0.5).
+
+    Returns
+    -------
+    FlowResult
+        ``u``, ``v`` (px/frame, NaN where unreliable), ``min_eigenvalue``,
+        ``max_eigenvalue``, ``reliable``, ``normal_u``, ``normal_v``,
+        ``fb_error_px`` (with ``consistency``), the brightness model and the settings used.
+
+    Raises
+    ------
+    ValueError
+        On non-2-D, complex, non-finite, differently shaped or too small frames, on
+        frames whose value range would overflow, or on an option outside its range.
+
+    Notes
+    -----
+    Per level, the reference gradients ``Ix, Iy`` and the tensor ``A`` (window ``G``) are
+    built once. Each iteration warps the smoothed moving frame by the current flow
+    ``d(y) = (u, v)`` (cubic B-spline), ``I_t = S(W) - S(reference)``, and re-solves::
+
+        A(x) d_new(x) = A(x) d_s(x) - G * [grad I (I_t - grad I . (d - d_s))](x)
+
+    where ``d_s`` is ``d`` smoothed over about ``2 sigma_window``. With ``d_s = d``
+    this is the usual incremental update ``A dd = -G * (grad I I_t)`` (textbook
+    ``b = -I_t``), whose pixel-wise warping leaves errors that vary faster than the
+    window uncorrected; with ``d_s = 0`` it is the classic LK window that moves rigidly,
+    which is biased on rotations. Letting the window follow the smoothed field corrects
+    both: the fixed point is exact for translations and affine fields (rotation,
+    expansion), and ``I_t`` vanishes there, so it does not depend on the derivative
+    filters. Pixels whose warp samples outside the moving frame (or within the
+    derivative's reach of its border) give no data: they keep the smoothed estimate, and
+    the updates of windows that contain them are scaled by the share of the tensor that
+    remains. Window sums use in-frame pixels only. Rank-1 pixels are solved with the
+    pseudo-inverse (normal flow only). Identical frames give exactly zero flow: no
+    interpolation happens while the flow is exactly zero. With 3 or more levels, the
+    coarsest level is started from zero and from the strongest phase-correlation
+    translations (whole pixels of the level downsampled 4x), and keeps per pixel the
+    start with the smallest windowed residual.
+
+    A pixel is **reliable** when (1) the smaller eigenvalue reaches the threshold (the
+    flow is determined, not only its normal component), (2) ``(x + u, y + v)`` lies in
+    the moving frame and, with ``consistency``, (3) the forward-backward error is at most
+    ``consistency_px``. (1) alone says the local system is well conditioned, not that its
+    answer is right: at occlusions and motion boundaries it is well conditioned and
+    wrong, which (3) detects.
+
+    References
+    ----------
+    B. D. Lucas and T. Kanade (1981), An iterative image registration technique with an
+    application to stereo vision, IJCAI, 674-679. J.-Y. Bouguet (2000), Pyramidal
+    implementation of the Lucas Kanade feature tracker, Intel Corporation. N. Sundaram,
+    T. Brox and K. Keutzer (2010), Dense point trajectories by GPU-accelerated large
+    displacement optical flow, ECCV (forward-backward consistency).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.ndimage import gaussian_filter
+    >>> rng = np.random.default_rng(0)
+    >>> ref = gaussian_filter(rng.standard_normal((64, 64)), 2.0, mode="wrap")
+    >>> mov = np.roll(ref, 1, axis=1)  # content moves 1 px to the right
+    >>> r = lucas_kanade(ref, mov)
+    >>> u, v = r.median()  # px/frame over reliable pixels
+    >>> print(f"u = {u:.3f}, v = {abs(v):.3f}, reliable: {r.reliable_fraction:.2f}")
+    u = 1.000, v = 0.000, reliable: 0.98
+    >>> r = lucas_kanade(ref, 1.1 * mov + 0.2)  # 10 % brighter and offset: same flow
+    >>> print(f"u = {r.median()[0]:.3f}, gain {r.brightness_gain:.2f}")
+    u = 1.000, gain 1.10
+    """
+    ref, mov, scale, b_gain, b_offset = _check_frames(reference_image, moving_image, normalize)
+    sigma_window, sigma_derivative, iterations = _check_options(
+        ref.shape, sigma_window, sigma_derivative, iterations
+    )
+    val.choice("derivative", derivative, _DERIVATIVES)
+    if min_eigenvalue is not None:
+        min_eigenvalue = val.positive("min_eigenvalue", min_eigenvalue, allow_zero=True)
+    if not isinstance(consistency, (bool, np.bool_)):
+        raise ValueError(f"consistency must be True or False, got {consistency!r}")
+    consistency_px = val.positive("consistency_px", consistency_px)
+    if isinstance(levels, str):
+        val.choice("levels", levels, ("auto",))
+        n_levels = auto_levels(ref, sigma_window=sigma_window)
+    else:
+        n_levels = val.positive_int("levels", levels)
+        max_levels = 1
+        while min(ref.shape) / 2**max_levels >= MIN_SIZE_PX:
+            max_levels += 1
+        if n_levels > max_levels:
+            raise ValueError(
+                f"levels={n_levels} is too deep for shape {ref.shape}: the coarsest level "
+                f"must keep >= {MIN_SIZE_PX} px per side, so levels <= {max_levels}"
+            )
+
+    deriv = _Derivatives(derivative, sigma_derivative)
+    # the estimator runs on frames divided by `scale`: eigenvalues scale with its square
+    thr_internal = None if min_eigenvalue is None else min_eigenvalue / scale**2
+    args = (deriv, sigma_window, n_levels, iterations, thr_internal)
+    fwd = _coarse_to_fine(ref, mov, *args)
+    u, v, lmin, lmax, ex, ey = (fwd[k] for k in ("u", "v", "lmin", "lmax", "ex", "ey"))
+    thr = fwd["thr"]
+    inside = _inside(fwd["xx"] + u, fwd["yy"] + v, ref.shape)
+    full = (lmin >= thr) & (lmin > 0)
+    has_normal = (lmax >= thr) & (lmax > 0)
+    reliable = full & inside
+    fb = None
+    last_update = fwd["last_update"]
+    if consistency:
+        fb = _forward_backward_error(fwd, _coarse_to_fine(mov, ref, *args))
+        reliable &= (fb <= consistency_px) & (last_update <= consistency_px)
+    nu = np.where(has_normal, ex * (ex * u + ey * v), np.nan).astype(u.dtype, copy=False)
+    nv = np.where(has_normal, ey * (ex * u + ey * v), np.nan).astype(u.dtype, copy=False)
+    s2 = scale * scale
+    return FlowResult(
+        u=np.where(reliable, u, np.nan).astype(u.dtype, copy=False),
+        v=np.where(reliable, v, np.nan).astype(u.dtype, copy=False),
+        min_eigenvalue=(lmin * s2).astype(u.dtype, copy=False),
+        max_eigenvalue=(lmax * s2).astype(u.dtype, copy=False),
+        reliable=reliable,
+        normal_u=nu,
+        normal_v=nv,
+        threshold=float(min_eigenvalue) if min_eigenvalue is not None else float(thr) * s2,
+        levels=n_levels,
+        iterations=iterations,
+        sigma_window=sigma_window,
+        derivative=derivative,
+        normalize=normalize,
+        brightness_gain=b_gain,
+        brightness_offset=b_offset,
+        consistency_px=consistency_px if consistency else None,
+        fb_error_px=fb,
+        last_update_px=last_update,
+    )
+
+
+def movie_flow(
+    movie: Any,
+    *,
+    margin_px: int | None = None,
+    max_pairs: int | None = None,
+    sigma_window: float = 4.0,
+    derivative: str = "gaussian",
+    sigma_derivative: float = 1.0,
+    levels: int | str = "auto",
+    iterations: int = 3,
+    min_eigenvalue: float | None = None,
+    normalize: str | None = "global",
+    consistency: bool = True,
+    consistency_px: float = CONSISTENCY_PX,
+) -> MovieFlow:
+    """Median flow of a movie over the reliable pixels of its consecutive frame pairs.
+
+    Parameters
+    ----------
+    movie : ndarray, shape (T, H, W)
+        Frames in time order (T >= 2), any real dtype, finite.
+    margin_px : int, optional
+        Border in px excluded from the statistics (>= 0). Default
+        ``ceil(2 * sigma_window)``, where mirrored borders bias the derivatives.
+    max_pairs : int, optional
+        Analyse at most this many pairs ``(t, t + 1)``, evenly spaced over the movie
+        (>= 1; default all ``T - 1``).
+    sigma_window, derivative, sigma_derivative, levels, iterations, min_eigenvalue
+        As in :func:`lucas_kanade`.
+    normalize, consistency, consistency_px
+        As in :func:`lucas_kanade`: by default a global brightness change between frames
+        (e.g. a flicker) creates no flow, and only forward-backward consistent pixels
+        count as reliable.
+
+    Returns
+    -------
+    MovieFlow
+        ``u``, ``v``: median over pairs of the per-pair median over reliable pixels, in
+        px/frame (x rightwards, y downwards); ``reliable_fraction``; the per-pair values.
+        Use :meth:`MovieFlow.to_deg_per_s` or :func:`to_deg_per_s` for deg/s.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.ndimage import gaussian_filter
+    >>> frame = gaussian_filter(np.random.default_rng(1).standard_normal((64, 64)), 2.0,
+    ...                         mode="wrap")
+    >>> movie = np.stack([np.roll(frame, (-t, 2 * t), axis=(0, 1)) for t in range(4)])
+    >>> m = movie_flow(movie)
+    >>> print(f"{m.u:.2f} {m.v:.2f} px/frame")
+    2.00 -1.00 px/frame
+    >>> print("%.2f %.2f deg/s" % m.to_deg_per_s(ppd=30, fps=60))
+    4.00 -2.00 deg/s
+    """
+    m = val.finite_array("movie", movie, ndim=(3,))
+    t_frames = m.shape[0]
+    if t_frames < 2:
+        raise ValueError(f"movie needs at least 2 frames, got shape {m.shape}")
+    sigma_window = val.positive("sigma_window", sigma_window)
+    if margin_px is None:
+        margin = math.ceil(2 * sigma_window)
+    else:
+        margin = val.positive_int("margin_px", margin_px, minimum=0)
+    if 2 * margin >= min(m.shape[1:]):
+        raise ValueError(
+            f"margin_px={margin} leaves no pixels in frames of shape {m.shape[1:]}; "
+            f"it must be < {min(m.shape[1:]) / 2:g}"
+        )
+    pairs = np.arange(t_frames - 1)
+    if max_pairs is not None:
+        k = val.positive_int("max_pairs", max_pairs)
+        if k < len(pairs):
+            pairs = np.unique(np.round(np.linspace(0, t_frames - 2, k)).astype(int))
+    opts: dict[str, Any] = {
+        "sigma_window": sigma_window,
+        "derivative": derivative,
+        "sigma_derivative": sigma_derivative,
+        "levels": levels,
+        "iterations": iterations,
+        "min_eigenvalue": min_eigenvalue,
+        "normalize": normalize,
+        "consistency": consistency,
+        "consistency_px": consistency_px,
+    }
+    inner = (slice(margin, m.shape[1] - margin), slice(margin, m.shape[2] - margin))
+    pu = np.full(len(pairs), np.nan)
+    pv = np.full(len(pairs), np.nan)
+    pf = np.zeros(len(pairs))
+    for i, t in enumerate(pairs):
+        r = lucas_kanade(m[t], m[t + 1], **opts)
+        ok = r.reliable[inner]
+        pf[i] = np.count_nonzero(ok) / ok.size
+        if ok.any():
+            pu[i] = np.median(r.u[inner][ok])
+            pv[i] = np.median(r.v[inner][ok])
+    has = np.isfinite(pu)
+    return MovieFlow(
+        u=float(np.median(pu[has])) if has.any() else math.nan,
+        v=float(np.median(pv[has])) if has.any() else math.nan,
+        reliable_fraction=float(pf.mean()),
+        pair_u=pu,
+        pair_v=pv,
+        pair_reliable_fraction=pf,
+        pairs=pairs,
+        margin_px=margin,
+        options=opts,
+    )
