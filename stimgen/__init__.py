@@ -69,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "dataset_stats": "datastats",
     "drifting_noise": "motion",
     "verify_motion": "motion",
+    "select_pairs": "motion",
     "lucas_kanade": "flow",
     "levin_weights": "levin",
     "levin_affinity": "levin",
