@@ -12,7 +12,7 @@ VALUE_CONVENTION = (
     "signed contrast: 0 = mean luminance, display range [-1, 1]; "
     "PNG level = round((x + 1) / 2 * (2^bits - 1)) (noisy-bit dither: floor(level + U[0, 1)))"
 )
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3  # 3: noise.synthesis (spectral by default; absent: spatial)
 
 FORMATS = ("npy", "png8", "png16", "gif")
 STILL_FORMATS = ("npy", "png8", "png16")
