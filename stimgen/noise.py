@@ -19,18 +19,26 @@ Conventions
 * White noise has variance 1 for every kind; filtered white noise of variance ``v`` has
   expected power spectrum ``v |H(f)|^2``.
 * Randomness: every function takes ``rng`` (None, int, SeedSequence or Generator). The
-  output does not depend on how a batch is chunked: the same ``rng`` gives the same images.
-  It does depend on ``dtype``: float32 and float64 draw different white noise from the same
-  seed (the record stores the dtype, so a record still regenerates its images).
+  output does not depend on how a batch is chunked or on the threads: the same ``rng``
+  gives the same images. It does depend on ``dtype``: float32 and float64 draw different
+  noise from the same seed (the record stores the dtype, so a record still regenerates
+  its images).
+* Synthesis: Gaussian noise through a filter is drawn directly in the frequency domain by
+  default (``synthesis="spectral"``: complex normal coefficients of the rfft half-plane,
+  times the transfer, one inverse FFT; image ``i`` from the ``i``-th seed sequence spawned
+  from the seed, each fixed row band of its half-plane from its own child); with
+  ``synthesis="spatial"`` (the method of records made before) white noise is drawn in
+  space, in order from the one generator, and filtered. Both have the same distribution.
+  Coefficients where the transfer is below :data:`NEGLIGIBLE_TRANSFER` of its peak are
+  not drawn.
 * Batches are generated in cache-sized chunks of about ``chunk_bytes`` (2 MB): each chunk
   is drawn, filtered and, in :func:`bandpass_noise` and :func:`power_law_noise`, set to its
   RMS contrast and checked for out-of-range values while it is still in cache, and written
   into the output once. Peak memory stays bounded: a few chunks on top of the output.
-* Threads: stacks use ``workers`` threads (default: the available cores): one draws the
-  white noise of the chunks, in order, from the one generator, the others filter and
-  contrast-set the chunks drawn before;
-  single images use ``workers`` threads for ``scipy.fft`` (default 1). The images are the
-  same bit for bit for every number of workers and every chunk size.
+* Threads: stacks use ``workers`` threads (default: the available cores); single images
+  with spectral synthesis too (from 256 x 256 px), with spatial synthesis ``workers``
+  threads of ``scipy.fft`` (default 1). The images are the same bit for bit for every
+  number of workers and every chunk size.
 """
 
 from __future__ import annotations
@@ -321,10 +329,7 @@ def _spectral(
     if n is None:
         threads = _stack_workers(workers) if workers is not None or h * w >= _THREADED_IMAGE_PX else 1
         seed = _image_seeds(gen, 1)[0]
-        if threads == 1:
-            return _spectral_image(seed, lay, h, w, dt, rms, None, 1, None)
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            return _spectral_image(seed, lay, h, w, dt, rms, None, threads, pool)
+        return _spectral_image(seed, lay, h, w, dt, rms, None, threads, _pool(threads) if threads > 1 else None)
     count = v.positive_int("n", n)
     per_chunk = max(1, int(v.positive_int("chunk_bytes", chunk_bytes) // (h * w * dt.itemsize)))
     threads = _stack_workers(workers)
@@ -338,8 +343,7 @@ def _spectral(
     starts = range(0, count, per_chunk)
     if threads == 1 or len(starts) == 1:
         return out, sum(chunk(a) for a in starts)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return out, sum(pool.map(chunk, starts))
+    return out, sum(_pool(threads).map(chunk, starts))
 
 
 def _count_outside(images: np.ndarray, limit: float = 1.0) -> int:
@@ -385,6 +389,18 @@ class _SpectralLayout:
 @functools.lru_cache(maxsize=8)
 def _spectral_layout(filt: Filter, h: int, w: int, dtype_name: str) -> _SpectralLayout:
     return _SpectralLayout(filt, h, w, np.dtype(dtype_name))
+
+
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A lasting pool of ``threads`` threads of this process (a forked child makes its own)."""
+    key = (os.getpid(), threads)
+    pool = _POOLS.get(key)
+    if pool is None:
+        pool = _POOLS[key] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stimgen-noise")
+    return pool
 
 
 def _image_seeds(gen: np.random.Generator, count: int) -> list[np.random.SeedSequence]:
@@ -484,8 +500,15 @@ def _spectral_image(
         spec = fft.ifft(spec, axis=0, workers=threads, overwrite_x=True)
     img = fft.irfft(spec, n=w, axis=1, workers=threads, overwrite_x=True)
     target = img if out is None else out
-    np.multiply(img, dt.type(gain), out=target)
-    return target, (0 if rms is None else _count_outside(target))
+
+    def finish(a: int, b: int) -> int:  # the one write (scaled), counted while in cache
+        np.multiply(img[a:b], dt.type(gain), out=target[a:b])
+        return 0 if rms is None else _count_outside(target[a:b])
+
+    if pool is None:
+        return target, finish(0, h)
+    step = -(-h // threads)
+    return target, sum(pool.map(lambda a: finish(a, min(h, a + step)), range(0, h, step)))
 
 
 def make_filter(
