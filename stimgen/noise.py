@@ -329,7 +329,7 @@ def _spectral(
     if n is None:
         threads = _stack_workers(workers) if workers is not None or h * w >= _THREADED_IMAGE_PX else 1
         seed = _image_seeds(gen, 1)[0]
-        return _spectral_image(seed, lay, h, w, dt, rms, None, threads, _pool(threads) if threads > 1 else None)
+        return _spectral_image(seed, filt, lay, h, w, dt, rms, None, threads, _pool(threads) if threads > 1 else None)
     count = v.positive_int("n", n)
     per_chunk = max(1, int(v.positive_int("chunk_bytes", chunk_bytes) // (h * w * dt.itemsize)))
     threads = _stack_workers(workers)
@@ -337,7 +337,7 @@ def _spectral(
     out = np.empty((count, h, w), dtype=dt)
 
     def chunk(a: int) -> int:
-        return sum(_spectral_image(seeds[i], lay, h, w, dt, rms, out[i], 1, None)[1]
+        return sum(_spectral_image(seeds[i], filt, lay, h, w, dt, rms, out[i], 1, None)[1]
                    for i in range(a, min(count, a + per_chunk)))
 
     starts = range(0, count, per_chunk)
@@ -370,15 +370,16 @@ class _SpectralLayout:
     """
 
     def __init__(self, filt: Filter, h: int, w: int, dt: np.dtype) -> None:
-        self.grid = filt.grid((h, w), real=True, dtype=dt)
+        grid = filt.grid((h, w), real=True, dtype=dt)  # cached by the filter hub, not kept here
         cols = w // 2 + 1
         rows = max(1, min(h, -(-_BAND_COEFFS // cols)))
         starts = range(0, h, rows)
         self.n_bands = len(starts)
-        mag = np.abs(self.grid)
-        peak = float(mag.max())
-        keep = mag > peak * NEGLIGIBLE_TRANSFER[dt.name]
-        row_any, col_any = keep.any(axis=1), keep.any(axis=0)
+        # largest |H| of every row and column (reductions only: no grid-sized temporary)
+        row_mag = np.maximum(grid.max(axis=1), -grid.min(axis=1))
+        col_mag = np.maximum(grid.max(axis=0), -grid.min(axis=0))
+        limit = float(row_mag.max()) * NEGLIGIBLE_TRANSFER[dt.name]
+        row_any, col_any = row_mag > limit, col_mag > limit
         self.cols = int(np.flatnonzero(col_any)[-1]) + 1 if col_any.any() else 0
         self.bands = [(i, a, min(h, a + rows)) for i, a in enumerate(starts) if row_any[a : a + rows].any()]
         self.full = self.cols == cols and len(self.bands) == self.n_bands
@@ -386,7 +387,7 @@ class _SpectralLayout:
         self.edges = [0] + ([cols - 1] if w % 2 == 0 and cols > 1 else [])
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=32)
 def _spectral_layout(filt: Filter, h: int, w: int, dtype_name: str) -> _SpectralLayout:
     return _SpectralLayout(filt, h, w, np.dtype(dtype_name))
 
@@ -416,7 +417,7 @@ def _image_seeds(gen: np.random.Generator, count: int) -> list[np.random.SeedSeq
         return list(root.spawn(count))
 
 
-def _draw_band(spec: np.ndarray, lay: _SpectralLayout, band: tuple[int, int, int],
+def _draw_band(spec: np.ndarray, grid: np.ndarray, lay: _SpectralLayout, band: tuple[int, int, int],
                seeds: list[np.random.SeedSequence], real_dt: np.dtype, zero_dc: bool) -> float:
     """Draw one row band of the half-spectrum and multiply it by the transfer, in place.
 
@@ -436,7 +437,7 @@ def _draw_band(spec: np.ndarray, lay: _SpectralLayout, band: tuple[int, int, int
     for j in lay.edges:
         if j < cols:
             block[:, j] *= real_dt.type(math.sqrt(2.0))
-    block *= lay.grid[a:b, :cols]
+    block *= grid[a:b, :cols]
     if zero_dc and a == 0:
         block[0, 0] = 0.0
     total = _sum_of_squares(block.view(real_dt)) if zero_dc else 0.0
@@ -462,7 +463,7 @@ def _hermitian_power(spec: np.ndarray, lay: _SpectralLayout, band_sum: float) ->
 
 
 def _spectral_image(
-    seed: np.random.SeedSequence, lay: _SpectralLayout, h: int, w: int, dt: np.dtype,
+    seed: np.random.SeedSequence, filt: Filter, lay: _SpectralLayout, h: int, w: int, dt: np.dtype,
     rms: tuple[float, float] | None, out: np.ndarray | None, threads: int,
     pool: ThreadPoolExecutor | None,
 ) -> tuple[np.ndarray, int]:
@@ -478,10 +479,11 @@ def _spectral_image(
     cols = w // 2 + 1
     spec = (np.empty if lay.full else np.zeros)((h, cols), dtype=ctype)
     seeds = seed.spawn(lay.n_bands)
+    grid = filt.grid((h, w), real=True, dtype=dt)
     if pool is not None and len(lay.bands) > 1:
-        sums = list(pool.map(lambda bd: _draw_band(spec, lay, bd, seeds, dt, rms is not None), lay.bands))
+        sums = list(pool.map(lambda bd: _draw_band(spec, grid, lay, bd, seeds, dt, rms is not None), lay.bands))
     else:
-        sums = [_draw_band(spec, lay, bd, seeds, dt, rms is not None) for bd in lay.bands]
+        sums = [_draw_band(spec, grid, lay, bd, seeds, dt, rms is not None) for bd in lay.bands]
     n_px = h * w
     if rms is None:
         gain = math.sqrt(n_px / 2.0)  # white noise of variance 1 before the transfer
