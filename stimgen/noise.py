@@ -323,13 +323,15 @@ def _spectral(
     the threads or the chunking. One image uses ``workers`` threads (default: the
     available cores from 256 x 256 px) for its bands and its FFTs; a stack spreads its
     images, in chunks of about ``chunk_bytes``, over ``workers`` threads (default: the
-    available cores), each written once into the output.
+    available cores), each written once into the output (a stack of fewer images than
+    threads gives every image all the threads, in turn).
     """
     lay = _spectral_layout(filt, h, w, dt.name)
+    grid = filt.grid((h, w), real=True, dtype=dt)  # fetched once: the threads share it
     if n is None:
         threads = _stack_workers(workers) if workers is not None or h * w >= _THREADED_IMAGE_PX else 1
         seed = _image_seeds(gen, 1)[0]
-        return _spectral_image(seed, filt, lay, h, w, dt, rms, None, threads, _pool(threads) if threads > 1 else None)
+        return _spectral_image(seed, grid, lay, h, w, dt, rms, None, threads, _pool(threads) if threads > 1 else None)
     count = v.positive_int("n", n)
     per_chunk = max(1, int(v.positive_int("chunk_bytes", chunk_bytes) // (h * w * dt.itemsize)))
     threads = _stack_workers(workers)
@@ -337,12 +339,15 @@ def _spectral(
     out = np.empty((count, h, w), dtype=dt)
 
     def chunk(a: int) -> int:
-        return sum(_spectral_image(seeds[i], filt, lay, h, w, dt, rms, out[i], 1, None)[1]
+        return sum(_spectral_image(seeds[i], grid, lay, h, w, dt, rms, out[i], 1, None)[1]
                    for i in range(a, min(count, a + per_chunk)))
 
     starts = range(0, count, per_chunk)
-    if threads == 1 or len(starts) == 1:
+    if threads == 1:
         return out, sum(chunk(a) for a in starts)
+    if count < threads:  # fewer images than threads: each image uses them all, in turn
+        return out, sum(_spectral_image(seeds[i], grid, lay, h, w, dt, rms, out[i], threads, _pool(threads))[1]
+                        for i in range(count))
     return out, sum(_pool(threads).map(chunk, starts))
 
 
@@ -463,7 +468,7 @@ def _hermitian_power(spec: np.ndarray, lay: _SpectralLayout, band_sum: float) ->
 
 
 def _spectral_image(
-    seed: np.random.SeedSequence, filt: Filter, lay: _SpectralLayout, h: int, w: int, dt: np.dtype,
+    seed: np.random.SeedSequence, grid: np.ndarray, lay: _SpectralLayout, h: int, w: int, dt: np.dtype,
     rms: tuple[float, float] | None, out: np.ndarray | None, threads: int,
     pool: ThreadPoolExecutor | None,
 ) -> tuple[np.ndarray, int]:
@@ -479,7 +484,6 @@ def _spectral_image(
     cols = w // 2 + 1
     spec = (np.empty if lay.full else np.zeros)((h, cols), dtype=ctype)
     seeds = seed.spawn(lay.n_bands)
-    grid = filt.grid((h, w), real=True, dtype=dt)
     if pool is not None and len(lay.bands) > 1:
         sums = list(pool.map(lambda bd: _draw_band(spec, grid, lay, bd, seeds, dt, rms is not None), lay.bands))
     else:

@@ -187,7 +187,7 @@ def test_same_seed_same_noise_for_any_workers_and_chunking(monkeypatch):
     stacks = set()
     for chunk in (1, 3 * 300 * 260 * 4, 2**30):
         monkeypatch.setattr(noise, "_DEFAULT_CHUNK_BYTES", chunk)
-        for wk in (1, 2, None):
+        for wk in (1, 2, None, 8):  # 8 threads for 5 images: each image uses them all
             stacks.add(bandpass_noise(**kw, n=5, workers=wk)[0].tobytes())
             stacks.add(filtered_noise((300, 260), DOG, n=5, rng=11, workers=wk, chunk_bytes=chunk).tobytes())
     assert len(stacks) == 2  # one for bandpass_noise, one for filtered_noise
