@@ -460,11 +460,11 @@ def _hermitian_power(spec: np.ndarray, lay: _SpectralLayout, band_sum: float) ->
     total = 2.0 * band_sum
     for j in lay.edges:
         col = spec[:, j].astype(np.complex128)
-        mirror = np.concatenate([col[:1], col[:0:-1]])
-        total -= 2.0 * float(np.sum(col.real**2 + col.imag**2))
-        herm = (col + np.conj(mirror)) * 0.5
-        total += float(np.sum(herm.real**2 + herm.imag**2))
-    return total
+        herm = np.conj(col)  # conj Y[-k]: the column reversed after its first row
+        herm[1:] = herm[:0:-1].copy()
+        herm += col  # twice the Hermitian part
+        total += 0.25 * np.vdot(herm, herm).real - 2.0 * np.vdot(col, col).real
+    return float(total)
 
 
 def _spectral_image(
@@ -587,6 +587,12 @@ def make_filter(
         window = Orientation(orientation_deg, orientation_bandwidth_deg)
         filt = window if filt is None else filt * window
     return filt
+
+
+@functools.lru_cache(maxsize=256)
+def _passband(filt: Filter, level: str) -> Any:
+    """``filt.passband(level)``, remembered (filters and passbands are immutable)."""
+    return filt.passband(level)
 
 
 def _seed_record(rng: Any) -> tuple[np.random.Generator, Any]:
@@ -726,11 +732,11 @@ def bandpass_noise(
     )
     design = None
     if filt is not None and (filt.radial or family != "white"):
-        passband = filt.passband(level)
+        passband = _passband(filt, level)
         check_fits_image(passband, shape, p)
         design = passband.to_dict(p)
     if filt is not None and not np.any(filt.grid(shape)):
-        lo, hi = filt.passband(level).band_cpd(p) if filt.radial else (0.0, p / 2)
+        lo, hi = _passband(filt, level).band_cpd(p) if filt.radial else (0.0, p / 2)
         raise ValueError(
             f"band_cpd [{lo:.4g}, {hi:.4g}] holds no DFT "
             f"frequency of a {shape[0]} x {shape[1]} px image (frequencies are spaced "
