@@ -36,8 +36,8 @@ Conventions
   RMS contrast and checked for out-of-range values while it is still in cache, and written
   into the output once. Peak memory stays bounded: a few chunks on top of the output.
 * Threads: stacks use ``workers`` threads (default: the available cores); single images
-  with spectral synthesis too (from 256 x 256 px), with spatial synthesis ``workers``
-  threads of ``scipy.fft`` (default 1). The images are the same bit for bit for every
+  with spectral synthesis too (from 2^17 px, e.g. 363 x 363), with spatial synthesis
+  ``workers`` threads of ``scipy.fft`` (default 1). The images are the same bit for bit for every
   number of workers and every chunk size.
 """
 
@@ -93,7 +93,7 @@ NEGLIGIBLE_TRANSFER = {"float32": 2.0**-24, "float64": 2.0**-53}
 
 _DEFAULT_CHUNK_BYTES = 2 * 2**20  # a chunk and its half spectrum stay in a core's cache
 _BAND_COEFFS = 2**15  # complex coefficients of one row band of the half-plane (spectral synthesis)
-_THREADED_IMAGE_PX = 2**16  # one image this large or larger uses all cores by default
+_THREADED_IMAGE_PX = 2**17  # one image of this many pixels or more uses all cores by default
 
 
 def _available_cores() -> int:
@@ -225,7 +225,7 @@ def filtered_noise(
         Output dtype (and computation precision).
     workers : int, optional
         Threads. For a stack (``n`` given) the default is the available cores. For one
-        image: with spectral synthesis the available cores from 256 x 256 px (1 below),
+        image: with spectral synthesis the available cores from 2^17 px (1 below),
         with spatial synthesis 1 (threads of ``scipy.fft``). Negative values count from
         all cores (-1: all). The images are the same bit for bit for every value.
     chunk_bytes : int
@@ -321,7 +321,7 @@ def _spectral(
     Image ``i`` draws from the ``i``-th seed sequence spawned from ``gen``'s seed, each
     fixed row band of its half-spectrum from its own child: the images do not depend on
     the threads or the chunking. One image uses ``workers`` threads (default: the
-    available cores from 256 x 256 px) for its bands and its FFTs; a stack spreads its
+    available cores from 2^17 px) for its bands and its FFTs; a stack spreads its
     images, in chunks of about ``chunk_bytes``, over ``workers`` threads (default: the
     available cores), each written once into the output (a stack of fewer images than
     threads gives every image all the threads, in turn).
@@ -683,7 +683,7 @@ def bandpass_noise(
         Output dtype.
     workers : int, optional
         Threads (see :func:`filtered_noise`; default for stacks and for images from
-        256 x 256 px: the available cores). The images do not depend on it.
+        2^17 px: the available cores). The images do not depend on it.
     synthesis : {"spectral", "spatial"}
         How Gaussian noise through the filter is made (see :func:`filtered_noise`); the
         record states the method used: "spectral" only for Gaussian noise through a
