@@ -318,3 +318,21 @@ def test_shipped_masks_drawn_spatially_are_the_bytes_of_sets_made_before(tmp_pat
             h.update(f["file"].encode())
             h.update(f["sha256"].encode())
     assert h.hexdigest() == "bd5d3914ef6fa0b8b8a6823816adf9edf8786b2eb5a16f915a2abfdeedd134a1"
+
+
+def test_a_failing_image_raises_in_the_caller(monkeypatch):
+    import stimgen.noise as noise
+
+    calls = []
+    original = noise._spectral_image
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise ValueError("image 3 failed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(noise, "_spectral_image", failing)
+    monkeypatch.setattr(noise, "_DEFAULT_CHUNK_BYTES", 1)
+    with pytest.raises(ValueError, match="image 3 failed"):
+        bandpass_noise(size_px=16, ppd=16, band_cpd=(1, 4), n=9, rng=0, workers=2)
