@@ -412,7 +412,7 @@ def drifting_noise(
                 family=family, level=level, order=order, orientation_deg=orientation_deg,
                 orientation_bandwidth_deg=orientation_bandwidth_deg, alpha=alpha,
                 rms_contrast=c, mean=0.0, kind=kind, n=count, rng=gen, dtype=np.float64,
-                workers=workers,
+                workers=workers, synthesis="spatial",  # movies keep their fields' method
             )
         if not noise_record:
             noise_record = chunk_record

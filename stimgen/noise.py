@@ -19,22 +19,31 @@ Conventions
 * White noise has variance 1 for every kind; filtered white noise of variance ``v`` has
   expected power spectrum ``v |H(f)|^2``.
 * Randomness: every function takes ``rng`` (None, int, SeedSequence or Generator). The
-  output does not depend on how a batch is chunked: the same ``rng`` gives the same images.
-  It does depend on ``dtype``: float32 and float64 draw different white noise from the same
-  seed (the record stores the dtype, so a record still regenerates its images).
+  output does not depend on how a batch is chunked or on the threads: the same ``rng``
+  gives the same images. It does depend on ``dtype``: float32 and float64 draw different
+  noise from the same seed (the record stores the dtype, so a record still regenerates
+  its images).
+* Synthesis: Gaussian noise through a filter is drawn directly in the frequency domain by
+  default (``synthesis="spectral"``: complex normal coefficients of the rfft half-plane,
+  times the transfer, one inverse FFT; image ``i`` from the ``i``-th seed sequence spawned
+  from the seed, each fixed row band of its half-plane from its own child); with
+  ``synthesis="spatial"`` (the method of records made before) white noise is drawn in
+  space, in order from the one generator, and filtered. Both have the same distribution.
+  Coefficients where the transfer is below :data:`NEGLIGIBLE_TRANSFER` of its peak are
+  not drawn.
 * Batches are generated in cache-sized chunks of about ``chunk_bytes`` (2 MB): each chunk
   is drawn, filtered and, in :func:`bandpass_noise` and :func:`power_law_noise`, set to its
   RMS contrast and checked for out-of-range values while it is still in cache, and written
   into the output once. Peak memory stays bounded: a few chunks on top of the output.
-* Threads: stacks use ``workers`` threads (default: the available cores): one draws the
-  white noise of the chunks, in order, from the one generator, the others filter and
-  contrast-set the chunks drawn before;
-  single images use ``workers`` threads for ``scipy.fft`` (default 1). The images are the
-  same bit for bit for every number of workers and every chunk size.
+* Threads: stacks use ``workers`` threads (default: the available cores); single images
+  with spectral synthesis too (from 2^17 px, e.g. 363 x 363), with spatial synthesis
+  ``workers`` threads of ``scipy.fft`` (default 1). The images are the same bit for bit for every
+  number of workers and every chunk size.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections import deque
@@ -60,6 +69,7 @@ from .geometry import ViewingGeometry, angular_size_deg, as_ppd, resolve_shape
 __all__ = [
     "KINDS",
     "NOISE_FAMILIES",
+    "SYNTHESES",
     "bandpass_noise",
     "filtered_noise",
     "make_filter",
@@ -73,8 +83,17 @@ KINDS = ("gaussian", "uniform", "binary", "flat")
 #: Families accepted by :func:`bandpass_noise` and :func:`make_filter`.
 NOISE_FAMILIES = ("dog", "log_gaussian", "butterworth", "ideal", "power_law", "white", *CRITICAL_BAND_FAMILIES)
 VALUE_CONVENTION = "signed contrast: 0 = mean luminance, display range [-1, 1]"
+#: How Gaussian noise through a filter is made: its spectrum drawn directly, or white noise
+#: drawn in space and filtered (the method of records and sets made before "synthesis").
+SYNTHESES = ("spectral", "spatial")
+#: Relative amplitude below which the transfer is negligible: spectral synthesis draws no
+#: coefficients in the row bands and columns where ``|H|`` stays below this fraction of its
+#: peak (float32: 2^-24, its resolution; float64: 2^-53).
+NEGLIGIBLE_TRANSFER = {"float32": 2.0**-24, "float64": 2.0**-53}
 
 _DEFAULT_CHUNK_BYTES = 2 * 2**20  # a chunk and its half spectrum stay in a core's cache
+_BAND_COEFFS = 2**15  # complex coefficients of one row band of the half-plane (spectral synthesis)
+_THREADED_IMAGE_PX = 2**17  # one image of this many pixels or more uses all cores by default
 
 
 def _available_cores() -> int:
@@ -186,6 +205,7 @@ def filtered_noise(
     dtype: Any = np.float32,
     workers: int | None = None,
     chunk_bytes: int = _DEFAULT_CHUNK_BYTES,
+    synthesis: str = "spectral",
 ) -> np.ndarray:
     """White noise of ``kind`` filtered by ``filt`` in the FFT domain (not contrast-scaled).
 
@@ -204,13 +224,20 @@ def filtered_noise(
     dtype : {float32, float64}
         Output dtype (and computation precision).
     workers : int, optional
-        Threads. For a stack (``n`` given) the default is the available cores: one draws
-        the chunks in order, the others filter them meanwhile; for one image, threads of
-        ``scipy.fft`` (default 1). Negative values count from all cores (-1: all). The
-        images are the same bit for bit for every value.
+        Threads. For a stack (``n`` given) the default is the available cores. For one
+        image: with spectral synthesis the available cores from 2^17 px (1 below),
+        with spatial synthesis 1 (threads of ``scipy.fft``). Negative values count from
+        all cores (-1: all). The images are the same bit for bit for every value.
     chunk_bytes : int
         Approximate size of one generation chunk in bytes (default 2 MB, cache-sized); the
         images do not depend on it.
+    synthesis : {"spectral", "spatial"}
+        How Gaussian noise is made: its half-spectrum drawn directly (complex normal
+        coefficients times the transfer, one inverse FFT; default), or white noise drawn in
+        space and filtered (the method of records made before spectral synthesis: the
+        same distribution, other numbers).
+        Uniform, binary and flat noise are always drawn in space (flat is spectral by
+        construction) and filtered.
 
     Returns
     -------
@@ -222,22 +249,28 @@ def filtered_noise(
     h, w = _shape2(shape_px)
     v.choice("kind", kind, KINDS)
     dt = _float_dtype(dtype)
+    v.choice("synthesis", synthesis, SYNTHESES)
     gen = v.rng(rng)
-    images, _ = _filtered(h, w, filt, n, kind, gen, dt, workers, chunk_bytes, None)
+    images, _ = _filtered(h, w, filt, n, kind, gen, dt, workers, chunk_bytes, None, synthesis)
     return images
 
 
 def _filtered(
     h: int, w: int, filt: Filter, n: int | None, kind: str, gen: np.random.Generator, dt: np.dtype,
-    workers: Any, chunk_bytes: int, rms: tuple[float, float] | None,
+    workers: Any, chunk_bytes: int, rms: tuple[float, float] | None, synthesis: str = "spatial",
 ) -> tuple[np.ndarray, int]:
     """Filtered noise (validated arguments), with its RMS contrast set when ``rms`` is given.
+
+    Gaussian noise with ``synthesis="spectral"`` is drawn by :func:`_spectral`; the rest
+    by the spatial path below.
 
     Returns the images and, with ``rms``, the count of values beyond +-1 (else 0). Chunks of
     about ``chunk_bytes`` are drawn in order from ``gen`` (so the images do not depend on the
     chunking or the threads), filtered, contrast-set and counted while in cache, and written
     once into the output. Stacks use :func:`_stack_workers` threads.
     """
+    if synthesis == "spectral" and kind == "gaussian":
+        return _spectral(h, w, filt, n, gen, dt, workers, chunk_bytes, rms)
     if n is None:
         img = _apply(_draw_white(gen, (h, w), kind, dt), filt, workers, None)
         if rms is None:
@@ -279,6 +312,45 @@ def _filtered(
     return out, outside
 
 
+def _spectral(
+    h: int, w: int, filt: Filter, n: int | None, gen: np.random.Generator, dt: np.dtype,
+    workers: Any, chunk_bytes: int, rms: tuple[float, float] | None,
+) -> tuple[np.ndarray, int]:
+    """Gaussian noise through ``filt`` by direct spectral synthesis (validated arguments).
+
+    Image ``i`` draws from the ``i``-th seed sequence spawned from ``gen``'s seed, each
+    fixed row band of its half-spectrum from its own child: the images do not depend on
+    the threads or the chunking. One image uses ``workers`` threads (default: the
+    available cores from 2^17 px) for its bands and its FFTs; a stack spreads its
+    images, in chunks of about ``chunk_bytes``, over ``workers`` threads (default: the
+    available cores), each written once into the output (a stack of fewer images than
+    threads gives every image all the threads, in turn).
+    """
+    lay = _spectral_layout(filt, h, w, dt.name)
+    grid = filt.grid((h, w), real=True, dtype=dt)  # fetched once: the threads share it
+    if n is None:
+        threads = _stack_workers(workers) if workers is not None or h * w >= _THREADED_IMAGE_PX else 1
+        seed = _image_seeds(gen, 1)[0]
+        return _spectral_image(seed, grid, lay, h, w, dt, rms, None, threads, _pool(threads) if threads > 1 else None)
+    count = v.positive_int("n", n)
+    per_chunk = max(1, int(v.positive_int("chunk_bytes", chunk_bytes) // (h * w * dt.itemsize)))
+    threads = _stack_workers(workers)
+    seeds = _image_seeds(gen, count)
+    out = np.empty((count, h, w), dtype=dt)
+
+    def chunk(a: int) -> int:
+        return sum(_spectral_image(seeds[i], grid, lay, h, w, dt, rms, out[i], 1, None)[1]
+                   for i in range(a, min(count, a + per_chunk)))
+
+    starts = range(0, count, per_chunk)
+    if threads == 1:
+        return out, sum(chunk(a) for a in starts)
+    if count < threads:  # fewer images than threads: each image uses them all, in turn
+        return out, sum(_spectral_image(seeds[i], grid, lay, h, w, dt, rms, out[i], threads, _pool(threads))[1]
+                        for i in range(count))
+    return out, sum(_pool(threads).map(chunk, starts))
+
+
 def _count_outside(images: np.ndarray, limit: float = 1.0) -> int:
     """Number of values beyond +-limit (one min/max pass when there are none)."""
     if float(images.max()) <= limit and float(images.min()) >= -limit:
@@ -286,6 +358,163 @@ def _count_outside(images: np.ndarray, limit: float = 1.0) -> int:
     flat = images.reshape(-1, images.shape[-1])
     step = max(1, (4 * 2**20) // max(flat.shape[1], 1))  # no full-size temporary
     return sum(int(np.count_nonzero(np.abs(flat[i : i + step]) > limit)) for i in range(0, len(flat), step))
+
+
+# -----------------------------------------------------------------------------------------
+# Direct spectral synthesis of Gaussian noise
+# -----------------------------------------------------------------------------------------
+class _SpectralLayout:
+    """What spectral synthesis of ``filt`` at ``(h, w)`` in ``dt`` draws, and where.
+
+    The rfft half-plane ``(h, w // 2 + 1)`` is cut into fixed row bands of about
+    :data:`_BAND_COEFFS` coefficients (their rows depend on the width only); each band has
+    its own generator. ``cols`` is the number of leading columns drawn and ``bands`` the
+    ``(index, first row, stop row)`` of the bands drawn: the transfer is below
+    :data:`NEGLIGIBLE_TRANSFER` of its peak everywhere else, which stays zero. Everything
+    here depends only on (shape, filter, dtype).
+    """
+
+    def __init__(self, filt: Filter, h: int, w: int, dt: np.dtype) -> None:
+        grid = filt.grid((h, w), real=True, dtype=dt)  # cached by the filter hub, not kept here
+        cols = w // 2 + 1
+        rows = max(1, min(h, -(-_BAND_COEFFS // cols)))
+        starts = range(0, h, rows)
+        self.n_bands = len(starts)
+        # largest |H| of every row and column (reductions only: no grid-sized temporary)
+        row_mag = np.maximum(grid.max(axis=1), -grid.min(axis=1))
+        col_mag = np.maximum(grid.max(axis=0), -grid.min(axis=0))
+        limit = float(row_mag.max()) * NEGLIGIBLE_TRANSFER[dt.name]
+        row_any, col_any = row_mag > limit, col_mag > limit
+        self.cols = int(np.flatnonzero(col_any)[-1]) + 1 if col_any.any() else 0
+        self.bands = [(i, a, min(h, a + rows)) for i, a in enumerate(starts) if row_any[a : a + rows].any()]
+        self.full = self.cols == cols and len(self.bands) == self.n_bands
+        # columns whose conjugates lie in the half-plane itself (DC and, for even w, Nyquist)
+        self.edges = [0] + ([cols - 1] if w % 2 == 0 and cols > 1 else [])
+
+
+@functools.lru_cache(maxsize=32)
+def _spectral_layout(filt: Filter, h: int, w: int, dtype_name: str) -> _SpectralLayout:
+    return _SpectralLayout(filt, h, w, np.dtype(dtype_name))
+
+
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A lasting pool of ``threads`` threads of this process (a forked child makes its own)."""
+    key = (os.getpid(), threads)
+    pool = _POOLS.get(key)
+    if pool is None:
+        pool = _POOLS[key] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stimgen-noise")
+    return pool
+
+
+def _image_seeds(gen: np.random.Generator, count: int) -> list[np.random.SeedSequence]:
+    """``count`` seed sequences spawned from the generator's seed (in order).
+
+    A generator without a seed sequence (legacy seeding) gives 128 bits of its stream as
+    the root instead.
+    """
+    try:
+        return list(gen.bit_generator.seed_seq.spawn(count))  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, NotImplementedError):
+        root = np.random.SeedSequence(gen.integers(0, 2**32, size=4, dtype=np.uint64).tolist())
+        return list(root.spawn(count))
+
+
+def _draw_band(spec: np.ndarray, grid: np.ndarray, lay: _SpectralLayout, band: tuple[int, int, int],
+               seeds: list[np.random.SeedSequence], real_dt: np.dtype, zero_dc: bool) -> float:
+    """Draw one row band of the half-spectrum and multiply it by the transfer, in place.
+
+    Every coefficient gets real and imaginary parts N(0, 1); the columns whose conjugates
+    lie in the half-plane (DC and Nyquist) N(0, 2), because the inverse transform keeps
+    only their Hermitian part (``(Y[k] + conj Y[-k]) / 2``). Returns ``sum |Y|^2`` over
+    the band in float64 (with ``zero_dc``, after setting the DC coefficient to 0).
+    """
+    from .contrast import _sum_of_squares
+
+    i, a, b = band
+    gen = np.random.Generator(np.random.PCG64(seeds[i]))
+    cols = lay.cols
+    direct = cols == spec.shape[1]  # whole rows: drawn in place
+    block = spec[a:b] if direct else np.empty((b - a, cols), dtype=spec.dtype)
+    gen.standard_normal(out=block.view(real_dt), dtype=real_dt)
+    for j in lay.edges:
+        if j < cols:
+            block[:, j] *= real_dt.type(math.sqrt(2.0))
+    block *= grid[a:b, :cols]
+    if zero_dc and a == 0:
+        block[0, 0] = 0.0
+    total = _sum_of_squares(block.view(real_dt)) if zero_dc else 0.0
+    if not direct:
+        spec[a:b, :cols] = block
+    return total
+
+
+def _hermitian_power(spec: np.ndarray, lay: _SpectralLayout, band_sum: float) -> float:
+    """``sum |Y|^2`` over the full spectrum the inverse transform sees.
+
+    Columns 1 .. W/2-1 of the half-plane stand for two columns each; DC and Nyquist
+    columns count once, as their Hermitian part ``(Y[k] + conj Y[-k]) / 2``.
+    """
+    total = 2.0 * band_sum
+    for j in lay.edges:
+        col = spec[:, j].astype(np.complex128)
+        herm = np.conj(col)  # conj Y[-k]: the column reversed after its first row
+        herm[1:] = herm[:0:-1].copy()
+        herm += col  # twice the Hermitian part
+        total += 0.25 * np.vdot(herm, herm).real - 2.0 * np.vdot(col, col).real
+    return float(total)
+
+
+def _spectral_image(
+    seed: np.random.SeedSequence, grid: np.ndarray, lay: _SpectralLayout, h: int, w: int, dt: np.dtype,
+    rms: tuple[float, float] | None, out: np.ndarray | None, threads: int,
+    pool: ThreadPoolExecutor | None,
+) -> tuple[np.ndarray, int]:
+    """One image by spectral synthesis, written into ``out`` (or a new array).
+
+    Its RMS contrast and mean are set from the spectrum (Parseval) before the inverse
+    transform, the scale applied in the one pass that writes the image, and the values
+    beyond +-1 counted while it is in cache. Returns the image and that count.
+    """
+    from scipy import fft
+
+    ctype = np.complex64 if dt == np.float32 else np.complex128
+    cols = w // 2 + 1
+    spec = (np.empty if lay.full else np.zeros)((h, cols), dtype=ctype)
+    seeds = seed.spawn(lay.n_bands)
+    if pool is not None and len(lay.bands) > 1:
+        sums = list(pool.map(lambda bd: _draw_band(spec, grid, lay, bd, seeds, dt, rms is not None), lay.bands))
+    else:
+        sums = [_draw_band(spec, grid, lay, bd, seeds, dt, rms is not None) for bd in lay.bands]
+    n_px = h * w
+    if rms is None:
+        gain = math.sqrt(n_px / 2.0)  # white noise of variance 1 before the transfer
+    else:
+        power = _hermitian_power(spec, lay, math.fsum(sums))
+        if not power > 0.0:
+            raise ValueError("the filtered noise is constant (its transfer passes nothing but the mean): "
+                             "its RMS contrast cannot be set; widen the band or enlarge the image")
+        gain = rms[0] * n_px / math.sqrt(power)
+        if rms[1] != 0.0:
+            spec[0, 0] = rms[1] * n_px / gain
+    # the inverse transform in two steps: the column transform in place (no fresh buffer)
+    if lay.cols < cols:
+        spec[:, : lay.cols] = fft.ifft(spec[:, : lay.cols], axis=0, workers=threads)
+    else:
+        spec = fft.ifft(spec, axis=0, workers=threads, overwrite_x=True)
+    img = fft.irfft(spec, n=w, axis=1, workers=threads, overwrite_x=True)
+    target = img if out is None else out
+
+    def finish(a: int, b: int) -> int:  # the one write (scaled), counted while in cache
+        np.multiply(img[a:b], dt.type(gain), out=target[a:b])
+        return 0 if rms is None else _count_outside(target[a:b])
+
+    if pool is None:
+        return target, finish(0, h)
+    step = -(-h // threads)
+    return target, sum(pool.map(lambda a: finish(a, min(h, a + step)), range(0, h, step)))
 
 
 def make_filter(
@@ -360,6 +589,12 @@ def make_filter(
     return filt
 
 
+@functools.lru_cache(maxsize=256)
+def _passband(filt: Filter, level: str) -> Any:
+    """``filt.passband(level)``, remembered (filters and passbands are immutable)."""
+    return filt.passband(level)
+
+
 def _seed_record(rng: Any) -> tuple[np.random.Generator, Any]:
     """Generator plus a JSON-ready seed record that regenerates it (None for Generators)."""
     if isinstance(rng, np.random.Generator):
@@ -397,6 +632,7 @@ def bandpass_noise(
     rng: Any = None,
     dtype: Any = np.float32,
     workers: int | None = None,
+    synthesis: str = "spectral",
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Band-limited noise in the user's units, with a record that regenerates it.
 
@@ -446,8 +682,12 @@ def bandpass_noise(
     dtype : {float32, float64}
         Output dtype.
     workers : int, optional
-        Threads (see :func:`filtered_noise`; default for stacks: the available cores). The
-        images do not depend on it.
+        Threads (see :func:`filtered_noise`; default for stacks and for images from
+        2^17 px: the available cores). The images do not depend on it.
+    synthesis : {"spectral", "spatial"}
+        How Gaussian noise through the filter is made (see :func:`filtered_noise`); the
+        record states the method used: "spectral" only for Gaussian noise through a
+        filter, "spatial" for everything else.
 
     Returns
     -------
@@ -492,11 +732,11 @@ def bandpass_noise(
     )
     design = None
     if filt is not None and (filt.radial or family != "white"):
-        passband = filt.passband(level)
+        passband = _passband(filt, level)
         check_fits_image(passband, shape, p)
         design = passband.to_dict(p)
     if filt is not None and not np.any(filt.grid(shape)):
-        lo, hi = filt.passband(level).band_cpd(p) if filt.radial else (0.0, p / 2)
+        lo, hi = _passband(filt, level).band_cpd(p) if filt.radial else (0.0, p / 2)
         raise ValueError(
             f"band_cpd [{lo:.4g}, {hi:.4g}] holds no DFT "
             f"frequency of a {shape[0]} x {shape[1]} px image (frequencies are spaced "
@@ -504,6 +744,8 @@ def bandpass_noise(
         )
     c = v.in_range("rms_contrast", rms_contrast, 0.0, 1.0, low_inclusive=False)
     m = v.in_range("mean", mean, -1.0, 1.0, low_inclusive=False, high_inclusive=False)
+    v.choice("synthesis", synthesis, SYNTHESES)
+    used = "spectral" if synthesis == "spectral" and kind == "gaussian" and filt is not None else "spatial"
     gen, seed = _seed_record(rng)
     if filt is None:
         images = white_noise(shape, n=n, kind=kind, rng=gen, dtype=dtype)
@@ -512,7 +754,7 @@ def bandpass_noise(
     else:
         v.choice("kind", kind, KINDS)
         images, outside = _filtered(*shape, filt, n, kind, gen, _float_dtype(dtype), workers,
-                                    _DEFAULT_CHUNK_BYTES, (c, m))
+                                    _DEFAULT_CHUNK_BYTES, (c, m), used)
     record: dict[str, Any] = {
         "family": family,
         "level": level,
@@ -534,6 +776,7 @@ def bandpass_noise(
         "rms_contrast": c,
         "mean": float(mean),
         "kind": kind,
+        "synthesis": used,
         "n": n,
         "dtype": np.dtype(dtype).name,
         "seed": seed,
@@ -553,6 +796,9 @@ _OPTIONAL_RECORD_ARGS = ("cutoff_cpd", "rolloff")  # absent from records of olde
 def noise_from_record(record: dict[str, Any], *, workers: int | None = None) -> np.ndarray:
     """Regenerate the images of a :func:`bandpass_noise` record (needs its ``seed``).
 
+    The record's ``synthesis`` is used; a record without one (made before spectral
+    synthesis) is regenerated, bit for bit, with ``"spatial"``.
+
     Raises
     ------
     ValueError
@@ -567,6 +813,7 @@ def noise_from_record(record: dict[str, Any], *, workers: int | None = None) -> 
     ss = np.random.SeedSequence(seed["entropy"], spawn_key=tuple(seed.get("spawn_key", ())))
     kwargs = {k: record[k] for k in _RECORD_ARGS}
     kwargs.update({k: record[k] for k in _OPTIONAL_RECORD_ARGS if k in record})
+    kwargs["synthesis"] = record.get("synthesis", "spatial")  # records made before it: spatial
     images, _ = bandpass_noise(size_px=record["shape_px"], rng=ss, workers=workers, **kwargs)
     return images
 
@@ -584,6 +831,7 @@ def power_law_noise(
     rng: Any = None,
     dtype: Any = np.float32,
     workers: int | None = None,
+    synthesis: str = "spectral",
 ) -> np.ndarray:
     """1/f^alpha noise: power spectrum proportional to ``1 / f^alpha``.
 
@@ -602,7 +850,7 @@ def power_law_noise(
         Pixels per degree (only for ``band_cpd``).
     rms_contrast, mean : float
         RMS contrast in (0, 1] and mean, in signed contrast.
-    kind, rng, dtype, workers
+    kind, rng, dtype, workers, synthesis
         As for :func:`filtered_noise`.
 
     Returns
@@ -621,6 +869,7 @@ def power_law_noise(
     m = v.in_range("mean", mean, -1.0, 1.0, low_inclusive=False, high_inclusive=False)
     h, w = _shape2(shape_px)
     v.choice("kind", kind, KINDS)
+    v.choice("synthesis", synthesis, SYNTHESES)
     images, _ = _filtered(h, w, filt, n, kind, v.rng(rng), _float_dtype(dtype), workers,
-                          _DEFAULT_CHUNK_BYTES, (c, m))
+                          _DEFAULT_CHUNK_BYTES, (c, m), synthesis)
     return images

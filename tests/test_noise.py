@@ -301,4 +301,4 @@ def test_a_failing_chunk_raises_in_the_caller(monkeypatch):
     monkeypatch.setattr(noise, "_DEFAULT_CHUNK_BYTES", 1)
     monkeypatch.setattr(noise, "set_rms_contrast", failing)
     with pytest.raises(ValueError, match="images 3 is constant"):
-        bandpass_noise(size_px=16, ppd=16, band_cpd=(1, 4), n=9, rng=0, workers=2)
+        bandpass_noise(size_px=16, ppd=16, band_cpd=(1, 4), n=9, rng=0, workers=2, synthesis="spatial")

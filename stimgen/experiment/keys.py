@@ -12,7 +12,7 @@ VALUE_CONVENTION = (
     "signed contrast: 0 = mean luminance, display range [-1, 1]; "
     "PNG level = round((x + 1) / 2 * (2^bits - 1)) (noisy-bit dither: floor(level + U[0, 1)))"
 )
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3  # 3: noise.synthesis (spectral by default; absent: spatial)
 
 #: Display encodings (:data:`stimgen.display.METHODS`): they need a display model
 #: (``display.calibration`` or ``display.gamma``, with ``display.mean_cd_m2``). With a model,

@@ -43,6 +43,7 @@ LEVELS = ("half_amplitude", "half_power")
 NOISE_DEFAULTS: dict[str, Any] = {
     "family": None,
     "kind": "gaussian",
+    "synthesis": "spectral",  # sets made before it (no synthesis stated) are spatial
     "level": "half_amplitude",
     "band_cpd": None,
     "peak_cpd": None,
@@ -233,6 +234,8 @@ class NoisePart(BasePart):
             return ck.choice(path, value, FAMILIES)
         if key == "kind":
             return ck.choice(path, value, KINDS)
+        if key == "synthesis":
+            return ck.choice(path, value, ("spectral", "spatial"))
         if key == "level":
             return ck.choice(path, value, LEVELS)
         if key == "band_cpd":
@@ -359,7 +362,8 @@ class NoisePart(BasePart):
         if filt is None:
             img = white_noise(plan.shape, kind=p["kind"], rng=rng, dtype=dtype)
         else:
-            img = filtered_noise(plan.shape, filt, kind=p["kind"], rng=rng, dtype=dtype)
+            img = filtered_noise(plan.shape, filt, kind=p["kind"], rng=rng, dtype=dtype,
+                                 synthesis=p.get("synthesis", "spatial"))
         drawing.data = set_rms_contrast(img, p["rms_contrast"], mean=p["mean"], out=img)
 
     # -- the manifest -------------------------------------------------------------------

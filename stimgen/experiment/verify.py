@@ -66,6 +66,20 @@ def _image_from_file(path: Path, fmt: str, gamma: float | None) -> np.ndarray:
     return lum * 2.0 - 1.0
 
 
+def stored_experiment(manifest: Mapping[str, Any]) -> Any:
+    """The manifest's resolved experiment, as it was drawn.
+
+    Sets made before ``noise.synthesis`` existed (manifest version 2 and older, whose
+    noise section does not state it) drew their Gaussian noise in space: they say
+    ``synthesis: spatial``, so they verify and regenerate bit for bit.
+    """
+    exp = manifest["experiment"]
+    noise = exp.get("noise") if isinstance(exp, Mapping) else None
+    if isinstance(noise, Mapping) and "synthesis" not in noise:
+        return {**exp, "noise": {**noise, "synthesis": "spatial"}}
+    return exp
+
+
 def verify_set(
     path: str | os.PathLike,
     *,
@@ -126,7 +140,7 @@ def verify_set(
             rep.failures.append("experiment.yaml: sha256 differs from the manifest")
     plan = None
     try:
-        plan = plan_of(validate_experiment(manifest["experiment"], source="manifest.json:experiment"))
+        plan = plan_of(validate_experiment(stored_experiment(manifest), source="manifest.json:experiment"))
     except ValueError as exc:
         rep.failures.append(f"manifest.json: the stored experiment is invalid: {' '.join(str(exc).split())}")
     n_listed = len(manifest["stimuli"])
@@ -514,7 +528,7 @@ def regenerate_stimulus(
     if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= int(index) < n:
         raise ValueError(f"index must be an integer in [0, {n - 1}], got {index!r}")
     target = None if out is None else _regeneration_target(out)
-    exp = validate_experiment(manifest["experiment"], source="manifest.json:experiment")
+    exp = validate_experiment(stored_experiment(manifest), source="manifest.json:experiment")
     plan = plan_of(exp)
     entry, files, _, _ = make_entry(plan, int(index), int(manifest["seed_entropy"]), measure=False)
     want = {f["format"]: f for f in manifest["stimuli"][int(index)].get("files", [])}
