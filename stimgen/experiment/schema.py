@@ -138,6 +138,8 @@ def _validate(data: Any, lines: _Lines, problems: list[Problem], source: str, *,
     res["factorial"] = _check_factorial(ck, top.get("factorial"))
     _refuse_absent_parts(ck, res)
     movie = any(p.movie for p in PARTS.values() if res[p.name] is not None)
+    if movie:
+        _movie_synthesis(ck, res, top)
     res["output"] = _check_output(ck, top.get("output"), motion=movie, modelled=display_out.has_model(res["display"]))
     res["check"] = _check_check(ck, top.get("check"))
     if _check_size(ck, res):
@@ -145,6 +147,21 @@ def _validate(data: Any, lines: _Lines, problems: list[Problem], source: str, *,
     if ck.problems:
         raise ExperimentError(source, ck.problems)
     return res
+
+
+def _movie_synthesis(ck: Checker, res: dict[str, Any], top: Mapping[str, Any]) -> None:
+    """Movies draw their noise fields spatially (:func:`stimgen.motion.drifting_noise`): the
+    resolved ``noise.synthesis`` of a movie experiment says so, and an explicit
+    ``synthesis: spectral`` is refused rather than recorded for a method not used."""
+    noise = res.get("noise")
+    if not isinstance(noise, dict) or "synthesis" not in noise:
+        return
+    given = top.get("noise")
+    if isinstance(given, Mapping) and given.get("synthesis") == "spectral":
+        ck.add(("noise", "synthesis"), "a movie's noise fields are drawn spatially (synthesis: spatial); "
+               "spectral synthesis is for still images")  # fmt: skip
+        return
+    noise["synthesis"] = "spatial"
 
 
 def _check_size(ck: Checker, exp: dict[str, Any]) -> bool:
