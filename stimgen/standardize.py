@@ -669,8 +669,10 @@ def _standardize_fast(
         hi[:g] = np.tile(mu_hi, k)[:, None, :]
         lo[:g] = np.tile(mu_lo, k)[:, None, :]
         inv[:g] = np.tile(scale.astype(dt), k)[:, None, :]
-        # the low part matters only if it moves the output by more than ~1e-12
-        use_lo = bool((np.abs(mu_lo.astype(np.float64) * scale) > 1e-12).any())
+        # the low part is subtracted (one more pass) only where it moves the output by
+        # more than 1/256 of the dtype's resolution at 1 std (4.7e-10 in float32)
+        use_lo = bool((np.abs(mu_lo.astype(np.float64) * scale)
+                       > float(np.finfo(dt).eps) / 256).any())
         for x in steps:
             _rows_op(np.subtract, x, hi[:g], x)
             if use_lo:
