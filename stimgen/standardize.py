@@ -413,7 +413,9 @@ def _run_blocks(n_blocks: int, work: Any, make_buffers: Any, workers: int) -> No
             work(b, bufs)
         return
     claim = threading.Lock()
-    state = {"next": 0, "error_block": n_blocks, "error": None}
+    nxt = [0]  # the next block to claim
+    stop = [n_blocks]  # no block from here on is claimed (the lowest failed block, or all)
+    errors: dict[int, BaseException] = {}
 
     def run() -> None:
         # numpy's error state is per thread: set the caller's handling in each thread
@@ -423,15 +425,15 @@ def _run_blocks(n_blocks: int, work: Any, make_buffers: Any, workers: int) -> No
                 bufs = make_buffers()
                 while True:
                     with claim:
-                        b = state["next"]
-                        if b >= state["error_block"]:
+                        b = nxt[0]
+                        if b >= stop[0]:
                             return
-                        state["next"] = b + 1
+                        nxt[0] = b + 1
                     work(b, bufs)
             except BaseException as exc:  # noqa: BLE001 - re-raised by the caller below
                 with claim:
-                    if b < state["error_block"]:
-                        state["error_block"], state["error"] = b, exc
+                    errors[b] = exc
+                    stop[0] = min(stop[0], b)
 
     helpers = [threading.Thread(target=run, daemon=True) for _ in range(threads - 1)]
     for t in helpers:
@@ -440,11 +442,11 @@ def _run_blocks(n_blocks: int, work: Any, make_buffers: Any, workers: int) -> No
         run()
     finally:
         with claim:  # stop the helpers after their current block (e.g. on KeyboardInterrupt)
-            state["error_block"] = min(state["error_block"], state["next"])
+            stop[0] = min(stop[0], nxt[0])
         for t in helpers:
             t.join()
-    if state["error"] is not None:
-        raise state["error"]
+    if errors:
+        raise errors[min(errors)]
 
 
 def _all_finite(a: np.ndarray, chunk_bytes: int) -> bool:
