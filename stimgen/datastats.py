@@ -26,8 +26,9 @@ Conventions
   ``channel_axis`` (or, with ``channel_axis=None``, a batch of grayscale images); 4-D is a
   batch with images on axis 0, e.g. ``(B, H, W, C)`` or ``(B, C, H, W)`` with
   ``channel_axis=1``. Torch tensors are accepted without importing torch.
-* Exactness: integer images (8/16 bit) are summed exactly (integer sums and sums of
-  squares, two numpy calls per image, converted to moments once per partition of files),
+* Exactness: integer images (8/16 bit) are summed exactly (integer column sums of the
+  values and of their squares, a few numpy passes per image, converted to moments once
+  per partition of files),
   floats with a two-pass algorithm in float64; accumulators combine with Chan et al.'s
   formula, so any split of the data (batches, processes, Dask workers) gives the same
   numbers to about 1e-15 relative.
@@ -437,9 +438,10 @@ def _integer_moments(n: Any, S1: np.ndarray, S2: np.ndarray):
 class _IntegerSums:
     """Exact per-image, per-channel sums of values and squares of 8/16-bit images.
 
-    ``add`` costs two numpy calls per image (column sums of the values and of their
-    squares along contiguous rows, in native integer arithmetic, written into preallocated
-    buffers: no float copy of the image and no allocation per image, which would fragment
+    ``add`` costs a few numpy passes per image (column sums of the values and of their
+    squares along contiguous rows, in native integer arithmetic: for 8-bit images in a
+    reused uint16 buffer, otherwise straight from the image; written into preallocated
+    buffers: no float copy of the image and no array kept per image, which would fragment
     the heap and slow the decoder down); the conversion to means and sums of squared
     deviations happens once, vectorized, in ``running``. Min and max are tracked until
     they reach the dtype's limits (0 and 255 for uint8, typical of photographs); then they
