@@ -6,9 +6,7 @@ folder, then measures with the same number of processes and the same partitionin
   * stimgen.dataset_stats(folder, jobs=J)
 Targets: >= 90% of the decode-only throughput with 1 process and >= 95% with 2 processes
 (the median of the paired wall-time ratios); constant memory (numpy peak for 1/4 of the
-files vs all of them); exact to 1e-12 against an exact integer ground truth. With 1 process
-on a machine with a spare core, the sums run on a second thread beside the decoding; with
-as many processes as cores they run in the decoding thread.
+files vs all of them); exact to 1e-12 against an exact integer ground truth.
 
 The machine is shared and noisy: each measurement is repeated (decode-only and
 dataset_stats interleaved, alternating which goes first) and reported three ways: the
@@ -122,7 +120,7 @@ def compare(files, folder, jobs, rounds):
     return np.array(dec), np.array(st)
 
 
-def block_paired(files, size=125, rounds=2, overlap=False):
+def block_paired(files, size=125, rounds=2):
     """Median over partitions of t(decode only) / t(statistics), alternating which runs first."""
     ratios = []
     for r in range(rounds):
@@ -133,8 +131,7 @@ def block_paired(files, size=125, rounds=2, overlap=False):
                 if which == "decode":
                     t_dec = timed(lambda p=part: _decode(p))
                 else:
-                    t_st = timed(lambda p=part: _stats_of_files(p, 1 / 255, "raise",
-                                                                overlap=overlap))
+                    t_st = timed(lambda p=part: _stats_of_files(p, 1 / 255, "raise"))
             ratios.append(t_dec / t_st)
     return float(np.median(ratios)), float(np.percentile(ratios, 25)), float(np.percentile(ratios, 75))
 
@@ -162,11 +159,9 @@ def main():
             print(f"        paired wall ratios {', '.join(f'{x:.0%}' for x in ratios)} (range "
                   f"{ratios.min():.1%}-{ratios.max():.1%}); best wall times {best:.1%}; "
                   f"CPU time ratio {cpu:.1%}")
-        for overlap in (False, True):
-            med, q1, q3 = block_paired(files, overlap=overlap)
-            how = "summing thread beside the decoding" if overlap else "one thread"
-            print(f"per partition (125 files, 1 process, {how}): statistics at {med:.1%} of "
-                  f"decode throughput (median; quartiles {q1:.1%}-{q3:.1%})")
+        med, q1, q3 = block_paired(files)
+        print(f"per partition (125 files, 1 process, paired): statistics at {med:.1%} of "
+              f"decode throughput (median; quartiles {q1:.1%}-{q3:.1%})")
         s = dataset_stats(folder, jobs=2)
         mean, std = exact_truth(files)
         print(f"exactness: max rel error mean {np.abs(s.mean / mean - 1).max():.1e}, "

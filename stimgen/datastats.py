@@ -55,7 +55,6 @@ __all__ = ["DatasetStats", "RunningStats", "dataset_stats"]
 _DEFAULT_SCALE = 1 / 255
 _INT64_SUMS = 1 << 62  # bound on one image's sum of squares for int64 sums
 _NARROW_ROWS = 257  # 8-bit images up to this tall: uint16 column sums are exact
-_QUEUE = 4  # decoded images waiting for the summing thread (overlap)
 _ON_ERROR = ("raise", "skip")
 _SCHEDULERS = ("local", "dask")
 
@@ -768,9 +767,8 @@ def dataset_stats(
         rs, skipped_files, examples = RunningStats(), [], {}
         with Progress(len(files), "stats", enabled=None if progress else False) as bar:
             token = uuid.uuid4().hex
-            overlap = _cores() > 1  # sum on a second thread beside the decoding
             for part in _partitions(files, 64):
-                r, s, ex = _stats_of_files(part, 1.0, on_error, token, channels, overlap)
+                r, s, ex = _stats_of_files(part, 1.0, on_error, token, channels)
                 rs.merge(r)
                 skipped_files.extend(s)
                 for d, path in ex.items():
@@ -939,14 +937,6 @@ def _file_listing(source: Any, on_error: str = "raise"):
     return files, skipped
 
 
-def _cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS tells, else all)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def _partitions(files: Sequence[str], size: int) -> list[list[str]]:
     return [list(files[i : i + size]) for i in range(0, len(files), size)]
 
@@ -1002,14 +992,9 @@ def _first_channels(files: Sequence[str], on_error: str) -> int | None:
 
 
 def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
-                    token: str | None = None, channels: int | None = None,
-                    overlap: bool = False):
+                    token: str | None = None, channels: int | None = None):
     """Accumulate a list of files; returns (RunningStats, [(path, reason), ...] skipped,
     {dtype: first path of that dtype}).
-
-    With ``overlap``, the sums of 8/16-bit images run on a second thread while this one
-    decodes the next files (Pillow and numpy release the GIL), so a spare core hides them;
-    the images are summed in the same order, so the result is the same to the bit.
 
     8/16-bit images (nearly all files) go to one :class:`_IntegerSums` per dtype, which
     keeps a few exact column sums per image and turns them into statistics once, at the
@@ -1026,65 +1011,6 @@ def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
     sums: dict[str, _IntegerSums] = {}
     skipped: list[tuple[str, str]] = []
     examples: dict[str, str] = {}
-    with _Summer(overlap) as summer:
-        _decode_files(paths, on_error, channels, seen, rs, sums, skipped, examples, summer)
-    for acc in sums.values():
-        seen[(acc.dtype.str, acc.n_channels)] = (acc.lo.copy(), acc.hi.copy())
-        rs.merge(acc.running(scale))
-    return rs, skipped, examples
-
-
-class _Summer:
-    """Runs ``acc.add(image)`` calls in order, on this thread or (``overlap``) on a second
-    thread fed through a short queue (at most ``_QUEUE`` decoded images wait), so that
-    memory stays bounded. Leaving the ``with`` block waits for the queued images and
-    re-raises an error of the second thread."""
-
-    def __init__(self, overlap: bool) -> None:
-        self.overlap = overlap
-        self.error: BaseException | None = None
-        if overlap:
-            import queue
-            import threading
-
-            self.queue: Any = queue.Queue(maxsize=_QUEUE)
-            self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> _Summer:
-        if self.overlap:
-            self.thread.start()
-        return self
-
-    def add(self, acc: _IntegerSums, image: np.ndarray) -> None:
-        if not self.overlap:
-            acc.add(image)
-            return
-        if self.error is not None:
-            raise self.error
-        self.queue.put((acc, image))
-
-    def _run(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
-            if self.error is None:
-                try:
-                    item[0].add(item[1])
-                except BaseException as exc:  # noqa: BLE001 - re-raised by the decoding thread
-                    self.error = exc
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self.overlap:
-            self.queue.put(None)
-            self.thread.join()
-            if self.error is not None and exc_info[0] is None:
-                raise self.error
-
-
-def _decode_files(paths, on_error, channels, seen, rs, sums, skipped, examples, summer) -> None:
-    """The loop of :func:`_stats_of_files`: decode each file, check it, and hand 8/16-bit
-    images to ``summer`` (others go through ``rs.update``)."""
     for p in paths:
         try:
             img, axis, c_img = _layout(p, read_image(p))
@@ -1105,7 +1031,7 @@ def _decode_files(paths, on_error, channels, seen, rs, sums, skipped, examples, 
                 acc = sums.get(dt.str)
                 if acc is None:
                     acc = sums[dt.str] = _IntegerSums(dt, c, seen.get((dt.str, c)))
-                summer.add(acc, img.reshape(1, img.shape[0], img.shape[1], c))
+                acc.add(img.reshape(1, img.shape[0], img.shape[1], c))
             else:  # floats, wide integers, stacks and batches of .npy files
                 rs.update(img, channel_axis=axis)
             channels = c_img
@@ -1116,6 +1042,10 @@ def _decode_files(paths, on_error, channels, seen, rs, sums, skipped, examples, 
                 msg = str(exc) if str(p) in str(exc) else f"{p}: {exc}"
                 raise ValueError(msg) from exc
             skipped.append((str(p), str(exc) if str(p) in str(exc) else f"{p}: {exc}"))
+    for acc in sums.values():
+        seen[(acc.dtype.str, acc.n_channels)] = (acc.lo.copy(), acc.hi.copy())
+        rs.merge(acc.running(scale))
+    return rs, skipped, examples
 
 
 def _merge_ordered(results: list):
@@ -1150,9 +1080,7 @@ def _run_processes(files, *, jobs, on_error, progress, files_per_task, channels=
         len(files), "stats", enabled=None if progress else False
     ) as bar:
         token = uuid.uuid4().hex
-        overlap = jobs < _cores()  # a spare core per worker: sum beside the decoding
-        futures = {pool.submit(_stats_of_files, part, scale, on_error, token, channels,
-                               overlap): i
+        futures = {pool.submit(_stats_of_files, part, scale, on_error, token, channels): i
                    for i, part in enumerate(parts)}
         for fut in as_completed(futures):
             i = futures[fut]

@@ -493,34 +493,3 @@ def test_uint16_bands_equal_the_einsum_sums_bit_for_bit(rng):
         assert np.array_equal(ra.mean, rb.mean) and np.array_equal(ra.m2, rb.m2)
     s = dataset_stats(imgs, scale=1.0)
     _assert_matches(s, _pixels(imgs))
-
-
-def test_summing_thread_gives_the_same_bits_and_reports_errors(tmp_path, rng, monkeypatch):
-    from stimgen import datastats
-
-    arrays = _write_typed_dataset(tmp_path, rng, "uint8")
-    files = datastats._file_list(tmp_path)
-    on, _, _ = datastats._stats_of_files(files, 1.0, "raise", overlap=True)
-    off, _, _ = datastats._stats_of_files(files, 1.0, "raise", overlap=False)
-    for name in ("mean", "within_m2", "between_m2", "min", "max", "sum_image_std"):
-        assert np.array_equal(getattr(on, name), getattr(off, name)), name
-    _assert_matches(DatasetStatsFrom(on), _pixels(arrays))
-    # sequential dataset_stats with and without a spare core: the same bits
-    monkeypatch.setattr(datastats, "_cores", lambda: 1)
-    single = dataset_stats(tmp_path)
-    monkeypatch.setattr(datastats, "_cores", lambda: 2)
-    double = dataset_stats(tmp_path)
-    assert np.array_equal(single.mean, double.mean) and np.array_equal(single.std, double.std)
-
-    def broken(self, v):
-        raise MemoryError("no room for the sums")
-
-    monkeypatch.setattr(datastats._IntegerSums, "add", broken)
-    with pytest.raises(MemoryError, match="no room for the sums"):
-        datastats._stats_of_files(files, 1.0, "raise", overlap=True)
-
-
-def DatasetStatsFrom(rs):  # noqa: N802 - reads like the class it builds
-    from stimgen.datastats import DatasetStats
-
-    return DatasetStats.from_running(rs)
