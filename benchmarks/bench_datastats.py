@@ -4,7 +4,8 @@ Generates ~2,000 RGB PNG/JPEG files of mixed sizes (64..384 px a side) in a temp
 folder, then measures with the same number of processes and the same partitioning:
   * decode only: Pillow decode (stimgen.io.read_image) of every file, no statistics
   * stimgen.dataset_stats(folder, jobs=J)
-Targets: >= 85% of the decode-only throughput; constant memory (numpy peak for 1/4 of the
+Targets: >= 90% of the decode-only throughput with 1 process and >= 95% with 2 processes
+(the median of the paired wall-time ratios); constant memory (numpy peak for 1/4 of the
 files vs all of them); exact to 1e-12 against an exact integer ground truth.
 
 The machine is shared and noisy: each measurement is repeated (decode-only and
@@ -14,7 +15,7 @@ the CPU times (this process plus its worker processes). A last, finer comparison
 decode-only and statistics on each partition of files in this process (paired seconds
 apart, so load from other jobs hits both alike) and reports the median ratio.
 
-Run: python benchmarks/bench_datastats.py [N_FILES [ROUNDS]]   (default 2000 4)
+Run: python benchmarks/bench_datastats.py [N_FILES [ROUNDS]]   (default 2000 7)
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def block_paired(files, size=125, rounds=2):
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 7
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t_gen = timed(lambda: make_files(folder, n))
@@ -146,16 +147,18 @@ def main():
         print(f"{n} files ({mb:.0f} MB on disk) generated in {t_gen:.1f} s")
         dataset_stats(files[:50])  # warm up imports and the file cache
         decode_only(files, 1)
-        for jobs in (1, 2):
+        for jobs, target in ((1, 0.90), (2, 0.95)):
             dec, st = compare(files, folder, jobs, rounds)
             best = dec[:, 0].min() / st[:, 0].min()
-            paired = np.median(dec[:, 0] / st[:, 0])
+            ratios = dec[:, 0] / st[:, 0]
+            paired = np.median(ratios)
             cpu = dec[:, 1].sum() / st[:, 1].sum()
-            print(f"jobs={jobs}: decode only {n / dec[:, 0].min():5.0f} files/s, dataset_stats "
-                  f"{n / st[:, 0].min():5.0f} files/s -> {best:6.1%} of decode throughput "
-                  f"(best wall times; target >= 85%)")
-            print(f"        paired wall ratios {', '.join(f'{x:.0%}' for x in dec[:, 0] / st[:, 0])}"
-                  f" (median {paired:.1%}); CPU time ratio {cpu:.1%}")
+            print(f"jobs={jobs}: decode only {n / np.median(dec[:, 0]):5.0f} files/s, dataset_stats "
+                  f"{n / np.median(st[:, 0]):5.0f} files/s -> {paired:6.1%} of decode throughput "
+                  f"(median of {rounds} paired rounds; target >= {target:.0%})")
+            print(f"        paired wall ratios {', '.join(f'{x:.0%}' for x in ratios)} (range "
+                  f"{ratios.min():.1%}-{ratios.max():.1%}); best wall times {best:.1%}; "
+                  f"CPU time ratio {cpu:.1%}")
         med, q1, q3 = block_paired(files)
         print(f"per partition (125 files, 1 process, paired): statistics at {med:.1%} of "
               f"decode throughput (median; quartiles {q1:.1%}-{q3:.1%})")

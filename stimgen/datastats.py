@@ -26,8 +26,9 @@ Conventions
   ``channel_axis`` (or, with ``channel_axis=None``, a batch of grayscale images); 4-D is a
   batch with images on axis 0, e.g. ``(B, H, W, C)`` or ``(B, C, H, W)`` with
   ``channel_axis=1``. Torch tensors are accepted without importing torch.
-* Exactness: integer images (8/16 bit) are summed exactly (integer sums and sums of
-  squares, two numpy calls per image, converted to moments once per partition of files),
+* Exactness: integer images (8/16 bit) are summed exactly (integer column sums of the
+  values and of their squares, a few numpy passes per image, converted to moments once
+  per partition of files),
   floats with a two-pass algorithm in float64; accumulators combine with Chan et al.'s
   formula, so any split of the data (batches, processes, Dask workers) gives the same
   numbers to about 1e-15 relative.
@@ -53,6 +54,7 @@ __all__ = ["DatasetStats", "RunningStats", "dataset_stats"]
 
 _DEFAULT_SCALE = 1 / 255
 _INT64_SUMS = 1 << 62  # bound on one image's sum of squares for int64 sums
+_NARROW_ROWS = 257  # 8-bit images up to this tall: uint16 column sums are exact
 _ON_ERROR = ("raise", "skip")
 _SCHEDULERS = ("local", "dask")
 
@@ -435,9 +437,10 @@ def _integer_moments(n: Any, S1: np.ndarray, S2: np.ndarray):
 class _IntegerSums:
     """Exact per-image, per-channel sums of values and squares of 8/16-bit images.
 
-    ``add`` costs two numpy calls per image (column sums of the values and of their
-    squares along contiguous rows, in native integer arithmetic, written into preallocated
-    buffers: no float copy of the image and no allocation per image, which would fragment
+    ``add`` costs a few numpy passes per image (column sums of the values and of their
+    squares along contiguous rows, in native integer arithmetic: for 8-bit images in a
+    reused uint16 buffer, otherwise straight from the image; written into preallocated
+    buffers: no float copy of the image and no array kept per image, which would fragment
     the heap and slow the decoder down); the conversion to means and sums of squared
     deviations happens once, vectorized, in ``running``. Min and max are tracked until
     they reach the dtype's limits (0 and 255 for uint8, typical of photographs); then they
@@ -465,6 +468,9 @@ class _IntegerSums:
             np.minimum(self.lo, seen[0], out=self.lo)
             np.maximum(self.hi, seen[1], out=self.hi)
         self.saturated = bool((self.lo == self.lo_limit).all() and (self.hi == self.hi_limit).all())
+        # 8-bit data: values and squares summed in uint16 (see ``add``), in this buffer
+        self.narrow = self.dtype.itemsize == 1 and self.lo_limit >= 0
+        self.buf16 = np.empty(0, dtype=np.uint16)
 
     def add(self, v: np.ndarray) -> None:
         """Add images ``v`` of shape (G, H, W, c): channel-last (c == n_channels) or the
@@ -487,7 +493,27 @@ class _IntegerSums:
         out2 = self.col2[start:end].reshape(g, w * c)
         a1, n1, a2, n2, lo, hi = self.plan
         huge = h * w * max(lo * lo, hi * hi) >= _INT64_SUMS  # int64 could overflow
-        if h <= self.rows1_wide and h <= n2 and not huge:
+        if self.narrow and h <= n2 and not huge:
+            # uint8/bool: bands of up to 257 rows are cast to uint16, where their column
+            # sums (<= 257 * 255) and the squares (<= 255**2) are exact; the squares are
+            # summed into uint32 (<= 66051 * 255**2 over the image). About 25 % less time
+            # than a uint8 -> uint32 einsum, which casts in small buffers.
+            size = g * min(h, _NARROW_ROWS) * w * c
+            if self.buf16.size < size:
+                self.buf16 = np.empty(size, dtype=np.uint16)
+            for r0 in range(0, h, _NARROW_ROWS):
+                band = rows[:, r0 : r0 + _NARROW_ROWS]
+                x = self.buf16[: band.size].reshape(band.shape)
+                np.copyto(x, band)
+                s1 = np.add.reduce(x, axis=1, dtype=np.uint16)
+                np.multiply(x, x, out=x)
+                if r0 == 0:
+                    out1[...] = s1
+                    np.add.reduce(x, axis=1, dtype=np.uint32, out=out2)
+                else:
+                    out1 += s1
+                    out2 += np.add.reduce(x, axis=1, dtype=np.uint32)
+        elif h <= self.rows1_wide and h <= n2 and not huge:
             np.add.reduce(rows, axis=1, dtype=a1 if h <= n1 else out1.dtype, out=out1)
             np.einsum("grl,grl->gl", rows, rows, dtype=a2, out=out2)
         else:  # very tall or huge images: exact sums kept aside (Python integers if huge)

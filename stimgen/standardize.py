@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import math
 import operator
+import os
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -52,6 +54,7 @@ __all__ = ["StandardizeStats", "standardize"]
 
 _DEFAULT_CHUNK_BYTES = 2 << 20
 _MAX_PARTIAL_ROWS = 128  # float32 partial sums span at most this many rows
+_TILE_ROWS = 4  # per-column values are stacked this many rows deep for the ufuncs
 _ROW_ELEMENTS = 4096  # preferred number of elements in one reduction row
 _ONE_PASS_GROUP_BYTES = 8 << 20  # integer input: groups up to this output size in one pass
 _INT64_SUMS = 1 << 62  # integer input: bound on a group's sum of squares for int64 sums
@@ -95,6 +98,7 @@ def standardize(
     dtype: Any = None,
     chunk_bytes: int = _DEFAULT_CHUNK_BYTES,
     return_stats: bool = False,
+    workers: int | None = None,
 ) -> np.ndarray | tuple[np.ndarray, StandardizeStats]:
     """Standardize each image-channel to mean 0 and standard deviation 1, in place.
 
@@ -133,6 +137,12 @@ def standardize(
         Size of the chunks the data is processed in (default 2 MiB).
     return_stats : bool
         Also return the :class:`StandardizeStats` used.
+    workers : int, optional
+        Threads that standardize blocks of groups in parallel (numpy releases the GIL in
+        its loops). Default: the cores available to this process; negative counts from all
+        cores (-1: all of them). The result is the same, bit for bit, for any number of
+        threads (each block of groups is computed the same way whichever thread runs it).
+        Arbitrary axes and layouts that take the generic path run on one thread.
 
     Returns
     -------
@@ -147,8 +157,9 @@ def standardize(
         For bad parameters, read-only input with ``inplace=True``, non-finite input
         (``nonfinite="raise"``) or constant groups (``constant="raise"``). Groups are
         processed in order; when an error is raised part-way, groups before the offending
-        one have already been standardized in place (use ``inplace=False`` to keep the
-        input intact).
+        one have already been standardized in place, and with several ``workers`` a few
+        groups after it may have been too (use ``inplace=False`` to keep the input
+        intact). The error raised is always that of the first offending group.
 
     Notes
     -----
@@ -175,6 +186,7 @@ def standardize(
     nonfinite = _validate.choice("nonfinite", nonfinite, _NONFINITE)
     chunk_bytes = _validate.positive_int("chunk_bytes", chunk_bytes, minimum=1024)
     ddof = _validate.positive_int("ddof", ddof, minimum=0)
+    nthreads = _threads(workers)
     a = images if isinstance(images, np.ndarray) else np.asarray(images)
     if a.dtype.kind not in "biuf":
         raise ValueError(f"images must be a real numeric array, got dtype {a.dtype}")
@@ -189,7 +201,7 @@ def standardize(
 
     if mean is not None:
         m, s = _given_stats(mean, std, ca, a.shape)
-        _apply_given(target, a, m, s, chunk_bytes, nonfinite)
+        _apply_given(target, a, m, s, chunk_bytes, nonfinite, nthreads)
         if return_stats:
             return target, StandardizeStats(_group_values(m, red, a.shape),
                                             _group_values(s, red, a.shape))
@@ -210,9 +222,10 @@ def standardize(
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if int_layout is not None:  # 8/16-bit input: exact stats, one pass to the output
             mu, sd = _standardize_integer(a, target, *int_layout, chunk_bytes=chunk_bytes,
-                                          policy=policy)
+                                          policy=policy, workers=nthreads)
         elif layout is not None:
-            mu, sd = _standardize_fast(target, *layout, chunk_bytes=chunk_bytes, policy=policy)
+            mu, sd = _standardize_fast(target, *layout, chunk_bytes=chunk_bytes, policy=policy,
+                                       workers=nthreads)
         else:
             mu, sd = _standardize_generic(target, red, chunk_bytes=chunk_bytes, policy=policy)
     policy.finish()
@@ -222,6 +235,22 @@ def standardize(
 
 
 # -- validation and set-up -------------------------------------------------------------
+def _threads(workers: Any) -> int:
+    """Threads for ``workers``, with the convention of ``stimgen.noise`` (None: the
+    available cores; negative: all cores but ``|workers| - 1``), without importing it
+    (stimgen.noise pulls in scipy, ~0.5 s and ~27 MB of modules)."""
+    if workers is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):  # not on Linux
+            return max(1, os.cpu_count() or 1)
+    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)) or workers == 0:
+        raise ValueError(f"workers must be a non-zero integer (negative: all cores but "
+                         f"|workers| - 1), got {workers!r}")
+    w = int(workers)
+    return w if w > 0 else max(1, (os.cpu_count() or 1) + 1 + w)
+
+
 def _axis_index(name: str, value: Any, ndim: int) -> int:
     try:
         i = operator.index(value)
@@ -344,7 +373,7 @@ def _group_values(v: np.ndarray, red: tuple[int, ...], shape: tuple[int, ...]) -
 
 
 def _apply_given(target: np.ndarray, src: np.ndarray, m: np.ndarray, s: np.ndarray,
-                 chunk_bytes: int, nonfinite: str) -> None:
+                 chunk_bytes: int, nonfinite: str, workers: int = 1) -> None:
     """``target = (src - m) / s`` in float64 per chunk: one pass over ``src``."""
     if (nonfinite == "raise" and src.dtype.kind == "f"
             and not _all_finite(src, chunk_bytes)):
@@ -354,11 +383,70 @@ def _apply_given(target: np.ndarray, src: np.ndarray, m: np.ndarray, s: np.ndarr
     inv = 1.0 / s
     mb = np.broadcast_to(m, target.shape)
     ib = np.broadcast_to(inv, target.shape)
-    for sl in _blocks(target.shape, 8, chunk_bytes):
+    blocks = list(_blocks(target.shape, 8, chunk_bytes))
+
+    def block(b: int, _bufs) -> None:
+        sl = blocks[b]
         x = src[sl].astype(np.float64)
         x -= mb[sl]
         x *= ib[sl]
         target[sl] = x
+
+    _run_blocks(len(blocks), block, tuple, workers)
+
+
+def _run_blocks(n_blocks: int, work: Any, make_buffers: Any, workers: int) -> None:
+    """Call ``work(b, buffers)`` for every block ``b`` in ``range(n_blocks)``, on up to
+    ``workers`` threads (numpy releases the GIL in its loops).
+
+    Blocks are claimed in increasing order, one at a time, by whichever thread is free; each
+    thread makes its own ``buffers = make_buffers()`` once. A block's result depends on its
+    data alone, so the output is the same, bit for bit, for any number of threads. If blocks
+    raise, the exception of the lowest block is raised once all threads have stopped; blocks
+    after it that were not yet claimed are not processed (as in a sequential loop, blocks
+    before it are complete; with threads, a few blocks after it may be complete too).
+    """
+    threads = max(1, min(workers, n_blocks))
+    if threads == 1:
+        bufs = make_buffers()
+        for b in range(n_blocks):
+            work(b, bufs)
+        return
+    claim = threading.Lock()
+    nxt = [0]  # the next block to claim
+    stop = [n_blocks]  # no block from here on is claimed (the lowest failed block, or all)
+    errors: dict[int, BaseException] = {}
+
+    def run() -> None:
+        # numpy's error state is per thread: set the caller's handling in each thread
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            b = -1
+            try:
+                bufs = make_buffers()
+                while True:
+                    with claim:
+                        b = nxt[0]
+                        if b >= stop[0]:
+                            return
+                        nxt[0] = b + 1
+                    work(b, bufs)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the caller below
+                with claim:
+                    errors[b] = exc
+                    stop[0] = min(stop[0], b)
+
+    helpers = [threading.Thread(target=run, daemon=True) for _ in range(threads - 1)]
+    for t in helpers:
+        t.start()
+    try:
+        run()
+    finally:
+        with claim:  # stop the helpers after their current block (e.g. on KeyboardInterrupt)
+            stop[0] = min(stop[0], nxt[0])
+        for t in helpers:
+            t.join()
+    if errors:
+        raise errors[min(errors)]
 
 
 def _all_finite(a: np.ndarray, chunk_bytes: int) -> bool:
@@ -375,6 +463,7 @@ class _Policy:
         self.ddof = ddof
         self.n_constant = 0
         self.n_groups = 0
+        self._lock = threading.Lock()  # blocks of groups may run on several threads
 
     def nonfinite_error(self, where: str) -> ValueError:
         return ValueError(
@@ -389,7 +478,8 @@ class _Policy:
                 f"images has a constant group (std 0) in {where}; pass constant='zero' or "
                 f"'nan' to accept constant image-channels"
             )
-        self.n_constant += k
+        with self._lock:
+            self.n_constant += k
 
     def finish(self) -> None:
         if self.n_constant and self.constant in ("zero", "nan"):
@@ -456,6 +546,7 @@ def _standardize_fast(
     *,
     chunk_bytes: int,
     policy: _Policy,
+    workers: int = 1,
 ):
     dt = a.dtype
     L = k * inner
@@ -467,14 +558,20 @@ def _standardize_fast(
         g_step = max(1, min(outer, chunk_bytes // (rows * row_bytes)))
     else:
         g_step = 1
-    scratch = np.empty(g_step * r_step * L if policy.constant == "raise" else 0, dtype=dt)
     means = np.empty((outer, inner))
     stds = np.empty((outer, inner))
     policy.n_groups = outer * inner
-    hi = np.empty((g_step, 1, L), dtype=dt)
-    lo = np.empty((g_step, 1, L), dtype=dt)
-    inv = np.empty((g_step, 1, L), dtype=dt)
-    for o0 in range(0, outer, g_step):
+
+    tile = _tile_rows(g_step, r_step, row_bytes, chunk_bytes)
+
+    def buffers():  # per thread: scratch and the tiled rows of the current block
+        scratch = np.empty(g_step * r_step * L if policy.constant == "raise" else 0, dtype=dt)
+        return (scratch, *(np.empty((g_step, tile, L), dtype=dt) for _ in range(3)))
+
+    def block(b: int, bufs) -> None:
+        scratch, hi, lo, inv = bufs
+        pilot_t = hi  # (the pilot is used up before the mean goes in)
+        o0 = b * g_step
         o1 = min(outer, o0 + g_step)
         g = o1 - o0
         blk = v[o0:o1]
@@ -496,7 +593,7 @@ def _standardize_fast(
                 o, i = np.argwhere(bad)[0]
                 raise policy.nonfinite_error(_where(o0 + o, i, group_shape, inner))
             pilot[bad] = 0.0
-        pilot_t = np.tile(pilot.astype(dt), k)[:, None, :]
+        pilot_t[:g] = np.tile(pilot.astype(dt), k)[:, None, :]
         # pass 2: sums of deviations from the pilot and of their squares
         s1 = np.zeros((g, L))
         s2 = np.zeros((g, L))
@@ -505,7 +602,7 @@ def _standardize_fast(
         shifted = policy.constant != "raise"
         for x in steps:
             d = x if shifted else scratch[: x.size].reshape(x.shape)
-            np.subtract(x, pilot_t, out=d)
+            _rows_op(np.subtract, x, pilot_t[:g], d)
             p1 = d.sum(axis=1)
             p2 = np.einsum("grl,grl->gl", d, d)
             if not (np.isfinite(p1).all() and np.isfinite(p2).all()):
@@ -571,18 +668,48 @@ def _standardize_fast(
             mu_lo = (mu - mu_hi.astype(np.float64)).astype(dt)
         mu_hi[bad] = 0
         mu_lo[bad] = 0
-        hi[:g, 0] = np.tile(mu_hi, k)
-        lo[:g, 0] = np.tile(mu_lo, k)
-        inv[:g, 0] = np.tile(scale.astype(dt), k)
-        # the low part matters only if it moves the output by more than ~1e-12
-        use_lo = bool((np.abs(mu_lo.astype(np.float64) * scale) > 1e-12).any())
+        hi[:g] = np.tile(mu_hi, k)[:, None, :]
+        lo[:g] = np.tile(mu_lo, k)[:, None, :]
+        inv[:g] = np.tile(scale.astype(dt), k)[:, None, :]
+        # the low part is subtracted (one more pass) only where it moves the output by
+        # more than 1/256 of the dtype's resolution at 1 std (4.7e-10 in float32)
+        use_lo = bool((np.abs(mu_lo.astype(np.float64) * scale)
+                       > float(np.finfo(dt).eps) / 256).any())
         for x in steps:
-            np.subtract(x, hi[:g], out=x)
+            _rows_op(np.subtract, x, hi[:g], x)
             if use_lo:
-                np.subtract(x, lo[:g], out=x)
-            np.multiply(x, inv[:g], out=x)
-    shape = group_shape
-    return means.reshape(shape), stds.reshape(shape)
+                _rows_op(np.subtract, x, lo[:g], x)
+            _rows_op(np.multiply, x, inv[:g], x)
+
+    _run_blocks(-(-outer // g_step), block, buffers, workers)
+    return means.reshape(group_shape), stds.reshape(group_shape)
+
+
+def _tile_rows(g_step: int, r_step: int, row_bytes: int, chunk_bytes: int) -> int:
+    """Rows of the tiles that hold a block's per-column values (pilot, mean, 1/std): up to
+    4 rows, at most ``r_step`` and at most 1/64 of ``chunk_bytes`` per tile (2 rows of
+    3072 float32 values with the default 2 MiB: the threads' tiles stay a few 10 kB)."""
+    return max(1, min(_TILE_ROWS, r_step, chunk_bytes // 64 // (g_step * row_bytes)))
+
+
+def _rows_op(ufunc: Any, x: np.ndarray, rows_t: np.ndarray, out: np.ndarray) -> None:
+    """``out = ufunc(x, row)`` with ``x``, ``out`` of shape (G, R, L) and ``rows_t`` of shape
+    (G, T, L) holding each group's row T times.
+
+    A (G, 1, L) operand broadcast over R rows makes numpy loop over R short rows (about
+    twice as slow); against T stacked copies the loops run over T rows at once.
+    """
+    g, r, length = x.shape
+    t = rows_t.shape[1]
+    m = r - r % t
+    if t == 1:  # (a (G, R, 1, L) view would make numpy loop over single elements)
+        m = 0
+    if m:
+        xv, ov = x[:, :m].view(), out[:, :m].view()
+        xv.shape = ov.shape = (g, m // t, t, length)  # a view, never a copy (raises if not)
+        ufunc(xv, rows_t[:, None], out=ov)
+    if m < r:
+        ufunc(x[:, m:], rows_t[:, : r - m], out=out[:, m:])
 
 
 def _overflow_error(where: str) -> ValueError:
@@ -661,6 +788,7 @@ def _standardize_integer(
     *,
     chunk_bytes: int,
     policy: _Policy,
+    workers: int = 1,
 ):
     """8/16-bit input to a new float output, reading the input once per block of groups.
 
@@ -697,7 +825,8 @@ def _standardize_integer(
     def group_sums(x):  # (g, L) column sums -> (g, inner) per group, exact in int64
         return x.reshape(x.shape[0], k, inner).sum(axis=1, dtype=np.int64)
 
-    for o0 in range(0, outer, g_step):
+    def block(b: int, _bufs) -> None:
+        o0 = b * g_step
         o1 = min(outer, o0 + g_step)
         g = o1 - o0
         blk, out = v[o0:o1], t[o0:o1]
@@ -713,10 +842,11 @@ def _standardize_integer(
                 S2 += group_sums(p2)
         q = (2 * S1 + reduced) // (2 * reduced)  # nearest integer to the mean
         r = S1 - q * reduced  # |r| <= n / 2
-        hi = np.tile(np.asarray(q, dtype=dt), k)[:, None, :]
+        tile = _tile_rows(g, rows if one_pass else r_step, L * dt.itemsize, chunk_bytes)
+        hi = np.repeat(np.tile(np.asarray(q, dtype=dt), k)[:, None, :], tile, axis=1)
         if one_pass:  # x - q: exact small integers, squared and summed exactly
             np.copyto(out, blk, casting="unsafe")  # (a cast copy, then float arithmetic,
-            np.subtract(out, hi, out=out)  # is faster than a mixed-type ufunc)
+            _rows_op(np.subtract, out, hi, out)  # is faster than a mixed-type ufunc)
             sq = np.zeros((g, L))
             for r0 in range(0, rows, exact_rows):
                 x = out[:, r0 : r0 + exact_rows]
@@ -740,16 +870,18 @@ def _standardize_integer(
         d = rf / reduced  # mu - q, in [-1/2, 1/2]
         d_hi = d.astype(dt)
         use_lo = bool(d_hi.any())
-        lo = np.tile(d_hi, k)[:, None, :]
-        inv = np.tile(scale.astype(dt), k)[:, None, :]
+        lo = np.repeat(np.tile(d_hi, k)[:, None, :], tile, axis=1)
+        inv = np.repeat(np.tile(scale.astype(dt), k)[:, None, :], tile, axis=1)
         for r0 in range(0, rows, rows if one_pass else r_step):
             x = out if one_pass else out[:, r0 : r0 + r_step]
             if not one_pass:
                 np.copyto(x, blk[:, r0 : r0 + r_step], casting="unsafe")
-                np.subtract(x, hi, out=x)
+                _rows_op(np.subtract, x, hi, x)
             if use_lo:
-                np.subtract(x, lo, out=x)
-            np.multiply(x, inv, out=x)
+                _rows_op(np.subtract, x, lo, x)
+            _rows_op(np.multiply, x, inv, x)
+
+    _run_blocks(-(-outer // g_step), block, tuple, workers)
     return means.reshape(group_shape), stds.reshape(group_shape)
 
 

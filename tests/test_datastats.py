@@ -438,3 +438,58 @@ def test_cli_scale_accepts_fractions(tmp_path, rng, capsys):
     assert main(["stats", str(tmp_path), "--scale", "1/255", "--json", "--no-progress"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert 0 <= out["mean"][0] <= 1
+
+
+# -- throughput work: uint16 bands, the summing thread, processes (exactness) ----------------
+def _write_typed_dataset(folder, rng, kind):
+    """Files of mixed sizes (tall ones above 257 and 514 rows: several uint16 bands), and the
+    float64 pixels they hold (scale 1)."""
+    shapes = [(9, 11), (300, 40), (257, 33), (258, 9), (600, 21), (64, 64), (31, 390)]
+    arrays = []
+    for i, (h, w) in enumerate(shapes):
+        if kind == "uint8":
+            a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            Image.fromarray(a).save(folder / f"im{i}.png")
+        elif kind == "uint16":
+            a = rng.integers(0, 65536, (h, w), dtype=np.uint16)
+            Image.fromarray(a).save(folder / f"im{i}.png")
+        else:
+            a = (1e3 + rng.standard_normal((h, w, 3))).astype(np.float32)
+            np.save(folder / f"im{i}.npy", a)
+        arrays.append(a)
+    return arrays
+
+
+@pytest.mark.parametrize("kind", ["uint8", "uint16", "float32"])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_files_equal_a_float64_reference_with_1_and_2_processes(tmp_path, rng, kind, jobs):
+    arrays = _write_typed_dataset(tmp_path, rng, kind)
+    s = dataset_stats(tmp_path, jobs=jobs, scale=1.0, files_per_task=2)
+    _assert_matches(s, _pixels(arrays))
+    assert s.n_images == len(arrays)
+
+
+def test_uint16_bands_equal_the_einsum_sums_bit_for_bit(rng):
+    """The uint8 (and bool) path through uint16 bands gives the same exact integer sums as
+    the uint8 -> uint32 einsum, for 1 band, several bands and a band of one row."""
+    from stimgen.datastats import _IntegerSums
+
+    imgs = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            for h, w in [(1, 5), (257, 3), (258, 4), (515, 6), (40, 1000)]]
+    imgs.append(np.full((300, 7, 3), 255, np.uint8))  # the largest sums
+    for dtype in (np.uint8, np.bool_):
+        results = []
+        for narrow in (True, False):
+            acc = _IntegerSums(np.dtype(dtype), 3)
+            acc.narrow = narrow
+            for im in imgs:
+                x = im.astype(dtype)
+                acc.add(x[None])
+            results.append(acc)
+        a, b = results
+        assert np.array_equal(a.col1[: a.used], b.col1[: b.used])
+        assert np.array_equal(a.col2[: a.used], b.col2[: b.used])
+        ra, rb = a.running(1.0), b.running(1.0)
+        assert np.array_equal(ra.mean, rb.mean) and np.array_equal(ra.m2, rb.m2)
+    s = dataset_stats(imgs, scale=1.0)
+    _assert_matches(s, _pixels(imgs))

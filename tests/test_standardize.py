@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -524,3 +525,117 @@ def test_cli_stats_dask_without_address_names_the_flag(tmp_path, capsys, monkeyp
     err = capsys.readouterr().err.strip()
     assert "\n" not in err
     assert "--address HOST:PORT" in err and "address='" not in err
+
+
+# -- threads: the same bits for any number of workers, bounded memory, ordered errors --------
+def _threaded_case(rng, case):
+    """(input, kwargs, reduced axes) for one layout/dtype; many blocks with 64 KiB chunks."""
+    kw: dict = {"chunk_bytes": 64 << 10}
+    axis = (1, 2)
+    if case == "float32 big groups":
+        a = (1000 + 0.01 * rng.standard_normal((7, 96, 80, 3))).astype(np.float32)
+    elif case == "float32 small groups":
+        a = (50 + rng.standard_normal((40, 16, 16, 3))).astype(np.float32)
+    elif case == "float64":
+        a = 1e4 + rng.random((9, 64, 72, 2))
+    elif case == "uint8":
+        a = rng.integers(0, 256, (11, 70, 64, 3), dtype=np.uint8)
+    elif case == "uint16":
+        a = rng.integers(0, 65536, (5, 130, 64, 3), dtype=np.uint16)
+    elif case == "channel-first":
+        a = rng.standard_normal((6, 3, 90, 64)).astype(np.float32)
+        kw["channel_axis"] = 1
+        axis = (2, 3)
+    elif case == "given":
+        a = rng.random((8, 64, 64, 3), dtype=np.float32)
+        kw.update(mean=[0.5, 0.4, 0.3], std=[0.29, 0.3, 0.31])
+    else:  # a constant image-channel among the others (set to 0, one warning)
+        a = rng.standard_normal((10, 64, 64, 3)).astype(np.float32)
+        a[4, ..., 1] = 7.0
+    return a, kw, axis
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["float32 big groups", "float32 small groups", "float64", "uint8", "uint16",
+     "channel-first", "given", "constant"],
+)
+def test_any_number_of_threads_gives_the_same_bits(rng, case):
+    a, kw, axis = _threaded_case(rng, case)
+    results = []
+    for workers in (1, 2, 3, -1):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out, stats = standardize(a.copy(), workers=workers, return_stats=True, **kw)
+        results.append((out, stats, [str(w.message) for w in caught]))
+    ref, ref_stats, ref_warnings = results[0]
+    for out, stats, caught in results[1:]:
+        assert np.array_equal(out, ref)
+        assert np.array_equal(stats.mean, ref_stats.mean)
+        assert np.array_equal(stats.std, ref_stats.std)
+        assert caught == ref_warnings
+    if case == "constant":
+        assert len(ref_warnings) == 1 and "1 of 30 image-channels are constant" in ref_warnings[0]
+        assert (ref[4, ..., 1] == 0).all()
+        keep = np.ones(ref.shape[::3], bool)
+        keep[4, 1] = False
+        o = ref.astype(np.float64)
+        assert np.abs(o.mean(axis=axis)[keep]).max() < 1e-6
+        assert np.abs(o.std(axis=axis)[keep] - 1).max() < 1e-6
+    elif case == "given":
+        m, s = np.array(kw["mean"]), np.array(kw["std"])
+        np.testing.assert_allclose(ref, (a.astype(np.float64) - m) / s, rtol=1e-6, atol=1e-6)
+    else:
+        _check_unit(ref, axis, tol=1e-6 if a.dtype != np.float64 else 1e-12)
+        mean, std = _truth(a, axis)
+        if a.dtype.kind in "iu":  # exact integer statistics
+            np.testing.assert_allclose(ref_stats.mean, mean, rtol=1e-15)
+            np.testing.assert_allclose(ref_stats.std, std, rtol=1e-14)
+        else:
+            _check_stats(ref_stats, mean, std, a.dtype)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4])
+@pytest.mark.parametrize("what", ["nonfinite", "constant"])
+def test_threads_raise_the_error_of_the_first_offending_group(rng, workers, what):
+    a = (100 + rng.standard_normal((24, 32, 32, 3))).astype(np.float32)
+    if what == "nonfinite":
+        a[9, 3, 4, 2] = np.nan
+        a[17, 0, 0, 0] = np.inf
+        match, kw = r"NaN or infinite values in group \(9, 2\)", {}
+    else:
+        a[9, ..., 1] = 5.0
+        a[20, ..., 0] = 5.0
+        match, kw = r"constant group \(std 0\) in group \(9, 1\)", {"constant": "raise"}
+    for _ in range(3):  # whatever thread gets there first
+        with pytest.raises(ValueError, match=match):
+            standardize(a.copy(), workers=workers, chunk_bytes=16 << 10, **kw)
+    b = a.copy()
+    with pytest.raises(ValueError, match=match):
+        standardize(b, workers=workers, chunk_bytes=16 << 10, **kw)
+    # groups before the offending one are standardized (on one thread, none after it)
+    _check_unit(b[:9], (1, 2))
+    if workers == 1:
+        assert np.array_equal(b[10:], a[10:])
+
+
+@pytest.mark.parametrize("workers", [0, 1.5, True, "2"])
+def test_workers_must_be_a_nonzero_integer(workers):
+    with pytest.raises(ValueError, match=r"workers must be a non-zero integer"):
+        standardize(np.ones((2, 8, 8, 3), np.float32), workers=workers)
+
+
+def test_scratch_memory_grows_with_threads_only_by_their_blocks(rng):
+    """Each thread holds at most a chunk or two: 4 threads on 256 KiB chunks stay below 10
+    chunks (the float64 blocks of given statistics are the largest scratch)."""
+    import tracemalloc
+
+    chunk = 256 << 10
+    a = rng.random((8, 256, 256, 3), dtype=np.float32)
+    for kw in ({}, {"mean": [0.5, 0.5, 0.5], "std": [0.3, 0.3, 0.3]}):
+        standardize(a[:1].copy(), workers=4, chunk_bytes=chunk, **kw)  # warm up
+        tracemalloc.start()
+        standardize(a, workers=4, chunk_bytes=chunk, **kw)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 10 * chunk, f"{peak / chunk:.1f} chunks with {kw}"
