@@ -137,3 +137,33 @@ def pair(name: str, value: Any) -> tuple[float, float]:
 def rng(seed: Any) -> np.random.Generator:
     """Normalize ``seed`` (None, int, SeedSequence, Generator) to a Generator."""
     return np.random.default_rng(seed)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells, else all)."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def thread_count(workers: Any) -> int:
+    """Threads for ``workers``: the available cores when None; a positive count as given;
+    negative counts from all cores, as in scipy.fft (-1: all of them, -2: all but one).
+
+    Raises
+    ------
+    ValueError
+        ``workers`` is 0, a bool or not an integer.
+    """
+    import os
+
+    if workers is None:
+        return available_cores()
+    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)) or workers == 0:
+        raise ValueError(f"workers must be a non-zero integer (negative: all cores but |workers| - 1), "
+                         f"got {workers!r}")
+    w = int(workers)
+    return w if w > 0 else max(1, (os.cpu_count() or 1) + 1 + w)

@@ -96,23 +96,9 @@ _BAND_COEFFS = 2**15  # complex coefficients of one row band of the half-plane (
 _THREADED_IMAGE_PX = 2**17  # one image of this many pixels or more uses all cores by default
 
 
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _stack_workers(workers: Any) -> int:
-    """Threads for a stack: ``workers`` (negative counts from all cores, as in scipy.fft:
-    -1 is all of them), or the available cores when None."""
-    if workers is None:
-        return _available_cores()
-    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)) or workers == 0:
-        raise ValueError(f"workers must be a non-zero integer (negative: all cores but |workers| - 1), "
-                         f"got {workers!r}")
-    w = int(workers)
-    return w if w > 0 else max(1, (os.cpu_count() or 1) + 1 + w)
+    """Threads for a stack (:func:`stimgen._validate.thread_count`)."""
+    return v.thread_count(workers)
 
 
 def _shape2(shape_px: Any) -> tuple[int, int]:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 import operator
-import os
 import threading
 import warnings
 from collections.abc import Sequence
@@ -237,18 +236,10 @@ def standardize(
 # -- validation and set-up -------------------------------------------------------------
 def _threads(workers: Any) -> int:
     """Threads for ``workers``, with the convention of ``stimgen.noise`` (None: the
-    available cores; negative: all cores but ``|workers| - 1``), without importing it
-    (stimgen.noise pulls in scipy, ~0.5 s and ~27 MB of modules)."""
-    if workers is None:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except (AttributeError, OSError):  # not on Linux
-            return max(1, os.cpu_count() or 1)
-    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (int, np.integer)) or workers == 0:
-        raise ValueError(f"workers must be a non-zero integer (negative: all cores but "
-                         f"|workers| - 1), got {workers!r}")
-    w = int(workers)
-    return w if w > 0 else max(1, (os.cpu_count() or 1) + 1 + w)
+    available cores; negative: all cores but ``|workers| - 1``)."""
+    from ._validate import thread_count
+
+    return thread_count(workers)
 
 
 def _axis_index(name: str, value: Any, ndim: int) -> int:

@@ -33,11 +33,10 @@ Result = list[tuple[dict[str, Any], dict[str, Any], np.ndarray | None]]
 
 
 def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS tells, else all)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    """Cores this process may run on (:func:`stimgen._validate.available_cores`)."""
+    from .._validate import available_cores as cores
+
+    return cores()
 
 
 def auto_jobs(n_stimuli: int, shape: tuple[int, int], n_frames: int | None) -> int:
