@@ -506,7 +506,7 @@ def _file_source(path: Path) -> dict[str, Any]:
 def _read_csv_table(path: Path) -> tuple[list[float], Any, list[str]]:
     import csv
 
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # a byte-order mark (spreadsheet export) is not text
         lines = [(i + 1, row) for i, row in enumerate(csv.reader(f))]
     lines = [(n, [c.strip() for c in row]) for n, row in lines
              if row and any(c.strip() for c in row) and not row[0].strip().startswith("#")]
@@ -559,7 +559,7 @@ def read_calibration(path: str | os.PathLike) -> DisplayModel:
         raise ValueError(f"calibration file must be .csv, .yaml or .yml, got {str(p)!r}")
     import yaml
 
-    with open(p, encoding="utf-8") as f:
+    with open(p, encoding="utf-8-sig") as f:
         data = yaml.safe_load(f)
     if not isinstance(data, dict):
         raise ValueError(f"{p}: a calibration YAML file must hold a mapping (levels and "

@@ -308,6 +308,9 @@ def _verify_stimulus(plan: Plan, root: Path, e: dict[str, Any], entropy: int, no
     judged = display_out.image_entry(e)  # the float image's verdict (the decoded files are checked apart)
     if plan.movie and (data.ndim != 3 or list(data.shape[1:]) != list(plan.shape)):
         return f"is not a (T, H, W) movie of {plan.shape[0]} x {plan.shape[1]} px frames: shape {list(data.shape)}"
+    msg = _check_other_files(plan, root, e, data, fmt)
+    if msg:
+        return msg
     comps: dict[str, np.ndarray] = {}
     if any(getattr(p, "composes", False) for p in plan.parts):
         if list(data.shape) != list(plan.shape):
@@ -321,6 +324,51 @@ def _verify_stimulus(plan: Plan, root: Path, e: dict[str, Any], entropy: int, no
         msg = part.verify(plan, c, judged, comps.get(part.name, data), fmt == "npy")
         if msg:
             return msg
+    return None
+
+
+def _check_other_files(plan: Plan, root: Path, e: Mapping[str, Any], data: np.ndarray, fmt: str) -> str | None:
+    """Every other image file of a still stimulus shows the image of the file read (``fmt``).
+
+    The file read is re-checked by the parts; a PNG or display file beside it is re-checked
+    here, pixel by pixel: decoded (with the gamma, or through the display model) it must lie
+    within its format's tolerance (one level up or down: rounding and dither) plus the read
+    file's of the image read, clipped to what the format can show. Without this, a file
+    beside the ``.npy`` changed in a way that keeps its statistics (mirrored, its contrast
+    scaled, values moved) and re-hashed into the manifest would pass.
+    """
+    from .keys import DISPLAY_FORMATS
+
+    if data.ndim != 2:
+        return None
+    gamma = plan.exp["output"]["gamma"]
+    ref = np.asarray(data, dtype=np.float64)
+    if display_out.is_display_format(plan, fmt):
+        own = display_out.value_tolerance(plan, fmt, ref)
+    else:
+        own = _value_tolerance(root, e, data, fmt, gamma)
+    for f in e.get("files", []):
+        other = f.get("format")
+        if other == fmt or other not in ("png8", "png16", *DISPLAY_FORMATS):
+            continue
+        path = root / f["file"]
+        if display_out.is_display_format(plan, other):
+            got = display_out.read_contrast(plan, path, other)
+            lo, hi = display_out.shown_contrast_range(plan, other)
+            tol = display_out.value_tolerance(plan, other, ref)
+        else:
+            got = _image_from_file(path, other, gamma)
+            lo, hi = -1.0, 1.0
+            tol = _value_tolerance(root, {"files": [f]}, ref, other, gamma)
+        if list(got.shape) != list(ref.shape):
+            return f"{f['file']} ({other}) does not show the image of this file: shape {list(got.shape)}, not {list(ref.shape)}"
+        resid = np.abs(got - np.clip(ref, lo, hi))
+        allowed = tol + own
+        if np.any(resid > allowed):
+            worst = np.unravel_index(int(np.argmax(resid - allowed)), resid.shape)
+            return (f"{f['file']} ({other}) does not show the image of this file: decoded, it is off by "
+                    f"{resid[worst]:.3g} at pixel {list(map(int, worst))} (allowed {allowed[worst]:.3g}: one "
+                    f"{other} level and the {fmt} rounding)")  # fmt: skip
     return None
 
 

@@ -1,0 +1,146 @@
+"""A hostile review of the masking and display sections: each test failed before its fix.
+
+* A PNG or display file written beside the ``.npy`` must show the ``.npy``'s image: a
+  changed file whose hash was written into the manifest is caught by ``verify``.
+* N measured at the target's frequency for oriented noise is measured along the target's
+  orientation (as the design's N is), not averaged over every orientation.
+* A calibration CSV saved with a UTF-8 byte-order mark reads as without it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stimgen import experiment as ex
+from stimgen.io import read_image, sha256_file
+
+MASKED = """\
+name: review_masked
+seed: 11
+display: {ppd: 32}
+stimulus: {size_px: 128, rms_contrast: 0.1}
+noise: {family: log_gaussian, band_cpd: [2, 4]}
+target: {kind: gabor, sf_cpd: 4, sigma_deg: 0.4, contrast: 0.2}
+aperture: {kind: raised_cosine, radius_deg: 1.5, ramp_deg: 0.4}
+repeats: 1
+output: {formats: [npy, png16], figures: false}
+"""
+
+DISPLAYED = """\
+name: review_displayed
+seed: 12
+display: {ppd: 32, gamma: {gamma: 2.2, l_min: 0.3, l_max: 120.3}, mean_cd_m2: 60}
+stimulus: {size_px: 128, rms_contrast: 0.1}
+noise: {family: log_gaussian, band_cpd: [2, 4]}
+target: {kind: gabor, sf_cpd: 4, sigma_deg: 0.4, contrast: 0.2}
+repeats: 1
+output: {formats: [npy, linear8, mono++], dither: noisy-bit, figures: false}
+"""
+
+ORIENTED = """\
+name: review_oriented
+seed: 3
+display: {ppd: 32}
+stimulus: {size_px: 256, rms_contrast: 0.1}
+noise: {family: log_gaussian, peak_cpd: 4, octaves: 1, orientation_deg: 30, orientation_bandwidth_deg: 20}
+target: {kind: gabor, sf_cpd: 4, sigma_deg: 0.5, contrast: 0.1, orientation_deg: 30}
+conditions:
+  - {label: along}
+  - {label: across, target.orientation_deg: 120}
+repeats: 12
+output: {formats: [npy], figures: false}
+"""
+
+
+def run(tmp_path: Path, text: str, name: str) -> tuple[Path, dict]:
+    y = tmp_path / f"{name}.yaml"
+    y.write_text(text)
+    root = tmp_path / name
+    m = ex.run_experiment(y, root, jobs=1, progress=False, budget_check=False)
+    return root, m
+
+
+def replace_and_rehash(root: Path, index: int, rel: str, values: np.ndarray) -> None:
+    """Write ``values`` into the PNG ``rel`` and its new hash into the manifest, so that only
+    a re-measurement can tell the file was changed."""
+    from PIL import Image
+
+    Image.fromarray(values).save(root / rel)
+    mpath = root / "manifest.json"
+    m = json.loads(mpath.read_text())
+    for f in m["stimuli"][index]["files"]:
+        if f["file"] == rel:
+            f["sha256"] = sha256_file(root / rel)
+    mpath.write_text(json.dumps(m))
+
+
+def file_of(entry: dict, fmt: str) -> str:
+    return next(f["file"] for f in entry["files"] if f["format"] == fmt)
+
+
+# -- files beside the npy must show its image ---------------------------------------------
+def test_a_png16_beside_the_npy_with_five_percent_more_contrast_is_caught(tmp_path):
+    root, m = run(tmp_path, MASKED, "masked")
+    assert ex.verify_set(root).ok
+    rel = file_of(m["stimuli"][0], "png16")
+    lv = read_image(root / rel).astype(np.float64)
+    louder = np.clip(np.round((lv - 32767.5) * 1.05 + 32767.5), 0, 65535).astype(np.uint16)
+    replace_and_rehash(root, 0, rel, louder)
+    rep = ex.verify_set(root)
+    assert not rep.ok
+    assert any(rel in f and "does not show" in f for f in rep.failures), rep.failures
+
+
+@pytest.mark.parametrize("fmt", ["linear8", "mono++"])
+def test_a_display_file_mirrored_and_rehashed_is_caught(tmp_path, fmt):
+    """Mirrored, a display file has the same mean, RMS, levels and radial spectrum: only a
+    comparison with the stimulus itself sees it."""
+    root, m = run(tmp_path, DISPLAYED, "displayed")
+    assert ex.verify_set(root).ok
+    rel = file_of(m["stimuli"][0], fmt)
+    values = read_image(root / rel)
+    replace_and_rehash(root, 0, rel, np.ascontiguousarray(values[:, ::-1]))
+    rep = ex.verify_set(root)
+    assert not rep.ok
+    assert any(rel in f and "does not show" in f for f in rep.failures), rep.failures
+
+
+# -- N at the target's frequency of oriented noise ----------------------------------------
+def test_measured_n_of_oriented_noise_is_taken_along_the_target_orientation(tmp_path):
+    """The design N is at the target's 2-D frequency; the measured one must be too. Before,
+    the radial average (every orientation) read 14 times below the design along the noise's
+    orientation, and far above it across."""
+    _, m = run(tmp_path, ORIENTED, "oriented")
+    along, across = m["conditions"]
+    for c in (along, across):
+        n = c["noise_psd_deg2"]
+        measured, se = n["measured_at_target_mean"], n["measured_at_target_se"]
+        design = n["design_in_sector_mean"]
+        assert abs(measured - design) <= 4 * se + 1e-3 * n["at_peak"], (c["label"], n)
+    n = along["noise_psd_deg2"]
+    assert n["measured_at_target_mean"] == pytest.approx(n["at_target"], rel=0.15)
+    assert across["noise_psd_deg2"]["measured_at_target_mean"] < 1e-3 * n["at_target"]
+    e = m["stimuli"][0]["noise_psd_deg2"]
+    assert "orientation" in e["measured_where"]
+
+
+def test_oriented_noise_set_verifies_and_a_changed_noise_value_is_caught(tmp_path):
+    root, m = run(tmp_path, ORIENTED.replace("repeats: 12", "repeats: 1"), "oriented1")
+    assert ex.verify_set(root).ok
+
+
+# -- calibration files --------------------------------------------------------------------
+def test_a_calibration_csv_with_a_byte_order_mark_reads_as_without(tmp_path):
+    from stimgen.display import read_calibration
+
+    text = (Path(__file__).parents[1] / "experiments" / "calibrated_display.csv").read_text()
+    plain, bom = tmp_path / "plain.csv", tmp_path / "bom.csv"
+    plain.write_text(text)
+    bom.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+    a, b = read_calibration(plain).to_record(), read_calibration(bom).to_record()
+    a.pop("source"), b.pop("source")
+    assert a == b
