@@ -417,6 +417,8 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
     """
     from ..energy import contrast_energy, measure_psd
     from .draw import draw
+    from .noise_part import condition_filter
+    from .target_part import measure_at_target, orientation_window
 
     drawing, _, _, _, _ = draw(plan, int(e["index"]), entropy)
     comps = drawing.components
@@ -461,7 +463,19 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
     if w is None and not n_clipped:
         out["noise"] = got  # the noise part re-measures the noise read from the file
         sf, n_man = n_rec.get("target_sf_cpd"), n_rec.get("measured_at_target")
-        if sf is not None and n_man is not None:
+        filt = condition_filter(plan, plan.locate(int(e["index"]))[0])
+        if sf is not None and n_man is not None and orientation_window(filt) is not None:
+            ori = float((e.get("target_record") or {}).get("orientation_deg", 0.0))
+            m = measure_at_target(got, ppd, filt, sf, ori)  # the sector the manifest's N was measured in
+            if m["value"] is None:
+                return f"N at {sf:g} cpd cannot be re-measured from the file: {m['reason']}", {}, None
+            n_file = float(m["value"])
+            d = float(np.sum(np.square(tol))) / (m["k"] * ppd**2)
+            bound = 2.0 * np.sqrt(max(n_file, n_man) * d) + d + 1e-9 * abs(n_man)
+            if abs(n_file - n_man) > bound:
+                return (f"re-measured N at {sf:g} cpd along {ori:g} deg from the file ({n_file:.6g} deg^2) differs from "
+                        f"the manifest's measured_at_target {n_man:.6g} by more than {bound:.3g} ({fmt})"), {}, None  # fmt: skip
+        elif sf is not None and n_man is not None:
             psd = measure_psd(got, ppd)
             n_file = float(psd.at(sf))
             j = np.searchsorted(psd.freq_cpd, sf)
