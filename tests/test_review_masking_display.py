@@ -156,3 +156,33 @@ def test_e_over_n_is_null_with_a_reason_when_n_is_below_the_stored_values_roundi
     assert across["e_over_n"] is None
     assert "below the rounding noise of the stored float32 values" in across["e_over_n_reason"]
     assert m["conditions"][1]["e_over_n"] is None
+
+
+CLIPPED = """\
+name: review_clipped
+seed: 5
+display: {ppd: 32}
+stimulus: {size_px: 96, rms_contrast: 0.2, max_clipped_fraction: 0.05}
+noise: {family: log_gaussian, peak_cpd: 4, octaves: 1}
+target: {kind: gabor, sf_cpd: 4, sigma_deg: 0.3, contrast: 0.95}
+repeats: 1
+output: {formats: [npy], figures: false}
+"""
+
+
+def test_a_clipped_pixel_of_a_composite_changed_and_rehashed_is_caught(tmp_path):
+    """Pixels the clip to [-1, 1] touched were left unchecked: the Gabor's clipped peaks could
+    be set to anything (here 0) and the set verified."""
+    root, m = run(tmp_path, CLIPPED, "clipped")
+    assert m["stimuli"][0]["clipped_fraction"] > 0
+    assert ex.verify_set(root).ok
+    rel = m["stimuli"][0]["file"]
+    a = np.load(root / rel)
+    a[np.abs(a) >= 1.0] = 0.0
+    np.save(root / rel, a)
+    mpath = root / "manifest.json"
+    man = json.loads(mpath.read_text())
+    man["stimuli"][0]["sha256"] = man["stimuli"][0]["files"][0]["sha256"] = sha256_file(root / rel)
+    mpath.write_text(json.dumps(man))
+    rep = ex.verify_set(root)
+    assert any("clipped pixel" in f and "holds 0" in f for f in rep.failures), rep.failures

@@ -437,13 +437,24 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
         tol = _value_tolerance(root, e, data, fmt, plan.exp["output"]["gamma"])
     if fmt == "npy":
         tol = tol + 4 * np.finfo(data.dtype).eps * (np.abs(tw) + np.abs(shown))
-    kept = np.abs(tw + shown) <= 1.0 - tol  # pixels the clip to [-1, 1] did not touch
+    lo, hi = -1.0, 1.0  # what the file can hold: the clip to [-1, 1], and a display's range
+    if display_out.is_display_format(plan, fmt):
+        d_lo, d_hi = display_out.shown_contrast_range(plan, fmt)
+        lo, hi = max(lo, d_lo), min(hi, d_hi)
+    total = tw + shown
+    kept = (total >= lo + tol) & (total <= hi - tol)  # pixels the clip did not touch
     resid = np.abs(got - shown)
     bad = kept & (resid > tol)
     if np.any(bad):
         worst = np.unravel_index(int(np.argmax(np.where(bad, resid - tol, -np.inf))), resid.shape)
         return (f"re-measured noise (composite - window * target) is off by {resid[worst]:.3g} from the "
                 f"regenerated noise (window * noise) at pixel {list(map(int, worst))} (allowed {tol[worst]:.3g} for {fmt})"), {}, None  # fmt: skip
+    off = np.where(kept, 0.0, np.abs(data.astype(f64) - np.clip(total, lo, hi)) - tol)  # a clipped pixel holds the clip
+    if np.any(off > 0):
+        worst = np.unravel_index(int(np.argmax(off)), off.shape)
+        return (f"clipped pixel {list(map(int, worst))} holds {float(data[worst]):.6g}, but the regenerated stimulus "
+                f"({float(total[worst]):.6g}) clipped to [{lo:.4g}, {hi:.4g}] is {float(np.clip(total[worst], lo, hi)):.6g} "
+                f"(allowed {tol[worst]:.3g} for {fmt})"), {}, None  # fmt: skip
     n_clipped = int(np.count_nonzero(~kept))
     notes = []
     out: dict[str, np.ndarray] = {"noise": noise}
