@@ -186,3 +186,30 @@ def test_a_clipped_pixel_of_a_composite_changed_and_rehashed_is_caught(tmp_path)
     mpath.write_text(json.dumps(man))
     rep = ex.verify_set(root)
     assert any("clipped pixel" in f and "holds 0" in f for f in rep.failures), rep.failures
+
+
+def test_e_of_a_clipped_composite_edited_in_the_manifest_is_caught(tmp_path):
+    """With clipped pixels E and N were said to be "re-checked from the regenerated parts",
+    but were not checked at all: E and E / N doubled in the entry and its summary verified."""
+    root, _ = run(tmp_path, CLIPPED, "clipped_manifest")
+    mpath = root / "manifest.json"
+    man = json.loads(mpath.read_text())
+    for rec in (man["stimuli"][0], man["conditions"][0]):
+        rec["target_energy_deg2"] *= 2
+        rec["e_over_n"] *= 2
+    mpath.write_text(json.dumps(man))
+    rep = ex.verify_set(root)
+    assert any("re-derived target_energy_deg2" in f for f in rep.failures), rep.failures
+
+
+def test_n_measured_under_an_aperture_edited_in_the_manifest_is_caught(tmp_path):
+    """With an aperture the noise outside it is not in the file; its measured N was never
+    compared with the regenerated noise's."""
+    root, _ = run(tmp_path, MASKED, "aperture_manifest")
+    mpath = root / "manifest.json"
+    man = json.loads(mpath.read_text())
+    man["stimuli"][0]["noise_psd_deg2"]["measured_at_target"] *= 3
+    man["conditions"][0]["noise_psd_deg2"]["measured_at_target_mean"] *= 3
+    mpath.write_text(json.dumps(man))
+    rep = ex.verify_set(root)
+    assert any("re-derived noise_psd_deg2.measured_at_target" in f for f in rep.failures), rep.failures

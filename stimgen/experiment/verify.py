@@ -420,11 +420,14 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
     from .noise_part import condition_filter
     from .target_part import measure_at_target, orientation_window
 
-    drawing, _, _, _, _ = draw(plan, int(e["index"]), entropy)
+    drawing, _, _, c, _ = draw(plan, int(e["index"]), entropy)
     comps = drawing.components
     noise = comps.get("noise")
     if noise is None:
         return None, {}, None
+    msg = _recheck_energy(plan, c, drawing, e)
+    if msg:
+        return msg, {}, None
     f64 = np.float64
     t = comps.get("target")
     w = comps.get("window")
@@ -498,6 +501,29 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
                 return (f"re-measured N at {sf:g} cpd from the file ({n_file:.6g} deg^2) differs from the "
                         f"manifest's measured_at_target {n_man:.6g} by more than {bound:.3g} ({fmt})"), {}, None  # fmt: skip
     return None, out, ("; ".join(notes) or None)
+
+
+def _recheck_energy(plan: Plan, c: Condition, drawing: Any, e: Mapping[str, Any]) -> str | None:
+    """The entry's E, N and E / N re-derived from the regenerated stimulus (to 1e-9).
+
+    Every number is the one :mod:`stimgen.experiment.target_part` recorded: E of the
+    regenerated target (windowed), the design N, the N measured from the regenerated noise,
+    E / N; so a manifest number that is not the stimulus' fails even where the file cannot
+    show it (clipped pixels, the noise outside an aperture).
+    """
+    from .measure import close
+    from .target_part import energy_fields, measured_noise_psd
+
+    want = energy_fields(plan, c, drawing)
+    n_want = measured_noise_psd(plan, c, drawing, want)
+    n_got = e.get("noise_psd_deg2") if isinstance(e.get("noise_psd_deg2"), Mapping) else {}
+    checks = [(k, want.get(k), e.get(k)) for k in ("target_energy_deg2", "target_energy_design_deg2", "e_over_n")]
+    checks += [(f"noise_psd_deg2.{k}", n_want.get(k), n_got.get(k))  # type: ignore[union-attr]
+               for k in ("at_target", "at_peak", "measured_at_target", "measured_se", "design_in_sector")]  # fmt: skip
+    for key, a, b in checks:
+        if not close(a, b, 1e-9):
+            return f"re-derived {key} {a!r} of the regenerated stimulus differs from the manifest's {b!r}"
+    return None
 
 
 class _EntrySpan(Sequence):
