@@ -213,3 +213,10 @@ def test_n_measured_under_an_aperture_edited_in_the_manifest_is_caught(tmp_path)
     mpath.write_text(json.dumps(man))
     rep = ex.verify_set(root)
     assert any("re-derived noise_psd_deg2.measured_at_target" in f for f in rep.failures), rep.failures
+
+
+def test_the_clipping_warning_names_the_display_range_that_clipped(tmp_path):
+    """Clipped by the display (mean_cd_m2 near white), not at +-1: the warning said +-1."""
+    text = DISPLAYED.replace("mean_cd_m2: 60", "mean_cd_m2: 100").replace("contrast: 0.2", "contrast: 0.5").replace("rms_contrast: 0.1", "rms_contrast: 0.03")
+    with pytest.warns(UserWarning, match=r"beyond the display's range \(-0\.997 to \+0\.203 about mean_cd_m2 = 100\)"):
+        run(tmp_path, text, "display_clipped")
