@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -220,3 +221,18 @@ def test_the_clipping_warning_names_the_display_range_that_clipped(tmp_path):
     text = DISPLAYED.replace("mean_cd_m2: 60", "mean_cd_m2: 100").replace("contrast: 0.2", "contrast: 0.5").replace("rms_contrast: 0.1", "rms_contrast: 0.03")
     with pytest.warns(UserWarning, match=r"beyond the display's range \(-0\.997 to \+0\.203 about mean_cd_m2 = 100\)"):
         run(tmp_path, text, "display_clipped")
+
+
+@pytest.mark.parametrize("target, key, rel", [
+    ("{kind: gabor, sf_cpd: 15.5, sigma_deg: 0.5, contrast: 0.1, phase_deg: 90}", "target.sf_cpd", "+8.48%"),
+    ("{kind: gabor, sf_cpd: 4, sigma_deg: 0.02, contrast: 0.1}", "target.sigma_deg", "-11.10%"),
+])
+def test_a_gabor_whose_pixels_miss_its_closed_form_energy_is_warned_about(tmp_path, target, key, rel):
+    """Near Nyquist (aliasing) or narrower than a pixel, the sampled Gabor's E is not the
+    closed form that target_energy_design_deg2 records: said, naming the key."""
+    text = MASKED.replace("{kind: gabor, sf_cpd: 4, sigma_deg: 0.4, contrast: 0.2}", target).replace(
+        "aperture: {kind: raised_cosine, radius_deg: 1.5, ramp_deg: 0.4}\n", "")
+    with pytest.warns(UserWarning, match=rf"{key}: the sampled Gabor's E .* by {re.escape(rel)}"):
+        _, m = run(tmp_path, text, "sampled")
+    e = m["stimuli"][0]
+    assert e["target_energy_deg2"] / e["target_energy_design_deg2"] - 1 == pytest.approx(float(rel[:-1]) / 100, abs=1e-4)

@@ -391,6 +391,28 @@ def component_figure(plan: Plan, c: Condition, pool: EnergyPool, summary: Mappin
     return [rel]
 
 
+#: Relative difference between a Gabor's sampled E and its closed form that is warned about.
+SAMPLING_TOLERANCE = 0.01
+
+
+def _sampling_warning(p: Mapping[str, Any], sigma_key: str, shape: tuple[int, int], ppd: float) -> str | None:
+    """A Gabor whose pixels do not hold its closed-form E (to 1 %): a carrier near Nyquist
+    aliases, an envelope narrower than about a pixel is sampled too coarsely."""
+    _, rec = make_target(p, shape, ppd, np.float64)
+    got, formula = rec["energy_deg2"], rec["energy_formula_deg2"]
+    rel = got / formula - 1.0
+    if abs(rel) <= SAMPLING_TOLERANCE:
+        return None
+    near_nyquist = p["sf_cpd"] > ppd / 4
+    key = "target.sf_cpd" if near_nyquist else sigma_key
+    why = (f"the carrier ({p['sf_cpd']:g} cpd) is near Nyquist ({ppd / 2:.4g} cpd at {ppd:.4g} ppd) and aliases"
+           if near_nyquist else f"the envelope (sigma {rec['sigma_deg']:.4g} deg = {rec['sigma_deg'] * ppd:.3g} px) "
+           "is too narrow for the pixels")  # fmt: skip
+    return (f"{key}: the sampled Gabor's E ({got:.5g} deg^2) differs from the closed form ({formula:.5g} deg^2) "
+            f"by {rel:+.2%}: {why}; each entry's target_energy_deg2 is the sampled E, its "
+            "target_energy_design_deg2 the closed form")  # fmt: skip
+
+
 class TargetPart(BasePart):
     """A Gabor or a grating added to the noise (signed contrast)."""
 
@@ -493,8 +515,10 @@ class TargetPart(BasePart):
                 warnings.simplefilter("always", ApertureWarning)
                 _warn_envelope(sigma, plan.shape, plan.ppd, tuple(p["center_deg"]))
             key = "target.sigma_deg" if p["sigma_deg"] is not None else "target.fwhm_deg"
-            for w in caught:
-                msg = f"{key}: " + str(w.message).removeprefix("gabor ")
+            msgs = [f"{key}: " + str(w.message).removeprefix("gabor ") for w in caught]
+            if not caught and p["contrast"]:  # not cut off: the pixels must hold the closed form's E
+                msgs += [m for m in [_sampling_warning(p, key, plan.shape, plan.ppd)] if m]
+            for msg in msgs:
                 if msg not in said:
                     said.append(msg)
         return said
