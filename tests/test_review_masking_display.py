@@ -93,7 +93,7 @@ def test_a_png16_beside_the_npy_with_five_percent_more_contrast_is_caught(tmp_pa
     replace_and_rehash(root, 0, rel, louder)
     rep = ex.verify_set(root)
     assert not rep.ok
-    assert any(rel in f and "does not show" in f for f in rep.failures), rep.failures
+    assert any(f"{rel} (png16) does not show the image of" in f for f in rep.failures), rep.failures
 
 
 @pytest.mark.parametrize("fmt", ["linear8", "mono++"])
@@ -107,7 +107,7 @@ def test_a_display_file_mirrored_and_rehashed_is_caught(tmp_path, fmt):
     replace_and_rehash(root, 0, rel, np.ascontiguousarray(values[:, ::-1]))
     rep = ex.verify_set(root)
     assert not rep.ok
-    assert any(rel in f and "does not show" in f for f in rep.failures), rep.failures
+    assert any(f"{rel} ({fmt}) does not show the image of" in f for f in rep.failures), rep.failures
 
 
 # -- N at the target's frequency of oriented noise ----------------------------------------
@@ -236,3 +236,29 @@ def test_a_gabor_whose_pixels_miss_its_closed_form_energy_is_warned_about(tmp_pa
         _, m = run(tmp_path, text, "sampled")
     e = m["stimuli"][0]
     assert e["target_energy_deg2"] / e["target_energy_design_deg2"] - 1 == pytest.approx(float(rel[:-1]) / 100, abs=1e-4)
+
+
+DISPLAY_ONLY = """\
+name: review_display_only
+seed: 5
+display: {ppd: 32, gamma: {gamma: 2.2, l_min: 0.3, l_max: 120.3}, mean_cd_m2: 90}
+stimulus: {size_px: 96, rms_contrast: 0.1, max_clipped_fraction: 0.2}
+noise: {family: log_gaussian, peak_cpd: 4, octaves: 1}
+target: {kind: gabor, sf_cpd: 4, sigma_deg: 0.3, contrast: 0.6}
+aperture: {kind: disk, radius_deg: 1.2}
+repeats: 1
+output: {formats: [linear8, m16, png8], dither: noisy-bit, figures: false}
+"""
+
+
+def test_without_npy_files_are_compared_with_the_most_exact_one_where_it_is_not_clipped(tmp_path):
+    """The display clips at +0.337 (90 of 120.3 cd/m^2), the png8 preview at +1: the set
+    verifies; the png8 preview mirrored and re-hashed does not."""
+    root, m = run(tmp_path, DISPLAY_ONLY, "display_only")
+    assert m["stimuli"][0]["clipped_fraction"] > 0
+    rep = ex.verify_set(root)
+    assert rep.ok, rep.failures
+    rel = file_of(m["stimuli"][0], "png8")
+    replace_and_rehash(root, 0, rel, np.ascontiguousarray(read_image(root / rel)[:, ::-1]))
+    rep = ex.verify_set(root)
+    assert any(f"{rel} (png8) does not show the image of" in f and "(m16)" in f for f in rep.failures), rep.failures

@@ -343,8 +343,12 @@ def _check_other_files(plan: Plan, root: Path, e: Mapping[str, Any], data: np.nd
         return None
     gamma = plan.exp["output"]["gamma"]
     ref = np.asarray(data, dtype=np.float64)
+    read = next((f["file"] for f in e.get("files", []) if f.get("format") == fmt), e["file"])
+    inside = np.ones(ref.shape, dtype=bool)  # where the file read holds the value itself, not a clip
     if display_out.is_display_format(plan, fmt):
         own = display_out.value_tolerance(plan, fmt, ref)
+        p_lo, p_hi = display_out.shown_contrast_range(plan, fmt)
+        inside = (ref > p_lo + own) & (ref < p_hi - own)  # the display's range clips more than +-1
     else:
         own = _value_tolerance(root, e, data, fmt, gamma)
     for f in e.get("files", []):
@@ -362,11 +366,17 @@ def _check_other_files(plan: Plan, root: Path, e: Mapping[str, Any], data: np.nd
             tol = _value_tolerance(root, {"files": [f]}, ref, other, gamma)
         if list(got.shape) != list(ref.shape):
             return f"{f['file']} ({other}) does not show the image of this file: shape {list(got.shape)}, not {list(ref.shape)}"
-        resid = np.abs(got - np.clip(ref, lo, hi))
+        expect = np.clip(ref, lo, hi)
+        resid = np.abs(got - expect)
         allowed = tol + own
-        if np.any(resid > allowed):
-            worst = np.unravel_index(int(np.argmax(resid - allowed)), resid.shape)
-            return (f"{f['file']} ({other}) does not show the image of this file: decoded, it is off by "
+        over = np.where(inside, resid - allowed, -np.inf)
+        if not inside.all():  # clipped in the file read: the other file shows at least (at most) that clip
+            top = ref >= 0.0
+            over = np.where(~inside & top, expect - allowed - got, over)
+            over = np.where(~inside & ~top, got - expect - allowed, over)
+        if np.any(over > 0):
+            worst = np.unravel_index(int(np.argmax(over)), resid.shape)
+            return (f"{f['file']} ({other}) does not show the image of {read} ({fmt}): decoded, it is off by "
                     f"{resid[worst]:.3g} at pixel {list(map(int, worst))} (allowed {allowed[worst]:.3g}: one "
                     f"{other} level and the {fmt} rounding)")  # fmt: skip
     return None
