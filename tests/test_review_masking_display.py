@@ -262,3 +262,19 @@ def test_without_npy_files_are_compared_with_the_most_exact_one_where_it_is_not_
     replace_and_rehash(root, 0, rel, np.ascontiguousarray(read_image(root / rel)[:, ::-1]))
     rep = ex.verify_set(root)
     assert any(f"{rel} (png8) does not show the image of" in f and "(m16)" in f for f in rep.failures), rep.failures
+
+
+@pytest.mark.parametrize("name, text", [
+    ("both.csv", ("level,luminance_cd_m2,red_cd_m2,green_cd_m2,blue_cd_m2\n0,0.3,0.1,0.1,0.1\n64,9,2,6,1\n"
+                 "128,36,8,25,3\n192,82,18,58,6\n255,140,30,100,10\n")),
+    ("both.yaml", ("levels: [0, 64, 128, 192, 255]\nluminance_cd_m2: [0.3, 9, 36, 82, 140]\n"
+                  "red_cd_m2: [0.1, 2, 8, 18, 30]\ngreen_cd_m2: [0.1, 6, 25, 58, 100]\nblue_cd_m2: [0.1, 1, 3, 6, 10]\n")),
+])
+def test_a_calibration_with_both_a_gray_ramp_and_channels_is_refused(tmp_path, name, text):
+    """The channels were silently ignored (and bit stealing used Rec. 709 weights instead)."""
+    from stimgen.display import read_calibration
+
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(ValueError, match="luminance_cd_m2.*not both"):
+        read_calibration(p)
