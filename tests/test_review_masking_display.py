@@ -278,3 +278,17 @@ def test_a_calibration_with_both_a_gray_ramp_and_channels_is_refused(tmp_path, n
     p.write_text(text)
     with pytest.raises(ValueError, match="luminance_cd_m2.*not both"):
         read_calibration(p)
+
+
+def test_clipping_hidden_in_the_manifest_is_caught(tmp_path):
+    """The clipped fraction of a composite was never re-derived: set to 0 (and the
+    condition's clipping with it), a clipped set verified."""
+    root, m = run(tmp_path, CLIPPED, "clipped_hidden")
+    assert m["stimuli"][0]["clipped_fraction"] > 0
+    mpath = root / "manifest.json"
+    man = json.loads(mpath.read_text())
+    man["stimuli"][0]["clipped_fraction"] = 0.0
+    man["conditions"][0]["clipping"].update(max_clipped_fraction=0.0, mean_clipped_fraction=0.0)
+    mpath.write_text(json.dumps(man))
+    rep = ex.verify_set(root)
+    assert any("more than the manifest's clipped_fraction 0.0" in f for f in rep.failures), rep.failures

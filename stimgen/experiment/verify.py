@@ -430,7 +430,7 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
     from .noise_part import condition_filter
     from .target_part import measure_at_target, orientation_window
 
-    drawing, _, _, c, _ = draw(plan, int(e["index"]), entropy)
+    drawing, frac, _, c, _ = draw(plan, int(e["index"]), entropy)
     comps = drawing.components
     noise = comps.get("noise")
     if noise is None:
@@ -438,6 +438,12 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
     msg = _recheck_energy(plan, c, drawing, e)
     if msg:
         return msg, {}, None
+    shown_clip = [f["display"].get("clipped_fraction") for f in e.get("files", []) if isinstance(f.get("display"), Mapping)]
+    least = max([frac, *(x for x in shown_clip if isinstance(x, int | float))])
+    recorded = e.get("clipped_fraction")
+    if not isinstance(recorded, int | float) or recorded < least - 1e-12:
+        return (f"the regenerated composite clips {least:.6g} of its pixels (at +-1, or in a display file), "
+                f"more than the manifest's clipped_fraction {recorded!r}"), {}, None  # fmt: skip
     f64 = np.float64
     t = comps.get("target")
     w = comps.get("window")
