@@ -1,10 +1,16 @@
 """A hostile review of the masking and display sections: each test failed before its fix.
 
-* A PNG or display file written beside the ``.npy`` must show the ``.npy``'s image: a
-  changed file whose hash was written into the manifest is caught by ``verify``.
+* A PNG or display file written beside the ``.npy`` (or, without one, beside the most
+  exact display file) must show its image: a changed file whose hash was written into the
+  manifest is caught by ``verify``; a clipped pixel of a composite must hold the clip.
+* E, N, E / N and the clipped fraction of a composed entry are re-derived from the
+  regenerated stimulus (the file cannot show clipped pixels or the noise under an aperture).
 * N measured at the target's frequency for oriented noise is measured along the target's
-  orientation (as the design's N is), not averaged over every orientation.
-* A calibration CSV saved with a UTF-8 byte-order mark reads as without it.
+  orientation (as the design's N is), not averaged over every orientation; E / N is null
+  when the design N is below the stored values' rounding.
+* A Gabor whose pixels miss its closed-form E (aliasing, sub-pixel envelope) is warned about.
+* The clipping warning names the display's range when the display clipped.
+* Calibration files: a UTF-8 byte-order mark is skipped; gray ramp plus channels is refused.
 """
 
 from __future__ import annotations
