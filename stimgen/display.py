@@ -506,7 +506,7 @@ def _file_source(path: Path) -> dict[str, Any]:
 def _read_csv_table(path: Path) -> tuple[list[float], Any, list[str]]:
     import csv
 
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # a byte-order mark (spreadsheet export) is not text
         lines = [(i + 1, row) for i, row in enumerate(csv.reader(f))]
     lines = [(n, [c.strip() for c in row]) for n, row in lines
              if row and any(c.strip() for c in row) and not row[0].strip().startswith("#")]
@@ -517,6 +517,10 @@ def _read_csv_table(path: Path) -> tuple[list[float], Any, list[str]]:
     if "level" not in header:
         raise ValueError(f"{path} line {lines[0][0]}: the header must name a 'level' column, got {header}")
     cols: tuple[str, ...]
+    if all(c in header for c in _LUM_COLUMNS) and any(c in header for c in _RGB_COLUMNS):
+        raise ValueError(f"{path} line {lines[0][0]}: give a gray ramp (luminance_cd_m2) or each channel "
+                         f"(red_cd_m2, green_cd_m2, blue_cd_m2), not both: one of them would be ignored "
+                         f"(bit stealing takes the channels' weights from the latter), got {header}")  # fmt: skip
     if all(c in header for c in _LUM_COLUMNS):
         cols = _LUM_COLUMNS
     elif all(c in header for c in _RGB_COLUMNS):
@@ -559,7 +563,7 @@ def read_calibration(path: str | os.PathLike) -> DisplayModel:
         raise ValueError(f"calibration file must be .csv, .yaml or .yml, got {str(p)!r}")
     import yaml
 
-    with open(p, encoding="utf-8") as f:
+    with open(p, encoding="utf-8-sig") as f:
         data = yaml.safe_load(f)
     if not isinstance(data, dict):
         raise ValueError(f"{p}: a calibration YAML file must hold a mapping (levels and "
@@ -580,6 +584,9 @@ def read_calibration(path: str | os.PathLike) -> DisplayModel:
         return model
     if "levels" not in data:
         raise ValueError(f"{p}: give levels with luminance_cd_m2 (or per-channel columns), or a gamma model")
+    if "luminance_cd_m2" in data and any(c in data for c in _RGB_COLUMNS):
+        raise ValueError(f"{p}: give a gray ramp (luminance_cd_m2) or each channel ({', '.join(_RGB_COLUMNS)}), "
+                         "not both: one of them would be ignored")  # fmt: skip
     if "luminance_cd_m2" in data:
         table: Any = data["luminance_cd_m2"]
     elif all(c in data for c in _RGB_COLUMNS):

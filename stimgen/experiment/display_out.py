@@ -329,6 +329,15 @@ def value_tolerance(plan: Plan, fmt: str, data: np.ndarray) -> np.ndarray:
     return np.maximum(left[i], right[i]) + 1e-12
 
 
+def shown_contrast_range(plan: Plan, fmt: str) -> tuple[float, float]:
+    """The lowest and highest contrast about ``mean_cd_m2`` that encoding ``fmt`` can show."""
+    from ..display import level_luminances
+
+    lum = np.asarray(level_luminances(model_of(plan), fmt), dtype=np.float64)
+    c = _contrast(lum[[0, -1]], float(plan.exp["display"]["mean_cd_m2"]))
+    return float(c[0]), float(c[1])
+
+
 def read_contrast(plan: Plan, path: Path, fmt: str) -> np.ndarray:
     """A display file read back, decoded through the plan's model, as contrast about ``mean_cd_m2``."""
     from ..display import decode

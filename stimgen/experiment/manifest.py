@@ -68,9 +68,14 @@ def _clipping_message(manifest: Mapping[str, Any], source: str) -> str | None:
     n = sum(c["clipping"]["n_over_limit"] for c in over)
     worst = max(over, key=lambda c: c["clipping"]["max_clipped_fraction"])
     limit = worst["clipping"]["limit"]
+    where = "at contrast -1 or +1"
+    model, l0 = manifest.get("display_model"), manifest.get("mean_cd_m2")
+    if isinstance(model, Mapping) and isinstance(l0, int | float) and l0 > 0:  # the display clips too
+        lo, hi = max(-1.0, model["l_min_cd_m2"] / l0 - 1.0), min(1.0, model["l_max_cd_m2"] / l0 - 1.0)
+        where = f"at contrast -1 or +1 or beyond the display's range ({lo:+.4g} to {hi:+.4g} about mean_cd_m2 = {l0:g})"
     return (
         f"{source}: {n} of {manifest['n_stimuli']} stimuli have more than "
-        f"{limit:.3%} of their pixels clipped at contrast -1 or +1 (stimulus.max_clipped_fraction), "
+        f"{limit:.3%} of their pixels clipped {where} (stimulus.max_clipped_fraction), "
         f"up to {worst['clipping']['max_clipped_fraction']:.3%} in condition {worst['index']} "
         f"({worst['label']}); their contrast and spectrum are distorted: lower stimulus.rms_contrast, "
         "or set stimulus.clipping: error to refuse such sets"

@@ -130,6 +130,10 @@ def energy_fields(plan: Plan, c: Condition, drawing: Drawing) -> dict[str, Any]:
     elif not n["at_target"]:
         why = "N at the target's frequency is 0 (the noise has no power there)" if n["at_target"] == 0 else \
             "N at the target's frequency is unknown (" + n.get("not_measurable", "") + ")"
+    elif n["at_target"] < (floor := rounding_floor(plan, level)):
+        why = (f"N at the target's frequency ({n['at_target']:.3g} deg^2) is below the rounding noise of the "
+               f"stored {np.dtype(plan.exp['output']['dtype']).name} values ({floor:.3g} deg^2): the stimulus "
+               "cannot hold so little noise, so E / N would be a number of the design alone")  # fmt: skip
     else:
         out["e_over_n"] = out["target_energy_deg2"] / n["at_target"]
     if why:
@@ -137,31 +141,116 @@ def energy_fields(plan: Plan, c: Condition, drawing: Drawing) -> dict[str, Any]:
     return out
 
 
-def measured_noise_psd(plan: Plan, drawing: Drawing, entry: Mapping[str, Any]) -> dict[str, Any]:
-    """N measured from the noise component (before any aperture) at the target's frequency.
+def orientation_window(filt: Any) -> Any:
+    """The orientation window of a noise filter (None for an isotropic noise)."""
+    from ..filters import Orientation, Product
 
-    ``measured_at_target`` is the radially averaged periodogram of the one noise image in
-    the bin of the target's frequency (:func:`stimgen.energy.measure_psd`), and
-    ``measured_se`` its standard error, ``N / sqrt(k)`` with ``k`` the bin's independent
-    DFT samples (half its samples: the spectrum of a real image is symmetric).
+    factors = () if filt is None else (filt.factors if isinstance(filt, Product) else (filt,))
+    return next((f for f in factors if isinstance(f, Orientation)), None)
+
+
+def _sector(shape: tuple[int, int], ppd: float, sf: float, orientation_deg: float, half_angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """The DFT samples of an image near the 2-D frequency ``sf`` (cpd) along a stripe orientation.
+
+    Those within the 12-per-octave radial bin of ``sf`` (``sf * 2^(+-1/24)``) whose
+    frequency-vector angle lies within ``half_angle_deg`` of ``orientation_deg`` (axially: a
+    real image's spectrum is symmetric). Returns the mask and ``(fx, fy)`` in cpp.
+    """
+    h, w = shape
+    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :]
+    r_cpd = np.hypot(fx, fy) * ppd
+    phi = np.degrees(np.arctan2(-fy, fx))  # on screen, rows grow downwards (as Orientation)
+    d = (phi - orientation_deg + 90.0) % 180.0 - 90.0
+    inside = (r_cpd >= sf * 2 ** (-1 / 24)) & (r_cpd <= sf * 2 ** (1 / 24)) & (np.abs(d) <= half_angle_deg)
+    return inside, np.broadcast_arrays(fx, fy)  # type: ignore[return-value]
+
+
+def sector_design(filt: Any, shape: tuple[int, int], ppd: float, rms_contrast: float, sf: float,
+                  orientation_deg: float) -> tuple[float | None, int, str]:  # fmt: skip
+    """``(design N averaged over the sector, samples in it, where)`` of an oriented noise at the
+    target's frequency (:func:`measure_at_target`'s sector)."""
+    from ..energy import _power_integral_cpp
+
+    half = orientation_window(filt).bandwidth_deg / 4.0
+    inside, (fx, fy) = _sector(shape, ppd, sf, orientation_deg, half)
+    k = int(np.count_nonzero(inside))
+    where = (f"the periodogram's DFT samples within the 12-per-octave bin of {sf:g} cpd and within "
+             f"+-{half:.4g} deg of the target's orientation {orientation_deg:g} deg (a quarter of the "
+             f"noise's orientation bandwidth), {k} samples")  # fmt: skip
+    if k == 0:
+        return None, 0, where
+    h2 = np.square(np.asarray(filt.response(fx[inside], fy[inside]), dtype=np.float64))
+    scale = rms_contrast**2 / (_power_integral_cpp(filt, shape) * ppd * ppd)
+    return float(np.mean(h2)) * scale, k, where
+
+
+def measure_at_target(noise: np.ndarray, ppd: float, filt: Any, sf: float, orientation_deg: float) -> dict[str, Any]:
+    """N of one noise image measured at the target's frequency, as the design's N is taken.
+
+    Isotropic noise: the radially averaged periodogram (:func:`stimgen.energy.measure_psd`)
+    interpolated at ``sf``; ``k`` is the DFT samples of its nearest bin. Noise with an
+    orientation window: its design N depends on the orientation, so N is the periodogram
+    averaged over the DFT samples of the sector of :func:`sector_design` (the target's
+    orientation), never over every orientation. Returns ``value`` (None when not measurable),
+    ``k``, ``where``, and ``reason`` when there is no value.
     """
     from ..energy import measure_psd
 
+    if orientation_window(filt) is not None:
+        half = orientation_window(filt).bandwidth_deg / 4.0
+        inside, _ = _sector(noise.shape, ppd, sf, orientation_deg, half)
+        _, k, where = sector_design(filt, noise.shape, ppd, 1.0, sf, orientation_deg)
+        if k == 0:
+            return {"value": None, "k": 0, "where": where, "reason": f"no DFT sample lies in {where}"}
+        a = np.asarray(noise, dtype=np.float64)
+        spec = np.fft.fft2(a - a.mean())
+        p = np.square(np.abs(spec[inside])) / (a.size * ppd * ppd)
+        return {"value": float(np.mean(p)), "k": k, "where": where}
+    psd = measure_psd(noise, ppd)
+    if not psd.freq_cpd[0] <= sf <= psd.freq_cpd[-1]:
+        return {"value": None, "k": 0, "where": "the radially averaged periodogram",
+                "reason": (f"the target's {sf:g} cpd lies outside the measured range "
+                           f"[{psd.freq_cpd[0]:.4g}, {psd.freq_cpd[-1]:.4g}] cpd")}  # fmt: skip
+    j = int(np.argmin(np.abs(np.log(psd.freq_cpd / sf)))) if sf > 0 else 0
+    return {"value": float(psd.at(sf)), "k": int(psd.counts[j]),
+            "where": "the radially averaged periodogram, interpolated at the target's frequency"}  # fmt: skip
+
+
+def rounding_floor(plan: Plan, rms_contrast: float) -> float:
+    """N (deg^2) of the rounding of the stored values: ``(eps * c)^2 / ppd^2``, ``eps`` of the
+    output dtype and ``c`` the noise's RMS contrast (a generous bound of float rounding spread
+    over the spectrum; the noise's FFT filtering in that dtype rounds about as much)."""
+    eps = float(np.finfo(np.dtype(plan.exp["output"]["dtype"])).eps)
+    return (eps * rms_contrast) ** 2 / plan.ppd**2
+
+
+def measured_noise_psd(plan: Plan, c: Condition, drawing: Drawing, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """N measured from the noise component (before any aperture) at the target's frequency.
+
+    ``measured_at_target`` is :func:`measure_at_target` of the one noise image (for noise
+    with an orientation window: along the target's orientation; ``design_in_sector`` is then
+    the design's N averaged over the same DFT samples), ``measured_where`` says where, and
+    ``measured_se`` is its standard error, ``N / sqrt(k / 2)`` with ``k`` the DFT samples
+    averaged (half of them independent: the spectrum of a real image is symmetric).
+    """
     n = dict(entry["noise_psd_deg2"])
     sf = n.get("target_sf_cpd")
     noise = drawing.components.get("noise", drawing.data)
     if sf is None or noise is None:
         return n
-    psd = measure_psd(noise, plan.ppd)
-    if not psd.freq_cpd[0] <= sf <= psd.freq_cpd[-1]:
-        n["measured_at_target"] = None
-        n["measured_reason"] = (f"the target's {sf:g} cpd lies outside the measured range "
-                                f"[{psd.freq_cpd[0]:.4g}, {psd.freq_cpd[-1]:.4g}] cpd")  # fmt: skip
+    from .noise_part import condition_filter
+
+    filt = condition_filter(plan, c)
+    ori = float(target_params(c)["orientation_deg"])
+    got = measure_at_target(noise, plan.ppd, filt, sf, ori)
+    n["measured_at_target"] = got["value"]
+    n["measured_where"] = got["where"]
+    if got["value"] is None:
+        n["measured_reason"] = got["reason"]
         return n
-    j = int(np.argmin(np.abs(np.log(psd.freq_cpd / sf)))) if sf > 0 else 0
-    value = float(psd.at(sf))
-    n["measured_at_target"] = value
-    n["measured_se"] = value / math.sqrt(max(float(psd.counts[j]) / 2.0, 1.0))
+    n["measured_se"] = got["value"] / math.sqrt(max(got["k"] / 2.0, 1.0))
+    if orientation_window(filt) is not None:
+        n["design_in_sector"] = sector_design(filt, plan.shape, plan.ppd, float(n["rms_contrast"]), sf, ori)[0]
     return n
 
 
@@ -185,7 +274,7 @@ class EnergyPool:
 
 def energy_measure(plan: Plan, c: Condition, drawing: Drawing, entry: Mapping[str, Any]) -> Measured:
     """The measured N, and (first repeat) the components for the condition's figure."""
-    n = measured_noise_psd(plan, drawing, entry)
+    n = measured_noise_psd(plan, c, drawing, entry)
     example = None
     r = drawing.index - c.first
     if r == 0 and plan.exp["output"]["figures"]:
@@ -239,6 +328,7 @@ def energy_verify_summary(plan: Plan, c: Condition, summary: Mapping[str, Any], 
         ("target_energy_design_deg2", design["target_energy_design_deg2"], summary.get("target_energy_design_deg2")),
         ("noise_psd_deg2.at_target", design["noise_psd_deg2"]["at_target"], n_sum.get("at_target")),
         ("noise_psd_deg2.at_peak", design["noise_psd_deg2"]["at_peak"], n_sum.get("at_peak")),
+        ("noise_psd_deg2.design_in_sector", design["noise_psd_deg2"].get("design_in_sector"), n_sum.get("design_in_sector")),
     ]
     for key, get in (("target_energy_deg2", lambda e: e.get("target_energy_deg2")), ("e_over_n", lambda e: e.get("e_over_n")),
                      ("noise_psd_deg2.measured_at_target_mean", lambda e: (e.get("noise_psd_deg2") or {}).get("measured_at_target"))):  # fmt: skip
@@ -254,6 +344,8 @@ def energy_verify_summary(plan: Plan, c: Condition, summary: Mapping[str, Any], 
 
 def _design_fields(plan: Plan, c: Condition) -> dict[str, Any]:
     """The design E, N and E / N of a condition, without drawing a stimulus (mask gain: none)."""
+    from .noise_part import condition_filter
+
     d = Drawing(index=c.first, entropy=0)
     if any(p.name == "target" for p in plan.parts):
         d.components["target"] = condition_target(plan, c)[0]
@@ -261,6 +353,11 @@ def _design_fields(plan: Plan, c: Condition) -> dict[str, Any]:
     out.pop("target_energy_deg2")
     out.pop("e_over_n")
     out.pop("e_over_n_reason", None)
+    n = out["noise_psd_deg2"]
+    filt = condition_filter(plan, c)
+    if n.get("target_sf_cpd") is not None and orientation_window(filt) is not None:
+        ori = float(target_params(c)["orientation_deg"])
+        n["design_in_sector"] = sector_design(filt, plan.shape, plan.ppd, float(n["rms_contrast"]), n["target_sf_cpd"], ori)[0]
     if out["noise_psd_deg2"] is not None and any(p.name == "aperture" for p in plan.parts):
         out["noise_psd_deg2"]["note"] = ("the design N of the noise before the aperture; with mode: mask "
                                          "each stimulus' N is scaled by its gain")  # fmt: skip
@@ -292,6 +389,28 @@ def component_figure(plan: Plan, c: Condition, pool: EnergyPool, summary: Mappin
     rel = f"figures/components_{c.folder}.png"
     plotting.save(fig, root / rel, compress_level=FIGURE_COMPRESS_LEVEL)
     return [rel]
+
+
+#: Relative difference between a Gabor's sampled E and its closed form that is warned about.
+SAMPLING_TOLERANCE = 0.01
+
+
+def _sampling_warning(p: Mapping[str, Any], sigma_key: str, shape: tuple[int, int], ppd: float) -> str | None:
+    """A Gabor whose pixels do not hold its closed-form E (to 1 %): a carrier near Nyquist
+    aliases, an envelope narrower than about a pixel is sampled too coarsely."""
+    _, rec = make_target(p, shape, ppd, np.float64)
+    got, formula = rec["energy_deg2"], rec["energy_formula_deg2"]
+    rel = got / formula - 1.0
+    if abs(rel) <= SAMPLING_TOLERANCE:
+        return None
+    near_nyquist = p["sf_cpd"] > ppd / 4
+    key = "target.sf_cpd" if near_nyquist else sigma_key
+    why = (f"the carrier ({p['sf_cpd']:g} cpd) is near Nyquist ({ppd / 2:.4g} cpd at {ppd:.4g} ppd) and aliases"
+           if near_nyquist else f"the envelope (sigma {rec['sigma_deg']:.4g} deg = {rec['sigma_deg'] * ppd:.3g} px) "
+           "is too narrow for the pixels")  # fmt: skip
+    return (f"{key}: the sampled Gabor's E ({got:.5g} deg^2) differs from the closed form ({formula:.5g} deg^2) "
+            f"by {rel:+.2%}: {why}; each entry's target_energy_deg2 is the sampled E, its "
+            "target_energy_design_deg2 the closed form")  # fmt: skip
 
 
 class TargetPart(BasePart):
@@ -396,8 +515,10 @@ class TargetPart(BasePart):
                 warnings.simplefilter("always", ApertureWarning)
                 _warn_envelope(sigma, plan.shape, plan.ppd, tuple(p["center_deg"]))
             key = "target.sigma_deg" if p["sigma_deg"] is not None else "target.fwhm_deg"
-            for w in caught:
-                msg = f"{key}: " + str(w.message).removeprefix("gabor ")
+            msgs = [f"{key}: " + str(w.message).removeprefix("gabor ") for w in caught]
+            if not caught and p["contrast"]:  # not cut off: the pixels must hold the closed form's E
+                msgs += [m for m in [_sampling_warning(p, key, plan.shape, plan.ppd)] if m]
+            for msg in msgs:
                 if msg not in said:
                     said.append(msg)
         return said

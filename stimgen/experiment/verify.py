@@ -326,6 +326,9 @@ def _verify_stimulus(plan: Plan, root: Path, e: dict[str, Any], entropy: int, no
     judged = display_out.image_entry(e)  # the float image's verdict (the decoded files are checked apart)
     if plan.movie and (data.ndim != 3 or list(data.shape[1:]) != list(plan.shape)):
         return f"is not a (T, H, W) movie of {plan.shape[0]} x {plan.shape[1]} px frames: shape {list(data.shape)}"
+    msg = _check_other_files(plan, root, e, data, fmt)
+    if msg:
+        return msg
     comps: dict[str, np.ndarray] = {}
     if any(getattr(p, "composes", False) for p in plan.parts):
         if list(data.shape) != list(plan.shape):
@@ -339,6 +342,61 @@ def _verify_stimulus(plan: Plan, root: Path, e: dict[str, Any], entropy: int, no
         msg = part.verify(plan, c, judged, comps.get(part.name, data), fmt == "npy")
         if msg:
             return msg
+    return None
+
+
+def _check_other_files(plan: Plan, root: Path, e: Mapping[str, Any], data: np.ndarray, fmt: str) -> str | None:
+    """Every other image file of a still stimulus shows the image of the file read (``fmt``).
+
+    The file read is re-checked by the parts; a PNG or display file beside it is re-checked
+    here, pixel by pixel: decoded (with the gamma, or through the display model) it must lie
+    within its format's tolerance (one level up or down: rounding and dither) plus the read
+    file's of the image read, clipped to what the format can show. Without this, a file
+    beside the ``.npy`` changed in a way that keeps its statistics (mirrored, its contrast
+    scaled, values moved) and re-hashed into the manifest would pass.
+    """
+    from .keys import DISPLAY_FORMATS
+
+    if data.ndim != 2:
+        return None
+    gamma = plan.exp["output"]["gamma"]
+    ref = np.asarray(data, dtype=np.float64)
+    read = next((f["file"] for f in e.get("files", []) if f.get("format") == fmt), e["file"])
+    inside = np.ones(ref.shape, dtype=bool)  # where the file read holds the value itself, not a clip
+    if display_out.is_display_format(plan, fmt):
+        own = display_out.value_tolerance(plan, fmt, ref)
+        p_lo, p_hi = display_out.shown_contrast_range(plan, fmt)
+        inside = (ref > p_lo + own) & (ref < p_hi - own)  # the display's range clips more than +-1
+    else:
+        own = _value_tolerance(root, e, data, fmt, gamma)
+    for f in e.get("files", []):
+        other = f.get("format")
+        if other == fmt or other not in ("png8", "png16", *DISPLAY_FORMATS):
+            continue
+        path = root / f["file"]
+        if display_out.is_display_format(plan, other):
+            got = display_out.read_contrast(plan, path, other)
+            lo, hi = display_out.shown_contrast_range(plan, other)
+            tol = display_out.value_tolerance(plan, other, ref)
+        else:
+            got = _image_from_file(path, other, gamma)
+            lo, hi = -1.0, 1.0
+            tol = _value_tolerance(root, {"files": [f]}, ref, other, gamma)
+        if list(got.shape) != list(ref.shape):
+            return f"{f['file']} ({other}) does not show the image of this file: shape {list(got.shape)}, not {list(ref.shape)}"
+        expect = np.clip(ref, lo, hi)
+        resid = np.abs(got - expect)
+        allowed = tol + own
+        over = np.where(inside, resid - allowed, -np.inf)
+        if not inside.all():  # clipped in the file read: the other file shows at least (at most) that clip
+            top = ref >= 0.0
+            over = np.where(~inside & top, expect - allowed - got, over)
+            over = np.where(~inside & ~top, got - expect - allowed, over)
+        if np.any(over > 0):
+            worst = np.unravel_index(int(np.argmax(over)), resid.shape)
+            return (f"{f['file']} ({other}) does not show the image of {read} ({fmt}): decoded, it is off by "
+                    f"{resid[worst]:.3g} at pixel {list(map(int, worst))} (allowed {allowed[worst]:.3g}: one "
+                    f"{other} level and the {fmt} rounding)")  # fmt: skip
     return None
 
 
@@ -387,12 +445,23 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
     """
     from ..energy import contrast_energy, measure_psd
     from .draw import draw
+    from .noise_part import condition_filter
+    from .target_part import measure_at_target, orientation_window
 
-    drawing, _, _, _, _ = draw(plan, int(e["index"]), entropy)
+    drawing, frac, _, c, _ = draw(plan, int(e["index"]), entropy)
     comps = drawing.components
     noise = comps.get("noise")
     if noise is None:
         return None, {}, None
+    msg = _recheck_energy(plan, c, drawing, e)
+    if msg:
+        return msg, {}, None
+    shown_clip = [f["display"].get("clipped_fraction") for f in e.get("files", []) if isinstance(f.get("display"), Mapping)]
+    least = max([frac, *(x for x in shown_clip if isinstance(x, int | float))])
+    recorded = e.get("clipped_fraction")
+    if not isinstance(recorded, int | float) or recorded < least - 1e-12:
+        return (f"the regenerated composite clips {least:.6g} of its pixels (at +-1, or in a display file), "
+                f"more than the manifest's clipped_fraction {recorded!r}"), {}, None  # fmt: skip
     f64 = np.float64
     t = comps.get("target")
     w = comps.get("window")
@@ -405,13 +474,24 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
         tol = _value_tolerance(root, e, data, fmt, plan.exp["output"]["gamma"])
     if fmt == "npy":
         tol = tol + 4 * np.finfo(data.dtype).eps * (np.abs(tw) + np.abs(shown))
-    kept = np.abs(tw + shown) <= 1.0 - tol  # pixels the clip to [-1, 1] did not touch
+    lo, hi = -1.0, 1.0  # what the file can hold: the clip to [-1, 1], and a display's range
+    if display_out.is_display_format(plan, fmt):
+        d_lo, d_hi = display_out.shown_contrast_range(plan, fmt)
+        lo, hi = max(lo, d_lo), min(hi, d_hi)
+    total = tw + shown
+    kept = (total >= lo + tol) & (total <= hi - tol)  # pixels the clip did not touch
     resid = np.abs(got - shown)
     bad = kept & (resid > tol)
     if np.any(bad):
         worst = np.unravel_index(int(np.argmax(np.where(bad, resid - tol, -np.inf))), resid.shape)
         return (f"re-measured noise (composite - window * target) is off by {resid[worst]:.3g} from the "
                 f"regenerated noise (window * noise) at pixel {list(map(int, worst))} (allowed {tol[worst]:.3g} for {fmt})"), {}, None  # fmt: skip
+    off = np.where(kept, 0.0, np.abs(data.astype(f64) - np.clip(total, lo, hi)) - tol)  # a clipped pixel holds the clip
+    if np.any(off > 0):
+        worst = np.unravel_index(int(np.argmax(off)), off.shape)
+        return (f"clipped pixel {list(map(int, worst))} holds {float(data[worst]):.6g}, but the regenerated stimulus "
+                f"({float(total[worst]):.6g}) clipped to [{lo:.4g}, {hi:.4g}] is {float(np.clip(total[worst], lo, hi)):.6g} "
+                f"(allowed {tol[worst]:.3g} for {fmt})"), {}, None  # fmt: skip
     n_clipped = int(np.count_nonzero(~kept))
     notes = []
     out: dict[str, np.ndarray] = {"noise": noise}
@@ -431,7 +511,19 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
     if w is None and not n_clipped:
         out["noise"] = got  # the noise part re-measures the noise read from the file
         sf, n_man = n_rec.get("target_sf_cpd"), n_rec.get("measured_at_target")
-        if sf is not None and n_man is not None:
+        filt = condition_filter(plan, plan.locate(int(e["index"]))[0])
+        if sf is not None and n_man is not None and orientation_window(filt) is not None:
+            ori = float((e.get("target_record") or {}).get("orientation_deg", 0.0))
+            m = measure_at_target(got, ppd, filt, sf, ori)  # the sector the manifest's N was measured in
+            if m["value"] is None:
+                return f"N at {sf:g} cpd cannot be re-measured from the file: {m['reason']}", {}, None
+            n_file = float(m["value"])
+            d = float(np.sum(np.square(tol))) / (m["k"] * ppd**2)
+            bound = 2.0 * np.sqrt(max(n_file, n_man) * d) + d + 1e-9 * abs(n_man)
+            if abs(n_file - n_man) > bound:
+                return (f"re-measured N at {sf:g} cpd along {ori:g} deg from the file ({n_file:.6g} deg^2) differs from "
+                        f"the manifest's measured_at_target {n_man:.6g} by more than {bound:.3g} ({fmt})"), {}, None  # fmt: skip
+        elif sf is not None and n_man is not None:
             psd = measure_psd(got, ppd)
             n_file = float(psd.at(sf))
             j = np.searchsorted(psd.freq_cpd, sf)
@@ -443,6 +535,29 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
                 return (f"re-measured N at {sf:g} cpd from the file ({n_file:.6g} deg^2) differs from the "
                         f"manifest's measured_at_target {n_man:.6g} by more than {bound:.3g} ({fmt})"), {}, None  # fmt: skip
     return None, out, ("; ".join(notes) or None)
+
+
+def _recheck_energy(plan: Plan, c: Condition, drawing: Any, e: Mapping[str, Any]) -> str | None:
+    """The entry's E, N and E / N re-derived from the regenerated stimulus (to 1e-9).
+
+    Every number is the one :mod:`stimgen.experiment.target_part` recorded: E of the
+    regenerated target (windowed), the design N, the N measured from the regenerated noise,
+    E / N; so a manifest number that is not the stimulus' fails even where the file cannot
+    show it (clipped pixels, the noise outside an aperture).
+    """
+    from .measure import close
+    from .target_part import energy_fields, measured_noise_psd
+
+    want = energy_fields(plan, c, drawing)
+    n_want = measured_noise_psd(plan, c, drawing, want)
+    n_got = e.get("noise_psd_deg2") if isinstance(e.get("noise_psd_deg2"), Mapping) else {}
+    checks = [(k, want.get(k), e.get(k)) for k in ("target_energy_deg2", "target_energy_design_deg2", "e_over_n")]
+    checks += [(f"noise_psd_deg2.{k}", n_want.get(k), n_got.get(k))  # type: ignore[union-attr]
+               for k in ("at_target", "at_peak", "measured_at_target", "measured_se", "design_in_sector")]  # fmt: skip
+    for key, a, b in checks:
+        if not close(a, b, 1e-9):
+            return f"re-derived {key} {a!r} of the regenerated stimulus differs from the manifest's {b!r}"
+    return None
 
 
 class _EntrySpan(Sequence):
