@@ -261,7 +261,7 @@ class EnergyPool:
         self.n = 0
         self.sums: dict[str, float] = {}
         self.counts: dict[str, int] = {}
-        self.example: dict[str, np.ndarray] | None = None
+        self.example: dict[str, Any] | None = None
 
     def add(self, key: str, value: Any) -> None:
         if value is not None:
@@ -288,7 +288,7 @@ def energy_measure(plan: Plan, c: Condition, drawing: Drawing, entry: Mapping[st
 
 def _numbers(entry: Mapping[str, Any], n: Mapping[str, Any]) -> dict[str, Any]:
     return {"E": entry.get("target_energy_deg2"), "N": n.get("measured_at_target"),
-            "se": n.get("measured_se"), "EN": entry.get("e_over_n")}  # fmt: skip
+            "se": n.get("measured_se"), "EN": entry.get("e_over_n"), "N_design": n.get("at_target")}  # fmt: skip
 
 
 def energy_pool_add(pool: EnergyPool, extra: Any) -> None:
@@ -300,7 +300,7 @@ def energy_pool_add(pool: EnergyPool, extra: Any) -> None:
         if k == "se" and val is not None:
             pool.add("se2", float(val) ** 2)
     if extra["example"] is not None and pool.example is None:
-        pool.example = extra["example"]
+        pool.example = {**extra["example"], "_numbers": extra["entry"]}  # the first repeat's own E, N, E/N
 
 
 def energy_summary(plan: Plan, c: Condition, pool: EnergyPool) -> Measured:
@@ -372,11 +372,12 @@ def component_figure(plan: Plan, c: Condition, pool: EnergyPool, summary: Mappin
     from .figures import FIGURE_COMPRESS_LEVEL
 
     ex, pool.example = pool.example, None  # drawn once; the pool is kept to the end of the run
-    e = summary.get("target_energy_deg2")
-    en = summary.get("e_over_n")
+    own = ex.get("_numbers") or {}  # the shown stimulus' own numbers (mask mode: N with its gain)
+    e = own.get("E")
+    en = own.get("EN")
     title = f"condition {c.index}: {c.label}"
     facts = [f"E = {e:.4g} deg^2" if e is not None else "no target"]
-    n_t = (summary.get("noise_psd_deg2") or {}).get("at_target")
+    n_t = own.get("N_design")
     if n_t is not None:
         facts.append(f"N = {n_t:.4g} deg^2")
     if en is not None:
