@@ -512,16 +512,33 @@ class _Derivatives:
         """Border width in px whose derivatives depend on mirrored pixels (>= 1)."""
         return 1 if self.kind == "sobel" else max(1, math.ceil(2 * self.sigma))
 
-    def smooth(self, image: np.ndarray) -> np.ndarray:
+    def rows_smoothed(self, image: np.ndarray) -> np.ndarray | None:
+        """The Gaussian's pass along the rows axis (0), shared by :meth:`smooth` and
+        :meth:`gradient`'s ``Ix`` (None for Sobel, whose passes differ)."""
         if self.kind == "gaussian":
-            return ndi.gaussian_filter(image, self.sigma, mode="mirror")
+            return ndi.gaussian_filter1d(image, self.sigma, axis=0, mode="mirror")
+        return None
+
+    def smooth(self, image: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """``S(image)``; ``rows``: :meth:`rows_smoothed` of ``image`` if already known.
+        (The separable passes are those of ``ndi.gaussian_filter``: the same values.)"""
+        if self.kind == "gaussian":
+            if rows is None:
+                rows = self.rows_smoothed(image)
+            return ndi.gaussian_filter1d(rows, self.sigma, axis=1, mode="mirror")
         out = ndi.correlate1d(image, _BINOMIAL, axis=0, mode="mirror")
         return ndi.correlate1d(out, _BINOMIAL, axis=1, mode="mirror")
 
-    def gradient(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def gradient(
+        self, image: np.ndarray, rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(Ix, Iy)``; ``rows`` as in :meth:`smooth`."""
         if self.kind == "gaussian":
-            ix = ndi.gaussian_filter(image, self.sigma, order=(0, 1), mode="mirror")
-            iy = ndi.gaussian_filter(image, self.sigma, order=(1, 0), mode="mirror")
+            if rows is None:
+                rows = self.rows_smoothed(image)
+            g = functools.partial(ndi.gaussian_filter1d, sigma=self.sigma, mode="mirror")
+            ix = g(rows, axis=1, order=1)
+            iy = g(g(image, axis=0, order=1), axis=1)
             return ix, iy
         # Sobel / 8 = central difference [-1, 0, 1] / 2 (x) binomial [1, 2, 1] / 4
         ix = ndi.sobel(image, axis=1, mode="mirror") / 8
@@ -572,6 +589,9 @@ def _window(a: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _tensor(ix: np.ndarray, iy: np.ndarray, sigma: float):
+    """Window sums ``axx, axy, ayy`` of the gradient products, their eigenvalues
+    ``lmin, lmax``, determinant ``det``, the unit eigenvector ``(ex, ey)`` of ``lmax`` and
+    the trace ``axx + ayy`` (in-place passes: the same values as the textbook formulas)."""
     g = np.empty((3, *ix.shape), ix.dtype)
     np.multiply(ix, ix, out=g[0])
     np.multiply(ix, iy, out=g[1])
@@ -582,24 +602,42 @@ def _tensor(ix: np.ndarray, iy: np.ndarray, sigma: float):
     # (a blank region), and its tensor is exactly 0 as a direct sum would give
     tr = axx + ayy
     floor = _WINDOW_FLOOR_EPS * float(np.finfo(tr.dtype).eps) * float(tr.max(initial=0.0))
-    a[:, tr < floor] = 0
-    half_tr = 0.5 * (axx + ayy)
-    disc = np.sqrt((0.5 * (axx - ayy)) ** 2 + axy**2)
-    lmax = half_tr + disc
-    det = axx * ayy - axy * axy
+    blank = tr < floor
+    if blank.any():
+        a[:, blank] = 0
+        tr[blank] = 0
+    # lmax = tr / 2 + sqrt(((axx - ayy) / 2)^2 + axy^2), lmin = det / lmax
+    axy2 = axy * axy
+    disc = np.subtract(axx, ayy)
+    disc *= 0.5
+    disc *= disc
+    disc += axy2
+    np.sqrt(disc, out=disc)
+    lmax = np.multiply(tr, 0.5)
+    lmax += disc
+    det = np.multiply(axx, ayy)
+    det -= axy2
+    lmin = np.zeros_like(det)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lmin = np.where(lmax > 0, det / lmax, 0)
-    lmin = np.maximum(lmin, 0).astype(axx.dtype, copy=False)
+        np.divide(det, lmax, out=lmin, where=lmax > 0)
+    np.maximum(lmin, 0, out=lmin)
     # eigenvector of lmax, from the better-conditioned of the two equivalent formulas
     use_x = axx >= ayy
-    ex = np.where(use_x, lmax - ayy, axy)
-    ey = np.where(use_x, axy, lmax - axx)
+    ex = np.subtract(lmax, ayy)
+    np.copyto(ex, axy, where=~use_x)
+    ey = np.subtract(lmax, axx)
+    np.copyto(ey, axy, where=use_x)
     norm = np.hypot(ex, ey)
     iso = norm == 0  # isotropic tensor: any direction is an eigenvector
-    norm[iso] = 1
-    ex = np.where(iso, 1, ex / norm).astype(axx.dtype, copy=False)
-    ey = np.where(iso, 0, ey / norm).astype(axx.dtype, copy=False)
-    return axx, axy, ayy, lmin, lmax, det, ex, ey
+    any_iso = bool(iso.any())
+    if any_iso:
+        norm[iso] = 1
+    ex /= norm
+    ey /= norm
+    if any_iso:
+        ex[iso] = 1
+        ey[iso] = 0
+    return axx, axy, ayy, lmin, lmax, det, ex, ey, tr
 
 
 def _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, threshold):
@@ -607,12 +645,20 @@ def _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, threshold):
     the rank-1 pseudo-inverse ``e e^T / lmax`` where only the larger does, else 0."""
     full = (lmin >= threshold) & (lmin > 0)
     rank1 = (lmax >= threshold) & (lmax > 0) & ~full
+    inv_det = np.zeros_like(det)
     with np.errstate(divide="ignore", invalid="ignore"):
-        inv_det = np.where(full, 1 / det, 0)
-        inv_l = np.where(rank1, 1 / lmax, 0)
-    mxx = -(ayy * inv_det + ex * ex * inv_l)
-    mxy = -(-axy * inv_det + ex * ey * inv_l)
-    myy = -(axx * inv_det + ey * ey * inv_l)
+        np.divide(1, det, out=inv_det, where=full)
+    mxx = np.multiply(ayy, inv_det)
+    mxy = np.multiply(axy, inv_det)
+    myy = np.multiply(axx, inv_det)
+    if rank1.any():
+        inv_l = np.zeros_like(lmax)
+        np.divide(1, lmax, out=inv_l, where=rank1)
+        mxx += ex * ex * inv_l
+        mxy -= ex * ey * inv_l
+        myy += ey * ey * inv_l
+    np.negative(mxx, out=mxx)
+    np.negative(myy, out=myy)
     return mxx, mxy, myy
 
 
@@ -707,18 +753,22 @@ class _Sampler:
         iy0, wy = _spline_weights(fy, self.order)
         c, pad = self._padded_coeffs(pad)
         lead = c.shape[:-2]
-        out = np.zeros((*lead, h, w), u.dtype)
+        out = np.empty((*lead, h, w), u.dtype)
         row = np.empty_like(out)
         tmp = np.empty_like(out)
+        # (the first product of each sum is written, not added to zeros: the same values)
         for j, wj in enumerate(wy):
             r0 = pad + n0y + iy0 + j
-            row.fill(0)
             for i, wi in enumerate(wx):
                 c0 = pad + n0x + ix0 + i
-                np.multiply(wi, c[..., r0 : r0 + h, c0 : c0 + w], out=tmp)
-                row += tmp
-            row *= wj
-            out += row
+                np.multiply(wi, c[..., r0 : r0 + h, c0 : c0 + w], out=row if i == 0 else tmp)
+                if i:
+                    row += tmp
+            if j:
+                row *= wj
+                out += row
+            else:
+                np.multiply(row, wj, out=out)
         if some_out:
             bad = ~ok
             out[..., bad] = self._map(yy[bad] + v[bad], xx[bad] + u[bad])
@@ -759,15 +809,18 @@ class _Frame:
             self._cache[key] = make()
         return self._cache[key]
 
+    def _rows(self, lev: int) -> np.ndarray | None:
+        return self._get("rows", lev, lambda: self.deriv.rows_smoothed(self.images[lev]))
+
     def smooth(self, lev: int) -> np.ndarray:
-        return self._get("smooth", lev, lambda: self.deriv.smooth(self.images[lev]))
+        return self._get("smooth", lev, lambda: self.deriv.smooth(self.images[lev], self._rows(lev)))
 
     def sampler(self, lev: int) -> _Sampler:
         return self._get("sampler", lev, lambda: _Sampler(self.smooth(lev)))
 
     def gradient(self, lev: int) -> tuple[np.ndarray, np.ndarray]:
         def make():
-            ix, iy = self.deriv.gradient(self.images[lev])
+            ix, iy = self.deriv.gradient(self.images[lev], self._rows(lev))
             # gradients within the derivative kernel's reach of the border see mirrored
             # data (which turns a grating into a chevron): left out of every window sum
             rim = self.deriv.rim
@@ -876,13 +929,12 @@ class _Level:
         # finest level's few iterations do not remove entirely
         self.sample = mov.sampler(lev)
         self.stop_px = stop_px
-        axx, axy, ayy, lmin, lmax, det, ex, ey = _tensor(ix, iy, sigma_window)
+        axx, axy, ayy, lmin, lmax, det, ex, ey, trace_a = _tensor(ix, iy, sigma_window)
         rel = RELATIVE_THRESHOLD if lev == 0 else _COARSE_THRESHOLD
-        rel_thr = rel * float(np.mean(axx + ayy, dtype=np.float64))
+        rel_thr = rel * float(np.mean(trace_a, dtype=np.float64))
         self.thr = rel_thr if (lev > 0 or min_eigenvalue is None) else min_eigenvalue
         self.lmin, self.lmax, self.ex, self.ey = lmin, lmax, ex, ey
-        self.trace_t = ix * ix + iy * iy
-        self.trace_a = axx + ayy
+        self.trace_a = trace_a
         self.m = _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, self.thr)
         self.yy, self.xx = ref.grid(lev)
         # ix and iy side by side: both window sums of an iteration in one FFT pass
@@ -919,7 +971,8 @@ class _Level:
         the mask rarely changes between iterations)."""
         if self._gain_cache is not None and np.array_equal(self._gain_cache[0], out):
             return self._gain_cache[1]
-        lost = _window(np.where(out, self.trace_t, 0), self.sigma)
+        ix, iy = self.ix, self.iy
+        lost = _window(np.where(out, ix * ix + iy * iy, 0), self.sigma)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = 1 - lost / self.trace_a
         gain = 1 / np.clip(np.nan_to_num(share, nan=1.0), _MIN_VALID_SHARE, 1)
