@@ -578,25 +578,41 @@ def _window_transfer(shape: tuple[int, int], sigma: float, dtype: str):
     return tuple(sizes), (lines[0][:, None] * lines[1][None, :]).astype(dtype)
 
 
-def _window(a: np.ndarray, sigma: float) -> np.ndarray:
+def _window(a: np.ndarray, sigma: float, padded: np.ndarray | None = None) -> np.ndarray:
     """Gaussian window sums over in-frame pixels only (zero outside, no mirrored data),
-    of one frame ``(H, W)`` or a stack ``(K, H, W)``, by FFT in ``a``'s precision."""
+    of one frame ``(H, W)`` or a stack ``(K, H, W)``, by FFT in ``a``'s precision.
+
+    ``padded``: an array of :func:`_window_padded` whose top-left ``(H, W)`` corner is
+    ``a`` and which is zero elsewhere (the same transform, without a padded copy)."""
     h, w = a.shape[-2:]
     sizes, t = _window_transfer((h, w), float(sigma), a.dtype.char)
-    f = sfft.rfft2(a, s=sizes, axes=(-2, -1), workers=_FFT_WORKERS)
+    if padded is not None:
+        f = sfft.rfft2(padded, axes=(-2, -1), workers=_FFT_WORKERS)
+    else:
+        f = sfft.rfft2(a, s=sizes, axes=(-2, -1), workers=_FFT_WORKERS)
     f *= t
     return sfft.irfft2(f, s=sizes, axes=(-2, -1), workers=_FFT_WORKERS)[..., :h, :w]
+
+
+def _window_padded(lead: tuple[int, ...], shape: tuple[int, int], sigma: float,
+                   dtype: Any) -> np.ndarray:
+    """Zeros of the padded FFT size of :func:`_window` for ``(*lead, *shape)`` frames:
+    write the frames into ``[..., :H, :W]`` and pass it as ``padded``."""
+    sizes, _ = _window_transfer(shape, float(sigma), np.dtype(dtype).char)
+    return np.zeros((*lead, *sizes), dtype)
 
 
 def _tensor(ix: np.ndarray, iy: np.ndarray, sigma: float):
     """Window sums ``axx, axy, ayy`` of the gradient products, their eigenvalues
     ``lmin, lmax``, determinant ``det``, the unit eigenvector ``(ex, ey)`` of ``lmax`` and
     the trace ``axx + ayy`` (in-place passes: the same values as the textbook formulas)."""
-    g = np.empty((3, *ix.shape), ix.dtype)
+    h, w = ix.shape
+    padded = _window_padded((3,), ix.shape, sigma, ix.dtype)
+    g = padded[:, :h, :w]
     np.multiply(ix, ix, out=g[0])
     np.multiply(ix, iy, out=g[1])
     np.multiply(iy, iy, out=g[2])
-    axx, axy, ayy = a = _window(g, sigma)
+    axx, axy, ayy = a = _window(g, sigma, padded)
     # FFT rounding is relative to the largest sum: where the windowed trace is below
     # _WINDOW_FLOOR_EPS float epsilons of its largest value the window holds no gradient
     # (a blank region), and its tensor is exactly 0 as a direct sum would give
@@ -662,30 +678,52 @@ def _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, threshold):
     return mxx, mxy, myy
 
 
-def _spline_weights(f: np.ndarray, order: int) -> tuple[int, list[np.ndarray]]:
+def _spline_weights(
+    f: np.ndarray, order: int, scratch: np.ndarray | None = None
+) -> tuple[int, list[np.ndarray]]:
     """Cubic (``order=3``) or linear (1) B-spline weights of the samples at offset ``f`` in
     [0, 2) px (per pixel) from a common integer base: ``(first_tap, weights)``, the taps
     being ``first_tap``, ``first_tap + 1``, ... (one more when the ``f`` do not all share
-    their integer part)."""
+    their integer part). ``scratch``: an array of shape ``(order + 3, *f.shape)`` and
+    ``f``'s dtype that the weights are written into (fresh arrays cost page faults)."""
     lo, hi = float(f.min()), float(f.max())
     k = 1 if lo >= 1 else 0
-    mixed = k == 0 and hi >= 1
-    up = f >= 1 if mixed else None  # these pixels' taps start one further
-    t = f - up if up is not None else (f - k if k else f)
-    s = 1 - t
-    if order == 1:
-        w = [s, t]
-    else:
-        t3 = t * t * t
-        w0 = s * s * s / 6
-        w1 = 2 / 3 - t * t + 0.5 * t3
-        w3 = t3 / 6
-        w = [w0, w1, 1 - w0 - w1 - w3, w3]
     first = k - (order - 1) // 2
-    if up is None:
-        return first, w
-    z = np.zeros_like(f)
-    return first, [np.where(up, a, b) for a, b in zip([z, *w], [*w, z], strict=True)]
+    if k == 0 and hi >= 1:
+        # mixed integer parts: these pixels' taps start one further (rare: allocates)
+        up = f >= 1
+        t = f - up
+        s = 1 - t
+        if order == 1:
+            w = [s, t]
+        else:
+            t3 = t * t * t
+            w0 = s * s * s / 6
+            w1 = 2 / 3 - t * t + 0.5 * t3
+            w3 = t3 / 6
+            w = [w0, w1, 1 - w0 - w1 - w3, w3]
+        z = np.zeros_like(f)
+        return first, [np.where(up, a, b) for a, b in zip([z, *w], [*w, z], strict=True)]
+    buf = np.empty((order + 3, *f.shape), f.dtype) if scratch is None else scratch
+    t = np.subtract(f, k, out=buf[order + 1])  # f - 0 is f
+    if order == 1:
+        return first, [np.subtract(1, t, out=buf[0]), t]
+    w0, w1, w2, w3, tmp = buf[0], buf[1], buf[2], buf[3], buf[5]
+    # w0 = (1 - t)^3 / 6, w1 = 2/3 - t^2 + t^3 / 2, w3 = t^3 / 6, w2 = 1 - w0 - w1 - w3
+    np.subtract(1, t, out=tmp)
+    np.multiply(tmp, tmp, out=w0)
+    w0 *= tmp
+    w0 /= 6
+    np.multiply(t, t, out=tmp)
+    np.multiply(tmp, t, out=w3)
+    np.subtract(2 / 3, tmp, out=w1)
+    np.multiply(0.5, w3, out=tmp)
+    w1 += tmp
+    w3 /= 6
+    np.subtract(1, w0, out=w2)
+    w2 -= w1
+    w2 -= w3
+    return first, [w0, w1, w2, w3]
 
 
 class _Sampler:
@@ -700,7 +738,9 @@ class _Sampler:
     others: a near-uniform flow costs a few array passes instead of a gather per sample.
     """
 
-    def __init__(self, image: np.ndarray, order: int = 3) -> None:
+    def __init__(
+        self, image: np.ndarray, order: int = 3, scratch: dict[Any, np.ndarray] | None = None
+    ) -> None:
         self.order = order
         if order == 3:
             c = image
@@ -715,6 +755,17 @@ class _Sampler:
         self.shape = image.shape[-2:]
         self._padded = self.coeffs
         self._pad = 0
+        # scratch arrays, possibly shared with other samplers used one after the other
+        self._scratch: dict[Any, np.ndarray] = {} if scratch is None else scratch
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A scratch array kept between calls: writing into memory already touched costs
+        no page faults, which on frames of a megabyte cost as much as the arithmetic."""
+        key = (name, shape, np.dtype(dtype))
+        buf = self._scratch.get(key)
+        if buf is None:
+            buf = self._scratch[key] = np.empty(shape, dtype)
+        return buf
 
     def _padded_coeffs(self, pad: int) -> tuple[np.ndarray, int]:
         """The coefficients extended by at least ``pad`` px, and the actual pad."""
@@ -731,7 +782,10 @@ class _Sampler:
             return ndi.map_coordinates(c, [rows, cols], **kw)
         return np.stack([ndi.map_coordinates(a, [rows, cols], **kw) for a in c])
 
-    def __call__(self, u: np.ndarray, v: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    def __call__(self, u: np.ndarray, v: np.ndarray, xx: np.ndarray, yy: np.ndarray,
+                 out: np.ndarray | None = None) -> np.ndarray:
+        """The samples at ``(xx + u, yy + v)``, written into ``out`` (if given) unless
+        they all go through ``map_coordinates``."""
         h, w = self.shape
         # base of the 2 px span per axis: covers at least +-0.5 px about the median flow
         n0x = math.floor(float(np.median(u[::8, ::8])) - 0.5)
@@ -739,8 +793,8 @@ class _Sampler:
         pad = max(abs(n0x), abs(n0y)) + 3
         if pad >= min(h, w):
             return self._map(yy + v, xx + u)
-        fx = u - np.asarray(n0x, u.dtype)
-        fy = v - np.asarray(n0y, v.dtype)
+        fx = np.subtract(u, np.asarray(n0x, u.dtype), out=self._buffer("fx", u.shape, u.dtype))
+        fy = np.subtract(v, np.asarray(n0y, v.dtype), out=self._buffer("fy", v.shape, v.dtype))
         ok = (fx >= 0) & (fx < 2) & (fy >= 0) & (fy < 2)
         some_out = not ok.all()
         if some_out:
@@ -749,13 +803,15 @@ class _Sampler:
             top = np.nextafter(np.asarray(2, u.dtype), 0)  # [0, 2): the good ones unchanged
             fx = np.clip(fx, 0, top, out=fx)
             fy = np.clip(fy, 0, top, out=fy)
-        ix0, wx = _spline_weights(fx, self.order)
-        iy0, wy = _spline_weights(fy, self.order)
+        nw = (self.order + 3, *u.shape)
+        ix0, wx = _spline_weights(fx, self.order, self._buffer("wx", nw, u.dtype))
+        iy0, wy = _spline_weights(fy, self.order, self._buffer("wy", nw, u.dtype))
         c, pad = self._padded_coeffs(pad)
         lead = c.shape[:-2]
-        out = np.empty((*lead, h, w), u.dtype)
-        row = np.empty_like(out)
-        tmp = np.empty_like(out)
+        if out is None:
+            out = np.empty((*lead, h, w), u.dtype)
+        row = self._buffer("row", out.shape, u.dtype)
+        tmp = self._buffer("tmp", out.shape, u.dtype)
         # (the first product of each sum is written, not added to zeros: the same values)
         for j, wj in enumerate(wy):
             r0 = pad + n0y + iy0 + j
@@ -784,11 +840,12 @@ def _inside(
     return (cols >= lo) & (cols <= w - 0.5 - rim) & (rows >= lo) & (rows <= h - 0.5 - rim)
 
 
-def _smooth_flow(f: np.ndarray, sigma_window: float) -> np.ndarray:
+def _smooth_flow(f: np.ndarray, sigma_window: float, out: np.ndarray | None = None) -> np.ndarray:
     """Low-pass of a flow component that keeps affine fields: a symmetric box filter of
-    standard deviation about ``_FLOW_SMOOTHING * sigma_window`` (cost independent of it)."""
+    standard deviation about ``_FLOW_SMOOTHING * sigma_window`` (cost independent of it),
+    into ``out`` if given."""
     size = 2 * round(_FLOW_SMOOTHING * sigma_window * math.sqrt(3)) + 1
-    return ndi.uniform_filter(f, size, mode="nearest")
+    return ndi.uniform_filter(f, size, mode="nearest", output=out)
 
 
 # == the estimator =====================================================================
@@ -796,8 +853,10 @@ class _Frame:
     """One frame's pyramid and its per-level smoothed image, gradients and cubic sampler,
     built on demand and shared by the forward and the backward estimates."""
 
-    def __init__(self, image: np.ndarray, n_levels: int, deriv: _Derivatives) -> None:
+    def __init__(self, image: np.ndarray, n_levels: int, deriv: _Derivatives,
+                 scratch: dict[Any, np.ndarray] | None = None) -> None:
         self.images = [image]
+        self.scratch: dict[Any, np.ndarray] = {} if scratch is None else scratch
         for _ in range(n_levels - 1):
             self.images.append(_downsample(self.images[-1]))
         self.deriv = deriv
@@ -816,7 +875,7 @@ class _Frame:
         return self._get("smooth", lev, lambda: self.deriv.smooth(self.images[lev], self._rows(lev)))
 
     def sampler(self, lev: int) -> _Sampler:
-        return self._get("sampler", lev, lambda: _Sampler(self.smooth(lev)))
+        return self._get("sampler", lev, lambda: _Sampler(self.smooth(lev), scratch=self.scratch))
 
     def gradient(self, lev: int) -> tuple[np.ndarray, np.ndarray]:
         def make():
@@ -988,22 +1047,31 @@ class _Level:
         return res
 
     def iterate(self, u: np.ndarray, v: np.ndarray, n_iter: int):
-        """Up to ``n_iter`` warping iterations from ``(u, v)``; returns ``u, v`` and the
-        length of the last iteration's change (px)."""
+        """Up to ``n_iter`` warping iterations from ``(u, v)`` (updated in place); returns
+        ``u, v`` and the length of the last iteration's change (px)."""
         ix, iy, xx, yy, sigma = self.ix, self.iy, self.xx, self.yy, self.sigma
         mxx, mxy, myy = self.m
-        step2 = np.zeros(self.shape, self.dtype)
+        h, w = self.shape
+        # work arrays reused by every iteration (fresh ones would cost page faults)
+        us, vs, du, dv, tmp, it_buf = np.empty((6, h, w), self.dtype)
+        padded = _window_padded((2,), self.shape, sigma, self.dtype)
+        prod = padded[:, :h, :w]
+        step2 = du
         for _ in range(n_iter):
             # Linearize around the current per-pixel warp but let the window move as the
             # smoothed field (u_s, v_s): exact for affine flows, no null space (see Notes)
-            us = _smooth_flow(u, sigma)
-            vs = _smooth_flow(v, sigma)
+            _smooth_flow(u, sigma, out=us)
+            _smooth_flow(v, sigma, out=vs)
             gain = None
             if u.any() or v.any():
-                it = self.sample(u, v, xx, yy)
+                it = self.sample(u, v, xx, yy, out=it_buf)
                 it -= self.s_ref
-                it -= ix * (u - us)
-                it -= iy * (v - vs)
+                np.subtract(u, us, out=tmp)
+                tmp *= ix
+                it -= tmp  # I_t - Ix (u - u_s) - Iy (v - v_s)
+                np.subtract(v, vs, out=tmp)
+                tmp *= iy
+                it -= tmp
                 # no data where the flow points outside the moving frame or into its
                 # rim (smoothed with mirrored pixels): those pixels keep the smoothed
                 # estimate; the update is rescaled by the valid share of the tensor
@@ -1013,16 +1081,23 @@ class _Level:
                     gain = self._gain(out)
             else:  # exactly zero flow: no interpolation, identical frames stay at 0
                 it = self.s_mov - self.s_ref
-            bx, by = _window(self.grad * it, sigma)
-            du = mxx * bx + mxy * by
-            dv = mxy * bx + myy * by
+            np.multiply(self.grad, it, out=prod)
+            bx, by = _window(prod, sigma, padded)
+            np.multiply(mxx, bx, out=du)
+            np.multiply(mxy, by, out=tmp)
+            du += tmp
+            np.multiply(mxy, bx, out=dv)
+            np.multiply(myy, by, out=tmp)
+            dv += tmp
             if gain is not None:
                 du *= gain
                 dv *= gain
-            du += us - u  # du, dv: this iteration's change of the estimate
-            dv += vs - v
-            u = u + du
-            v = v + dv
+            np.subtract(us, u, out=tmp)
+            du += tmp  # du, dv: this iteration's change of the estimate
+            np.subtract(vs, v, out=tmp)
+            dv += tmp
+            u += du
+            v += dv
             du *= du
             dv *= dv
             step2 = np.add(du, dv, out=du)  # squared length of this iteration's change
@@ -1204,7 +1279,8 @@ def lucas_kanade(
     deriv = _Derivatives(derivative, sigma_derivative)
     # the estimator runs on frames divided by `scale`: eigenvalues scale with its square
     thr_internal = None if min_eigenvalue is None else min_eigenvalue / scale**2
-    ref_f, mov_f = _Frame(ref, n_levels, deriv), _Frame(mov, n_levels, deriv)
+    scratch: dict[Any, np.ndarray] = {}  # the samplers' scratch arrays, reused
+    ref_f, mov_f = _Frame(ref, n_levels, deriv, scratch), _Frame(mov, n_levels, deriv, scratch)
     args = (sigma_window, n_levels, iterations, thr_internal)
     fwd = _coarse_to_fine(ref_f, mov_f, *args, _STOP_PX)
     u, v, lmin, lmax, ex, ey = (fwd[k] for k in ("u", "v", "lmin", "lmax", "ex", "ey"))
