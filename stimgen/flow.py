@@ -90,6 +90,8 @@ _COARSE_ITERATIONS = 3
 _STOP_PX = 2e-3
 _STOP_PX_COARSE = 0.01
 _STOP_SHARE = 0.01
+#: fixed-point steps of the inverse of the forward flow that start the backward estimate
+_BACKWARD_START_STEPS = 2
 #: phase-correlation peaks tried (besides zero) as starts of the coarsest level
 _CANDIDATE_PEAKS = 3
 #: ... when the pyramid has at least this many levels (the coarsest has <= 1/16 of the
@@ -1107,10 +1109,30 @@ class _Level:
         return u, v, np.sqrt(step2)
 
 
-def _forward_backward_error(fwd: dict[str, Any], bwd: dict[str, Any]) -> np.ndarray:
+def _backward(ref: _Frame, mov: _Frame, fwd: dict[str, Any], sigma_window: float,
+              iterations: int, min_eigenvalue: float | None,
+              scratch: dict[Any, np.ndarray]) -> dict[str, Any]:
+    """The flow from ``mov`` back to ``ref`` at the finest level, for the consistency
+    check: started from the inverse of the forward flow ``f`` (``b(y) = -f(y + b(y))``,
+    two fixed-point steps, bilinear) and refined by the warping iteration on the moving
+    frame's own gradients until it moves by at most ``_STOP_PX_COARSE`` (usually one
+    iteration). It shares the frames' smoothed images and samplers."""
+    u, v, xx, yy = fwd["u"], fwd["v"], fwd["xx"], fwd["yy"]
+    sample = _Sampler(np.stack([u, v]), order=1, scratch=scratch)
+    bu, bv = -u, -v
+    for _ in range(_BACKWARD_START_STEPS):
+        fu, fv = sample(bu, bv, xx, yy)
+        bu, bv = np.negative(fu), np.negative(fv)
+    lv = _Level(mov, ref, sigma_window, 0, min_eigenvalue, _STOP_PX_COARSE)
+    bu, bv, _ = lv.iterate(bu, bv, iterations)
+    return {"u": bu, "v": bv}
+
+
+def _forward_backward_error(fwd: dict[str, Any], bwd: dict[str, Any],
+                            scratch: dict[Any, np.ndarray] | None = None) -> np.ndarray:
     """``|f(x) + b(x + f(x))|`` in px: the forward flow ``f`` followed by the backward
     flow ``b`` (bilinear, clamped at the border) should return to the start."""
-    sample = _Sampler(np.stack([bwd["u"], bwd["v"]]), order=1)
+    sample = _Sampler(np.stack([bwd["u"], bwd["v"]]), order=1, scratch=scratch)
     bu, bv = sample(fwd["u"], fwd["v"], fwd["xx"], fwd["yy"])
     return np.hypot(fwd["u"] + bu, fwd["v"] + bv)
 
@@ -1281,8 +1303,7 @@ def lucas_kanade(
     thr_internal = None if min_eigenvalue is None else min_eigenvalue / scale**2
     scratch: dict[Any, np.ndarray] = {}  # the samplers' scratch arrays, reused
     ref_f, mov_f = _Frame(ref, n_levels, deriv, scratch), _Frame(mov, n_levels, deriv, scratch)
-    args = (sigma_window, n_levels, iterations, thr_internal)
-    fwd = _coarse_to_fine(ref_f, mov_f, *args, _STOP_PX)
+    fwd = _coarse_to_fine(ref_f, mov_f, sigma_window, n_levels, iterations, thr_internal, _STOP_PX)
     u, v, lmin, lmax, ex, ey = (fwd[k] for k in ("u", "v", "lmin", "lmax", "ex", "ey"))
     thr = fwd["thr"]
     inside = _inside(fwd["xx"] + u, fwd["yy"] + v, ref.shape)
@@ -1294,8 +1315,8 @@ def lucas_kanade(
     if consistency:
         # the backward estimate only has to be well within consistency_px: it stops as
         # coarse levels do (0.01 px), and shares the frames' pyramids and samplers
-        bwd = _coarse_to_fine(mov_f, ref_f, *args, _STOP_PX_COARSE)
-        fb = _forward_backward_error(fwd, bwd)
+        bwd = _backward(ref_f, mov_f, fwd, sigma_window, iterations, thr_internal, scratch)
+        fb = _forward_backward_error(fwd, bwd, scratch)
         reliable &= (fb <= consistency_px) & (last_update <= consistency_px)
     nu = np.where(has_normal, ex * (ex * u + ey * v), np.nan).astype(u.dtype, copy=False)
     nv = np.where(has_normal, ey * (ex * u + ey * v), np.nan).astype(u.dtype, copy=False)
