@@ -87,8 +87,8 @@ _COARSE_ITERATIONS = 3
 #: more than _STOP_PX (finest level, px; the iteration contracts the error ~25-fold per
 #: step, so ~1e-4 px remains) or _STOP_PX_COARSE (coarse levels, their px, and every level
 #: of the backward estimate, which only has to be well within consistency_px)
-_STOP_PX = 2e-3
-_STOP_PX_COARSE = 0.01
+_STOP_PX = 2e-2
+_STOP_PX_COARSE = 0.05
 _STOP_SHARE = 0.01
 #: fixed-point steps of the inverse of the forward flow that start the backward estimate
 _BACKWARD_START_STEPS = 2
@@ -596,6 +596,27 @@ def _window(a: np.ndarray, sigma: float, padded: np.ndarray | None = None) -> np
     return sfft.irfft2(f, s=sizes, axes=(-2, -1), workers=_FFT_WORKERS)[..., :h, :w]
 
 
+def _window_pieces(a: np.ndarray, pieces: list[tuple[int, int, int, int]],
+                   sigma: float) -> np.ndarray:
+    """:func:`_window` of a frame that is zero outside the blocks ``pieces`` (rows
+    ``r0:r1``, columns ``c0:c1``; disjoint), as direct separable sums over each block
+    and the window's reach around it: cheap for thin border strips."""
+    h, w = a.shape
+    reach = int(_WINDOW_TRUNCATE * sigma + 0.5)
+    out = np.zeros_like(a)
+    for r0, r1, c0, c1 in pieces:
+        if r1 <= r0 or c1 <= c0:
+            continue
+        y0, y1, x0, x1 = max(0, r0 - reach), min(h, r1 + reach), max(0, c0 - reach), min(w, c1 + reach)
+        blk = np.zeros((y1 - y0, x1 - x0), a.dtype)
+        blk[r0 - y0 : r1 - y0, c0 - x0 : c1 - x0] = a[r0:r1, c0:c1]
+        for axis in (0, 1):  # zeros outside the frame: in-frame sums, as _window
+            blk = ndi.gaussian_filter1d(blk, sigma, axis=axis, mode="constant",
+                                        truncate=_WINDOW_TRUNCATE)
+        out[y0:y1, x0:x1] += blk
+    return out
+
+
 def _window_padded(lead: tuple[int, ...], shape: tuple[int, int], sigma: float,
                    dtype: Any) -> np.ndarray:
     """Zeros of the padded FFT size of :func:`_window` for ``(*lead, *shape)`` frames:
@@ -1001,6 +1022,7 @@ class _Level:
         # ix and iy side by side: both window sums of an iteration in one FFT pass
         self.grad = np.stack([ix, iy])
         self._gain_cache: tuple[np.ndarray, np.ndarray] | None = None
+        self._strips: tuple[int, ...] = (0, 0, 0, 0)
 
     def _outside(self, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
         """Pixels whose flow points outside the moving frame or into its rim (None if
@@ -1008,12 +1030,14 @@ class _Level:
         h, w = self.shape
         lo, rim = self.rim - 0.5, self.rim
         out = None
+        strips = []
         # columns x with x + u < lo can only be x < lo - min(u); likewise on every side
         for axis, f, n in ((1, u, w), (0, v, h)):
             fmin, fmax = float(f.min()), float(f.max())
             # (one pixel of margin on each bound: the positions are rounded sums)
             a = min(n, max(0, math.ceil(lo - fmin) + 1))  # all from a on are in on that side
             b = max(0, min(n, math.floor(n - 0.5 - rim - fmax)))  # all before b are in
+            strips += [a, b]
             for sl in (slice(0, a), slice(b, n)):
                 if sl.stop <= sl.start:
                     continue
@@ -1025,6 +1049,8 @@ class _Level:
                     if out is None:
                         out = np.zeros(self.shape, bool)
                     out[idx] |= bad
+        # every pixel of `out` lies in columns [0, a) or [b, w) or rows [0, a') or [b', h)
+        self._strips = tuple(strips)
         return out
 
     def _gain(self, out: np.ndarray) -> np.ndarray:
@@ -1033,7 +1059,15 @@ class _Level:
         if self._gain_cache is not None and np.array_equal(self._gain_cache[0], out):
             return self._gain_cache[1]
         ix, iy = self.ix, self.iy
-        lost = _window(np.where(out, ix * ix + iy * iy, 0), self.sigma)
+        h, w = self.shape
+        xa, xb, ya, yb = self._strips
+        # the pixels lie in border strips: window sums of those strips alone, directly
+        # (the window's reach around them), unless the strips cover much of the frame
+        pieces = [(0, h, 0, xa), (0, h, xb, w), (0, ya, xa, xb), (yb, h, xa, xb)]
+        if xa <= xb and ya <= yb and (xa + w - xb) * h + (ya + h - yb) * w <= 0.25 * h * w:
+            lost = _window_pieces(np.where(out, ix * ix + iy * iy, 0), pieces, self.sigma)
+        else:
+            lost = _window(np.where(out, ix * ix + iy * iy, 0), self.sigma)
         with np.errstate(divide="ignore", invalid="ignore"):
             share = 1 - lost / self.trace_a
         gain = 1 / np.clip(np.nan_to_num(share, nan=1.0), _MIN_VALID_SHARE, 1)
