@@ -435,8 +435,10 @@ def _check_options(
 
 # == pyramid and filters ===============================================================
 def _downsample(image: np.ndarray) -> np.ndarray:
-    """Gaussian antialiasing then every second pixel (level pixel i <-> fine pixel 2i)."""
-    return ndi.gaussian_filter(image, _PYRAMID_SIGMA_PX, mode="mirror")[::2, ::2]
+    """Gaussian antialiasing then every second pixel (level pixel i <-> fine pixel 2i);
+    the second pass filters the kept rows only (the values of ``ndi.gaussian_filter``)."""
+    rows = ndi.gaussian_filter1d(image, _PYRAMID_SIGMA_PX, axis=0, mode="mirror")[::2]
+    return ndi.gaussian_filter1d(rows, _PYRAMID_SIGMA_PX, axis=1, mode="mirror")[:, ::2]
 
 
 def _upsample_flow(f: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -1066,11 +1068,19 @@ class _Level:
         pieces = [(0, h, 0, xa), (0, h, xb, w), (0, ya, xa, xb), (yb, h, xa, xb)]
         if xa <= xb and ya <= yb and (xa + w - xb) * h + (ya + h - yb) * w <= 0.25 * h * w:
             lost = _window_pieces(np.where(out, ix * ix + iy * iy, 0), pieces, self.sigma)
+            # the gain is 1 where no window lost anything: compute it within the strips'
+            # reach only
+            reach = int(_WINDOW_TRUNCATE * self.sigma + 0.5)
+            boxes = [(slice(max(0, r0 - reach), r1 + reach), slice(max(0, c0 - reach), c1 + reach))
+                     for r0, r1, c0, c1 in pieces if r1 > r0 and c1 > c0]
         else:
             lost = _window(np.where(out, ix * ix + iy * iy, 0), self.sigma)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = 1 - lost / self.trace_a
-        gain = 1 / np.clip(np.nan_to_num(share, nan=1.0), _MIN_VALID_SHARE, 1)
+            boxes = [(slice(None), slice(None))]
+        gain = np.ones(self.shape, self.dtype)
+        for box in boxes:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = 1 - lost[box] / self.trace_a[box]
+            gain[box] = 1 / np.clip(np.nan_to_num(share, nan=1.0), _MIN_VALID_SHARE, 1)
         self._gain_cache = (out, gain)
         return gain
 
