@@ -85,8 +85,9 @@ _COARSE_THRESHOLD = 1e-2
 _COARSE_ITERATIONS = 3
 #: stopping rule: a level's iterations end once at most _STOP_SHARE of its pixels moved by
 #: more than _STOP_PX (finest level, px; the iteration contracts the error ~25-fold per
-#: step, so ~1e-4 px remains) or _STOP_PX_COARSE (coarse levels, their px, and every level
-#: of the backward estimate, which only has to be well within consistency_px)
+#: step, so <= ~1e-3 px remains there and ~1e-4 px at the median on band-pass noise) or
+#: _STOP_PX_COARSE (coarse levels, their px, which only start the next level, and the
+#: backward estimate, which only has to be well within consistency_px)
 _STOP_PX = 2e-2
 _STOP_PX_COARSE = 0.05
 _STOP_SHARE = 0.01
@@ -627,10 +628,11 @@ def _window_padded(lead: tuple[int, ...], shape: tuple[int, int], sigma: float,
     return np.zeros((*lead, *sizes), dtype)
 
 
-def _tensor(ix: np.ndarray, iy: np.ndarray, sigma: float):
+def _tensor(ix: np.ndarray, iy: np.ndarray, sigma: float, eigenvector: bool = True):
     """Window sums ``axx, axy, ayy`` of the gradient products, their eigenvalues
-    ``lmin, lmax``, determinant ``det``, the unit eigenvector ``(ex, ey)`` of ``lmax`` and
-    the trace ``axx + ayy`` (in-place passes: the same values as the textbook formulas)."""
+    ``lmin, lmax``, determinant ``det``, the unit eigenvector ``(ex, ey)`` of ``lmax``
+    (None, None unless ``eigenvector``) and the trace ``axx + ayy`` (in-place passes: the
+    same values as the textbook formulas)."""
     h, w = ix.shape
     padded = _window_padded((3,), ix.shape, sigma, ix.dtype)
     g = padded[:, :h, :w]
@@ -662,7 +664,14 @@ def _tensor(ix: np.ndarray, iy: np.ndarray, sigma: float):
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(det, lmax, out=lmin, where=lmax > 0)
     np.maximum(lmin, 0, out=lmin)
-    # eigenvector of lmax, from the better-conditioned of the two equivalent formulas
+    ex, ey = _eigenvector(axx, axy, ayy, lmax) if eigenvector else (None, None)
+    return axx, axy, ayy, lmin, lmax, det, ex, ey, tr
+
+
+def _eigenvector(axx: np.ndarray, axy: np.ndarray, ayy: np.ndarray,
+                 lmax: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit eigenvector ``(ex, ey)`` of the larger eigenvalue ``lmax``, from the
+    better-conditioned of the two equivalent formulas; ``(1, 0)`` where isotropic."""
     use_x = axx >= ayy
     ex = np.subtract(lmax, ayy)
     np.copyto(ex, axy, where=~use_x)
@@ -678,7 +687,7 @@ def _tensor(ix: np.ndarray, iy: np.ndarray, sigma: float):
     if any_iso:
         ex[iso] = 1
         ey[iso] = 0
-    return axx, axy, ayy, lmin, lmax, det, ex, ey, tr
+    return ex, ey
 
 
 def _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, threshold):
@@ -693,6 +702,8 @@ def _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, threshold):
     mxy = np.multiply(axy, inv_det)
     myy = np.multiply(axx, inv_det)
     if rank1.any():
+        if ex is None or ey is None:
+            ex, ey = _eigenvector(axx, axy, ayy, lmax)
         inv_l = np.zeros_like(lmax)
         np.divide(1, lmax, out=inv_l, where=rank1)
         mxx += ex * ex * inv_l
@@ -942,7 +953,7 @@ def _coarse_to_fine(
     u = v = None
     for lev in range(n_levels - 1, -1, -1):
         stop_px = fine_stop_px if lev == 0 else _STOP_PX_COARSE
-        lv = _Level(ref, mov, sigma_window, lev, min_eigenvalue, stop_px)
+        lv = _Level(ref, mov, sigma_window, lev, min_eigenvalue, stop_px, eigenvector=lev == 0)
         n_iter = iterations if lev == 0 else _COARSE_ITERATIONS * iterations
         if u is None or v is None:
             # coarsest level: start from each candidate translation, keep per pixel the
@@ -1000,7 +1011,8 @@ class _Level:
     """One pyramid level: the reference's derivatives and tensor, and the iteration."""
 
     def __init__(self, ref: _Frame, mov: _Frame, sigma_window: float, lev: int,
-                 min_eigenvalue: float | None, stop_px: float) -> None:
+                 min_eigenvalue: float | None, stop_px: float,
+                 eigenvector: bool = True) -> None:
         r = ref.images[lev]
         self.shape = r.shape
         self.dtype = r.dtype
@@ -1013,7 +1025,10 @@ class _Level:
         # finest level's few iterations do not remove entirely
         self.sample = mov.sampler(lev)
         self.stop_px = stop_px
-        axx, axy, ayy, lmin, lmax, det, ex, ey, trace_a = _tensor(ix, iy, sigma_window)
+        # the eigenvector is reported at the forward estimate's finest level only (the
+        # pseudo-inverse computes it elsewhere where rank-1 pixels need it)
+        axx, axy, ayy, lmin, lmax, det, ex, ey, trace_a = _tensor(ix, iy, sigma_window,
+                                                                  eigenvector)
         rel = RELATIVE_THRESHOLD if lev == 0 else _COARSE_THRESHOLD
         rel_thr = rel * float(np.mean(trace_a, dtype=np.float64))
         self.thr = rel_thr if (lev > 0 or min_eigenvalue is None) else min_eigenvalue
@@ -1167,7 +1182,7 @@ def _backward(ref: _Frame, mov: _Frame, fwd: dict[str, Any], sigma_window: float
     for _ in range(_BACKWARD_START_STEPS):
         fu, fv = sample(bu, bv, xx, yy)
         bu, bv = np.negative(fu), np.negative(fv)
-    lv = _Level(mov, ref, sigma_window, 0, min_eigenvalue, _STOP_PX_COARSE)
+    lv = _Level(mov, ref, sigma_window, 0, min_eigenvalue, _STOP_PX_COARSE, eigenvector=False)
     bu, bv, _ = lv.iterate(bu, bv, iterations)
     return {"u": bu, "v": bv}
 
@@ -1225,10 +1240,11 @@ def lucas_kanade(
         Largest number of warping iterations at the finest level, in [1, 100] (coarse
         levels allow 3 times as many). Each warps the moving frame by the current flow
         and solves for the remaining displacement. Stopping rule: a level stops early
-        once all but 1 % of its pixels moved by at most 0.002 px in the last iteration
-        (the iteration contracts the error ~25-fold per step, so ~1e-4 px remains); 0.01
-        px of their own on coarse levels, which only start the next level, and on every
-        level of the backward estimate of the consistency check.
+        once all but 1 % of its pixels moved by at most 0.02 px in the last iteration
+        (the iteration contracts the error ~25-fold per step, so <= ~1e-3 px remains,
+        ~1e-4 px at the median on band-pass noise); 0.05 px of their own on coarse
+        levels, which only start the next level, and for the backward estimate of the
+        consistency check.
     min_eigenvalue : float or None
         Threshold on the smaller structure-tensor eigenvalue, in (image units / px)^2
         (>= 0). None (default): ``RELATIVE_THRESHOLD`` (1e-4) of the image-mean trace of
@@ -1245,8 +1261,10 @@ def lucas_kanade(
         If True (default), the flow is also estimated from the moving to the reference
         frame and a pixel is reliable only where the two agree: ``|f(x) + b(x + f(x))|
         <= consistency_px``. This rejects occluded pixels, motion boundaries and
-        wrong matches, at about 1.9 times the cost (the backward estimate shares the
-        pyramids and stops at 0.01 px). False: reliability is conditioning only.
+        wrong matches, at about 1.6 times the cost: the backward estimate starts from
+        the inverse of the forward flow at the finest level and is refined there on the
+        moving frame's own gradients (usually one warping iteration). False:
+        reliability is conditioning only.
     consistency_px : float
         Largest forward-backward error in px of a consistent pixel (> 0; default 0.5).
 
@@ -1357,8 +1375,9 @@ def lucas_kanade(
     fb = None
     last_update = fwd["last_update"]
     if consistency:
-        # the backward estimate only has to be well within consistency_px: it stops as
-        # coarse levels do (0.01 px), and shares the frames' pyramids and samplers
+        # the backward estimate only has to be well within consistency_px: it starts
+        # from the inverse forward flow, stops as coarse levels do (0.05 px) and shares
+        # the frames' smoothed images and samplers
         bwd = _backward(ref_f, mov_f, fwd, sigma_window, iterations, thr_internal, scratch)
         fb = _forward_backward_error(fwd, bwd, scratch)
         reliable &= (fb <= consistency_px) & (last_update <= consistency_px)
