@@ -85,11 +85,12 @@ _COARSE_THRESHOLD = 1e-2
 _COARSE_ITERATIONS = 3
 #: stopping rule: a level's iterations end once at most _STOP_SHARE of its pixels moved by
 #: more than _STOP_PX (finest level, px; the iteration contracts the error ~25-fold per
-#: step, so <= ~1e-3 px remains there and ~1e-4 px at the median on band-pass noise) or
-#: _STOP_PX_COARSE (coarse levels, their px, which only start the next level, and the
-#: backward estimate, which only has to be well within consistency_px)
-_STOP_PX = 2e-2
-_STOP_PX_COARSE = 0.05
+#: step, so ~1e-4 px remains), _STOP_PX_COARSE (coarse levels, their px) or
+#: _STOP_PX_BACKWARD (the backward estimate, which only has to be well within
+#: consistency_px)
+_STOP_PX = 2e-3
+_STOP_PX_COARSE = 0.01
+_STOP_PX_BACKWARD = 0.05
 _STOP_SHARE = 0.01
 #: fixed-point steps of the inverse of the forward flow that start the backward estimate
 _BACKWARD_START_STEPS = 2
@@ -1174,7 +1175,7 @@ def _backward(ref: _Frame, mov: _Frame, fwd: dict[str, Any], sigma_window: float
     """The flow from ``mov`` back to ``ref`` at the finest level, for the consistency
     check: started from the inverse of the forward flow ``f`` (``b(y) = -f(y + b(y))``,
     two fixed-point steps, bilinear) and refined by the warping iteration on the moving
-    frame's own gradients until it moves by at most ``_STOP_PX_COARSE`` (usually one
+    frame's own gradients until it moves by at most ``_STOP_PX_BACKWARD`` (usually one
     iteration). It shares the frames' smoothed images and samplers."""
     u, v, xx, yy = fwd["u"], fwd["v"], fwd["xx"], fwd["yy"]
     sample = _Sampler(np.stack([u, v]), order=1, scratch=scratch)
@@ -1182,7 +1183,7 @@ def _backward(ref: _Frame, mov: _Frame, fwd: dict[str, Any], sigma_window: float
     for _ in range(_BACKWARD_START_STEPS):
         fu, fv = sample(bu, bv, xx, yy)
         bu, bv = np.negative(fu), np.negative(fv)
-    lv = _Level(mov, ref, sigma_window, 0, min_eigenvalue, _STOP_PX_COARSE, eigenvector=False)
+    lv = _Level(mov, ref, sigma_window, 0, min_eigenvalue, _STOP_PX_BACKWARD, eigenvector=False)
     bu, bv, _ = lv.iterate(bu, bv, iterations)
     return {"u": bu, "v": bv}
 
@@ -1240,11 +1241,10 @@ def lucas_kanade(
         Largest number of warping iterations at the finest level, in [1, 100] (coarse
         levels allow 3 times as many). Each warps the moving frame by the current flow
         and solves for the remaining displacement. Stopping rule: a level stops early
-        once all but 1 % of its pixels moved by at most 0.02 px in the last iteration
-        (the iteration contracts the error ~25-fold per step, so <= ~1e-3 px remains,
-        ~1e-4 px at the median on band-pass noise); 0.05 px of their own on coarse
-        levels, which only start the next level, and for the backward estimate of the
-        consistency check.
+        once all but 1 % of its pixels moved by at most 0.002 px in the last iteration
+        (the iteration contracts the error ~25-fold per step, so ~1e-4 px remains); 0.01
+        px of their own on coarse levels, which only start the next level, and 0.05 px
+        for the backward estimate of the consistency check.
     min_eigenvalue : float or None
         Threshold on the smaller structure-tensor eigenvalue, in (image units / px)^2
         (>= 0). None (default): ``RELATIVE_THRESHOLD`` (1e-4) of the image-mean trace of
@@ -1261,7 +1261,7 @@ def lucas_kanade(
         If True (default), the flow is also estimated from the moving to the reference
         frame and a pixel is reliable only where the two agree: ``|f(x) + b(x + f(x))|
         <= consistency_px``. This rejects occluded pixels, motion boundaries and
-        wrong matches, at about 1.6 times the cost: the backward estimate starts from
+        wrong matches, at about 1.8 times the cost: the backward estimate starts from
         the inverse of the forward flow at the finest level and is refined there on the
         moving frame's own gradients (usually one warping iteration). False:
         reliability is conditioning only.
@@ -1376,7 +1376,7 @@ def lucas_kanade(
     last_update = fwd["last_update"]
     if consistency:
         # the backward estimate only has to be well within consistency_px: it starts
-        # from the inverse forward flow, stops as coarse levels do (0.05 px) and shares
+        # from the inverse forward flow, stops at 0.05 px and shares
         # the frames' smoothed images and samplers
         bwd = _backward(ref_f, mov_f, fwd, sigma_window, iterations, thr_internal, scratch)
         fb = _forward_backward_error(fwd, bwd, scratch)
