@@ -1261,7 +1261,7 @@ def lucas_kanade(
         If True (default), the flow is also estimated from the moving to the reference
         frame and a pixel is reliable only where the two agree: ``|f(x) + b(x + f(x))|
         <= consistency_px``. This rejects occluded pixels, motion boundaries and
-        wrong matches, at about 1.8 times the cost: the backward estimate starts from
+        wrong matches, at about 1.5-1.8 times the cost: the backward estimate starts from
         the inverse of the forward flow at the finest level and is refined there on the
         moving frame's own gradients (usually one warping iteration). False:
         reliability is conditioning only.
