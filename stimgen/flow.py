@@ -85,11 +85,15 @@ _COARSE_THRESHOLD = 1e-2
 _COARSE_ITERATIONS = 3
 #: stopping rule: a level's iterations end once at most _STOP_SHARE of its pixels moved by
 #: more than _STOP_PX (finest level, px; the iteration contracts the error ~25-fold per
-#: step, so ~1e-4 px remains) or _STOP_PX_COARSE (coarse levels, their px, and every level
-#: of the backward estimate, which only has to be well within consistency_px)
+#: step, so ~1e-4 px remains), _STOP_PX_COARSE (coarse levels, their px) or
+#: _STOP_PX_BACKWARD (the backward estimate, which only has to be well within
+#: consistency_px)
 _STOP_PX = 2e-3
 _STOP_PX_COARSE = 0.01
+_STOP_PX_BACKWARD = 0.05
 _STOP_SHARE = 0.01
+#: fixed-point steps of the inverse of the forward flow that start the backward estimate
+_BACKWARD_START_STEPS = 2
 #: phase-correlation peaks tried (besides zero) as starts of the coarsest level
 _CANDIDATE_PEAKS = 3
 #: ... when the pyramid has at least this many levels (the coarsest has <= 1/16 of the
@@ -433,8 +437,10 @@ def _check_options(
 
 # == pyramid and filters ===============================================================
 def _downsample(image: np.ndarray) -> np.ndarray:
-    """Gaussian antialiasing then every second pixel (level pixel i <-> fine pixel 2i)."""
-    return ndi.gaussian_filter(image, _PYRAMID_SIGMA_PX, mode="mirror")[::2, ::2]
+    """Gaussian antialiasing then every second pixel (level pixel i <-> fine pixel 2i);
+    the second pass filters the kept rows only (the values of ``ndi.gaussian_filter``)."""
+    rows = ndi.gaussian_filter1d(image, _PYRAMID_SIGMA_PX, axis=0, mode="mirror")[::2]
+    return ndi.gaussian_filter1d(rows, _PYRAMID_SIGMA_PX, axis=1, mode="mirror")[:, ::2]
 
 
 def _upsample_flow(f: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -512,16 +518,33 @@ class _Derivatives:
         """Border width in px whose derivatives depend on mirrored pixels (>= 1)."""
         return 1 if self.kind == "sobel" else max(1, math.ceil(2 * self.sigma))
 
-    def smooth(self, image: np.ndarray) -> np.ndarray:
+    def rows_smoothed(self, image: np.ndarray) -> np.ndarray | None:
+        """The Gaussian's pass along the rows axis (0), shared by :meth:`smooth` and
+        :meth:`gradient`'s ``Ix`` (None for Sobel, whose passes differ)."""
         if self.kind == "gaussian":
-            return ndi.gaussian_filter(image, self.sigma, mode="mirror")
+            return ndi.gaussian_filter1d(image, self.sigma, axis=0, mode="mirror")
+        return None
+
+    def smooth(self, image: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """``S(image)``; ``rows``: :meth:`rows_smoothed` of ``image`` if already known.
+        (The separable passes are those of ``ndi.gaussian_filter``: the same values.)"""
+        if self.kind == "gaussian":
+            if rows is None:
+                rows = self.rows_smoothed(image)
+            return ndi.gaussian_filter1d(rows, self.sigma, axis=1, mode="mirror")
         out = ndi.correlate1d(image, _BINOMIAL, axis=0, mode="mirror")
         return ndi.correlate1d(out, _BINOMIAL, axis=1, mode="mirror")
 
-    def gradient(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def gradient(
+        self, image: np.ndarray, rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(Ix, Iy)``; ``rows`` as in :meth:`smooth`."""
         if self.kind == "gaussian":
-            ix = ndi.gaussian_filter(image, self.sigma, order=(0, 1), mode="mirror")
-            iy = ndi.gaussian_filter(image, self.sigma, order=(1, 0), mode="mirror")
+            if rows is None:
+                rows = self.rows_smoothed(image)
+            g = functools.partial(ndi.gaussian_filter1d, sigma=self.sigma, mode="mirror")
+            ix = g(rows, axis=1, order=1)
+            iy = g(g(image, axis=0, order=1), axis=1)
             return ix, iy
         # Sobel / 8 = central difference [-1, 0, 1] / 2 (x) binomial [1, 2, 1] / 4
         ix = ndi.sobel(image, axis=1, mode="mirror") / 8
@@ -561,45 +584,111 @@ def _window_transfer(shape: tuple[int, int], sigma: float, dtype: str):
     return tuple(sizes), (lines[0][:, None] * lines[1][None, :]).astype(dtype)
 
 
-def _window(a: np.ndarray, sigma: float) -> np.ndarray:
+def _window(a: np.ndarray, sigma: float, padded: np.ndarray | None = None) -> np.ndarray:
     """Gaussian window sums over in-frame pixels only (zero outside, no mirrored data),
-    of one frame ``(H, W)`` or a stack ``(K, H, W)``, by FFT in ``a``'s precision."""
+    of one frame ``(H, W)`` or a stack ``(K, H, W)``, by FFT in ``a``'s precision.
+
+    ``padded``: an array of :func:`_window_padded` whose top-left ``(H, W)`` corner is
+    ``a`` and which is zero elsewhere (the same transform, without a padded copy)."""
     h, w = a.shape[-2:]
     sizes, t = _window_transfer((h, w), float(sigma), a.dtype.char)
-    f = sfft.rfft2(a, s=sizes, axes=(-2, -1), workers=_FFT_WORKERS)
+    if padded is not None:
+        f = sfft.rfft2(padded, axes=(-2, -1), workers=_FFT_WORKERS)
+    else:
+        f = sfft.rfft2(a, s=sizes, axes=(-2, -1), workers=_FFT_WORKERS)
     f *= t
     return sfft.irfft2(f, s=sizes, axes=(-2, -1), workers=_FFT_WORKERS)[..., :h, :w]
 
 
-def _tensor(ix: np.ndarray, iy: np.ndarray, sigma: float):
-    g = np.empty((3, *ix.shape), ix.dtype)
+def _window_pieces(a: np.ndarray, pieces: list[tuple[int, int, int, int]],
+                   sigma: float) -> np.ndarray:
+    """:func:`_window` of a frame that is zero outside the blocks ``pieces`` (rows
+    ``r0:r1``, columns ``c0:c1``; disjoint), as direct separable sums over each block
+    and the window's reach around it: cheap for thin border strips."""
+    h, w = a.shape
+    reach = int(_WINDOW_TRUNCATE * sigma + 0.5)
+    out = np.zeros_like(a)
+    for r0, r1, c0, c1 in pieces:
+        if r1 <= r0 or c1 <= c0:
+            continue
+        y0, y1, x0, x1 = max(0, r0 - reach), min(h, r1 + reach), max(0, c0 - reach), min(w, c1 + reach)
+        blk = np.zeros((y1 - y0, x1 - x0), a.dtype)
+        blk[r0 - y0 : r1 - y0, c0 - x0 : c1 - x0] = a[r0:r1, c0:c1]
+        for axis in (0, 1):  # zeros outside the frame: in-frame sums, as _window
+            blk = ndi.gaussian_filter1d(blk, sigma, axis=axis, mode="constant",
+                                        truncate=_WINDOW_TRUNCATE)
+        out[y0:y1, x0:x1] += blk
+    return out
+
+
+def _window_padded(lead: tuple[int, ...], shape: tuple[int, int], sigma: float,
+                   dtype: Any) -> np.ndarray:
+    """Zeros of the padded FFT size of :func:`_window` for ``(*lead, *shape)`` frames:
+    write the frames into ``[..., :H, :W]`` and pass it as ``padded``."""
+    sizes, _ = _window_transfer(shape, float(sigma), np.dtype(dtype).char)
+    return np.zeros((*lead, *sizes), dtype)
+
+
+def _tensor(ix: np.ndarray, iy: np.ndarray, sigma: float, eigenvector: bool = True):
+    """Window sums ``axx, axy, ayy`` of the gradient products, their eigenvalues
+    ``lmin, lmax``, determinant ``det``, the unit eigenvector ``(ex, ey)`` of ``lmax``
+    (None, None unless ``eigenvector``) and the trace ``axx + ayy`` (in-place passes: the
+    same values as the textbook formulas)."""
+    h, w = ix.shape
+    padded = _window_padded((3,), ix.shape, sigma, ix.dtype)
+    g = padded[:, :h, :w]
     np.multiply(ix, ix, out=g[0])
     np.multiply(ix, iy, out=g[1])
     np.multiply(iy, iy, out=g[2])
-    axx, axy, ayy = a = _window(g, sigma)
+    axx, axy, ayy = a = _window(g, sigma, padded)
     # FFT rounding is relative to the largest sum: where the windowed trace is below
     # _WINDOW_FLOOR_EPS float epsilons of its largest value the window holds no gradient
     # (a blank region), and its tensor is exactly 0 as a direct sum would give
     tr = axx + ayy
     floor = _WINDOW_FLOOR_EPS * float(np.finfo(tr.dtype).eps) * float(tr.max(initial=0.0))
-    a[:, tr < floor] = 0
-    half_tr = 0.5 * (axx + ayy)
-    disc = np.sqrt((0.5 * (axx - ayy)) ** 2 + axy**2)
-    lmax = half_tr + disc
-    det = axx * ayy - axy * axy
+    blank = tr < floor
+    if blank.any():
+        a[:, blank] = 0
+        tr[blank] = 0
+    # lmax = tr / 2 + sqrt(((axx - ayy) / 2)^2 + axy^2), lmin = det / lmax
+    axy2 = axy * axy
+    disc = np.subtract(axx, ayy)
+    disc *= 0.5
+    disc *= disc
+    disc += axy2
+    np.sqrt(disc, out=disc)
+    lmax = np.multiply(tr, 0.5)
+    lmax += disc
+    det = np.multiply(axx, ayy)
+    det -= axy2
+    lmin = np.zeros_like(det)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lmin = np.where(lmax > 0, det / lmax, 0)
-    lmin = np.maximum(lmin, 0).astype(axx.dtype, copy=False)
-    # eigenvector of lmax, from the better-conditioned of the two equivalent formulas
+        np.divide(det, lmax, out=lmin, where=lmax > 0)
+    np.maximum(lmin, 0, out=lmin)
+    ex, ey = _eigenvector(axx, axy, ayy, lmax) if eigenvector else (None, None)
+    return axx, axy, ayy, lmin, lmax, det, ex, ey, tr
+
+
+def _eigenvector(axx: np.ndarray, axy: np.ndarray, ayy: np.ndarray,
+                 lmax: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit eigenvector ``(ex, ey)`` of the larger eigenvalue ``lmax``, from the
+    better-conditioned of the two equivalent formulas; ``(1, 0)`` where isotropic."""
     use_x = axx >= ayy
-    ex = np.where(use_x, lmax - ayy, axy)
-    ey = np.where(use_x, axy, lmax - axx)
+    ex = np.subtract(lmax, ayy)
+    np.copyto(ex, axy, where=~use_x)
+    ey = np.subtract(lmax, axx)
+    np.copyto(ey, axy, where=use_x)
     norm = np.hypot(ex, ey)
     iso = norm == 0  # isotropic tensor: any direction is an eigenvector
-    norm[iso] = 1
-    ex = np.where(iso, 1, ex / norm).astype(axx.dtype, copy=False)
-    ey = np.where(iso, 0, ey / norm).astype(axx.dtype, copy=False)
-    return axx, axy, ayy, lmin, lmax, det, ex, ey
+    any_iso = bool(iso.any())
+    if any_iso:
+        norm[iso] = 1
+    ex /= norm
+    ey /= norm
+    if any_iso:
+        ex[iso] = 1
+        ey[iso] = 0
+    return ex, ey
 
 
 def _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, threshold):
@@ -607,39 +696,71 @@ def _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, threshold):
     the rank-1 pseudo-inverse ``e e^T / lmax`` where only the larger does, else 0."""
     full = (lmin >= threshold) & (lmin > 0)
     rank1 = (lmax >= threshold) & (lmax > 0) & ~full
+    inv_det = np.zeros_like(det)
     with np.errstate(divide="ignore", invalid="ignore"):
-        inv_det = np.where(full, 1 / det, 0)
-        inv_l = np.where(rank1, 1 / lmax, 0)
-    mxx = -(ayy * inv_det + ex * ex * inv_l)
-    mxy = -(-axy * inv_det + ex * ey * inv_l)
-    myy = -(axx * inv_det + ey * ey * inv_l)
+        np.divide(1, det, out=inv_det, where=full)
+    mxx = np.multiply(ayy, inv_det)
+    mxy = np.multiply(axy, inv_det)
+    myy = np.multiply(axx, inv_det)
+    if rank1.any():
+        if ex is None or ey is None:
+            ex, ey = _eigenvector(axx, axy, ayy, lmax)
+        inv_l = np.zeros_like(lmax)
+        np.divide(1, lmax, out=inv_l, where=rank1)
+        mxx += ex * ex * inv_l
+        mxy -= ex * ey * inv_l
+        myy += ey * ey * inv_l
+    np.negative(mxx, out=mxx)
+    np.negative(myy, out=myy)
     return mxx, mxy, myy
 
 
-def _spline_weights(f: np.ndarray, order: int) -> tuple[int, list[np.ndarray]]:
+def _spline_weights(
+    f: np.ndarray, order: int, scratch: np.ndarray | None = None
+) -> tuple[int, list[np.ndarray]]:
     """Cubic (``order=3``) or linear (1) B-spline weights of the samples at offset ``f`` in
     [0, 2) px (per pixel) from a common integer base: ``(first_tap, weights)``, the taps
     being ``first_tap``, ``first_tap + 1``, ... (one more when the ``f`` do not all share
-    their integer part)."""
+    their integer part). ``scratch``: an array of shape ``(order + 3, *f.shape)`` and
+    ``f``'s dtype that the weights are written into (fresh arrays cost page faults)."""
     lo, hi = float(f.min()), float(f.max())
     k = 1 if lo >= 1 else 0
-    mixed = k == 0 and hi >= 1
-    up = f >= 1 if mixed else None  # these pixels' taps start one further
-    t = f - up if up is not None else (f - k if k else f)
-    s = 1 - t
-    if order == 1:
-        w = [s, t]
-    else:
-        t3 = t * t * t
-        w0 = s * s * s / 6
-        w1 = 2 / 3 - t * t + 0.5 * t3
-        w3 = t3 / 6
-        w = [w0, w1, 1 - w0 - w1 - w3, w3]
     first = k - (order - 1) // 2
-    if up is None:
-        return first, w
-    z = np.zeros_like(f)
-    return first, [np.where(up, a, b) for a, b in zip([z, *w], [*w, z], strict=True)]
+    if k == 0 and hi >= 1:
+        # mixed integer parts: these pixels' taps start one further (rare: allocates)
+        up = f >= 1
+        t = f - up
+        s = 1 - t
+        if order == 1:
+            w = [s, t]
+        else:
+            t3 = t * t * t
+            w0 = s * s * s / 6
+            w1 = 2 / 3 - t * t + 0.5 * t3
+            w3 = t3 / 6
+            w = [w0, w1, 1 - w0 - w1 - w3, w3]
+        z = np.zeros_like(f)
+        return first, [np.where(up, a, b) for a, b in zip([z, *w], [*w, z], strict=True)]
+    buf = np.empty((order + 3, *f.shape), f.dtype) if scratch is None else scratch
+    t = np.subtract(f, k, out=buf[order + 1])  # f - 0 is f
+    if order == 1:
+        return first, [np.subtract(1, t, out=buf[0]), t]
+    w0, w1, w2, w3, tmp = buf[0], buf[1], buf[2], buf[3], buf[5]
+    # w0 = (1 - t)^3 / 6, w1 = 2/3 - t^2 + t^3 / 2, w3 = t^3 / 6, w2 = 1 - w0 - w1 - w3
+    np.subtract(1, t, out=tmp)
+    np.multiply(tmp, tmp, out=w0)
+    w0 *= tmp
+    w0 /= 6
+    np.multiply(t, t, out=tmp)
+    np.multiply(tmp, t, out=w3)
+    np.subtract(2 / 3, tmp, out=w1)
+    np.multiply(0.5, w3, out=tmp)
+    w1 += tmp
+    w3 /= 6
+    np.subtract(1, w0, out=w2)
+    w2 -= w1
+    w2 -= w3
+    return first, [w0, w1, w2, w3]
 
 
 class _Sampler:
@@ -654,7 +775,9 @@ class _Sampler:
     others: a near-uniform flow costs a few array passes instead of a gather per sample.
     """
 
-    def __init__(self, image: np.ndarray, order: int = 3) -> None:
+    def __init__(
+        self, image: np.ndarray, order: int = 3, scratch: dict[Any, np.ndarray] | None = None
+    ) -> None:
         self.order = order
         if order == 3:
             c = image
@@ -669,6 +792,17 @@ class _Sampler:
         self.shape = image.shape[-2:]
         self._padded = self.coeffs
         self._pad = 0
+        # scratch arrays, possibly shared with other samplers used one after the other
+        self._scratch: dict[Any, np.ndarray] = {} if scratch is None else scratch
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A scratch array kept between calls: writing into memory already touched costs
+        no page faults, which on frames of a megabyte cost as much as the arithmetic."""
+        key = (name, shape, np.dtype(dtype))
+        buf = self._scratch.get(key)
+        if buf is None:
+            buf = self._scratch[key] = np.empty(shape, dtype)
+        return buf
 
     def _padded_coeffs(self, pad: int) -> tuple[np.ndarray, int]:
         """The coefficients extended by at least ``pad`` px, and the actual pad."""
@@ -685,7 +819,10 @@ class _Sampler:
             return ndi.map_coordinates(c, [rows, cols], **kw)
         return np.stack([ndi.map_coordinates(a, [rows, cols], **kw) for a in c])
 
-    def __call__(self, u: np.ndarray, v: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    def __call__(self, u: np.ndarray, v: np.ndarray, xx: np.ndarray, yy: np.ndarray,
+                 out: np.ndarray | None = None) -> np.ndarray:
+        """The samples at ``(xx + u, yy + v)``, written into ``out`` (if given) unless
+        they all go through ``map_coordinates``."""
         h, w = self.shape
         # base of the 2 px span per axis: covers at least +-0.5 px about the median flow
         n0x = math.floor(float(np.median(u[::8, ::8])) - 0.5)
@@ -693,8 +830,8 @@ class _Sampler:
         pad = max(abs(n0x), abs(n0y)) + 3
         if pad >= min(h, w):
             return self._map(yy + v, xx + u)
-        fx = u - np.asarray(n0x, u.dtype)
-        fy = v - np.asarray(n0y, v.dtype)
+        fx = np.subtract(u, np.asarray(n0x, u.dtype), out=self._buffer("fx", u.shape, u.dtype))
+        fy = np.subtract(v, np.asarray(n0y, v.dtype), out=self._buffer("fy", v.shape, v.dtype))
         ok = (fx >= 0) & (fx < 2) & (fy >= 0) & (fy < 2)
         some_out = not ok.all()
         if some_out:
@@ -703,22 +840,28 @@ class _Sampler:
             top = np.nextafter(np.asarray(2, u.dtype), 0)  # [0, 2): the good ones unchanged
             fx = np.clip(fx, 0, top, out=fx)
             fy = np.clip(fy, 0, top, out=fy)
-        ix0, wx = _spline_weights(fx, self.order)
-        iy0, wy = _spline_weights(fy, self.order)
+        nw = (self.order + 3, *u.shape)
+        ix0, wx = _spline_weights(fx, self.order, self._buffer("wx", nw, u.dtype))
+        iy0, wy = _spline_weights(fy, self.order, self._buffer("wy", nw, u.dtype))
         c, pad = self._padded_coeffs(pad)
         lead = c.shape[:-2]
-        out = np.zeros((*lead, h, w), u.dtype)
-        row = np.empty_like(out)
-        tmp = np.empty_like(out)
+        if out is None:
+            out = np.empty((*lead, h, w), u.dtype)
+        row = self._buffer("row", out.shape, u.dtype)
+        tmp = self._buffer("tmp", out.shape, u.dtype)
+        # (the first product of each sum is written, not added to zeros: the same values)
         for j, wj in enumerate(wy):
             r0 = pad + n0y + iy0 + j
-            row.fill(0)
             for i, wi in enumerate(wx):
                 c0 = pad + n0x + ix0 + i
-                np.multiply(wi, c[..., r0 : r0 + h, c0 : c0 + w], out=tmp)
-                row += tmp
-            row *= wj
-            out += row
+                np.multiply(wi, c[..., r0 : r0 + h, c0 : c0 + w], out=row if i == 0 else tmp)
+                if i:
+                    row += tmp
+            if j:
+                row *= wj
+                out += row
+            else:
+                np.multiply(row, wj, out=out)
         if some_out:
             bad = ~ok
             out[..., bad] = self._map(yy[bad] + v[bad], xx[bad] + u[bad])
@@ -734,11 +877,12 @@ def _inside(
     return (cols >= lo) & (cols <= w - 0.5 - rim) & (rows >= lo) & (rows <= h - 0.5 - rim)
 
 
-def _smooth_flow(f: np.ndarray, sigma_window: float) -> np.ndarray:
+def _smooth_flow(f: np.ndarray, sigma_window: float, out: np.ndarray | None = None) -> np.ndarray:
     """Low-pass of a flow component that keeps affine fields: a symmetric box filter of
-    standard deviation about ``_FLOW_SMOOTHING * sigma_window`` (cost independent of it)."""
+    standard deviation about ``_FLOW_SMOOTHING * sigma_window`` (cost independent of it),
+    into ``out`` if given."""
     size = 2 * round(_FLOW_SMOOTHING * sigma_window * math.sqrt(3)) + 1
-    return ndi.uniform_filter(f, size, mode="nearest")
+    return ndi.uniform_filter(f, size, mode="nearest", output=out)
 
 
 # == the estimator =====================================================================
@@ -746,8 +890,10 @@ class _Frame:
     """One frame's pyramid and its per-level smoothed image, gradients and cubic sampler,
     built on demand and shared by the forward and the backward estimates."""
 
-    def __init__(self, image: np.ndarray, n_levels: int, deriv: _Derivatives) -> None:
+    def __init__(self, image: np.ndarray, n_levels: int, deriv: _Derivatives,
+                 scratch: dict[Any, np.ndarray] | None = None) -> None:
         self.images = [image]
+        self.scratch: dict[Any, np.ndarray] = {} if scratch is None else scratch
         for _ in range(n_levels - 1):
             self.images.append(_downsample(self.images[-1]))
         self.deriv = deriv
@@ -759,15 +905,18 @@ class _Frame:
             self._cache[key] = make()
         return self._cache[key]
 
+    def _rows(self, lev: int) -> np.ndarray | None:
+        return self._get("rows", lev, lambda: self.deriv.rows_smoothed(self.images[lev]))
+
     def smooth(self, lev: int) -> np.ndarray:
-        return self._get("smooth", lev, lambda: self.deriv.smooth(self.images[lev]))
+        return self._get("smooth", lev, lambda: self.deriv.smooth(self.images[lev], self._rows(lev)))
 
     def sampler(self, lev: int) -> _Sampler:
-        return self._get("sampler", lev, lambda: _Sampler(self.smooth(lev)))
+        return self._get("sampler", lev, lambda: _Sampler(self.smooth(lev), scratch=self.scratch))
 
     def gradient(self, lev: int) -> tuple[np.ndarray, np.ndarray]:
         def make():
-            ix, iy = self.deriv.gradient(self.images[lev])
+            ix, iy = self.deriv.gradient(self.images[lev], self._rows(lev))
             # gradients within the derivative kernel's reach of the border see mirrored
             # data (which turns a grating into a chevron): left out of every window sum
             rim = self.deriv.rim
@@ -805,7 +954,7 @@ def _coarse_to_fine(
     u = v = None
     for lev in range(n_levels - 1, -1, -1):
         stop_px = fine_stop_px if lev == 0 else _STOP_PX_COARSE
-        lv = _Level(ref, mov, sigma_window, lev, min_eigenvalue, stop_px)
+        lv = _Level(ref, mov, sigma_window, lev, min_eigenvalue, stop_px, eigenvector=lev == 0)
         n_iter = iterations if lev == 0 else _COARSE_ITERATIONS * iterations
         if u is None or v is None:
             # coarsest level: start from each candidate translation, keep per pixel the
@@ -863,7 +1012,8 @@ class _Level:
     """One pyramid level: the reference's derivatives and tensor, and the iteration."""
 
     def __init__(self, ref: _Frame, mov: _Frame, sigma_window: float, lev: int,
-                 min_eigenvalue: float | None, stop_px: float) -> None:
+                 min_eigenvalue: float | None, stop_px: float,
+                 eigenvector: bool = True) -> None:
         r = ref.images[lev]
         self.shape = r.shape
         self.dtype = r.dtype
@@ -876,18 +1026,21 @@ class _Level:
         # finest level's few iterations do not remove entirely
         self.sample = mov.sampler(lev)
         self.stop_px = stop_px
-        axx, axy, ayy, lmin, lmax, det, ex, ey = _tensor(ix, iy, sigma_window)
+        # the eigenvector is reported at the forward estimate's finest level only (the
+        # pseudo-inverse computes it elsewhere where rank-1 pixels need it)
+        axx, axy, ayy, lmin, lmax, det, ex, ey, trace_a = _tensor(ix, iy, sigma_window,
+                                                                  eigenvector)
         rel = RELATIVE_THRESHOLD if lev == 0 else _COARSE_THRESHOLD
-        rel_thr = rel * float(np.mean(axx + ayy, dtype=np.float64))
+        rel_thr = rel * float(np.mean(trace_a, dtype=np.float64))
         self.thr = rel_thr if (lev > 0 or min_eigenvalue is None) else min_eigenvalue
         self.lmin, self.lmax, self.ex, self.ey = lmin, lmax, ex, ey
-        self.trace_t = ix * ix + iy * iy
-        self.trace_a = axx + ayy
+        self.trace_a = trace_a
         self.m = _pseudo_inverse(axx, axy, ayy, lmin, lmax, det, ex, ey, self.thr)
         self.yy, self.xx = ref.grid(lev)
         # ix and iy side by side: both window sums of an iteration in one FFT pass
         self.grad = np.stack([ix, iy])
         self._gain_cache: tuple[np.ndarray, np.ndarray] | None = None
+        self._strips: tuple[int, ...] = (0, 0, 0, 0)
 
     def _outside(self, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
         """Pixels whose flow points outside the moving frame or into its rim (None if
@@ -895,12 +1048,14 @@ class _Level:
         h, w = self.shape
         lo, rim = self.rim - 0.5, self.rim
         out = None
+        strips = []
         # columns x with x + u < lo can only be x < lo - min(u); likewise on every side
         for axis, f, n in ((1, u, w), (0, v, h)):
             fmin, fmax = float(f.min()), float(f.max())
             # (one pixel of margin on each bound: the positions are rounded sums)
             a = min(n, max(0, math.ceil(lo - fmin) + 1))  # all from a on are in on that side
             b = max(0, min(n, math.floor(n - 0.5 - rim - fmax)))  # all before b are in
+            strips += [a, b]
             for sl in (slice(0, a), slice(b, n)):
                 if sl.stop <= sl.start:
                     continue
@@ -912,6 +1067,8 @@ class _Level:
                     if out is None:
                         out = np.zeros(self.shape, bool)
                     out[idx] |= bad
+        # every pixel of `out` lies in columns [0, a) or [b, w) or rows [0, a') or [b', h)
+        self._strips = tuple(strips)
         return out
 
     def _gain(self, out: np.ndarray) -> np.ndarray:
@@ -919,10 +1076,27 @@ class _Level:
         the mask rarely changes between iterations)."""
         if self._gain_cache is not None and np.array_equal(self._gain_cache[0], out):
             return self._gain_cache[1]
-        lost = _window(np.where(out, self.trace_t, 0), self.sigma)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = 1 - lost / self.trace_a
-        gain = 1 / np.clip(np.nan_to_num(share, nan=1.0), _MIN_VALID_SHARE, 1)
+        ix, iy = self.ix, self.iy
+        h, w = self.shape
+        xa, xb, ya, yb = self._strips
+        # the pixels lie in border strips: window sums of those strips alone, directly
+        # (the window's reach around them), unless the strips cover much of the frame
+        pieces = [(0, h, 0, xa), (0, h, xb, w), (0, ya, xa, xb), (yb, h, xa, xb)]
+        if xa <= xb and ya <= yb and (xa + w - xb) * h + (ya + h - yb) * w <= 0.25 * h * w:
+            lost = _window_pieces(np.where(out, ix * ix + iy * iy, 0), pieces, self.sigma)
+            # the gain is 1 where no window lost anything: compute it within the strips'
+            # reach only
+            reach = int(_WINDOW_TRUNCATE * self.sigma + 0.5)
+            boxes = [(slice(max(0, r0 - reach), r1 + reach), slice(max(0, c0 - reach), c1 + reach))
+                     for r0, r1, c0, c1 in pieces if r1 > r0 and c1 > c0]
+        else:
+            lost = _window(np.where(out, ix * ix + iy * iy, 0), self.sigma)
+            boxes = [(slice(None), slice(None))]
+        gain = np.ones(self.shape, self.dtype)
+        for box in boxes:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = 1 - lost[box] / self.trace_a[box]
+            gain[box] = 1 / np.clip(np.nan_to_num(share, nan=1.0), _MIN_VALID_SHARE, 1)
         self._gain_cache = (out, gain)
         return gain
 
@@ -935,22 +1109,31 @@ class _Level:
         return res
 
     def iterate(self, u: np.ndarray, v: np.ndarray, n_iter: int):
-        """Up to ``n_iter`` warping iterations from ``(u, v)``; returns ``u, v`` and the
-        length of the last iteration's change (px)."""
+        """Up to ``n_iter`` warping iterations from ``(u, v)`` (updated in place); returns
+        ``u, v`` and the length of the last iteration's change (px)."""
         ix, iy, xx, yy, sigma = self.ix, self.iy, self.xx, self.yy, self.sigma
         mxx, mxy, myy = self.m
-        step2 = np.zeros(self.shape, self.dtype)
+        h, w = self.shape
+        # work arrays reused by every iteration (fresh ones would cost page faults)
+        us, vs, du, dv, tmp, it_buf = np.empty((6, h, w), self.dtype)
+        padded = _window_padded((2,), self.shape, sigma, self.dtype)
+        prod = padded[:, :h, :w]
+        step2 = du
         for _ in range(n_iter):
             # Linearize around the current per-pixel warp but let the window move as the
             # smoothed field (u_s, v_s): exact for affine flows, no null space (see Notes)
-            us = _smooth_flow(u, sigma)
-            vs = _smooth_flow(v, sigma)
+            _smooth_flow(u, sigma, out=us)
+            _smooth_flow(v, sigma, out=vs)
             gain = None
             if u.any() or v.any():
-                it = self.sample(u, v, xx, yy)
+                it = self.sample(u, v, xx, yy, out=it_buf)
                 it -= self.s_ref
-                it -= ix * (u - us)
-                it -= iy * (v - vs)
+                np.subtract(u, us, out=tmp)
+                tmp *= ix
+                it -= tmp  # I_t - Ix (u - u_s) - Iy (v - v_s)
+                np.subtract(v, vs, out=tmp)
+                tmp *= iy
+                it -= tmp
                 # no data where the flow points outside the moving frame or into its
                 # rim (smoothed with mirrored pixels): those pixels keep the smoothed
                 # estimate; the update is rescaled by the valid share of the tensor
@@ -960,16 +1143,23 @@ class _Level:
                     gain = self._gain(out)
             else:  # exactly zero flow: no interpolation, identical frames stay at 0
                 it = self.s_mov - self.s_ref
-            bx, by = _window(self.grad * it, sigma)
-            du = mxx * bx + mxy * by
-            dv = mxy * bx + myy * by
+            np.multiply(self.grad, it, out=prod)
+            bx, by = _window(prod, sigma, padded)
+            np.multiply(mxx, bx, out=du)
+            np.multiply(mxy, by, out=tmp)
+            du += tmp
+            np.multiply(mxy, bx, out=dv)
+            np.multiply(myy, by, out=tmp)
+            dv += tmp
             if gain is not None:
                 du *= gain
                 dv *= gain
-            du += us - u  # du, dv: this iteration's change of the estimate
-            dv += vs - v
-            u = u + du
-            v = v + dv
+            np.subtract(us, u, out=tmp)
+            du += tmp  # du, dv: this iteration's change of the estimate
+            np.subtract(vs, v, out=tmp)
+            dv += tmp
+            u += du
+            v += dv
             du *= du
             dv *= dv
             step2 = np.add(du, dv, out=du)  # squared length of this iteration's change
@@ -979,10 +1169,30 @@ class _Level:
         return u, v, np.sqrt(step2)
 
 
-def _forward_backward_error(fwd: dict[str, Any], bwd: dict[str, Any]) -> np.ndarray:
+def _backward(ref: _Frame, mov: _Frame, fwd: dict[str, Any], sigma_window: float,
+              iterations: int, min_eigenvalue: float | None,
+              scratch: dict[Any, np.ndarray]) -> dict[str, Any]:
+    """The flow from ``mov`` back to ``ref`` at the finest level, for the consistency
+    check: started from the inverse of the forward flow ``f`` (``b(y) = -f(y + b(y))``,
+    two fixed-point steps, bilinear) and refined by the warping iteration on the moving
+    frame's own gradients until it moves by at most ``_STOP_PX_BACKWARD`` (usually one
+    iteration). It shares the frames' smoothed images and samplers."""
+    u, v, xx, yy = fwd["u"], fwd["v"], fwd["xx"], fwd["yy"]
+    sample = _Sampler(np.stack([u, v]), order=1, scratch=scratch)
+    bu, bv = -u, -v
+    for _ in range(_BACKWARD_START_STEPS):
+        fu, fv = sample(bu, bv, xx, yy)
+        bu, bv = np.negative(fu), np.negative(fv)
+    lv = _Level(mov, ref, sigma_window, 0, min_eigenvalue, _STOP_PX_BACKWARD, eigenvector=False)
+    bu, bv, _ = lv.iterate(bu, bv, iterations)
+    return {"u": bu, "v": bv}
+
+
+def _forward_backward_error(fwd: dict[str, Any], bwd: dict[str, Any],
+                            scratch: dict[Any, np.ndarray] | None = None) -> np.ndarray:
     """``|f(x) + b(x + f(x))|`` in px: the forward flow ``f`` followed by the backward
     flow ``b`` (bilinear, clamped at the border) should return to the start."""
-    sample = _Sampler(np.stack([bwd["u"], bwd["v"]]), order=1)
+    sample = _Sampler(np.stack([bwd["u"], bwd["v"]]), order=1, scratch=scratch)
     bu, bv = sample(fwd["u"], fwd["v"], fwd["xx"], fwd["yy"])
     return np.hypot(fwd["u"] + bu, fwd["v"] + bv)
 
@@ -1033,8 +1243,8 @@ def lucas_kanade(
         and solves for the remaining displacement. Stopping rule: a level stops early
         once all but 1 % of its pixels moved by at most 0.002 px in the last iteration
         (the iteration contracts the error ~25-fold per step, so ~1e-4 px remains); 0.01
-        px of their own on coarse levels, which only start the next level, and on every
-        level of the backward estimate of the consistency check.
+        px of their own on coarse levels, which only start the next level, and 0.05 px
+        for the backward estimate of the consistency check.
     min_eigenvalue : float or None
         Threshold on the smaller structure-tensor eigenvalue, in (image units / px)^2
         (>= 0). None (default): ``RELATIVE_THRESHOLD`` (1e-4) of the image-mean trace of
@@ -1051,8 +1261,10 @@ def lucas_kanade(
         If True (default), the flow is also estimated from the moving to the reference
         frame and a pixel is reliable only where the two agree: ``|f(x) + b(x + f(x))|
         <= consistency_px``. This rejects occluded pixels, motion boundaries and
-        wrong matches, at about 1.9 times the cost (the backward estimate shares the
-        pyramids and stops at 0.01 px). False: reliability is conditioning only.
+        wrong matches, at about 1.5-1.8 times the cost: the backward estimate starts from
+        the inverse of the forward flow at the finest level and is refined there on the
+        moving frame's own gradients (usually one warping iteration). False:
+        reliability is conditioning only.
     consistency_px : float
         Largest forward-backward error in px of a consistent pixel (> 0; default 0.5).
 
@@ -1151,9 +1363,9 @@ def lucas_kanade(
     deriv = _Derivatives(derivative, sigma_derivative)
     # the estimator runs on frames divided by `scale`: eigenvalues scale with its square
     thr_internal = None if min_eigenvalue is None else min_eigenvalue / scale**2
-    ref_f, mov_f = _Frame(ref, n_levels, deriv), _Frame(mov, n_levels, deriv)
-    args = (sigma_window, n_levels, iterations, thr_internal)
-    fwd = _coarse_to_fine(ref_f, mov_f, *args, _STOP_PX)
+    scratch: dict[Any, np.ndarray] = {}  # the samplers' scratch arrays, reused
+    ref_f, mov_f = _Frame(ref, n_levels, deriv, scratch), _Frame(mov, n_levels, deriv, scratch)
+    fwd = _coarse_to_fine(ref_f, mov_f, sigma_window, n_levels, iterations, thr_internal, _STOP_PX)
     u, v, lmin, lmax, ex, ey = (fwd[k] for k in ("u", "v", "lmin", "lmax", "ex", "ey"))
     thr = fwd["thr"]
     inside = _inside(fwd["xx"] + u, fwd["yy"] + v, ref.shape)
@@ -1163,10 +1375,11 @@ def lucas_kanade(
     fb = None
     last_update = fwd["last_update"]
     if consistency:
-        # the backward estimate only has to be well within consistency_px: it stops as
-        # coarse levels do (0.01 px), and shares the frames' pyramids and samplers
-        bwd = _coarse_to_fine(mov_f, ref_f, *args, _STOP_PX_COARSE)
-        fb = _forward_backward_error(fwd, bwd)
+        # the backward estimate only has to be well within consistency_px: it starts
+        # from the inverse forward flow, stops at 0.05 px and shares
+        # the frames' smoothed images and samplers
+        bwd = _backward(ref_f, mov_f, fwd, sigma_window, iterations, thr_internal, scratch)
+        fb = _forward_backward_error(fwd, bwd, scratch)
         reliable &= (fb <= consistency_px) & (last_update <= consistency_px)
     nu = np.where(has_normal, ex * (ex * u + ey * v), np.nan).astype(u.dtype, copy=False)
     nv = np.where(has_normal, ey * (ex * u + ey * v), np.nan).astype(u.dtype, copy=False)
