@@ -85,15 +85,11 @@ _COARSE_THRESHOLD = 1e-2
 _COARSE_ITERATIONS = 3
 #: stopping rule: a level's iterations end once at most _STOP_SHARE of its pixels moved by
 #: more than _STOP_PX (finest level, px; the iteration contracts the error ~25-fold per
-#: step, so ~1e-4 px remains), _STOP_PX_COARSE (coarse levels, their px) or
-#: _STOP_PX_BACKWARD (the backward estimate, which only has to be well within
-#: consistency_px)
+#: step, so ~1e-4 px remains) or _STOP_PX_COARSE (coarse levels, their px, and every
+#: level of the backward estimate, which only has to be well within consistency_px)
 _STOP_PX = 2e-3
 _STOP_PX_COARSE = 0.01
-_STOP_PX_BACKWARD = 0.05
 _STOP_SHARE = 0.01
-#: fixed-point steps of the inverse of the forward flow that start the backward estimate
-_BACKWARD_START_STEPS = 2
 #: phase-correlation peaks tried (besides zero) as starts of the coarsest level
 _CANDIDATE_PEAKS = 3
 #: ... when the pyramid has at least this many levels (the coarsest has <= 1/16 of the
@@ -1169,25 +1165,6 @@ class _Level:
         return u, v, np.sqrt(step2)
 
 
-def _backward(ref: _Frame, mov: _Frame, fwd: dict[str, Any], sigma_window: float,
-              iterations: int, min_eigenvalue: float | None,
-              scratch: dict[Any, np.ndarray]) -> dict[str, Any]:
-    """The flow from ``mov`` back to ``ref`` at the finest level, for the consistency
-    check: started from the inverse of the forward flow ``f`` (``b(y) = -f(y + b(y))``,
-    two fixed-point steps, bilinear) and refined by the warping iteration on the moving
-    frame's own gradients until it moves by at most ``_STOP_PX_BACKWARD`` (usually one
-    iteration). It shares the frames' smoothed images and samplers."""
-    u, v, xx, yy = fwd["u"], fwd["v"], fwd["xx"], fwd["yy"]
-    sample = _Sampler(np.stack([u, v]), order=1, scratch=scratch)
-    bu, bv = -u, -v
-    for _ in range(_BACKWARD_START_STEPS):
-        fu, fv = sample(bu, bv, xx, yy)
-        bu, bv = np.negative(fu), np.negative(fv)
-    lv = _Level(mov, ref, sigma_window, 0, min_eigenvalue, _STOP_PX_BACKWARD, eigenvector=False)
-    bu, bv, _ = lv.iterate(bu, bv, iterations)
-    return {"u": bu, "v": bv}
-
-
 def _forward_backward_error(fwd: dict[str, Any], bwd: dict[str, Any],
                             scratch: dict[Any, np.ndarray] | None = None) -> np.ndarray:
     """``|f(x) + b(x + f(x))|`` in px: the forward flow ``f`` followed by the backward
@@ -1375,10 +1352,11 @@ def lucas_kanade(
     fb = None
     last_update = fwd["last_update"]
     if consistency:
-        # the backward estimate only has to be well within consistency_px: it starts
-        # from the inverse forward flow, stops at 0.05 px and shares
-        # the frames' smoothed images and samplers
-        bwd = _backward(ref_f, mov_f, fwd, sigma_window, iterations, thr_internal, scratch)
+        # the backward estimate searches on its own, coarse to fine (a start from the
+        # inverse forward flow agrees with a wrong forward match that is a local optimum
+        # seen from the moving frame); it only has to be well within consistency_px, so it
+        # stops as coarse levels do, and shares the frames' pyramids and samplers
+        bwd = _coarse_to_fine(mov_f, ref_f, sigma_window, n_levels, iterations, thr_internal, _STOP_PX_COARSE)
         fb = _forward_backward_error(fwd, bwd, scratch)
         reliable &= (fb <= consistency_px) & (last_update <= consistency_px)
     nu = np.where(has_normal, ex * (ex * u + ey * v), np.nan).astype(u.dtype, copy=False)

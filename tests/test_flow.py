@@ -786,8 +786,8 @@ def test_border_strip_window_sums_equal_the_direct_gaussian_sum(shape, sigma, st
 
 @pytest.mark.parametrize(("dx", "dy"), [(2.2, -1.4), (-3.6, 0.7)])
 def test_backward_estimate_returns_to_the_start_on_a_translation(dx, dy):
-    # the backward flow (started from the inverse of the forward one and refined on the
-    # moving frame) brings every interior pixel back within a hundredth of a pixel
+    # the backward flow (its own coarse-to-fine search on the moving frame) brings every
+    # interior pixel back within a hundredth of a pixel
     img = bandpass_noise(128, 12.0, seed=31)
     res = lucas_kanade(img, fourier_shift(img, dx, dy))
     assert np.percentile(res.fb_error_px[16:-16, 16:-16], 99) < 0.01
