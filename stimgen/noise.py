@@ -422,13 +422,17 @@ def _draw_band(spec: np.ndarray, grid: np.ndarray, lay: _SpectralLayout, band: t
     i, a, b = band
     gen = np.random.Generator(np.random.PCG64(seeds[i]))
     cols = lay.cols
-    direct = cols == spec.shape[1]  # whole rows: drawn in place
+    direct = cols == spec.shape[1]  # whole rows: written in place
     block = spec[a:b] if direct else np.empty((b - a, cols), dtype=spec.dtype)
-    gen.standard_normal(out=block.view(real_dt), dtype=real_dt)
+    # drawn column by column: coefficient (r, c) of the band is the generator's draw number
+    # c * rows + r whatever the number of columns drawn, so the same seed gives the same
+    # white spectrum through every filter (frozen noise), only cut off where |H| is negligible
+    drawn = np.empty((cols, b - a), dtype=spec.dtype)
+    gen.standard_normal(out=drawn.view(real_dt), dtype=real_dt)
+    np.multiply(drawn.T, grid[a:b, :cols], out=block)
     for j in lay.edges:
         if j < cols:
             block[:, j] *= real_dt.type(math.sqrt(2.0))
-    block *= grid[a:b, :cols]
     if zero_dc and a == 0:
         block[0, 0] = 0.0
     total = _sum_of_squares(block.view(real_dt)) if zero_dc else 0.0
@@ -589,7 +593,7 @@ def _seed_record(rng: Any) -> tuple[np.random.Generator, Any]:
         ss = np.random.SeedSequence()
         return np.random.default_rng(ss), {"entropy": ss.entropy, "spawn_key": []}
     if isinstance(rng, np.random.SeedSequence):
-        return np.random.default_rng(rng), {"entropy": rng.entropy, "spawn_key": list(rng.spawn_key)}
+        return v.rng(rng), {"entropy": rng.entropy, "spawn_key": list(rng.spawn_key)}
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
         return np.random.default_rng(int(rng)), {"entropy": int(rng), "spawn_key": []}
     raise ValueError(f"rng must be None, a non-negative int, a SeedSequence or a Generator, got {rng!r}")
