@@ -135,7 +135,15 @@ def pair(name: str, value: Any) -> tuple[float, float]:
 
 
 def rng(seed: Any) -> np.random.Generator:
-    """Normalize ``seed`` (None, int, SeedSequence, Generator) to a Generator."""
+    """Normalize ``seed`` (None, int, SeedSequence, Generator) to a Generator.
+
+    A SeedSequence is copied (its entropy, spawn key and pool size; no children spawned):
+    what is spawned from the generator (spectral synthesis spawns one seed per image) never
+    advances the caller's sequence, so the same SeedSequence gives the same images every
+    time, as an int does, and as its record (entropy and spawn key) regenerates them.
+    """
+    if isinstance(seed, np.random.SeedSequence):
+        seed = np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size)
     return np.random.default_rng(seed)
 
 

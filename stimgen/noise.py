@@ -244,11 +244,12 @@ def filtered_noise(
 def _filtered(
     h: int, w: int, filt: Filter, n: int | None, kind: str, gen: np.random.Generator, dt: np.dtype,
     workers: Any, chunk_bytes: int, rms: tuple[float, float] | None, synthesis: str = "spatial",
+    whole_rows: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Filtered noise (validated arguments), with its RMS contrast set when ``rms`` is given.
 
-    Gaussian noise with ``synthesis="spectral"`` is drawn by :func:`_spectral`; the rest
-    by the spatial path below.
+    Gaussian noise with ``synthesis="spectral"`` is drawn by :func:`_spectral` (with
+    ``whole_rows``, every column of the row bands drawn); the rest by the spatial path below.
 
     Returns the images and, with ``rms``, the count of values beyond +-1 (else 0). Chunks of
     about ``chunk_bytes`` are drawn in order from ``gen`` (so the images do not depend on the
@@ -256,7 +257,7 @@ def _filtered(
     once into the output. Stacks use :func:`_stack_workers` threads.
     """
     if synthesis == "spectral" and kind == "gaussian":
-        return _spectral(h, w, filt, n, gen, dt, workers, chunk_bytes, rms)
+        return _spectral(h, w, filt, n, gen, dt, workers, chunk_bytes, rms, whole_rows)
     if n is None:
         img = _apply(_draw_white(gen, (h, w), kind, dt), filt, workers, None)
         if rms is None:
@@ -300,7 +301,7 @@ def _filtered(
 
 def _spectral(
     h: int, w: int, filt: Filter, n: int | None, gen: np.random.Generator, dt: np.dtype,
-    workers: Any, chunk_bytes: int, rms: tuple[float, float] | None,
+    workers: Any, chunk_bytes: int, rms: tuple[float, float] | None, whole_rows: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Gaussian noise through ``filt`` by direct spectral synthesis (validated arguments).
 
@@ -312,7 +313,7 @@ def _spectral(
     available cores), each written once into the output (a stack of fewer images than
     threads gives every image all the threads, in turn).
     """
-    lay = _spectral_layout(filt, h, w, dt.name)
+    lay = _spectral_layout(filt, h, w, dt.name, whole_rows)
     grid = filt.grid((h, w), real=True, dtype=dt)  # fetched once: the threads share it
     if n is None:
         threads = _stack_workers(workers) if workers is not None or h * w >= _THREADED_IMAGE_PX else 1
@@ -357,10 +358,14 @@ class _SpectralLayout:
     its own generator. ``cols`` is the number of leading columns drawn and ``bands`` the
     ``(index, first row, stop row)`` of the bands drawn: the transfer is below
     :data:`NEGLIGIBLE_TRANSFER` of its peak everywhere else, which stays zero. Everything
-    here depends only on (shape, filter, dtype).
+    here depends only on (shape, filter, dtype). With ``whole_rows`` every column of the
+    bands drawn is drawn: coefficient ``(r, c)`` of a band is then its generator's draw
+    ``r * (w // 2 + 1) + c`` whatever the filter, so one seed is one white spectrum through
+    every filter (frozen noise); otherwise a filter that needs fewer columns draws other
+    numbers at the same frequency.
     """
 
-    def __init__(self, filt: Filter, h: int, w: int, dt: np.dtype) -> None:
+    def __init__(self, filt: Filter, h: int, w: int, dt: np.dtype, whole_rows: bool = False) -> None:
         grid = filt.grid((h, w), real=True, dtype=dt)  # cached by the filter hub, not kept here
         cols = w // 2 + 1
         rows = max(1, min(h, -(-_BAND_COEFFS // cols)))
@@ -371,7 +376,7 @@ class _SpectralLayout:
         col_mag = np.maximum(grid.max(axis=0), -grid.min(axis=0))
         limit = float(row_mag.max()) * NEGLIGIBLE_TRANSFER[dt.name]
         row_any, col_any = row_mag > limit, col_mag > limit
-        self.cols = int(np.flatnonzero(col_any)[-1]) + 1 if col_any.any() else 0
+        self.cols = cols if whole_rows else (int(np.flatnonzero(col_any)[-1]) + 1 if col_any.any() else 0)
         self.bands = [(i, a, min(h, a + rows)) for i, a in enumerate(starts) if row_any[a : a + rows].any()]
         self.full = self.cols == cols and len(self.bands) == self.n_bands
         # columns whose conjugates lie in the half-plane itself (DC and, for even w, Nyquist)
@@ -379,8 +384,21 @@ class _SpectralLayout:
 
 
 @functools.lru_cache(maxsize=32)
-def _spectral_layout(filt: Filter, h: int, w: int, dtype_name: str) -> _SpectralLayout:
-    return _SpectralLayout(filt, h, w, np.dtype(dtype_name))
+def _spectral_layout(filt: Filter, h: int, w: int, dtype_name: str, whole_rows: bool = False) -> _SpectralLayout:
+    return _SpectralLayout(filt, h, w, np.dtype(dtype_name), whole_rows)
+
+
+def _frozen_filtered_noise(shape_px: Any, filt: Filter, *, kind: str, rng: Any, dtype: Any, synthesis: str) -> np.ndarray:
+    """One image of :func:`filtered_noise` of frozen noise: with spectral synthesis every
+    column of the row bands drawn is drawn (:class:`_SpectralLayout` ``whole_rows``), so
+    one seed gives one white spectrum through every condition's filter, as the spatial
+    method does. Arguments as for :func:`filtered_noise`."""
+    h, w = _shape2(shape_px)
+    v.choice("kind", kind, KINDS)
+    v.choice("synthesis", synthesis, SYNTHESES)
+    images, _ = _filtered(h, w, filt, None, kind, v.rng(rng), _float_dtype(dtype), None, _DEFAULT_CHUNK_BYTES,
+                          None, synthesis, whole_rows=True)  # fmt: skip
+    return images
 
 
 _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -589,7 +607,7 @@ def _seed_record(rng: Any) -> tuple[np.random.Generator, Any]:
         ss = np.random.SeedSequence()
         return np.random.default_rng(ss), {"entropy": ss.entropy, "spawn_key": []}
     if isinstance(rng, np.random.SeedSequence):
-        return np.random.default_rng(rng), {"entropy": rng.entropy, "spawn_key": list(rng.spawn_key)}
+        return v.rng(rng), {"entropy": rng.entropy, "spawn_key": list(rng.spawn_key)}
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
         return np.random.default_rng(int(rng)), {"entropy": int(rng), "spawn_key": []}
     raise ValueError(f"rng must be None, a non-negative int, a SeedSequence or a Generator, got {rng!r}")

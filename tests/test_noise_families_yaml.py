@@ -19,7 +19,7 @@ from stimgen.experiment.draw import make_entry
 from stimgen.experiment.noise_part import FROZEN_NOISE_TAG
 from stimgen.experiment.plan import plan_of
 from stimgen.filters import Notch
-from stimgen.noise import filtered_noise, make_filter
+from stimgen.noise import _frozen_filtered_noise, make_filter
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 PPD = 35.8375
@@ -312,7 +312,8 @@ def test_frozen_noise_is_one_white_draw_through_each_filter(frozen_set):
     for cond, band, fam in ((0, [1, 2], "log_gaussian"), (4, [2, 4], "log_gaussian"), (5, [1, 2], "notch")):
         for r in range(m["conditions"][cond]["repeats"]):
             rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(FROZEN_NOISE_TAG, r)))
-            img = filtered_noise((64, 64), make_filter(fam, ppd=16, band_cpd=band), rng=rng)
+            img = _frozen_filtered_noise((64, 64), make_filter(fam, ppd=16, band_cpd=band), kind="gaussian",
+                                         rng=rng, dtype=np.float32, synthesis="spectral")  # fmt: skip
             want = set_rms_contrast(img, 0.05, out=img)
             got, _ = field_of(root, m, cond, r)
             assert got.tobytes() == want.tobytes()

@@ -352,15 +352,19 @@ class NoisePart(BasePart):
     # -- drawing ------------------------------------------------------------------------
     def draw(self, plan: Plan, c: Condition, rng: np.random.Generator, drawing: Drawing) -> None:
         from ..contrast import set_rms_contrast
-        from ..noise import filtered_noise, white_noise
+        from ..noise import _frozen_filtered_noise, filtered_noise, white_noise
 
         p = c.params
         dtype = np.dtype(plan.exp["output"]["dtype"])
         filt = condition_filter(plan, c)
-        if plan.exp["noise"].get("frozen"):  # the repeat's one draw, shared by the conditions
+        frozen = bool(plan.exp["noise"].get("frozen"))
+        if frozen:  # the repeat's one draw, shared by the conditions
             rng = plan.frozen_rng(FROZEN_NOISE_TAG, plan.locate(drawing.index)[1], drawing.entropy)
         if filt is None:
             img = white_noise(plan.shape, kind=p["kind"], rng=rng, dtype=dtype)
+        elif frozen:  # one white spectrum through every condition's filter
+            img = _frozen_filtered_noise(plan.shape, filt, kind=p["kind"], rng=rng, dtype=dtype,
+                                         synthesis=p.get("synthesis", "spatial"))
         else:
             img = filtered_noise(plan.shape, filt, kind=p["kind"], rng=rng, dtype=dtype,
                                  synthesis=p.get("synthesis", "spatial"))

@@ -219,6 +219,8 @@ def verify_set(
                         else:
                             rep.notes.append(f"{where}: {msg} (measured by stimgen {made_by}, now {__version__})")
                 intact = True
+        if plan is not None:
+            plan.memo("verify.regenerated", dict).clear()  # the stimulus' components are done with
         if on_progress is not None:
             on_progress(1)
     for c in manifest.get("conditions") or []:
@@ -292,9 +294,7 @@ def _verify_display(rep: VerifyReport, model: Any, manifest: Mapping[str, Any], 
     c = plan.locate(int(e["index"]))[0] if plan is not None else None
     drawing = None
     if plan is not None and any(getattr(p, "composes", False) for p in plan.parts):
-        from .draw import draw
-
-        drawing = draw(plan, int(e["index"]), int(manifest["seed_entropy"]))[0]  # its components
+        drawing = _regenerated(plan, int(e["index"]), int(manifest["seed_entropy"]))[0]  # its components
     for msg in display_out.verify_display_file(model, float(manifest["mean_cd_m2"]), root / f["file"], f, plan, c, drawing):
         if isinstance(msg, FailsCheck) and not require_pass:
             rep.failed_checks.append(f"{f['file']}: {msg}")
@@ -444,11 +444,10 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
     note (what could not be re-checked from the file, or None).
     """
     from ..energy import contrast_energy, measure_psd
-    from .draw import draw
     from .noise_part import condition_filter
-    from .target_part import measure_at_target, orientation_window
+    from .target_part import measure_at_target, orientation_window, target_params
 
-    drawing, frac, _, c, _ = draw(plan, int(e["index"]), entropy)
+    drawing, frac, c = _regenerated(plan, int(e["index"]), entropy)
     comps = drawing.components
     noise = comps.get("noise")
     if noise is None:
@@ -513,7 +512,7 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
         sf, n_man = n_rec.get("target_sf_cpd"), n_rec.get("measured_at_target")
         filt = condition_filter(plan, plan.locate(int(e["index"]))[0])
         if sf is not None and n_man is not None and orientation_window(filt) is not None:
-            ori = float((e.get("target_record") or {}).get("orientation_deg", 0.0))
+            ori = float(target_params(plan.locate(int(e["index"]))[0])["orientation_deg"])  # the plan's, as measured
             m = measure_at_target(got, ppd, filt, sf, ori)  # the sector the manifest's N was measured in
             if m["value"] is None:
                 return f"N at {sf:g} cpd cannot be re-measured from the file: {m['reason']}", {}, None
@@ -537,6 +536,23 @@ def _verify_composition(plan: Plan, root: Path, e: Mapping[str, Any], data: np.n
     return None, out, ("; ".join(notes) or None)
 
 
+def _regenerated(plan: Plan, index: int, entropy: int) -> tuple[Any, float, Condition]:
+    """``draw(plan, index, entropy)``'s drawing, clipped fraction and condition, drawn once
+    per stimulus: verify takes a composed stimulus apart once and re-decodes each of its
+    display files against the same components (the last stimulus' is kept; read-only)."""
+    from .draw import draw
+
+    memo = plan.memo("verify.regenerated", dict)
+    if memo.get("key") != (index, entropy):
+        drawing, frac, _, c, _ = draw(plan, index, entropy)
+        for a in (drawing.data, *drawing.components.values()):
+            if isinstance(a, np.ndarray):
+                a.setflags(write=False)
+        memo.clear()
+        memo.update(key=(index, entropy), value=(drawing, frac, c))
+    return memo["value"]
+
+
 def _recheck_energy(plan: Plan, c: Condition, drawing: Any, e: Mapping[str, Any]) -> str | None:
     """The entry's E, N and E / N re-derived from the regenerated stimulus (to 1e-9).
 
@@ -545,9 +561,18 @@ def _recheck_energy(plan: Plan, c: Condition, drawing: Any, e: Mapping[str, Any]
     E / N; so a manifest number that is not the stimulus' fails even where the file cannot
     show it (clipped pixels, the noise outside an aperture).
     """
+    from .._json import jsonable
     from .measure import close
-    from .target_part import energy_fields, measured_noise_psd
+    from .target_part import condition_target, energy_fields, measured_noise_psd
 
+    if "target" in drawing.components:  # the target's record: what the file shows, not what was edited in
+        rec = jsonable({k: v for k, v in condition_target(plan, c)[1].items() if k != "value_convention"})
+        got = e.get("target_record")
+        if not isinstance(got, Mapping) or set(got) != set(rec):
+            return f"target_record {got!r} is not the regenerated target's record (keys {sorted(rec)})"
+        for k, want_v in rec.items():
+            if not _same_json(want_v, got[k]):
+                return f"target_record.{k} {got[k]!r} differs from the regenerated target's {want_v!r}"
     want = energy_fields(plan, c, drawing)
     n_want = measured_noise_psd(plan, c, drawing, want)
     n_got = e.get("noise_psd_deg2") if isinstance(e.get("noise_psd_deg2"), Mapping) else {}
@@ -592,6 +617,19 @@ def _verify_summary(plan: Plan, root: Path, c: Condition, summary: Mapping[str, 
         msg = part.verify_summary(plan, c, summary, entries, data, exact)
         if msg:
             yield f"manifest.json: conditions[{c.index}] ({c.label})", msg
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """JSON values equal, numbers within 1e-9 relative (lists and mappings element by element)."""
+    from .measure import close
+
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return set(a) == set(b) and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, int | float) and not isinstance(a, bool) and isinstance(b, int | float) and not isinstance(b, bool):
+        return close(a, b, 1e-9)
+    return a == b
 
 
 def _regenerates_exactly(plan: Plan, root: Path, e: Mapping[str, Any], entropy: int) -> bool:
