@@ -95,3 +95,11 @@ def test_a_flipped_bit_in_any_file_is_caught(shipped, tmp_path):
     rep = ex.verify_set(copy)
     assert not rep.ok
     assert sum(("0001.npy" in msg or "0001.png" in msg) for msg in rep.failures) >= 2
+
+
+def test_a_windowed_target_states_no_closed_form_energy_anywhere(shipped):
+    """With an aperture the recorded E is the windowed target's: neither the entries nor the
+    condition summaries give the unwindowed closed form as its design value."""
+    _, m = shipped
+    assert all(e["target_energy_design_deg2"] is None for e in m["stimuli"])
+    assert all(c["target_energy_design_deg2"] is None for c in m["conditions"])

@@ -358,6 +358,8 @@ def _design_fields(plan: Plan, c: Condition) -> dict[str, Any]:
     if n.get("target_sf_cpd") is not None and orientation_window(filt) is not None:
         ori = float(target_params(c)["orientation_deg"])
         n["design_in_sector"] = sector_design(filt, plan.shape, plan.ppd, float(n["rms_contrast"]), n["target_sf_cpd"], ori)[0]
+    if any(p.name == "aperture" for p in plan.parts):  # a windowed target has no closed-form E (as its entries say)
+        out["target_energy_design_deg2"] = None
     if out["noise_psd_deg2"] is not None and any(p.name == "aperture" for p in plan.parts):
         out["noise_psd_deg2"]["note"] = ("the design N of the noise before the aperture; with mode: mask "
                                          "each stimulus' N is scaled by its gain")  # fmt: skip
