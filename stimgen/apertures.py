@@ -22,7 +22,6 @@ Conventions
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -60,10 +59,16 @@ def _shape(shape_px: Any) -> tuple[int, int]:
     return v.positive_int("shape_px", vals[0]), v.positive_int("shape_px", vals[1])
 
 
+#: Largest |x| or |y| of a centre, degrees: beyond it a carrier's phase at the image
+#: (frequency times distance, in cycles) is no longer computed exactly in float64.
+MAX_CENTER_DEG = 1e6
+
+
 def _center(center_deg: Any) -> tuple[float, float]:
     x, y = v.pair("center_deg", center_deg)
-    if not (math.isfinite(x) and math.isfinite(y)):
-        raise ValueError(f"center_deg must be finite (x, y) in degrees, got {center_deg!r}")
+    if not (abs(x) <= MAX_CENTER_DEG and abs(y) <= MAX_CENTER_DEG):
+        raise ValueError(f"center_deg must be finite (x, y) in degrees within +-{MAX_CENTER_DEG:g} of the image "
+                         f"centre (a carrier's phase beyond is not exact in float64), got {center_deg!r}")
     return x, y
 
 

@@ -385,3 +385,18 @@ def test_e_over_n_is_null_with_the_reason_where_the_noise_has_no_power(tmp_path)
     assert e["noise_psd_deg2"]["measured_at_target"] is None and "outside the measured range" in e["noise_psd_deg2"]["measured_reason"]
     assert e["target_energy_deg2"] > 0 and m["conditions"][0]["e_over_n"] is None
     assert verify_set(root).ok
+
+
+def test_far_centres_are_refused_at_their_lines(tmp_path):
+    """A target or aperture centre beyond 1e6 deg is an input error at FILE:LINE (it made NaN
+    pixels and a failed run before)."""
+    y = tmp_path / "far.yaml"
+    y.write_text("name: far\nseed: 1\ndisplay: {ppd: 32}\nstimulus: {size_px: 64, rms_contrast: 0.1}\n"
+                 "noise: {family: log_gaussian, band_cpd: [2, 4]}\n"
+                 "target: {kind: gabor, sf_cpd: 4, sigma_deg: 0.3, contrast: 0.1, center_deg: [1.0e+308, 0]}\n"
+                 "aperture: {kind: disk, radius_deg: 1, center_deg: [0, -1.0e+9]}\n")
+    with pytest.raises(ExperimentError) as info:
+        load_experiment(y)
+    text = "\n".join(info.value.lines)
+    assert ":6: target.center_deg[0]: must be in [-1e+06, 1e+06], got 1e+308" in text
+    assert ":7: aperture.center_deg[1]: must be in [-1e+06, 1e+06]" in text

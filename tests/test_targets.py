@@ -183,3 +183,17 @@ def test_cli_target_grating_in_an_aperture(capsys):
     assert main(["target", "grating", "--size-px", "64", "64", "--ppd", "32", "--sf-cpd", "2", "--contrast", "0.4",
                  "--radius-deg", "1"]) == 2
     assert "aperture sizes need --aperture KIND" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("center", [(1e308, 0.0), (0.0, -2e6), (float("nan"), 0.0)])
+def test_a_centre_too_far_for_an_exact_carrier_phase_is_refused(center):
+    """Far centres overflowed the carrier's phase into NaN pixels (or lost its precision):
+    refused, naming center_deg and the allowed range, for targets and apertures alike."""
+    from stimgen import aperture, gabor, grating
+
+    with pytest.raises(ValueError, match=r"center_deg must be finite .* within \+-1e\+06"):
+        gabor(size_px=32, ppd=32, sf_cpd=4, sigma_deg=0.3, contrast=0.1, center_deg=center)
+    with pytest.raises(ValueError, match=r"center_deg must be finite .* within \+-1e\+06"):
+        grating(size_px=32, ppd=32, sf_cpd=4, contrast=0.1, center_deg=center)
+    with pytest.raises(ValueError, match=r"center_deg must be finite"):
+        aperture((32, 32), ppd=32, kind="disk", radius_deg=0.5, center_deg=center)

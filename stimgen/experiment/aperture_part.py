@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._yamlschema import Checker, has_bad
+from ..apertures import MAX_CENTER_DEG
 from .parts import PARTS, BasePart, Drawing, Measured, register
 from .plan import Condition, Plan
 from .target_part import (
@@ -100,8 +101,8 @@ class AperturePart(BasePart):
             return ck.number(path, value, low=0)
         if k in SIZE_KEYS:
             return ck.number(path, value, low=0, low_open=True)
-        if k == "center_deg":
-            return ck.numbers(path, value, length=2)
+        if k == "center_deg":  # within the range the targets and apertures compute exactly
+            return ck.numbers(path, value, length=2, low=-MAX_CENTER_DEG, high=MAX_CENTER_DEG)
         raise AssertionError(key)  # pragma: no cover
 
     def check_condition(self, ck: Checker, exp: Mapping[str, Any], c: Condition,

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._yamlschema import Checker, has_bad
+from ..apertures import MAX_CENTER_DEG
 from .parts import PARTS, BasePart, Drawing, Measured, register
 from .plan import Condition, Plan
 
@@ -445,8 +446,8 @@ class TargetPart(BasePart):
             return ck.number(path, value, low=0, low_open=True)
         if k == "contrast":
             return ck.number(path, value, low=-1, high=1)
-        if k == "center_deg":
-            return ck.numbers(path, value, length=2)
+        if k == "center_deg":  # within the range the targets and apertures compute exactly
+            return ck.numbers(path, value, length=2, low=-MAX_CENTER_DEG, high=MAX_CENTER_DEG)
         raise AssertionError(key)  # pragma: no cover
 
     def check_keys(self, ck: Checker, path: tuple, given: Mapping[str, Any]) -> None:
