@@ -625,9 +625,10 @@ MOTION_BAD = [
 ]
 
 
-@pytest.mark.parametrize(("line", "match"), MOTION_BAD, ids=[c[0] for c in MOTION_BAD])
-def test_every_motion_validation_message(tmp_path, line, match):
-    lines = MOTION.splitlines()
+def assert_line_refused(tmp_path, base: str, line: str, match: str) -> None:
+    """``base`` with its top-level line for ``line``'s key replaced (or ``line`` added) is
+    refused with ``match``, every problem located in the file."""
+    lines = base.splitlines()
     key = line.split(":")[0]
     replaced = [line if ln.startswith(key + ":") else ln for ln in lines]
     if replaced == lines:
@@ -636,6 +637,11 @@ def test_every_motion_validation_message(tmp_path, line, match):
     with pytest.raises(ex.ExperimentError, match=match) as info:
         ex.load_experiment(path)
     assert all(s.startswith(f"{path}:") for s in info.value.lines)
+
+
+@pytest.mark.parametrize(("line", "match"), MOTION_BAD, ids=[c[0] for c in MOTION_BAD])
+def test_every_motion_validation_message(tmp_path, line, match):
+    assert_line_refused(tmp_path, MOTION, line, match)
 
 
 def test_motion_validation_cli_and_still_experiments(tmp_path, capsys):
@@ -820,15 +826,7 @@ ST_BAD = [
 
 @pytest.mark.parametrize(("line", "match"), ST_BAD, ids=[c[0] for c in ST_BAD])
 def test_every_spatiotemporal_validation_message(tmp_path, line, match):
-    lines = SPATIOTEMPORAL.splitlines()
-    key = line.split(":")[0]
-    replaced = [line if ln.startswith(key + ":") else ln for ln in lines]
-    if replaced == lines:
-        replaced.append(line)
-    path = write(tmp_path, "\n".join(replaced) + "\n")
-    with pytest.raises(ex.ExperimentError, match=match) as info:
-        ex.load_experiment(path)
-    assert all(s.startswith(f"{path}:") for s in info.value.lines)
+    assert_line_refused(tmp_path, SPATIOTEMPORAL, line, match)
 
 
 @pytest.mark.parametrize(
