@@ -26,9 +26,11 @@ Conventions
   ``channel_axis`` (or, with ``channel_axis=None``, a batch of grayscale images); 4-D is a
   batch with images on axis 0, e.g. ``(B, H, W, C)`` or ``(B, C, H, W)`` with
   ``channel_axis=1``. Torch tensors are accepted without importing torch.
-* Exactness: integer images (8/16 bit) are summed exactly (integer column sums of the
-  values and of their squares, a few numpy passes per image, converted to moments once
-  per partition of files),
+* Exactness: integer images (8/16 bit) are summed exactly: 8-bit image files by the
+  decoder's own per-channel histogram (:func:`stimgen.io.read_band_counts`: no array copy
+  of the pixels; the sums of values and squares follow exactly from the counts), other
+  integer images by integer column sums of the values and of their squares (a few numpy
+  passes per image); both are converted to moments once per partition of files,
   floats with a two-pass algorithm in float64; accumulators combine with Chan et al.'s
   formula, so any split of the data (batches, processes, Dask workers) gives the same
   numbers to about 1e-15 relative.
@@ -48,13 +50,16 @@ from typing import Any
 import numpy as np
 
 from . import _validate
-from .io import IMAGE_SUFFIXES, read_image
+from .io import IMAGE_SUFFIXES, BandCounts, read_band_counts, read_image
 
 __all__ = ["DatasetStats", "RunningStats", "dataset_stats"]
 
 _DEFAULT_SCALE = 1 / 255
 _INT64_SUMS = 1 << 62  # bound on one image's sum of squares for int64 sums
 _NARROW_ROWS = 257  # 8-bit images up to this tall: uint16 column sums are exact
+#: the values counted by BandCounts and their squares, as columns
+_POWERS_8BIT = np.arange(256, dtype=np.int64)[:, None] ** np.arange(1, 3)
+_UINT8 = np.dtype(np.uint8)
 _ON_ERROR = ("raise", "skip")
 _SCHEDULERS = ("local", "dask")
 
@@ -462,6 +467,11 @@ class _IntegerSums:
         self.widths: list[int] = []  # W of each image (plane), in order
         self.pixels: list[int] = []  # H * W of each image (plane)
         self.tall: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first image, S1, S2)
+        # images added by add_counts: their exact sums and their index among all images
+        self.counted1 = np.empty((0, n_channels), np.int64)
+        self.counted2 = np.empty((0, n_channels), np.int64)
+        self.counted_at = np.empty(0, np.int64)
+        self.n_counted = 0
         self.lo = np.full(n_channels, self.hi_limit, dtype=np.int64)
         self.hi = np.full(n_channels, self.lo_limit, dtype=np.int64)
         if seen is not None:  # (lo, hi) already found in the same dataset: a head start
@@ -528,6 +538,43 @@ class _IntegerSums:
         self.widths.extend([w] * g)
         self.pixels.extend([h * w] * g)
 
+    def add_counts(self, counts: np.ndarray) -> None:
+        """Add one 8-bit image given by its value counts ``counts`` (C, 256) per channel
+        (:class:`stimgen.io.BandCounts`): the exact sums of values and squares are
+        ``counts @ k`` and ``counts @ k**2`` (int64), its range the first and last
+        non-zero counts. The image is kept in the order of :meth:`add`'s images."""
+        s1, s2 = (counts @ _POWERS_8BIT).T  # exact in int64
+        if not self.saturated:
+            seen = counts > 0
+            lo = np.argmax(seen, axis=1)
+            hi = 255 - np.argmax(seen[:, ::-1], axis=1)
+            np.minimum(self.lo, lo, out=self.lo)
+            np.maximum(self.hi, hi, out=self.hi)
+            self.saturated = bool((self.lo == self.lo_limit).all() and (self.hi == self.hi_limit).all())
+        c = counts.shape[0]
+        start, end = self.used, self.used + c
+        if end > self.col1.size:
+            size = max(end, 2 * self.col1.size)
+            self.col1 = np.concatenate([self.col1[:start], np.empty(size - start, self.col1.dtype)])
+            self.col2 = np.concatenate([self.col2[:start], np.empty(size - start, self.col2.dtype)])
+        # one "column" of zeros per channel; the image's sums go to preallocated int64 rows
+        # (small arrays kept per image would fragment the heap and slow the decoder down)
+        self.col1[start:end] = 0
+        self.col2[start:end] = 0
+        m = self.n_counted
+        if m == self.counted1.shape[0]:
+            grow = max(64, 2 * m)
+            self.counted1 = np.concatenate([self.counted1, np.empty((grow, c), np.int64)])
+            self.counted2 = np.concatenate([self.counted2, np.empty((grow, c), np.int64)])
+            self.counted_at = np.concatenate([self.counted_at, np.empty(grow, np.int64)])
+        self.counted1[m] = s1
+        self.counted2[m] = s2
+        self.counted_at[m] = len(self.widths)
+        self.n_counted = m + 1
+        self.used = end
+        self.widths.append(1)
+        self.pixels.append(int(counts[0].sum()))
+
     def _minmax(self, rows: np.ndarray, w: int, c: int) -> None:
         k = self.n_channels
         lo = rows.min(axis=1).reshape(-1, w, c).min(axis=1).reshape(-1, k).min(axis=0)
@@ -553,6 +600,10 @@ class _IntegerSums:
         for first, t1, t2 in self.tall:
             S1[first : first + t1.shape[0]] += t1
             S2[first : first + t2.shape[0]] += t2
+        if self.n_counted:  # (their columns hold zeros)
+            at = self.counted_at[: self.n_counted]
+            S1[at] += self.counted1[: self.n_counted]
+            S2[at] += self.counted2[: self.n_counted]
         S1, S2 = S1.reshape(-1, k), S2.reshape(-1, k)
         n = np.asarray(self.pixels[:: len(self.pixels) // S1.shape[0]], dtype=np.int64)
         rs._add_integer_images(n, S1, S2, self.lo.astype(np.float64),
@@ -1013,7 +1064,24 @@ def _stats_of_files(paths: Sequence[str], scale: float, on_error: str,
     examples: dict[str, str] = {}
     for p in paths:
         try:
-            img, axis, c_img = _layout(p, read_image(p))
+            decoded = read_band_counts(p)
+            if isinstance(decoded, BandCounts):  # an 8-bit image, counted by the decoder
+                c_img = decoded.counts.shape[0]
+                if math.prod(decoded.shape) == 0:
+                    raise ValueError(f"{p}: empty image (shape {decoded.shape}, no pixels)")
+                if channels not in (None, c_img):
+                    raise ValueError(
+                        f"{p} has {c_img} channel(s) but the dataset's first image has {channels}: "
+                        "convert it, or skip such files with on_error='skip'"
+                    )
+                acc = sums.get(_UINT8.str)
+                if acc is None:
+                    acc = sums[_UINT8.str] = _IntegerSums(_UINT8, c_img, seen.get((_UINT8.str, c_img)))
+                acc.add_counts(decoded.counts)
+                channels = c_img
+                examples.setdefault("uint8", str(p))
+                continue
+            img, axis, c_img = _layout(p, decoded)
             if img.size == 0:
                 raise ValueError(f"{p}: empty image (shape {img.shape}, no pixels)")
             if channels not in (None, c_img):

@@ -36,13 +36,14 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import _procs
 
 __all__ = [
+    "BandCounts",
     "IMAGE_SUFFIXES",
     "OUTPUT_MARKERS",
     "OutputConflictError",
@@ -59,6 +60,7 @@ __all__ = [
     "noise_record_files",
     "stimulus_set_of",
     "png_bytes",
+    "read_band_counts",
     "read_image",
     "sha256_bytes",
     "sha256_file",
@@ -73,6 +75,9 @@ _EIGHT_BIT_MODES = frozenset({"1", "L", "P", "LA", "PA", "La", "RGB", "RGBA", "R
                               "CMYK", "YCbCr", "LAB", "HSV"})
 # colour models that would need a colour-managed conversion to become RGB: refused
 _CONVERTED_MODES = frozenset({"CMYK", "YCbCr", "LAB", "HSV"})
+#: modes whose decoded bands are exactly the uint8 channels read_image returns: counted by
+#: the decoder's histogram in read_band_counts
+_COUNTED_MODES = frozenset({"L", "LA", "RGB", "RGBA"})
 # byte of a 16-bit sample that a rawmode's unpacker keeps: ...;16B keeps the first (the
 # high byte of big-endian data), ...;16L the second; swapping the letter keeps the other
 _OTHER_BYTE = {"B": "L", "L": "B", "N": "B" if sys.byteorder == "little" else "L"}
@@ -128,6 +133,22 @@ def _decode_high_low(p: Path, tiles: list, *, swap_last: bool) -> np.ndarray:
     return high << 8 | low
 
 
+class BandCounts(NamedTuple):
+    """Per-channel value counts of an 8-bit image, as :func:`read_image` would return it.
+
+    Attributes
+    ----------
+    counts : ndarray, int64, shape (C, 256)
+        ``counts[c, k]``: the number of pixels whose channel ``c`` holds the value ``k``
+        (the alpha channel is left out unless ``keep_alpha``).
+    shape : tuple of int
+        The shape of the array :func:`read_image` returns: ``(H, W)`` or ``(H, W, C)``.
+    """
+
+    counts: np.ndarray
+    shape: tuple[int, ...]
+
+
 def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarray:
     """Read an image file or a ``.npy`` array exactly, without rescaling.
 
@@ -170,6 +191,25 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
     FileNotFoundError
         If the file does not exist.
     """
+    arr = _read(path, keep_alpha=keep_alpha, counts=False)
+    assert isinstance(arr, np.ndarray)
+    return arr
+
+
+def read_band_counts(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarray | BandCounts:
+    """:func:`read_image`, but the value counts of each channel for 8-bit images.
+
+    Files that :func:`read_image` returns as 8-bit gray or colour images (8-bit or lower
+    gray, RGB, RGBA, gray+alpha, palette and bilevel images) come back as
+    :class:`BandCounts`, counted by the decoder's own histogram without an array copy of
+    the pixels; every other file comes back as :func:`read_image`'s array. The counts are
+    exactly those of that array (the same values, validation and errors).
+    """
+    return _read(path, keep_alpha=keep_alpha, counts=True)
+
+
+def _read(path: str | os.PathLike, *, keep_alpha: bool, counts: bool) -> np.ndarray | BandCounts:
+    """:func:`read_image` (``counts=False``) or :func:`read_band_counts` (``counts=True``)."""
     p = Path(path)
     try:
         st = p.stat()  # follows symlinks: a link to a regular file is read
@@ -244,6 +284,12 @@ def read_image(path: str | os.PathLike, *, keep_alpha: bool = False) -> np.ndarr
                     im = im.convert("RGBA" if alpha else "RGB")
                 elif mode == "1":
                     im = im.convert("L")  # exact: 0 and 255
+                if counts and im.mode in _COUNTED_MODES:
+                    hist = np.asarray(im.histogram(), dtype=np.int64).reshape(-1, 256)
+                    if alpha and not keep_alpha:
+                        hist = hist[:-1]
+                    h, w = im.size[1], im.size[0]
+                    return BandCounts(hist, (h, w) if hist.shape[0] == 1 else (h, w, hist.shape[0]))
                 arr = np.asarray(im)
                 if pnm_max == 65535 and arr.dtype.kind == "i":  # 16-bit PGM held as int32
                     arr = arr.astype(np.uint16)

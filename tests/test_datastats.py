@@ -493,3 +493,63 @@ def test_uint16_bands_equal_the_einsum_sums_bit_for_bit(rng):
         assert np.array_equal(ra.mean, rb.mean) and np.array_equal(ra.m2, rb.m2)
     s = dataset_stats(imgs, scale=1.0)
     _assert_matches(s, _pixels(imgs))
+
+
+def _mode_files(tmp_path, rng):
+    """One file of every 8-bit layout read_image returns as uint8, plus .npy and 16-bit
+    files in the same folder (these go through the array path)."""
+    files = {}
+    a = rng.integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    a[0, 0] = 0
+    a[1, 1] = 255
+    files["rgb.png"] = Image.fromarray(a[..., :3])
+    files["rgba.png"] = Image.fromarray(a)
+    files["gray.png"] = Image.fromarray(a[..., 0])
+    files["la.png"] = Image.fromarray(a[..., 0]).convert("LA")
+    files["rgb.jpg"] = Image.fromarray(a[..., :3])
+    files["bilevel.png"] = Image.fromarray(a[..., 0] > 127)
+    pal = Image.fromarray(a[..., :3]).convert("P", palette=Image.Palette.ADAPTIVE, colors=17)
+    files["palette.png"] = pal
+    for name, im in files.items():
+        im.save(tmp_path / name)
+    Image.fromarray(rng.integers(0, 16, (20, 30), dtype=np.uint8)).convert("P").save(
+        tmp_path / "pal4.png", bits=4)
+    np.save(tmp_path / "arr.npy", rng.integers(0, 256, (19, 23, 3), dtype=np.uint8))
+    return sorted(tmp_path.iterdir())
+
+
+def test_band_counts_equal_the_counts_of_read_image(tmp_path, rng):
+    from stimgen.io import BandCounts, read_band_counts
+
+    counted = 0
+    for p in _mode_files(tmp_path, rng):
+        for keep_alpha in (False, True):
+            arr = read_image(p, keep_alpha=keep_alpha)
+            got = read_band_counts(p, keep_alpha=keep_alpha)
+            if isinstance(got, np.ndarray):  # not counted: exactly read_image's array
+                assert p.suffix == ".npy" or arr.dtype != np.uint8
+                np.testing.assert_array_equal(got, arr)
+                continue
+            counted += 1
+            assert isinstance(got, BandCounts) and arr.dtype == np.uint8
+            assert got.shape == arr.shape, p.name
+            chans = arr.reshape(arr.shape[0], arr.shape[1], -1)
+            want = np.stack([np.bincount(chans[..., c].ravel(), minlength=256)
+                             for c in range(chans.shape[2])])
+            np.testing.assert_array_equal(got.counts, want, err_msg=p.name)
+    assert counted >= 14  # every image layout above was counted, with and without alpha
+
+
+def test_counted_files_give_the_array_paths_statistics_bit_for_bit(tmp_path, rng, monkeypatch):
+    """8-bit files counted by the decoder give exactly the statistics of their arrays
+    summed in columns (the path every file took before), also mixed with .npy arrays."""
+    import stimgen.datastats as ds
+
+    for p in _mode_files(tmp_path, rng):
+        if p.name in ("gray.png", "la.png", "bilevel.png", "pal4.png"):
+            p.unlink()  # keep one channel count (3) in the folder
+    got = dataset_stats(tmp_path, jobs=1).to_dict()
+    monkeypatch.setattr(ds, "read_band_counts", read_image)
+    want = dataset_stats(tmp_path, jobs=1).to_dict()
+    assert got == want
+    assert got["n_images"] == 5 and got["min"] == [0.0] * 3 and got["max"] == [1.0] * 3
