@@ -225,13 +225,22 @@ def test_synthesis_is_validated_and_other_kinds_keep_their_path():
 # -- records --------------------------------------------------------------------------------------
 def test_records_made_before_spectral_synthesis_regenerate_bit_for_bit():
     """tests/data/old_noise_records.json: records and image hashes saved by the code before
-    spectral synthesis (no ``synthesis`` in the record)."""
+    spectral synthesis (no ``synthesis`` in the record).
+
+    float64 images are bit for bit the same only on CPUs with the same vector instructions
+    (numpy's SIMD ``exp``/``log`` differ by an ulp between instruction sets, and so do the
+    transfer grids): where the float64 hash differs, the image rounded to float32 must
+    match (``sha256_float32``), which a change of method (spatial -> spectral) cannot."""
     old = json.loads((DATA / "old_noise_records.json").read_text())
     assert len(old) == 5
     for name, case in old.items():
         rec = case["record"]
         assert "synthesis" not in rec
-        assert sha(noise_from_record(rec)) == case["sha256"], name
+        a = noise_from_record(rec)
+        if sha(a) != case["sha256"] and a.dtype == np.float64:
+            assert sha(a.astype(np.float32)) == case["sha256_float32"], name
+        else:
+            assert sha(a) == case["sha256"], name
         if rec["family"] != "white":  # the spectral method makes other numbers from that seed
             assert sha(noise_from_record({**rec, "synthesis": "spectral"})) != case["sha256"], name
 
