@@ -537,20 +537,23 @@ class _Derivatives:
         return ndi.correlate1d(out, _BINOMIAL, axis=1, mode="mirror")
 
     def gradient(
-        self, image: np.ndarray, rows: np.ndarray | None = None
+        self, image: np.ndarray, rows: np.ndarray | None = None, out: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``(Ix, Iy)``; ``rows`` as in :meth:`smooth`."""
+        """``(Ix, Iy)``; ``rows`` as in :meth:`smooth`; ``out``: an array of shape
+        ``(2, H, W)`` and the image's dtype to write them into (then ``out[0], out[1]``)."""
+        if out is None:
+            out = np.empty((2, *image.shape), image.dtype)
         if self.kind == "gaussian":
             if rows is None:
                 rows = self.rows_smoothed(image)
             g = functools.partial(ndi.gaussian_filter1d, sigma=self.sigma, mode="mirror")
-            ix = g(rows, axis=1, order=1)
-            iy = g(g(image, axis=0, order=1), axis=1)
-            return ix, iy
-        # Sobel / 8 = central difference [-1, 0, 1] / 2 (x) binomial [1, 2, 1] / 4
-        ix = ndi.sobel(image, axis=1, mode="mirror") / 8
-        iy = ndi.sobel(image, axis=0, mode="mirror") / 8
-        return ix, iy
+            g(rows, axis=1, order=1, output=out[0])
+            g(g(image, axis=0, order=1), axis=1, output=out[1])
+        else:
+            # Sobel / 8 = central difference [-1, 0, 1] / 2 (x) binomial [1, 2, 1] / 4
+            np.divide(ndi.sobel(image, axis=1, mode="mirror"), 8, out=out[0])
+            np.divide(ndi.sobel(image, axis=0, mode="mirror"), 8, out=out[1])
+        return out[0], out[1]
 
 
 _BINOMIAL = np.array([0.25, 0.5, 0.25])
@@ -897,6 +900,14 @@ def _smooth_flow(f: np.ndarray, sigma_window: float, out: np.ndarray | None = No
 
 
 # == the estimator =====================================================================
+@functools.lru_cache(maxsize=8)
+def _grid(shape: tuple[int, int], dtype: str) -> np.ndarray:
+    """``np.indices(shape)`` in ``dtype``, read-only (shared by every frame of the shape)."""
+    grid = np.indices(shape, dtype=dtype)
+    grid.setflags(write=False)
+    return grid
+
+
 class _Frame:
     """One frame's pyramid and its per-level smoothed image, gradients, structure tensor
     and cubic sampler, built on demand and shared by the forward and the backward
@@ -940,24 +951,26 @@ class _Frame:
         return self._get("sampler", lev, lambda: _Sampler(self.smooth(lev), scratch=self.scratch))
 
     def gradient(self, lev: int) -> tuple[np.ndarray, np.ndarray]:
+        grad = self.gradient_stack(lev)
+        return grad[0], grad[1]
+
+    def gradient_stack(self, lev: int) -> np.ndarray:
+        """``(Ix, Iy)`` side by side, shape ``(2, H, W)`` (both window sums of an
+        iteration in one FFT pass)."""
         def make():
-            ix, iy = self.deriv.gradient(self.images[lev], self._rows(lev))
+            img = self.images[lev]
+            grad = np.empty((2, *img.shape), img.dtype)
+            self.deriv.gradient(img, self._rows(lev), out=grad)
             # gradients within the derivative kernel's reach of the border see mirrored
             # data (which turns a grating into a chevron): left out of every window sum
             rim = self.deriv.rim
-            for g in (ix, iy):
-                g[:rim] = 0
-                g[-rim:] = 0
-                g[:, :rim] = 0
-                g[:, -rim:] = 0
-            return ix, iy
+            grad[:, :rim] = 0
+            grad[:, -rim:] = 0
+            grad[:, :, :rim] = 0
+            grad[:, :, -rim:] = 0
+            return grad
 
         return self._get("gradient", lev, make)
-
-    def gradient_stack(self, lev: int) -> np.ndarray:
-        """``(Ix, Iy)`` side by side, shape ``(2, H, W)``: both window sums of an iteration
-        in one FFT pass."""
-        return self._get("grad", lev, lambda: np.stack(self.gradient(lev)))
 
     def tensor(self, lev: int, sigma_window: float, eigenvector: bool) -> tuple[Any, ...]:
         """:func:`_tensor` of this level's gradients (the frame as the reference)."""
@@ -969,9 +982,10 @@ class _Frame:
         self._get("tensor", lev, lambda: _tensor(*self.gradient(lev), sigma_window, eigenvector),
                   sigma_window, eigenvector, wait=False)
 
-    def grid(self, lev: int) -> tuple[np.ndarray, np.ndarray]:
+    def grid(self, lev: int) -> np.ndarray:
+        """Row and column indices ``(yy, xx)`` of this level (shared, read-only)."""
         img = self.images[lev]
-        return self._get("grid", lev, lambda: np.indices(img.shape, dtype=img.dtype))
+        return _grid(img.shape, img.dtype.char)
 
     def prepare(self) -> _Frame:
         """Build every level's smoothed image, gradients, sampler and grid: all that the
@@ -1244,13 +1258,13 @@ class _Level:
 
 
 def _both_estimates(ref: np.ndarray, mov: np.ndarray, deriv: _Derivatives,
-                    opt: _Options) -> tuple[dict[str, Any], dict[str, Any], dict[Any, np.ndarray]]:
+                    opt: _Options) -> tuple[dict[str, Any], np.ndarray]:
     """The forward and the backward estimates (:func:`_coarse_to_fine` with ``opt``) on two
     threads: first each frame's pyramid, gradients and samplers (one frame per thread),
-    then the forward estimate on one thread and the backward one on the other. Each
-    thread runs the operations of the serial run in the same order on data it does not
-    share for writing (own samplers and scratch arrays), so the results are the same bit
-    for bit. Returns ``(forward, backward, scratch)``."""
+    then the forward estimate on one thread and the backward one on the other, then the
+    forward-backward error. Each thread runs the operations of the serial run in the same
+    order on data it does not share for writing (own samplers and scratch arrays), so the
+    results are the same bit for bit. Returns ``(forward, fb_error_px)``."""
     sigma_window, n_levels = opt.sigma_window, opt.n_levels
     fwd_fft = _FFTThreads()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stimgen-flow") as pool:
@@ -1267,15 +1281,25 @@ def _both_estimates(ref: np.ndarray, mov: np.ndarray, deriv: _Derivatives,
         bwd = _coarse_to_fine(mov_f, ref_f, opt, _STOP_PX_BACKWARD, False)
         fwd_fft.n = 2  # the forward estimate's remaining FFTs use both threads
         fwd = fwd_job.result()
-    return fwd, bwd, ref_f.scratch
+        fb = _forward_backward_error(fwd, bwd, ref_f.scratch, pool, mov_f.scratch)
+    return fwd, fb
 
 
 def _forward_backward_error(fwd: dict[str, Any], bwd: dict[str, Any],
-                            scratch: dict[Any, np.ndarray] | None = None) -> np.ndarray:
+                            scratch: dict[Any, np.ndarray] | None = None,
+                            pool: ThreadPoolExecutor | None = None,
+                            pool_scratch: dict[Any, np.ndarray] | None = None) -> np.ndarray:
     """``|f(x) + b(x + f(x))|`` in px: the forward flow ``f`` followed by the backward
-    flow ``b`` (bilinear, clamped at the border) should return to the start."""
-    sample = _Sampler(np.stack([bwd["u"], bwd["v"]]), order=1, scratch=scratch)
-    bu, bv = sample(fwd["u"], fwd["v"], fwd["xx"], fwd["yy"])
+    flow ``b`` (bilinear, clamped at the border) should return to the start. With a
+    ``pool``, one component of ``b`` is sampled there (with ``pool_scratch``): each
+    sample is the same as the stack's."""
+    args = (fwd["u"], fwd["v"], fwd["xx"], fwd["yy"])
+    if pool is None:
+        bu, bv = _Sampler(np.stack([bwd["u"], bwd["v"]]), order=1, scratch=scratch)(*args)
+    else:
+        job = pool.submit(lambda: _Sampler(bwd["v"], order=1, scratch=pool_scratch)(*args))
+        bu = _Sampler(bwd["u"], order=1, scratch=scratch)(*args)
+        bv = job.result()
     return np.hypot(fwd["u"] + bu, fwd["v"] + bv)
 
 
@@ -1459,23 +1483,24 @@ def lucas_kanade(
     # the backward estimate searches on its own, coarse to fine (a start from the inverse
     # forward flow agrees with a wrong forward match that is a local optimum seen from the
     # moving frame), sharing the frames' pyramids and samplers
+    fb = None
     if consistency and threads > 1:
-        fwd, bwd, scratch = _both_estimates(ref, mov, deriv, opt)
+        fwd, fb = _both_estimates(ref, mov, deriv, opt)
     else:
         ref_f, mov_f = _Frame(ref, n_levels, deriv, scratch), _Frame(mov, n_levels, deriv, scratch)
-        fwd = _coarse_to_fine(ref_f, mov_f, opt, _STOP_PX)
+        # a lone forward estimate's FFTs use the threads there are (two at most)
+        fwd = _coarse_to_fine(ref_f, mov_f, opt, _STOP_PX, fft=_FFTThreads(min(threads, 2)))
         if consistency:
             bwd = _coarse_to_fine(mov_f, ref_f, opt, _STOP_PX_BACKWARD, False)
+            fb = _forward_backward_error(fwd, bwd, scratch)
     u, v, lmin, lmax, ex, ey = (fwd[k] for k in ("u", "v", "lmin", "lmax", "ex", "ey"))
     thr = fwd["thr"]
     inside = _inside(fwd["xx"] + u, fwd["yy"] + v, ref.shape)
     full = (lmin >= thr) & (lmin > 0)
     has_normal = (lmax >= thr) & (lmax > 0)
     reliable = full & inside
-    fb = None
     last_update = fwd["last_update"]
-    if consistency:
-        fb = _forward_backward_error(fwd, bwd, scratch)
+    if fb is not None:
         reliable &= (fb <= consistency_px) & (last_update <= consistency_px)
     nu = np.where(has_normal, ex * (ex * u + ey * v), np.nan).astype(u.dtype, copy=False)
     nv = np.where(has_normal, ey * (ex * u + ey * v), np.nan).astype(u.dtype, copy=False)
