@@ -914,15 +914,13 @@ class _Frame:
     estimates. Thread-safe: each item is built once, by the first thread that asks for it
     (the others wait for it)."""
 
-    def __init__(self, image: np.ndarray, n_levels: int, deriv: _Derivatives,
+    def __init__(self, image: np.ndarray, deriv: _Derivatives,
                  scratch: dict[Any, np.ndarray] | None = None) -> None:
-        self.images = [image]
         self.scratch: dict[Any, np.ndarray] = {} if scratch is None else scratch
-        for _ in range(n_levels - 1):
-            self.images.append(_downsample(self.images[-1]))
         self.deriv = deriv
         self._cache: dict[tuple[Any, ...], Future] = {}
         self._lock = threading.Lock()
+        self._get("image", 0, lambda: image)
 
     def _get(self, what: str, lev: int, make, *extra: Any, wait: bool = True):
         key = (what, lev, *extra)
@@ -941,11 +939,15 @@ class _Frame:
                 raise
         return item.result()
 
+    def image(self, lev: int) -> np.ndarray:
+        """Pyramid level ``lev`` (0: the frame; each further one half the size)."""
+        return self._get("image", lev, lambda: _downsample(self.image(lev - 1)))
+
     def _rows(self, lev: int) -> np.ndarray | None:
-        return self._get("rows", lev, lambda: self.deriv.rows_smoothed(self.images[lev]))
+        return self._get("rows", lev, lambda: self.deriv.rows_smoothed(self.image(lev)))
 
     def smooth(self, lev: int) -> np.ndarray:
-        return self._get("smooth", lev, lambda: self.deriv.smooth(self.images[lev], self._rows(lev)))
+        return self._get("smooth", lev, lambda: self.deriv.smooth(self.image(lev), self._rows(lev)))
 
     def sampler(self, lev: int) -> _Sampler:
         return self._get("sampler", lev, lambda: _Sampler(self.smooth(lev), scratch=self.scratch))
@@ -958,7 +960,7 @@ class _Frame:
         """``(Ix, Iy)`` side by side, shape ``(2, H, W)`` (both window sums of an
         iteration in one FFT pass)."""
         def make():
-            img = self.images[lev]
+            img = self.image(lev)
             grad = np.empty((2, *img.shape), img.dtype)
             self.deriv.gradient(img, self._rows(lev), out=grad)
             # gradients within the derivative kernel's reach of the border see mirrored
@@ -984,18 +986,16 @@ class _Frame:
 
     def grid(self, lev: int) -> np.ndarray:
         """Row and column indices ``(yy, xx)`` of this level (shared, read-only)."""
-        img = self.images[lev]
+        img = self.image(lev)
         return _grid(img.shape, img.dtype.char)
 
-    def prepare(self) -> _Frame:
-        """Build every level's smoothed image, gradients, sampler and grid: all that the
+    def prepare(self, levels: range) -> None:
+        """Build the ``levels``' smoothed images, gradients and samplers: all that the
         forward and the backward estimates take from this frame, but the tensors."""
-        for lev in range(len(self.images)):
+        for lev in levels:
             self.smooth(lev)
             self.gradient_stack(lev)
             self.sampler(lev)
-            self.grid(lev)
-        return self
 
 
 @dataclass(frozen=True)
@@ -1029,7 +1029,7 @@ def _coarse_to_fine(
     # phase correlation at the level downsampled 4x (whole pixels there: 4 px)
     starts = [(0.0, 0.0)]
     if n_levels >= _CANDIDATE_MIN_LEVELS:
-        starts = [(4 * dx, 4 * dy) for dx, dy in _candidate_shifts(ref.images[2], mov.images[2])]
+        starts = [(4 * dx, 4 * dy) for dx, dy in _candidate_shifts(ref.image(2), mov.image(2))]
 
     u = v = None
     for lev in range(n_levels - 1, -1, -1):
@@ -1097,7 +1097,7 @@ class _Level:
     def __init__(self, ref: _Frame, mov: _Frame, sigma_window: float, lev: int,
                  min_eigenvalue: float | None, stop_px: float,
                  eigenvector: bool = True, fft: _FFTThreads | None = None) -> None:
-        r = ref.images[lev]
+        r = ref.image(lev)
         self.shape = r.shape
         self.dtype = r.dtype
         self.sigma = sigma_window
@@ -1258,19 +1258,36 @@ class _Level:
 
 
 def _both_estimates(ref: np.ndarray, mov: np.ndarray, deriv: _Derivatives,
-                    opt: _Options) -> tuple[dict[str, Any], np.ndarray]:
-    """The forward and the backward estimates (:func:`_coarse_to_fine` with ``opt``) on two
-    threads: first each frame's pyramid, gradients and samplers (one frame per thread),
-    then the forward estimate on one thread and the backward one on the other, then the
-    forward-backward error. Each thread runs the operations of the serial run in the same
-    order on data it does not share for writing (own samplers and scratch arrays), so the
-    results are the same bit for bit. Returns ``(forward, fb_error_px)``."""
-    sigma_window, n_levels = opt.sigma_window, opt.n_levels
+                    options: Callable[[], _Options]) -> tuple[dict[str, Any], np.ndarray, _Options]:
+    """The forward and the backward estimates (:func:`_coarse_to_fine` with ``options()``)
+    on two threads: first each frame's pyramid, gradients and samplers (one frame per
+    thread; the moving frame's finest level while ``options()`` runs), then the forward
+    estimate on one thread and the backward one on the other, then the forward-backward
+    error. Each thread runs the operations of the serial run in the same order on data
+    it does not share for writing (own samplers and scratch arrays), so the results are
+    the same bit for bit. Returns ``(forward, fb_error_px, options)``."""
     fwd_fft = _FFTThreads()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stimgen-flow") as pool:
-        job = pool.submit(lambda: _Frame(mov, n_levels, deriv, {}).prepare())
-        ref_f = _Frame(ref, n_levels, deriv, {}).prepare()
-        mov_f = job.result()
+        ref_f, mov_f = _Frame(ref, deriv, {}), _Frame(mov, deriv, {})
+        job = pool.submit(mov_f.prepare, range(1))  # the finest level needs no depth
+        opt = options()
+        sigma_window, n_levels = opt.sigma_window, opt.n_levels
+        # the other levels, taken in turn by the two threads
+        units = iter([(ref_f, 0)] + [(f, lev) for lev in range(1, n_levels) for f in (mov_f, ref_f)])
+        lock = threading.Lock()
+
+        def prepare_units() -> None:
+            while True:
+                with lock:
+                    unit = next(units, None)
+                if unit is None:
+                    return
+                unit[0].prepare(range(unit[1], unit[1] + 1))
+
+        rest = pool.submit(prepare_units)  # after the finest level (one worker: in order)
+        prepare_units()
+        job.result()
+        rest.result()
         # the forward estimate iterates more at the finest level: this thread builds its
         # finest tensor, then runs the backward estimate, whose finest tensor the other
         # thread builds between the forward estimate's coarse and finest levels (unless
@@ -1282,7 +1299,7 @@ def _both_estimates(ref: np.ndarray, mov: np.ndarray, deriv: _Derivatives,
         fwd_fft.n = 2  # the forward estimate's remaining FFTs use both threads
         fwd = fwd_job.result()
         fb = _forward_backward_error(fwd, bwd, ref_f.scratch, pool, mov_f.scratch)
-    return fwd, fb
+    return fwd, fb, opt
 
 
 def _forward_backward_error(fwd: dict[str, Any], bwd: dict[str, Any],
@@ -1460,9 +1477,9 @@ def lucas_kanade(
     if not isinstance(consistency, (bool, np.bool_)):
         raise ValueError(f"consistency must be True or False, got {consistency!r}")
     consistency_px = val.positive("consistency_px", consistency_px)
+    n_levels: int | None = None
     if isinstance(levels, str):
-        val.choice("levels", levels, ("auto",))
-        n_levels = auto_levels(ref, sigma_window=sigma_window)
+        val.choice("levels", levels, ("auto",))  # auto_levels below
     else:
         n_levels = val.positive_int("levels", levels)
         max_levels = 1
@@ -1478,16 +1495,21 @@ def lucas_kanade(
     deriv = _Derivatives(derivative, sigma_derivative)
     # the estimator runs on frames divided by `scale`: eigenvalues scale with its square
     thr_internal = None if min_eigenvalue is None else min_eigenvalue / scale**2
-    opt = _Options(sigma_window, n_levels, iterations, thr_internal)
+
+    def options() -> _Options:
+        depth = auto_levels(ref, sigma_window=sigma_window) if n_levels is None else n_levels
+        return _Options(sigma_window, depth, iterations, thr_internal)
+
     scratch: dict[Any, np.ndarray] = {}  # the samplers' scratch arrays, reused
     # the backward estimate searches on its own, coarse to fine (a start from the inverse
     # forward flow agrees with a wrong forward match that is a local optimum seen from the
     # moving frame), sharing the frames' pyramids and samplers
     fb = None
     if consistency and threads > 1:
-        fwd, fb = _both_estimates(ref, mov, deriv, opt)
+        fwd, fb, opt = _both_estimates(ref, mov, deriv, options)
     else:
-        ref_f, mov_f = _Frame(ref, n_levels, deriv, scratch), _Frame(mov, n_levels, deriv, scratch)
+        opt = options()
+        ref_f, mov_f = _Frame(ref, deriv, scratch), _Frame(mov, deriv, scratch)
         # a lone forward estimate's FFTs use the threads there are (two at most)
         fwd = _coarse_to_fine(ref_f, mov_f, opt, _STOP_PX, fft=_FFTThreads(min(threads, 2)))
         if consistency:
@@ -1514,7 +1536,7 @@ def lucas_kanade(
         normal_u=nu,
         normal_v=nv,
         threshold=float(min_eigenvalue) if min_eigenvalue is not None else float(thr) * s2,
-        levels=n_levels,
+        levels=opt.n_levels,
         iterations=iterations,
         sigma_window=sigma_window,
         derivative=derivative,

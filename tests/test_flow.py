@@ -862,7 +862,7 @@ def test_frame_items_are_built_once_by_the_first_thread_that_asks():
 
     from stimgen.flow import _Derivatives, _Frame
 
-    frame = _Frame(bandpass_noise(64, 8.0, seed=2), 2, _Derivatives("gaussian", 1.0))
+    frame = _Frame(bandpass_noise(64, 8.0, seed=2), _Derivatives("gaussian", 1.0))
     calls: list[int] = []
     started = threading.Event()
 
