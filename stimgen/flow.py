@@ -989,13 +989,15 @@ class _Frame:
         img = self.image(lev)
         return _grid(img.shape, img.dtype.char)
 
-    def prepare(self, levels: range) -> None:
-        """Build the ``levels``' smoothed images, gradients and samplers: all that the
-        forward and the backward estimates take from this frame, but the tensors."""
+    def prepare(self, levels: range, parts: tuple[str, ...] = ("gradient", "sampler")) -> None:
+        """Build the ``levels``' smoothed images and the ``parts`` (gradients, samplers): all
+        that the forward and the backward estimates take from this frame, but the tensors."""
         for lev in levels:
             self.smooth(lev)
-            self.gradient_stack(lev)
-            self.sampler(lev)
+            if "gradient" in parts:
+                self.gradient_stack(lev)
+            if "sampler" in parts:
+                self.sampler(lev)
 
 
 @dataclass(frozen=True)
@@ -1257,19 +1259,26 @@ class _Level:
         return u, v, np.sqrt(step2)
 
 
-def _both_estimates(ref: np.ndarray, mov: np.ndarray, deriv: _Derivatives,
-                    options: Callable[[], _Options]) -> tuple[dict[str, Any], np.ndarray, _Options]:
-    """The forward and the backward estimates (:func:`_coarse_to_fine` with ``options()``)
-    on two threads: first each frame's pyramid, gradients and samplers (one frame per
-    thread; the moving frame's finest level while ``options()`` runs), then the forward
-    estimate on one thread and the backward one on the other, then the forward-backward
-    error. Each thread runs the operations of the serial run in the same order on data
-    it does not share for writing (own samplers and scratch arrays), so the results are
-    the same bit for bit. Returns ``(forward, fb_error_px, options)``."""
+def _on_two_threads(ref: np.ndarray, mov: np.ndarray, deriv: _Derivatives,
+                    options: Callable[[], _Options],
+                    consistency: bool) -> tuple[dict[str, Any], np.ndarray | None, _Options]:
+    """The forward estimate (:func:`_coarse_to_fine` with ``options()``) and, with
+    ``consistency``, the backward one, on two threads. First the frames' pyramids,
+    gradients and samplers (the moving frame's finest level while ``options()`` runs, then
+    the other levels in turn). Then with ``consistency`` the forward estimate on one
+    thread and the backward one on the other, then the forward-backward error; without,
+    the forward estimate, while the other thread builds its finest tensor (then its FFTs
+    use both threads). Each thread runs the operations of the serial run in the same
+    order on data it does not share for writing (own samplers and scratch arrays), so the
+    results are the same bit for bit. Returns ``(forward, fb_error_px or None, options)``."""
     fwd_fft = _FFTThreads()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stimgen-flow") as pool:
         ref_f, mov_f = _Frame(ref, deriv, {}), _Frame(mov, deriv, {})
-        job = pool.submit(mov_f.prepare, range(1))  # the finest level needs no depth
+        # (the moving frame's gradients and the reference's sampler are the backward
+        # estimate's)
+        both = ("gradient", "sampler")
+        ref_parts, mov_parts = (both, both) if consistency else (("gradient",), ("sampler",))
+        job = pool.submit(mov_f.prepare, range(1), mov_parts)  # the finest level needs no depth
         opt = options()
         sigma_window, n_levels = opt.sigma_window, opt.n_levels
         # the other levels, taken in turn by the two threads
@@ -1282,12 +1291,19 @@ def _both_estimates(ref: np.ndarray, mov: np.ndarray, deriv: _Derivatives,
                     unit = next(units, None)
                 if unit is None:
                     return
-                unit[0].prepare(range(unit[1], unit[1] + 1))
+                frame, lev = unit
+                frame.prepare(range(lev, lev + 1), ref_parts if frame is ref_f else mov_parts)
 
         rest = pool.submit(prepare_units)  # after the finest level (one worker: in order)
         prepare_units()
         job.result()
         rest.result()
+        if not consistency:
+            tensor_job = pool.submit(ref_f.tensor, 0, sigma_window, True)
+            tensor_job.add_done_callback(lambda _: setattr(fwd_fft, "n", 2))
+            fwd = _coarse_to_fine(ref_f, mov_f, opt, _STOP_PX, True, fwd_fft)
+            tensor_job.result()
+            return fwd, None, opt
         # the forward estimate iterates more at the finest level: this thread builds its
         # finest tensor, then runs the backward estimate, whose finest tensor the other
         # thread builds between the forward estimate's coarse and finest levels (unless
@@ -1505,13 +1521,12 @@ def lucas_kanade(
     # forward flow agrees with a wrong forward match that is a local optimum seen from the
     # moving frame), sharing the frames' pyramids and samplers
     fb = None
-    if consistency and threads > 1:
-        fwd, fb, opt = _both_estimates(ref, mov, deriv, options)
+    if threads > 1:
+        fwd, fb, opt = _on_two_threads(ref, mov, deriv, options, bool(consistency))
     else:
         opt = options()
         ref_f, mov_f = _Frame(ref, deriv, scratch), _Frame(mov, deriv, scratch)
-        # a lone forward estimate's FFTs use the threads there are (two at most)
-        fwd = _coarse_to_fine(ref_f, mov_f, opt, _STOP_PX, fft=_FFTThreads(min(threads, 2)))
+        fwd = _coarse_to_fine(ref_f, mov_f, opt, _STOP_PX)
         if consistency:
             bwd = _coarse_to_fine(mov_f, ref_f, opt, _STOP_PX_BACKWARD, False)
             fb = _forward_backward_error(fwd, bwd, scratch)
