@@ -914,3 +914,13 @@ def test_mixed_integer_part_weights_equal_the_direct_formulas():
             assert len(w) == order + 2  # one tap more than a common integer part needs
             for j, wj in enumerate(w):  # tap j sits at first + j
                 np.testing.assert_allclose(wj, bspline(f - (first + j), order), atol=1e-12)
+
+
+def test_movie_flow_passes_workers_on_and_keeps_its_numbers():
+    frame = bandpass_noise(64, 8.0, seed=13)
+    movie = np.stack([fourier_shift(frame, 1.3 * t, -0.4 * t) for t in range(3)])
+    one, two = movie_flow(movie, workers=1), movie_flow(movie, workers=2)
+    assert (one.u, one.v, one.reliable_fraction) == (two.u, two.v, two.reliable_fraction)
+    assert one.u == pytest.approx(1.3, abs=1e-3) and "workers" not in one.options
+    with pytest.raises(ValueError, match="workers must be a non-zero integer"):
+        movie_flow(movie, workers=0)
