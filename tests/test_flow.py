@@ -284,6 +284,8 @@ def test_to_deg_per_s():
         ({"consistency": "yes"}, "consistency must be True or False, got 'yes'"),
         ({"consistency_px": 0}, "consistency_px must be finite and > 0, got 0"),
         ({"consistency_px": float("nan")}, "consistency_px must be finite and > 0, got nan"),
+        ({"workers": 0}, "workers must be a non-zero integer"),
+        ({"workers": 1.5}, "workers must be a non-zero integer"),
         # values and types
         ({"reference_image": np.full((32, 32), 1e300) * np.eye(32)[0]},
          (r"reference_image has values from 0 to 1e\+300: a range of 1e\+300; flow accepts "
@@ -745,7 +747,7 @@ def test_blank_region_beside_texture_has_an_exactly_zero_tensor():
 
 
 def test_reliable_pixels_stay_forward_backward_consistent_and_converged(noise):
-    # the backward estimate stops at 0.01 px; the forward one at the finest level once all
+    # the backward estimate stops at 0.05 px; the forward one at the finest level once all
     # but 1 % of the pixels moved <= 0.002 px: the mask means what it meant
     mov = fourier_shift(noise, 2.2, -1.4)
     res = lucas_kanade(noise, mov)
@@ -792,3 +794,133 @@ def test_backward_estimate_returns_to_the_start_on_a_translation(dx, dy):
     res = lucas_kanade(img, fourier_shift(img, dx, dy))
     assert np.percentile(res.fb_error_px[16:-16, 16:-16], 99) < 0.01
     assert res.reliable[16:-16, 16:-16].mean() > 0.99
+
+
+# -- two threads: the forward and the backward estimates side by side -------------------
+_FLOW_FIELDS = ("u", "v", "reliable", "fb_error_px", "last_update_px", "min_eigenvalue",
+                "max_eigenvalue", "normal_u", "normal_v")
+
+
+def _occluded_pair(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Band-pass noise shifted by (2.2, -1.4) px with a square moving the other way."""
+    ref = bandpass_noise(n, 16.0, seed=seed)
+    mov = fourier_shift(ref, 2.2, -1.4)
+    patch = bandpass_noise(32, 8.0, seed=seed + 1)
+    ref[40:72, 40:72] = patch
+    mov[40:72, 36:68] = patch
+    return ref, mov
+
+
+@pytest.mark.parametrize(
+    ("case", "kwargs"),
+    [("shift", {}), ("shift32", {}), ("occluded", {}), ("occluded", {"derivative": "sobel"}),
+     ("pink", {}), ("shift", {"levels": 1, "normalize": None, "min_eigenvalue": 1e-3}),
+     ("occluded", {"consistency": False}), ("pink", {"consistency": False})],
+)
+def test_two_threads_give_the_serial_result_bit_for_bit(case, kwargs):
+    # each thread runs the serial run's operations on data it does not share for writing:
+    # flow, mask and forward-backward error are the same bits with 1 and 2 threads (with
+    # the check: the two estimates side by side; without: the tensor beside the search)
+    if case == "pink":  # 1/f noise: 4 levels, candidate starts at the coarsest
+        f = np.hypot(np.fft.fftfreq(256)[:, None], np.fft.fftfreq(256)[None, :])
+        f[0, 0] = np.inf
+        img = np.fft.ifft2(np.fft.fft2(np.random.default_rng(3).standard_normal((256, 256))) / f).real
+        ref, mov = img, fourier_shift(img, 5.3, -2.6)
+    elif case == "occluded":
+        ref, mov = _occluded_pair(N, seed=11)
+    else:
+        ref = bandpass_noise(160, 16.0, seed=5)[:, :144]
+        mov = fourier_shift(bandpass_noise(160, 16.0, seed=5), 1.7, 0.6)[:, :144]
+        if case == "shift32":
+            ref, mov = ref.astype(np.float32), mov.astype(np.float32)
+    serial = lucas_kanade(ref, mov, workers=1, **kwargs)
+    threaded = lucas_kanade(ref, mov, workers=2, **kwargs)
+    assert threaded.levels == serial.levels
+    assert (threaded.fb_error_px is None) == (serial.fb_error_px is None)
+    for name in _FLOW_FIELDS:
+        a, b = getattr(serial, name), getattr(threaded, name)
+        if name == "fb_error_px" and a is None:
+            continue
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), name
+    assert np.count_nonzero(serial.reliable) > 0.5 * serial.reliable.size
+
+
+def test_the_forward_flow_does_not_depend_on_the_consistency_check():
+    # the check only adds a backward estimate: the forward flow keeps its bits wherever the
+    # check leaves a pixel reliable, and the check only removes pixels
+    ref, mov = _occluded_pair(N, seed=11)
+    off = lucas_kanade(ref, mov, consistency=False)
+    for workers in (1, 2):
+        on = lucas_kanade(ref, mov, workers=workers)
+        assert not (on.reliable & ~off.reliable).any()
+        assert np.count_nonzero(off.reliable & ~on.reliable) > 0  # the occlusion
+        assert np.array_equal(on.u[on.reliable], off.u[on.reliable])
+        assert np.array_equal(on.v[on.reliable], off.v[on.reliable])
+        assert np.array_equal(on.last_update_px, off.last_update_px)
+
+
+def test_frame_items_are_built_once_by_the_first_thread_that_asks():
+    # the per-frame cache is shared by the two estimates: a second thread asking for an
+    # item being built waits for it (or, with wait=False, gets None) instead of rebuilding
+    import threading
+    import time
+
+    from stimgen.flow import _Derivatives, _Frame
+
+    frame = _Frame(bandpass_noise(64, 8.0, seed=2), _Derivatives("gaussian", 1.0))
+    calls: list[int] = []
+    started = threading.Event()
+
+    def slow():
+        calls.append(1)
+        started.set()
+        time.sleep(0.2)
+        return "built"
+
+    worker = threading.Thread(target=lambda: frame._get("item", 0, slow))
+    worker.start()
+    started.wait()
+    assert frame._get("item", 0, slow, wait=False) is None  # being built elsewhere
+    assert frame._get("item", 0, slow) == "built"  # waits for it
+    worker.join()
+    assert calls == [1]
+    assert frame._get("item", 0, slow, wait=False) == "built"  # built: returned at once
+
+    def fail():
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError, match="no"):
+        frame._get("bad", 0, fail)
+    with pytest.raises(RuntimeError, match="no"):  # the waiting threads see the error too
+        frame._get("bad", 0, fail)
+
+
+def test_mixed_integer_part_weights_equal_the_direct_formulas():
+    # the weights of offsets straddling a whole pixel (one tap more) are those of the
+    # B-spline at the distance to each tap
+    from stimgen.flow import _spline_weights
+
+    def bspline(x, order):
+        x = np.abs(x)
+        if order == 1:
+            return np.clip(1 - x, 0, None)
+        return np.where(x < 1, 2 / 3 - x**2 + x**3 / 2, np.where(x < 2, (2 - x) ** 3 / 6, 0))
+
+    f = np.random.default_rng(4).uniform(0, 2, (9, 11))
+    f[0, 0], f[0, 1] = 0.0, 1.0
+    for order in (1, 3):
+        for scratch in (None, np.full((order + 3, 9, 11), np.nan)):
+            first, w = _spline_weights(f, order, scratch)
+            assert len(w) == order + 2  # one tap more than a common integer part needs
+            for j, wj in enumerate(w):  # tap j sits at first + j
+                np.testing.assert_allclose(wj, bspline(f - (first + j), order), atol=1e-12)
+
+
+def test_movie_flow_passes_workers_on_and_keeps_its_numbers():
+    frame = bandpass_noise(64, 8.0, seed=13)
+    movie = np.stack([fourier_shift(frame, 1.3 * t, -0.4 * t) for t in range(3)])
+    one, two = movie_flow(movie, workers=1), movie_flow(movie, workers=2)
+    assert (one.u, one.v, one.reliable_fraction) == (two.u, two.v, two.reliable_fraction)
+    assert one.u == pytest.approx(1.3, abs=1e-3) and "workers" not in one.options
+    with pytest.raises(ValueError, match="workers must be a non-zero integer"):
+        movie_flow(movie, workers=0)
