@@ -54,6 +54,8 @@ __all__ = ["StandardizeStats", "standardize"]
 _DEFAULT_CHUNK_BYTES = 2 << 20
 _MAX_PARTIAL_ROWS = 128  # float32 partial sums span at most this many rows
 _TILE_ROWS = 4  # per-column values are stacked this many rows deep for the ufuncs
+_SAMPLE_ROWS = 8  # rows per group (8 to 15, evenly spaced) whose mean is the float path's shift
+_REDO_STDS = 0.25  # a shift further than this many stds from the mean is redone
 _ROW_ELEMENTS = 4096  # preferred number of elements in one reduction row
 _ONE_PASS_GROUP_BYTES = 8 << 20  # integer input: groups up to this output size in one pass
 _INT64_SUMS = 1 << 62  # integer input: bound on a group's sum of squares for int64 sums
@@ -539,6 +541,20 @@ def _standardize_fast(
     policy: _Policy,
     workers: int = 1,
 ):
+    """Standardize C-contiguous float data viewed as (outer, rows, k * inner), a block of
+    whole groups (or one group) at a time: two passes over each block.
+
+    Pass 1 subtracts a shift (the mean of a sample of each group's pixels, rounded to the
+    data's dtype) from the data, in place, and sums the deviations and their squares
+    (float32 partial sums over at most ``_MAX_PARTIAL_ROWS`` rows, accumulated in
+    float64). Pass 2 turns the deviations into ``(d - (mu - shift)) * (1 / sd)``. A group
+    whose shift lies more than ``_REDO_STDS`` stds from its mean is shifted again by the
+    remaining offset and summed again (rare: the sample is spread over the whole group).
+    When the block cannot be shifted in place (``constant="raise"`` must leave a constant
+    group untouched, or a shift so large that ``x - shift`` could overflow), the
+    deviations go to a scratch buffer and pass 2 computes ``(x - mu_hi - mu_lo) / sd``.
+    If an error is raised after a block was shifted in place, the shifts are added back.
+    """
     dt = a.dtype
     L = k * inner
     rows = reduced // k
@@ -552,78 +568,112 @@ def _standardize_fast(
     means = np.empty((outer, inner))
     stds = np.empty((outer, inner))
     policy.n_groups = outer * inner
+    tile = _tile_rows(g_step, r_step, row_bytes, chunk_bytes, share=32)
+    sample_stride = 1 if rows < 2 * _SAMPLE_ROWS else rows // _SAMPLE_ROWS
+    n_sample = len(range(0, rows, sample_stride)) * k  # pixels per group in the sample
+    # |x - shift| for finite x stays finite (rounds to at most the dtype's max) when |shift|
+    # is below half an ulp of the dtype's max
+    no_overflow = 2.0 ** (np.finfo(dt).maxexp - np.finfo(dt).nmant - 2)
+    may_shift_in_place = policy.constant != "raise"
 
-    tile = _tile_rows(g_step, r_step, row_bytes, chunk_bytes)
-
-    def buffers():  # per thread: scratch and the tiled rows of the current block
-        scratch = np.empty(g_step * r_step * L if policy.constant == "raise" else 0, dtype=dt)
-        return (scratch, *(np.empty((g_step, tile, L), dtype=dt) for _ in range(3)))
+    def buffers():  # per thread: the tiled rows of the current block's per-column values
+        return tuple(np.empty((g_step, tile, L), dtype=dt) for _ in range(3))
 
     def block(b: int, bufs) -> None:
-        scratch, hi, lo, inv = bufs
-        pilot_t = hi  # (the pilot is used up before the mean goes in)
+        shift_t, hi, inv = bufs
         o0 = b * g_step
         o1 = min(outer, o0 + g_step)
         g = o1 - o0
         blk = v[o0:o1]
         steps = [blk[:, r : r + r_step] for r in range(0, rows, r_step)]
-        # pass 1: pilot mean from float32 (or float64) partial sums over <= 128 rows
-        acc = np.zeros((g, L))
-        for x in steps:
-            p = x.sum(axis=1)
-            if not np.isfinite(p).all():
-                p = x.sum(axis=1, dtype=np.float64)
-            acc += p
-        pilot = acc.reshape(g, k, inner).sum(axis=1) / reduced
-        bad = ~np.isfinite(pilot)
+        # the shift: the mean of a sample of rows spread over each group (all rows of
+        # groups with fewer than 16), in the data's dtype; 0 where the sample holds NaN or
+        # inf (or its float32 sums overflow: then all rows are summed in float64)
+        sample = blk[:, ::sample_stride]
+        ps = np.add.reduce(sample, axis=1)
+        if not np.isfinite(ps).all():
+            ps = np.add.reduce(sample, axis=1, dtype=np.float64)
+        first = _fold(ps.astype(np.float64), k, inner) / n_sample
+        first[~np.isfinite(first)] = 0.0
+        shift = first.astype(dt)
+        in_place = may_shift_in_place and bool((np.abs(shift) < no_overflow).all())
+        scratch = np.empty(0 if in_place else g * r_step * L, dtype=dt)
+        applied: list[np.ndarray] = []  # shifts subtracted in place, in order
+        total = shift.astype(np.float64)  # the data's total shift (pass 1 deviations = x - total)
+
+        def restore() -> None:  # add the shifts back (before an error is raised)
+            for s in reversed(applied):
+                shift_t[:g] = np.tile(s, k)[:, None, :]
+                for x in steps:
+                    _rows_op(np.add, x, shift_t[:g], x)
+
+        # pass 1: deviations from the shift and the sums of them and of their squares
+        for attempt in range(2):
+            shift_t[:g] = np.tile(shift, k)[:, None, :]
+            if in_place:
+                applied.append(shift)
+            s1 = np.zeros((g, L))
+            s2 = np.zeros((g, L))
+            for x in steps:
+                d = x if in_place else scratch[: x.size].reshape(x.shape)
+                _rows_op(np.subtract, x, shift_t[:g], d)
+                p1 = np.add.reduce(d, axis=1)
+                p2 = np.einsum("grl,grl->gl", d, d)
+                if not (np.isfinite(p1).all() and np.isfinite(p2).all()):
+                    # float32 sums beyond ~3e38 (squares of deviations beyond ~1e19)
+                    # overflow: redo in float64
+                    p1 = np.add.reduce(d, axis=1, dtype=np.float64)
+                    p2 = np.einsum("grl,grl->gl", d, d, dtype=np.float64)
+                s1 += p1
+                s2 += p2
+            S1 = _fold(s1, k, inner)
+            S2 = _fold(s2, k, inner)
+            delta = S1 / reduced  # mean - total
+            with np.errstate(invalid="ignore"):
+                var = np.maximum(S2 - S1 * delta, 0.0) / (reduced - policy.ddof)
+                poor = delta * delta > var * _REDO_STDS**2
+            if attempt or not poor.any():
+                break
+            # a shift far from the mean costs precision: shift again by the offset left
+            if in_place:
+                shift = np.where(poor, delta, 0.0).astype(dt)
+                if not (np.abs(shift) < no_overflow).all():  # (values near the dtype's max)
+                    break
+                total = total + shift.astype(np.float64)
+            else:
+                shift = np.where(poor, total + delta, total).astype(dt)
+                total = shift.astype(np.float64)
+        mu = total + delta
+        sd = np.sqrt(var)
+        bad = ~np.isfinite(S1)  # NaN or inf in the data, or a sum beyond float64
         if bad.any():
             for o, i in np.argwhere(bad):  # finite data whose sum overflows: too large
+                # (deviations are finite exactly where the data is: no shift overflows)
                 if np.isfinite(blk[o].reshape(reduced, inner)[:, i]).all():
+                    restore()
                     raise _overflow_error(_where(o0 + o, i, group_shape, inner))
             if policy.nonfinite == "raise":
                 o, i = np.argwhere(bad)[0]
+                restore()
                 raise policy.nonfinite_error(_where(o0 + o, i, group_shape, inner))
-            pilot[bad] = 0.0
-        pilot_t[:g] = np.tile(pilot.astype(dt), k)[:, None, :]
-        # pass 2: sums of deviations from the pilot and of their squares
-        s1 = np.zeros((g, L))
-        s2 = np.zeros((g, L))
-        # (with constant="raise" the deviations go to a scratch buffer so that nothing
-        # is modified before the check; otherwise they overwrite the data)
-        shifted = policy.constant != "raise"
-        for x in steps:
-            d = x if shifted else scratch[: x.size].reshape(x.shape)
-            _rows_op(np.subtract, x, pilot_t[:g], d)
-            p1 = d.sum(axis=1)
-            p2 = np.einsum("grl,grl->gl", d, d)
-            if not (np.isfinite(p1).all() and np.isfinite(p2).all()):
-                # float32 squares of deviations beyond ~1e19 overflow: redo in float64
-                p1 = d.sum(axis=1, dtype=np.float64)
-                p2 = np.einsum("grl,grl->gl", d, d, dtype=np.float64)
-            s1 += p1
-            s2 += p2
-        S1 = s1.reshape(g, k, inner).sum(axis=1)
-        S2 = s2.reshape(g, k, inner).sum(axis=1)
-        delta = S1 / reduced
-        mu = pilot.astype(dt).astype(np.float64) + delta
-        with np.errstate(invalid="ignore"):
-            var = np.maximum(S2 - S1 * delta, 0.0) / (reduced - policy.ddof)
-        sd = np.sqrt(var)
         over = ~bad & ~(np.isfinite(sd) & np.isfinite(mu))
         for o, i in np.argwhere(over):  # squares overflow: redo this group scaled
             col = blk[o].reshape(reduced, inner)[:, i]
             with np.errstate(over="ignore", invalid="ignore"):
                 m, sd[o, i] = _scaled_moments(col, policy.ddof)
-                if shifted:  # the column holds the deviations from the pilot
+                if in_place:  # the column holds the deviations from the shift
                     delta[o, i] = m
-                    mu[o, i] = float(pilot_t[o, 0, i]) + m
+                    mu[o, i] = total[o, i] + m
                 else:
                     mu[o, i] = m
             if not (math.isfinite(sd[o, i]) and math.isfinite(mu[o, i])):
+                restore()
                 raise _overflow_error(_where(o0 + o, i, group_shape, inner))
         mu[bad] = np.nan
         sd[bad] = np.nan
-        # constant groups: exact check only where rounding could hide a zero std
+        # constant groups: exact check only where rounding could hide a zero std (the
+        # shift lies between the group's extremes, so the deviations are all equal exactly
+        # when the values are)
         small = _small_std(dt)
         suspect = (~bad) & ((sd == 0) | (sd <= 1e-2 * np.abs(delta)) | (sd < small))
         const = np.zeros_like(suspect)
@@ -632,9 +682,9 @@ def _standardize_fast(
             const[o, i] = bool((col == col[0]).all())
             if not const[o, i] and sd[o, i] < small:  # squares near underflow: redo scaled
                 m, sd[o, i] = _scaled_moments(col, policy.ddof)
-                if shifted:  # the column holds the deviations from the pilot
+                if in_place:
                     delta[o, i] = m
-                    mu[o, i] = float(pilot_t[o, 0, i]) + m
+                    mu[o, i] = total[o, i] + m
                 else:
                     mu[o, i] = m
         if const.any():
@@ -644,43 +694,51 @@ def _standardize_fast(
         tiny = ~bad & ~const & (sd * np.finfo(dt).max < 1.0)
         if tiny.any():
             o, i = np.argwhere(tiny)[0]
+            restore()
             raise _underflow_error(_where(o0 + o, i, group_shape, inner), dt)
         means[o0:o1] = mu
         stds[o0:o1] = sd
-        # pass 3: (x - mu_hi - mu_lo) * (1 / sd) in the data's precision, where x - mu_hi
-        # is (x - pilot) - delta when the data already holds the deviations from the pilot
+        # pass 2: (d - delta_hi - delta_lo) * (1 / sd) in the data's precision, with d the
+        # deviations from the shift (in place), or (x - mu_hi - mu_lo) * (1 / sd)
         scale = 1.0 / sd
         scale[const] = np.nan if policy.constant == "nan" else 0.0
-        if shifted:
-            mu_hi = delta.astype(dt)
-            mu_lo = (delta - mu_hi.astype(np.float64)).astype(dt)
-        else:
-            mu_hi = mu.astype(dt)
-            mu_lo = (mu - mu_hi.astype(np.float64)).astype(dt)
-        mu_hi[bad] = 0
-        mu_lo[bad] = 0
-        hi[:g] = np.tile(mu_hi, k)[:, None, :]
-        lo[:g] = np.tile(mu_lo, k)[:, None, :]
+        offset = delta if in_place else mu
+        m_hi = offset.astype(dt)
+        m_lo = (offset - m_hi.astype(np.float64)).astype(dt)
+        m_hi[bad] = 0
+        m_lo[bad] = 0
+        hi[:g] = np.tile(m_hi, k)[:, None, :]
         inv[:g] = np.tile(scale.astype(dt), k)[:, None, :]
         # the low part is subtracted (one more pass) only where it moves the output by
         # more than 1/256 of the dtype's resolution at 1 std (4.7e-10 in float32)
-        use_lo = bool((np.abs(mu_lo.astype(np.float64) * scale)
+        use_lo = bool((np.abs(m_lo.astype(np.float64) * scale)
                        > float(np.finfo(dt).eps) / 256).any())
+        if use_lo:
+            shift_t[:g] = np.tile(m_lo, k)[:, None, :]
         for x in steps:
             _rows_op(np.subtract, x, hi[:g], x)
             if use_lo:
-                _rows_op(np.subtract, x, lo[:g], x)
+                _rows_op(np.subtract, x, shift_t[:g], x)
             _rows_op(np.multiply, x, inv[:g], x)
 
     _run_blocks(-(-outer // g_step), block, buffers, workers)
     return means.reshape(group_shape), stds.reshape(group_shape)
 
 
-def _tile_rows(g_step: int, r_step: int, row_bytes: int, chunk_bytes: int) -> int:
-    """Rows of the tiles that hold a block's per-column values (pilot, mean, 1/std): up to
-    4 rows, at most ``r_step`` and at most 1/64 of ``chunk_bytes`` per tile (2 rows of
-    3072 float32 values with the default 2 MiB: the threads' tiles stay a few 10 kB)."""
-    return max(1, min(_TILE_ROWS, r_step, chunk_bytes // 64 // (g_step * row_bytes)))
+def _fold(x: np.ndarray, k: int, inner: int) -> np.ndarray:
+    """Per-group sums ``(G, inner)`` of per-column sums ``x`` of shape ``(G, k * inner)``
+    (``k`` pixels of ``inner`` values each), added pixel by pixel in x's dtype (einsum: a
+    few times faster than a reduction whose innermost axis has ``inner`` elements)."""
+    return np.einsum("gki->gi", x.reshape(x.shape[0], k, inner))
+
+
+def _tile_rows(g_step: int, r_step: int, row_bytes: int, chunk_bytes: int,
+               share: int = 64) -> int:
+    """Rows of the tiles that hold a block's per-column values (shift, mean, 1/std): up to
+    4 rows, at most ``r_step`` and at most ``1/share`` of ``chunk_bytes`` per tile (2 rows
+    of 3072 float32 values with the default 2 MiB and share 64, 4 rows with share 32: the
+    threads' tiles stay a few 10 kB)."""
+    return max(1, min(_TILE_ROWS, r_step, chunk_bytes // share // (g_step * row_bytes)))
 
 
 def _rows_op(ufunc: Any, x: np.ndarray, rows_t: np.ndarray, out: np.ndarray) -> None:

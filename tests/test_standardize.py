@@ -613,8 +613,10 @@ def test_threads_raise_the_error_of_the_first_offending_group(rng, workers, what
     b = a.copy()
     with pytest.raises(ValueError, match=match):
         standardize(b, workers=workers, chunk_bytes=16 << 10, **kw)
-    # groups before the offending one are standardized (on one thread, none after it)
+    # groups before the offending one are standardized (on one thread, none after it); the
+    # offending image is as given (its shift, added back, is exact for data near its mean)
     _check_unit(b[:9], (1, 2))
+    np.testing.assert_array_equal(b[9], a[9])
     if workers == 1:
         assert np.array_equal(b[10:], a[10:])
 
@@ -639,3 +641,68 @@ def test_scratch_memory_grows_with_threads_only_by_their_blocks(rng):
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak < 10 * chunk, f"{peak / chunk:.1f} chunks with {kw}"
+
+
+# -- the float path's shift: a sample of rows, redone when it lies far from the mean ---------
+@pytest.mark.parametrize("offset", [5.0, 500.0])
+def test_a_sample_far_from_the_mean_is_redone_to_full_precision(rng, offset):
+    """The shift is the mean of 8 rows spread over each image (every 32nd of the 256 rows
+    of 1024 pixels of a 512 x 512 image); here those rows sit ``offset`` (100 to 10^4 noise
+    stds) above the rest, so the first shift lies 5.5 stds or more from the mean. The
+    groups are shifted again and summed again: the stats keep float32 partial-sum
+    precision (without the second shift the std is off by 2e-7 to 5e-7)."""
+    a = (1000 + 0.05 * rng.standard_normal((2, 512, 512, 3))).astype(np.float32)
+    a.reshape(2, 256, 3072)[:, ::32] += np.float32(offset)
+    mean, std = _truth(a, (1, 2))
+    results = []
+    for workers, constant in ((1, "zero"), (2, "zero"), (1, "raise")):
+        out, stats = standardize(a.copy(), workers=workers, constant=constant,
+                                 return_stats=True)
+        np.testing.assert_allclose(stats.std, std, rtol=5e-8)
+        np.testing.assert_allclose(stats.mean, mean, rtol=0, atol=5e-8 * std.max())
+        _check_unit(out, (1, 2), tol=1e-7)
+        results.append((out, stats))
+    assert np.array_equal(results[0][0], results[1][0])  # the same bits on two threads
+    assert np.array_equal(results[0][1].std, results[1][1].std)
+
+
+def test_nonfinite_error_adds_the_shift_back(rng):
+    """The float path subtracts a per-group shift in place before it sees a NaN; the error
+    adds it back: exact for data within a factor 2 of the shift, otherwise within one
+    rounding of ``x - shift``; a group with a NaN in its sampled rows is not shifted."""
+    near = (100 + rng.standard_normal((3, 64, 64, 3))).astype(np.float32)
+    centred = rng.standard_normal((3, 64, 64, 3)).astype(np.float32)
+    for a, exact in ((near, True), (centred, False)):
+        for where in ((1, 5, 7, 2), (1, 0, 0, 2)):  # outside, inside the sampled rows
+            b = a.copy()
+            b[where] = np.nan
+            c = b.copy()
+            with pytest.raises(ValueError, match=r"NaN or infinite values in group \(1, 2\)"):
+                standardize(c, workers=1, chunk_bytes=64 * 64 * 3 * 4)  # a block per image
+            _check_unit(c[:1], (1, 2))
+            np.testing.assert_array_equal(c[2], b[2])
+            if exact:
+                np.testing.assert_array_equal(c[1], b[1])
+                continue
+            if where == (1, 0, 0, 2):
+                np.testing.assert_array_equal(c[1, ..., 2], b[1, ..., 2])
+            err = np.abs(c[1].astype(np.float64) - b[1])
+            assert np.isnan(c[where]) and np.nanmax(err) > 0  # some values moved
+            assert np.nanmax(err) <= 2 * np.finfo(np.float32).eps * np.nanmax(np.abs(b[1]))
+
+
+def test_float32_offset_near_float32_max_is_summed_from_a_scratch_copy(rng):
+    """|shift| >= 2**102 could make ``x - shift`` overflow: such blocks are not shifted in
+    place; their deviations go to scratch (and an error leaves the data untouched)."""
+    a = (1e35 + 1e30 * rng.standard_normal((2, 40, 30, 3))).astype(np.float32)
+    mean, std = _truth(a, (1, 2))
+    out, stats = standardize(a.copy(), return_stats=True)
+    np.testing.assert_allclose(stats.std, std, rtol=2e-7)
+    np.testing.assert_allclose(stats.mean, mean, rtol=0, atol=2e-7 * std.max())
+    _check_unit(out, (1, 2))
+    b = a.copy()
+    b[1, 3, 3, 1] = np.inf
+    c = b.copy()
+    with pytest.raises(ValueError, match=r"NaN or infinite values in group \(1, 1\)"):
+        standardize(c)
+    np.testing.assert_array_equal(c[1], b[1])
