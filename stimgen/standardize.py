@@ -575,6 +575,7 @@ def _standardize_fast(
     # is below half an ulp of the dtype's max
     no_overflow = 2.0 ** (np.finfo(dt).maxexp - np.finfo(dt).nmant - 2)
     may_shift_in_place = policy.constant != "raise"
+    columns = np.tile(np.arange(inner), k)  # the group (channel) of each column of a row
 
     def buffers():  # per thread: the tiled rows of the current block's per-column values
         return tuple(np.empty((g_step, tile, L), dtype=dt) for _ in range(3))
@@ -603,13 +604,13 @@ def _standardize_fast(
 
         def restore() -> None:  # add the shifts back (before an error is raised)
             for s in reversed(applied):
-                shift_t[:g] = np.tile(s, k)[:, None, :]
+                shift_t[:g] = np.take(s, columns, axis=1)[:, None, :]
                 for x in steps:
                     _rows_op(np.add, x, shift_t[:g], x)
 
         # pass 1: deviations from the shift and the sums of them and of their squares
         for attempt in range(2):
-            shift_t[:g] = np.tile(shift, k)[:, None, :]
+            shift_t[:g] = np.take(shift, columns, axis=1)[:, None, :]
             if in_place:
                 applied.append(shift)
             s1 = np.zeros((g, L))
@@ -657,7 +658,7 @@ def _standardize_fast(
                 restore()
                 raise policy.nonfinite_error(_where(o0 + o, i, group_shape, inner))
         over = ~bad & ~(np.isfinite(sd) & np.isfinite(mu))
-        for o, i in np.argwhere(over):  # squares overflow: redo this group scaled
+        for o, i in np.argwhere(over) if over.any() else ():  # squares overflow: redo this group scaled
             col = blk[o].reshape(reduced, inner)[:, i]
             with np.errstate(over="ignore", invalid="ignore"):
                 m, sd[o, i] = _scaled_moments(col, policy.ddof)
@@ -677,7 +678,7 @@ def _standardize_fast(
         small = _small_std(dt)
         suspect = (~bad) & ((sd == 0) | (sd <= 1e-2 * np.abs(delta)) | (sd < small))
         const = np.zeros_like(suspect)
-        for o, i in np.argwhere(suspect):
+        for o, i in np.argwhere(suspect) if suspect.any() else ():
             col = blk[o].reshape(reduced, inner)[:, i]
             const[o, i] = bool((col == col[0]).all())
             if not const[o, i] and sd[o, i] < small:  # squares near underflow: redo scaled
@@ -707,14 +708,14 @@ def _standardize_fast(
         m_lo = (offset - m_hi.astype(np.float64)).astype(dt)
         m_hi[bad] = 0
         m_lo[bad] = 0
-        hi[:g] = np.tile(m_hi, k)[:, None, :]
-        inv[:g] = np.tile(scale.astype(dt), k)[:, None, :]
+        hi[:g] = np.take(m_hi, columns, axis=1)[:, None, :]
+        inv[:g] = np.take(scale.astype(dt), columns, axis=1)[:, None, :]
         # the low part is subtracted (one more pass) only where it moves the output by
         # more than 1/256 of the dtype's resolution at 1 std (4.7e-10 in float32)
         use_lo = bool((np.abs(m_lo.astype(np.float64) * scale)
                        > float(np.finfo(dt).eps) / 256).any())
         if use_lo:
-            shift_t[:g] = np.tile(m_lo, k)[:, None, :]
+            shift_t[:g] = np.take(m_lo, columns, axis=1)[:, None, :]
         for x in steps:
             _rows_op(np.subtract, x, hi[:g], x)
             if use_lo:
