@@ -52,7 +52,8 @@ from . import _validate
 __all__ = ["StandardizeStats", "standardize"]
 
 _DEFAULT_CHUNK_BYTES = 2 << 20
-_MAX_PARTIAL_ROWS = 128  # float32 partial sums span at most this many rows
+_STEP_ROWS = 128  # the float path works on at most this many rows of a group per call
+_RUN_ROWS = 16  # its float32 partial sums span at most this many rows
 _TILE_ROWS = 4  # per-column values are stacked this many rows deep for the ufuncs
 _SAMPLE_ROWS = 8  # rows per group (8 to 15, evenly spaced) whose mean is the float path's shift
 _REDO_STDS = 0.25  # a shift further than this many stds from the mean is redone
@@ -546,7 +547,7 @@ def _standardize_fast(
 
     Pass 1 subtracts a shift (the mean of a sample of each group's pixels, rounded to the
     data's dtype) from the data, in place, and sums the deviations and their squares
-    (float32 partial sums over at most ``_MAX_PARTIAL_ROWS`` rows, accumulated in
+    (float32 partial sums over at most ``_STEP_ROWS`` rows, accumulated in
     float64). Pass 2 turns the deviations into ``(d - (mu - shift)) * (1 / sd)``. A group
     whose shift lies more than ``_REDO_STDS`` stds from its mean is shifted again by the
     remaining offset and summed again (rare: the sample is spread over the whole group).
@@ -560,7 +561,7 @@ def _standardize_fast(
     rows = reduced // k
     v = a.reshape(outer, rows, L)
     row_bytes = L * dt.itemsize
-    r_step = max(1, min(rows, _MAX_PARTIAL_ROWS, chunk_bytes // row_bytes))
+    r_step = max(1, min(rows, _STEP_ROWS, chunk_bytes // row_bytes))
     if r_step == rows:  # whole groups per step: batch several of them
         g_step = max(1, min(outer, chunk_bytes // (rows * row_bytes)))
     else:
@@ -618,15 +619,7 @@ def _standardize_fast(
             for x in steps:
                 d = x if in_place else scratch[: x.size].reshape(x.shape)
                 _rows_op(np.subtract, x, shift_t[:g], d)
-                p1 = np.add.reduce(d, axis=1)
-                p2 = np.einsum("grl,grl->gl", d, d)
-                if not (np.isfinite(p1).all() and np.isfinite(p2).all()):
-                    # float32 sums beyond ~3e38 (squares of deviations beyond ~1e19)
-                    # overflow: redo in float64
-                    p1 = np.add.reduce(d, axis=1, dtype=np.float64)
-                    p2 = np.einsum("grl,grl->gl", d, d, dtype=np.float64)
-                s1 += p1
-                s2 += p2
+                _add_run_sums(d, s1, s2)
             S1 = _fold(s1, k, inner)
             S2 = _fold(s2, k, inner)
             delta = S1 / reduced  # mean - total
@@ -724,6 +717,38 @@ def _standardize_fast(
 
     _run_blocks(-(-outer // g_step), block, buffers, workers)
     return means.reshape(group_shape), stds.reshape(group_shape)
+
+
+def _add_run_sums(d: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
+    """Add the column sums of ``d`` (shape (G, R, L), R <= 8 * ``_RUN_ROWS``) and of its
+    squares to the float64 ``s1``, ``s2`` (shape (G, L)).
+
+    The sums are taken in d's dtype over runs of at most ``_RUN_ROWS`` rows (one
+    reduction or einsum call for all runs), then over the (at most 8) runs, and added in
+    float64. A column's float32 sum thus has at most 15 + 7 roundings: its error is at
+    most 22 * 2**-24 (1.3e-6) of the sum of the magnitudes of its terms, and typically
+    far less. Long float32 runs also bias sums of quantized data (values on a grid, such
+    as ``1000 + 0.05 noise`` in float32, whose squared deviations come out 6.7e-7 low
+    with runs of 128 rows and 5e-9 low with runs of 16). Sums that overflow float32 are
+    taken in float64.
+    """
+    g, r, length = d.shape
+    m = r - r % _RUN_ROWS
+    runs = d[:, :m].reshape(g, m // _RUN_ROWS, _RUN_ROWS, length)  # a view
+    tail = d[:, m:]
+    for acc, square in ((s1, False), (s2, True)):
+        if m:
+            part = np.add.reduce(np.einsum("gsrl,gsrl->gsl", runs, runs) if square
+                                 else np.add.reduce(runs, axis=2), axis=1)
+            if m < r:
+                part += np.einsum("grl,grl->gl", tail, tail) if square else tail.sum(axis=1)
+        else:
+            part = np.einsum("grl,grl->gl", tail, tail) if square else np.add.reduce(tail, axis=1)
+        if np.isfinite(part).all():
+            acc += part
+        else:  # float32 sums beyond ~3e38 (squares beyond ~1e19) overflow: take them in float64
+            acc += (np.einsum("grl,grl->gl", d, d, dtype=np.float64) if square
+                    else np.add.reduce(d, axis=1, dtype=np.float64))
 
 
 def _fold(x: np.ndarray, k: int, inner: int) -> np.ndarray:
