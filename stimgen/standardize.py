@@ -13,10 +13,13 @@ Conventions
   so ``(N, H, W, C)`` has ``N * C`` groups, ``(N, C, H, W)`` with ``channel_axis=1`` too,
   ``(H, W, C)`` has ``C`` and ``(H, W)`` one. Any other set of axes may be given
   (``axis=(0, 1, 2)`` standardizes each channel over the whole batch).
-* Statistics use the two-pass (corrected) algorithm: a pilot mean, then the sums of the
-  deviations from it and of their squares, accumulated in float64 over partial sums of at
-  most 128 rows. Data such as ``1000 + small noise`` or ``1e4 + U[0, 1)`` comes out with
-  mean 0 and std 1 to float32 precision.
+* Statistics of float input use the corrected two-pass algorithm: a shift (the mean of
+  8 rows spread over the group), then the sums of the deviations from it and of their squares,
+  float32 partial sums over runs of at most 16 rows accumulated in float64 (a shift
+  further than 1/4 std from the mean is redone). The deviations are written in place
+  as they are summed, so the float path reads the data twice: once to sum, once to
+  finish the output. Data such as ``1000 + small noise`` or ``1e4 + U[0, 1)`` comes out
+  with mean 0 and std 1 to float32 precision.
 * Standard deviations are population stds (``ddof=0``) unless ``ddof`` says otherwise.
 * Float input is overwritten (``inplace=True``, the default); integer input (uint8,
   uint16, ...) never is: it goes to a new float32 array (float64 for integers wider than
@@ -161,16 +164,24 @@ def standardize(
         processed in order; when an error is raised part-way, groups before the offending
         one have already been standardized in place, and with several ``workers`` a few
         groups after it may have been too (use ``inplace=False`` to keep the input
-        intact). The error raised is always that of the first offending group.
+        intact). The error raised is always that of the first offending group. The
+        offending block of groups (float input) has had its shift subtracted and added
+        back: its values are as given where they lie within a factor 2 of their group's
+        shift (data with an offset), and otherwise within two ulps (in the data's dtype)
+        of the group's largest magnitude; ``constant="raise"`` never modifies it.
 
     Notes
     -----
-    For each group with elements :math:`x_1..x_n`, a pilot mean :math:`K` is followed by
-    :math:`S_1 = \\sum (x_i - K)` and :math:`S_2 = \\sum (x_i - K)^2` (float64), so
-    :math:`\\mu = K + S_1/n` and :math:`\\sigma^2 = (S_2 - S_1^2/n)/(n - \\text{ddof})`
-    (Chan, Golub & LeVeque's corrected two-pass algorithm). The output
-    :math:`(x - \\mu)/\\sigma` is computed in the data's precision with :math:`\\mu` split
-    into a high and a low part, so no precision is lost to a large offset.
+    For float input, each group with elements :math:`x_1..x_n` gets a shift :math:`K` (the
+    mean of 8 rows spread over the group, in the data's dtype), followed by
+    :math:`S_1 = \\sum (x_i - K)` and :math:`S_2 = \\sum (x_i - K)^2` (float32 partial
+    sums over at most 16 rows, accumulated in float64), so :math:`\\mu = K + S_1/n` and
+    :math:`\\sigma^2 = (S_2 - S_1^2/n)/(n - \\text{ddof})` (Chan, Golub & LeVeque's
+    corrected two-pass algorithm); a :math:`K` further than :math:`\\sigma/4` from
+    :math:`\\mu` is replaced and the sums are taken again. The deviations
+    :math:`x_i - K` overwrite the data as they are summed; the output
+    :math:`(x_i - K - (\\mu - K))/\\sigma` is then computed in the data's precision, so
+    no precision is lost to a large offset. 8- and 16-bit input has exact integer sums.
 
     Examples
     --------
@@ -545,10 +556,10 @@ def _standardize_fast(
     """Standardize C-contiguous float data viewed as (outer, rows, k * inner), a block of
     whole groups (or one group) at a time: two passes over each block.
 
-    Pass 1 subtracts a shift (the mean of a sample of each group's pixels, rounded to the
-    data's dtype) from the data, in place, and sums the deviations and their squares
-    (float32 partial sums over at most ``_STEP_ROWS`` rows, accumulated in
-    float64). Pass 2 turns the deviations into ``(d - (mu - shift)) * (1 / sd)``. A group
+    Pass 1 subtracts a shift (the mean of ``_SAMPLE_ROWS`` rows spread over each group,
+    rounded to the data's dtype) from the data, in place, ``_STEP_ROWS`` rows at a time,
+    and sums the deviations and their squares (:func:`_add_run_sums`: float32 runs of at
+    most ``_RUN_ROWS`` rows, accumulated in float64). Pass 2 turns the deviations into ``(d - (mu - shift)) * (1 / sd)``. A group
     whose shift lies more than ``_REDO_STDS`` stds from its mean is shifted again by the
     remaining offset and summed again (rare: the sample is spread over the whole group).
     When the block cannot be shifted in place (``constant="raise"`` must leave a constant
@@ -623,9 +634,9 @@ def _standardize_fast(
             S1 = _fold(s1, k, inner)
             S2 = _fold(s2, k, inner)
             delta = S1 / reduced  # mean - total
-            with np.errstate(invalid="ignore"):
-                var = np.maximum(S2 - S1 * delta, 0.0) / (reduced - policy.ddof)
-                poor = delta * delta > var * _REDO_STDS**2
+            # (the caller ignores floating-point warnings: NaN and inf are handled below)
+            var = np.maximum(S2 - S1 * delta, 0.0) / (reduced - policy.ddof)
+            poor = delta * delta > var * _REDO_STDS**2
             if attempt or not poor.any():
                 break
             # a shift far from the mean costs precision: shift again by the offset left
@@ -639,53 +650,60 @@ def _standardize_fast(
                 total = shift.astype(np.float64)
         mu = total + delta
         sd = np.sqrt(var)
-        bad = ~np.isfinite(S1)  # NaN or inf in the data, or a sum beyond float64
-        if bad.any():
-            for o, i in np.argwhere(bad):  # finite data whose sum overflows: too large
-                # (deviations are finite exactly where the data is: no shift overflows)
-                if np.isfinite(blk[o].reshape(reduced, inner)[:, i]).all():
+        bad = None  # groups with NaN or inf in the data (None: none)
+        if not (np.isfinite(mu).all() and np.isfinite(sd).all()):
+            bad = ~np.isfinite(S1)  # NaN or inf in the data, or a sum beyond float64
+            if bad.any():
+                for o, i in np.argwhere(bad):  # finite data whose sum overflows: too large
+                    # (deviations are finite exactly where the data is: no shift overflows)
+                    if np.isfinite(blk[o].reshape(reduced, inner)[:, i]).all():
+                        restore()
+                        raise _overflow_error(_where(o0 + o, i, group_shape, inner))
+                if policy.nonfinite == "raise":
+                    o, i = np.argwhere(bad)[0]
                     restore()
-                    raise _overflow_error(_where(o0 + o, i, group_shape, inner))
-            if policy.nonfinite == "raise":
-                o, i = np.argwhere(bad)[0]
-                restore()
-                raise policy.nonfinite_error(_where(o0 + o, i, group_shape, inner))
-        over = ~bad & ~(np.isfinite(sd) & np.isfinite(mu))
-        for o, i in np.argwhere(over) if over.any() else ():  # squares overflow: redo this group scaled
-            col = blk[o].reshape(reduced, inner)[:, i]
-            with np.errstate(over="ignore", invalid="ignore"):
+                    raise policy.nonfinite_error(_where(o0 + o, i, group_shape, inner))
+            over = ~bad & ~(np.isfinite(sd) & np.isfinite(mu))
+            for o, i in np.argwhere(over):  # squares overflow: redo this group scaled
+                col = blk[o].reshape(reduced, inner)[:, i]
                 m, sd[o, i] = _scaled_moments(col, policy.ddof)
                 if in_place:  # the column holds the deviations from the shift
                     delta[o, i] = m
                     mu[o, i] = total[o, i] + m
                 else:
                     mu[o, i] = m
-            if not (math.isfinite(sd[o, i]) and math.isfinite(mu[o, i])):
-                restore()
-                raise _overflow_error(_where(o0 + o, i, group_shape, inner))
-        mu[bad] = np.nan
-        sd[bad] = np.nan
+                if not (math.isfinite(sd[o, i]) and math.isfinite(mu[o, i])):
+                    restore()
+                    raise _overflow_error(_where(o0 + o, i, group_shape, inner))
+            mu[bad] = np.nan
+            sd[bad] = np.nan
         # constant groups: exact check only where rounding could hide a zero std (the
         # shift lies between the group's extremes, so the deviations are all equal exactly
-        # when the values are)
+        # when the values are); NaN stds (bad groups) compare False
         small = _small_std(dt)
-        suspect = (~bad) & ((sd == 0) | (sd <= 1e-2 * np.abs(delta)) | (sd < small))
-        const = np.zeros_like(suspect)
-        for o, i in np.argwhere(suspect) if suspect.any() else ():
-            col = blk[o].reshape(reduced, inner)[:, i]
-            const[o, i] = bool((col == col[0]).all())
-            if not const[o, i] and sd[o, i] < small:  # squares near underflow: redo scaled
-                m, sd[o, i] = _scaled_moments(col, policy.ddof)
-                if in_place:
-                    delta[o, i] = m
-                    mu[o, i] = total[o, i] + m
-                else:
-                    mu[o, i] = m
-        if const.any():
-            o, i = np.argwhere(const)[0]
-            policy.constant_groups(const, _where(o0 + o, i, group_shape, inner))
-            sd[const] = 0.0
-        tiny = ~bad & ~const & (sd * np.finfo(dt).max < 1.0)
+        suspect = sd <= np.maximum(1e-2 * np.abs(delta), small)
+        const = None
+        if suspect.any():
+            const = np.zeros_like(suspect)
+            for o, i in np.argwhere(suspect):
+                col = blk[o].reshape(reduced, inner)[:, i]
+                const[o, i] = bool((col == col[0]).all())
+                if not const[o, i] and sd[o, i] < small:  # squares near underflow: redo
+                    m, sd[o, i] = _scaled_moments(col, policy.ddof)
+                    if in_place:
+                        delta[o, i] = m
+                        mu[o, i] = total[o, i] + m
+                    else:
+                        mu[o, i] = m
+            if const.any():
+                o, i = np.argwhere(const)[0]
+                policy.constant_groups(const, _where(o0 + o, i, group_shape, inner))
+                sd[const] = 0.0
+            else:
+                const = None
+        tiny = sd * np.finfo(dt).max < 1.0
+        if const is not None:
+            tiny &= ~const
         if tiny.any():
             o, i = np.argwhere(tiny)[0]
             restore()
@@ -695,12 +713,14 @@ def _standardize_fast(
         # pass 2: (d - delta_hi - delta_lo) * (1 / sd) in the data's precision, with d the
         # deviations from the shift (in place), or (x - mu_hi - mu_lo) * (1 / sd)
         scale = 1.0 / sd
-        scale[const] = np.nan if policy.constant == "nan" else 0.0
+        if const is not None:
+            scale[const] = np.nan if policy.constant == "nan" else 0.0
         offset = delta if in_place else mu
         m_hi = offset.astype(dt)
         m_lo = (offset - m_hi.astype(np.float64)).astype(dt)
-        m_hi[bad] = 0
-        m_lo[bad] = 0
+        if bad is not None:
+            m_hi[bad] = 0
+            m_lo[bad] = 0
         hi[:g] = np.take(m_hi, columns, axis=1)[:, None, :]
         inv[:g] = np.take(scale.astype(dt), columns, axis=1)[:, None, :]
         # the low part is subtracted (one more pass) only where it moves the output by
