@@ -580,7 +580,7 @@ def _standardize_fast(
     means = np.empty((outer, inner))
     stds = np.empty((outer, inner))
     policy.n_groups = outer * inner
-    tile = _tile_rows(g_step, r_step, row_bytes, chunk_bytes, share=32)
+    tile = _tile_rows(g_step, r_step, row_bytes, chunk_bytes)
     sample_stride = 1 if rows < 2 * _SAMPLE_ROWS else rows // _SAMPLE_ROWS
     n_sample = len(range(0, rows, sample_stride)) * k  # pixels per group in the sample
     # |x - shift| for finite x stays finite (rounds to at most the dtype's max) when |shift|
@@ -778,13 +778,11 @@ def _fold(x: np.ndarray, k: int, inner: int) -> np.ndarray:
     return np.einsum("gki->gi", x.reshape(x.shape[0], k, inner))
 
 
-def _tile_rows(g_step: int, r_step: int, row_bytes: int, chunk_bytes: int,
-               share: int = 64) -> int:
+def _tile_rows(g_step: int, r_step: int, row_bytes: int, chunk_bytes: int) -> int:
     """Rows of the tiles that hold a block's per-column values (shift, mean, 1/std): up to
-    4 rows, at most ``r_step`` and at most ``1/share`` of ``chunk_bytes`` per tile (2 rows
-    of 3072 float32 values with the default 2 MiB and share 64, 4 rows with share 32: the
-    threads' tiles stay a few 10 kB)."""
-    return max(1, min(_TILE_ROWS, r_step, chunk_bytes // share // (g_step * row_bytes)))
+    4 rows, at most ``r_step`` and at most 1/64 of ``chunk_bytes`` per tile (2 rows of
+    3072 float32 values with the default 2 MiB: the threads' tiles stay a few 10 kB)."""
+    return max(1, min(_TILE_ROWS, r_step, chunk_bytes // 64 // (g_step * row_bytes)))
 
 
 def _rows_op(ufunc: Any, x: np.ndarray, rows_t: np.ndarray, out: np.ndarray) -> None:
