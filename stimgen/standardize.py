@@ -58,6 +58,7 @@ _DEFAULT_CHUNK_BYTES = 2 << 20
 _STEP_ROWS = 128  # the float path works on at most this many rows of a group per call
 _RUN_ROWS = 16  # its float32 partial sums span at most this many rows
 _TILE_ROWS = 4  # per-column values are stacked this many rows deep for the ufuncs
+_SMALL_ROW = 256  # small groups are split into rows of at most this many values
 _SAMPLE_ROWS = 8  # rows per group (8 to 15, evenly spaced) whose mean is the float path's shift
 _REDO_STDS = 0.25  # a shift further than this many stds from the mean is redone
 _ROW_ELEMENTS = 4096  # preferred number of elements in one reduction row
@@ -568,6 +569,11 @@ def _standardize_fast(
     If an error is raised after a block was shifted in place, the shifts are added back.
     """
     dt = a.dtype
+    if k == reduced:  # small groups in one row: rows of a few hundred values if k allows
+        k = max((p for p in range(1, k + 1) if k % p == 0 and p * inner <= _SMALL_ROW),
+                default=1)
+        if k * inner < _SMALL_ROW // 8:  # (no such divisor: one row, sums by halving)
+            k = reduced
     L = k * inner
     rows = reduced // k
     v = a.reshape(outer, rows, L)
@@ -588,6 +594,19 @@ def _standardize_fast(
     no_overflow = 2.0 ** (np.finfo(dt).maxexp - np.finfo(dt).nmant - 2)
     may_shift_in_place = policy.constant != "raise"
     columns = np.tile(np.arange(inner), k)  # the group (channel) of each column of a row
+    one_row = rows == 1  # whole groups in one row: small images, pairwise sums over pixels
+
+    def tiled(vals: np.ndarray) -> np.ndarray:  # (G, inner) -> (G, 1, L), each pixel's values
+        if not one_row:
+            return np.take(vals, columns, axis=1)[:, None, :]
+        row = np.empty((vals.shape[0], 1, L), dtype=dt)  # (doubling copies: no gather)
+        row[:, 0, :inner] = vals
+        n = 1
+        while n < k:
+            m = min(n, k - n)
+            row[:, 0, n * inner : (n + m) * inner] = row[:, 0, : m * inner]
+            n += m
+        return row
 
     def buffers():  # per thread: the tiled rows of the current block's per-column values
         return tuple(np.empty((g_step, tile, L), dtype=dt) for _ in range(3))
@@ -602,11 +621,19 @@ def _standardize_fast(
         # the shift: the mean of a sample of rows spread over each group (all rows of
         # groups with fewer than 16), in the data's dtype; 0 where the sample holds NaN or
         # inf (or its float32 sums overflow: then all rows are summed in float64)
-        sample = blk[:, ::sample_stride]
-        ps = np.add.reduce(sample, axis=1)
-        if not np.isfinite(ps).all():
-            ps = np.add.reduce(sample, axis=1, dtype=np.float64)
-        first = _fold(ps.astype(np.float64), k, inner) / n_sample
+        work = np.empty((g, L) if one_row else 0, dtype=dt)  # pairwise sums of one-row groups
+        if one_row:  # the whole group (pairwise sums; float64 where they overflow)
+            first = _tree_sum(blk[:, 0], work, k, inner)
+            redo = ~np.isfinite(first).all(axis=1)
+            for o in np.flatnonzero(redo) if redo.any() else ():
+                first[o] = np.add.reduce(blk[o].reshape(k, inner), axis=0, dtype=np.float64)
+            first /= n_sample
+        else:
+            sample = blk[:, ::sample_stride]
+            ps = np.add.reduce(sample, axis=1)
+            if not np.isfinite(ps).all():
+                ps = np.add.reduce(sample, axis=1, dtype=np.float64)
+            first = _fold(ps.astype(np.float64), k, inner) / n_sample
         first[~np.isfinite(first)] = 0.0
         shift = first.astype(dt)
         in_place = may_shift_in_place and bool((np.abs(shift) < no_overflow).all())
@@ -616,23 +643,37 @@ def _standardize_fast(
 
         def restore() -> None:  # add the shifts back (before an error is raised)
             for s in reversed(applied):
-                shift_t[:g] = np.take(s, columns, axis=1)[:, None, :]
+                shift_t[:g] = tiled(s)
                 for x in steps:
                     _rows_op(np.add, x, shift_t[:g], x)
 
         # pass 1: deviations from the shift and the sums of them and of their squares
         for attempt in range(2):
-            shift_t[:g] = np.take(shift, columns, axis=1)[:, None, :]
+            shift_t[:g] = tiled(shift)
             if in_place:
                 applied.append(shift)
-            s1 = np.zeros((g, L))
-            s2 = np.zeros((g, L))
-            for x in steps:
+            if one_row:  # pairwise float32 sums over the pixels of each group
+                x = steps[0]
                 d = x if in_place else scratch[: x.size].reshape(x.shape)
                 _rows_op(np.subtract, x, shift_t[:g], d)
-                _add_run_sums(d, s1, s2)
-            S1 = _fold(s1, k, inner)
-            S2 = _fold(s2, k, inner)
+                S1 = _tree_sum(d[:, 0], work, k, inner)
+                np.multiply(d[:, 0], d[:, 0], out=work)
+                S2 = _tree_sum(work, work, k, inner)
+                redo = ~(np.isfinite(S1) & np.isfinite(S2)).all(axis=1)
+                for o in np.flatnonzero(redo) if redo.any() else ():
+                    # float32 sums beyond ~3e38 (squares beyond ~1e19), or NaN/inf: float64
+                    dd = d[o].reshape(k, inner)
+                    S1[o] = np.add.reduce(dd, axis=0, dtype=np.float64)
+                    S2[o] = np.einsum("ki,ki->i", dd, dd, dtype=np.float64)
+            else:
+                s1 = np.zeros((g, L))
+                s2 = np.zeros((g, L))
+                for x in steps:
+                    d = x if in_place else scratch[: x.size].reshape(x.shape)
+                    _rows_op(np.subtract, x, shift_t[:g], d)
+                    _add_run_sums(d, s1, s2)
+                S1 = _fold(s1, k, inner)
+                S2 = _fold(s2, k, inner)
             delta = S1 / reduced  # mean - total
             # (the caller ignores floating-point warnings: NaN and inf are handled below)
             var = np.maximum(S2 - S1 * delta, 0.0) / (reduced - policy.ddof)
@@ -721,14 +762,14 @@ def _standardize_fast(
         if bad is not None:
             m_hi[bad] = 0
             m_lo[bad] = 0
-        hi[:g] = np.take(m_hi, columns, axis=1)[:, None, :]
-        inv[:g] = np.take(scale.astype(dt), columns, axis=1)[:, None, :]
+        hi[:g] = tiled(m_hi)
+        inv[:g] = tiled(scale.astype(dt))
         # the low part is subtracted (one more pass) only where it moves the output by
         # more than 1/256 of the dtype's resolution at 1 std (4.7e-10 in float32)
         use_lo = bool((np.abs(m_lo.astype(np.float64) * scale)
                        > float(np.finfo(dt).eps) / 256).any())
         if use_lo:
-            shift_t[:g] = np.take(m_lo, columns, axis=1)[:, None, :]
+            shift_t[:g] = tiled(m_lo)
         for x in steps:
             _rows_op(np.subtract, x, hi[:g], x)
             if use_lo:
@@ -769,6 +810,27 @@ def _add_run_sums(d: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
         else:  # float32 sums beyond ~3e38 (squares beyond ~1e19) overflow: take them in float64
             acc += (np.einsum("grl,grl->gl", d, d, dtype=np.float64) if square
                     else np.add.reduce(d, axis=1, dtype=np.float64))
+
+
+def _tree_sum(x: np.ndarray, work: np.ndarray, k: int, inner: int) -> np.ndarray:
+    """Per-group sums ``(G, inner)`` (float64) of ``x`` of shape ``(G, k * inner)``: pairwise
+    sums in x's dtype (halves added together, log2(k) contiguous vector additions; the
+    caller checks them for overflow). ``work`` (same shape, may be ``x`` itself) is
+    overwritten.
+
+    Each value goes through at most 2 * ceil(log2(k)) roundings (k = 1024: 20, an error
+    of at most 20 * 2**-24 = 1.2e-6 of the sum of the magnitudes, typically far less).
+    """
+    n = k
+    src = x
+    while n > 1:
+        h = n // 2
+        a = work[:, : h * inner]
+        np.add(src[:, : h * inner], src[:, h * inner : 2 * h * inner], out=a)
+        if n % 2:
+            a[:, :inner] += src[:, 2 * h * inner : n * inner]
+        src, n = work, h
+    return src[:, :inner].astype(np.float64)
 
 
 def _fold(x: np.ndarray, k: int, inner: int) -> np.ndarray:

@@ -21,6 +21,21 @@ def _truth(x: np.ndarray, axis: tuple[int, ...], ddof: int = 0):
     return x64.mean(axis=axis), x64.std(axis=axis, ddof=ddof)
 
 
+def _fsum_stats(x: np.ndarray, axis: tuple[int, ...]):
+    """Mean and population std of each group from exactly rounded sums (math.fsum)."""
+    import math
+
+    xs = np.moveaxis(x.astype(np.float64), axis, tuple(range(-len(axis), 0)))
+    flat = xs.reshape(*xs.shape[: xs.ndim - len(axis)], -1)
+    means, stds = np.empty(flat.shape[:-1]), np.empty(flat.shape[:-1])
+    for idx in np.ndindex(*flat.shape[:-1]):
+        v = flat[idx]
+        means[idx] = math.fsum(v) / v.size
+        d = v - means[idx]
+        stds[idx] = math.sqrt(math.fsum(d * d) / v.size)
+    return means, stds
+
+
 def _check_stats(stats, mean, std, dtype=np.float32):
     """float32 data: stats to float32 resolution of the std; float64 data: ~1e-13."""
     tol = 2e-7 if np.dtype(dtype) != np.float64 else 1e-13
@@ -49,8 +64,10 @@ def test_offset_data_comes_out_mean0_std1_channel_last(rng, dtype, offset, sprea
     _check_stats(stats, mean, std, dtype)
     assert stats.mean.shape == (6, 3)
     _check_unit(out, (1, 2))
-    # the same as the naive float64 formula, to the output's precision (plus the float64
-    # reference's own rounding of the offset, ~eps64 * offset / std)
+    # the same as the float64 formula with exactly summed statistics, to the output's
+    # precision (plus the float64 reference's own rounding of the offset, ~eps64 * offset
+    # / std; numpy's float64 std errs by ~1e-15 itself, as much as the tolerance)
+    mean, std = _fsum_stats(base, (1, 2))
     ref = (base.astype(np.float64) - mean[:, None, None]) / std[:, None, None]
     atol = 4 * np.finfo(dtype).eps * np.abs(ref).max() + 1e-14 * offset / std.min()
     np.testing.assert_allclose(out, ref, rtol=0, atol=atol)
@@ -743,3 +760,30 @@ def test_quantized_float32_data_has_no_std_bias(rng):
     assert np.abs(stats.std / std - 1).max() < 2e-8
     o = out.astype(np.float64)
     assert np.abs(o.std(axis=(1, 2)) - 1).max() < 1e-7
+
+
+@pytest.mark.parametrize("shape, kw, nan_at", [((64, 1, 1367), {"channel_axis": None}, (5, 0, 100)),
+                                               ((64, 1367, 1, 2), {}, (5, 100, 0, 1))],
+                         ids=["gray", "2 channels"])
+def test_small_prime_sized_groups_are_summed_by_halving(rng, shape, kw, nan_at):
+    """Groups of 1367 pixels (prime: no rows of a few hundred values) stay one row each;
+    their sums are pairwise (halves added together), exact to float32 resolution, the
+    same on any number of threads, with a NaN group propagated (the other groups keep
+    their bits) or named."""
+    a = (1e3 + rng.standard_normal(shape)).astype(np.float32)
+    axis = (1, 2)
+    mean, std = _fsum_stats(a, axis)
+    out, stats = standardize(a.copy(), return_stats=True, **kw)
+    np.testing.assert_allclose(stats.std, std, rtol=2e-7)
+    np.testing.assert_allclose(stats.mean, mean, rtol=0, atol=2e-7 * std.max())
+    _check_unit(out, axis)
+    assert np.array_equal(standardize(a.copy(), workers=3, **kw), out)
+    b = a.copy()
+    b[nan_at] = np.nan
+    prop = standardize(b.copy(), nonfinite="propagate", **kw)
+    group = (5, slice(None), slice(None)) + nan_at[3:]
+    assert np.isnan(prop[group]).all()
+    keep = ~np.isnan(prop)
+    assert keep.sum() == a.size - 1367 and np.array_equal(prop[keep], out[keep])
+    with pytest.raises(ValueError, match=r"NaN or infinite values in group \(5"):
+        standardize(b, **kw)
