@@ -14,12 +14,12 @@ Conventions
   ``(H, W, C)`` has ``C`` and ``(H, W)`` one. Any other set of axes may be given
   (``axis=(0, 1, 2)`` standardizes each channel over the whole batch).
 * Statistics of float input use the corrected two-pass algorithm: a shift (the mean of
-  8 rows spread over the group), then the sums of the deviations from it and of their squares,
-  float32 partial sums over runs of at most 16 rows accumulated in float64 (a shift
-  further than 1/4 std from the mean is redone). The deviations are written in place
-  as they are summed, so the float path reads the data twice: once to sum, once to
-  finish the output. Data such as ``1000 + small noise`` or ``1e4 + U[0, 1)`` comes out
-  with mean 0 and std 1 to float32 precision.
+  8 rows spread over the group), then the sums of the deviations from it and of their
+  squares, float32 partial sums over runs of at most 16 rows accumulated in float64 (a
+  shift further than 1/4 std from the mean is redone). The deviations are written in
+  place as they are summed, so the float path sweeps the data twice: once to sum, once
+  to finish the output. Data such as ``1000 + small noise`` or ``1e4 + U[0, 1)`` comes
+  out with mean 0 and std 1 to float32 precision.
 * Standard deviations are population stds (``ddof=0``) unless ``ddof`` says otherwise.
 * Float input is overwritten (``inplace=True``, the default); integer input (uint8,
   uint16, ...) never is: it goes to a new float32 array (float64 for integers wider than
@@ -560,9 +560,12 @@ def _standardize_fast(
     Pass 1 subtracts a shift (the mean of ``_SAMPLE_ROWS`` rows spread over each group,
     rounded to the data's dtype) from the data, in place, ``_STEP_ROWS`` rows at a time,
     and sums the deviations and their squares (:func:`_add_run_sums`: float32 runs of at
-    most ``_RUN_ROWS`` rows, accumulated in float64). Pass 2 turns the deviations into ``(d - (mu - shift)) * (1 / sd)``. A group
-    whose shift lies more than ``_REDO_STDS`` stds from its mean is shifted again by the
-    remaining offset and summed again (rare: the sample is spread over the whole group).
+    most ``_RUN_ROWS`` rows, accumulated in float64). Pass 2 turns the deviations into
+    ``(d - (mu - shift)) * (1 / sd)``. A group whose shift lies more than ``_REDO_STDS``
+    stds from its mean is shifted again by the remaining offset and summed again (rare:
+    the sample is spread over the whole group). Small groups (one row) are split into
+    rows of at most ``_SMALL_ROW`` values, or, when their pixel count has no such
+    divisor, kept in one row and summed by halving (:func:`_tree_sum`).
     When the block cannot be shifted in place (``constant="raise"`` must leave a constant
     group untouched, or a shift so large that ``x - shift`` could overflow), the
     deviations go to a scratch buffer and pass 2 computes ``(x - mu_hi - mu_lo) / sd``.
