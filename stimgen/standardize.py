@@ -572,11 +572,7 @@ def _standardize_fast(
     If an error is raised after a block was shifted in place, the shifts are added back.
     """
     dt = a.dtype
-    if k == reduced:  # small groups in one row: rows of a few hundred values if k allows
-        k = max((p for p in range(1, k + 1) if k % p == 0 and p * inner <= _SMALL_ROW),
-                default=1)
-        if k * inner < _SMALL_ROW // 8:  # (no such divisor: one row, sums by halving)
-            k = reduced
+    k = _small_rows(k, reduced, inner)
     L = k * inner
     rows = reduced // k
     v = a.reshape(outer, rows, L)
@@ -843,6 +839,17 @@ def _fold(x: np.ndarray, k: int, inner: int) -> np.ndarray:
     return np.einsum("gki->gi", x.reshape(x.shape[0], k, inner))
 
 
+def _small_rows(k: int, reduced: int, inner: int) -> int:
+    """Pixels per row for groups of ``reduced`` pixels laid out in rows of ``k``: groups in
+    one row (small images) are split into rows of at most ``_SMALL_ROW`` values (the
+    per-column tables the ufuncs broadcast then stay small), unless the pixel count has no
+    divisor giving rows of at least ``_SMALL_ROW / 8`` values (then one row)."""
+    if k != reduced:
+        return k
+    p = max((d for d in range(1, k + 1) if k % d == 0 and d * inner <= _SMALL_ROW), default=1)
+    return p if p * inner >= _SMALL_ROW // 8 else k
+
+
 def _tile_rows(g_step: int, r_step: int, row_bytes: int, chunk_bytes: int) -> int:
     """Rows of the tiles that hold a block's per-column values (shift, mean, 1/std): up to
     4 rows, at most ``r_step`` and at most 1/64 of ``chunk_bytes`` per tile (2 rows of
@@ -965,6 +972,7 @@ def _standardize_integer(
     a1, n1 = plan[0], plan[1]
     span = max(plan[5] - plan[4], 1)  # largest |x - q|
     exact_rows = (1 << (np.finfo(dt).nmant + 1)) // (span * span)  # float sums exact
+    k = _small_rows(k, reduced, inner)
     L = k * inner
     rows = reduced // k
     v = a.reshape(outer, rows, L)
