@@ -21,6 +21,21 @@ def _truth(x: np.ndarray, axis: tuple[int, ...], ddof: int = 0):
     return x64.mean(axis=axis), x64.std(axis=axis, ddof=ddof)
 
 
+def _fsum_stats(x: np.ndarray, axis: tuple[int, ...]):
+    """Mean and population std of each group from exactly rounded sums (math.fsum)."""
+    import math
+
+    xs = np.moveaxis(x.astype(np.float64), axis, tuple(range(-len(axis), 0)))
+    flat = xs.reshape(*xs.shape[: xs.ndim - len(axis)], -1)
+    means, stds = np.empty(flat.shape[:-1]), np.empty(flat.shape[:-1])
+    for idx in np.ndindex(*flat.shape[:-1]):
+        v = flat[idx]
+        means[idx] = math.fsum(v) / v.size
+        d = v - means[idx]
+        stds[idx] = math.sqrt(math.fsum(d * d) / v.size)
+    return means, stds
+
+
 def _check_stats(stats, mean, std, dtype=np.float32):
     """float32 data: stats to float32 resolution of the std; float64 data: ~1e-13."""
     tol = 2e-7 if np.dtype(dtype) != np.float64 else 1e-13
@@ -49,8 +64,10 @@ def test_offset_data_comes_out_mean0_std1_channel_last(rng, dtype, offset, sprea
     _check_stats(stats, mean, std, dtype)
     assert stats.mean.shape == (6, 3)
     _check_unit(out, (1, 2))
-    # the same as the naive float64 formula, to the output's precision (plus the float64
-    # reference's own rounding of the offset, ~eps64 * offset / std)
+    # the same as the float64 formula with exactly summed statistics, to the output's
+    # precision (plus the float64 reference's own rounding of the offset, ~eps64 * offset
+    # / std; numpy's float64 std errs by ~1e-15 itself, as much as the tolerance)
+    mean, std = _fsum_stats(base, (1, 2))
     ref = (base.astype(np.float64) - mean[:, None, None]) / std[:, None, None]
     atol = 4 * np.finfo(dtype).eps * np.abs(ref).max() + 1e-14 * offset / std.min()
     np.testing.assert_allclose(out, ref, rtol=0, atol=atol)
@@ -613,8 +630,10 @@ def test_threads_raise_the_error_of_the_first_offending_group(rng, workers, what
     b = a.copy()
     with pytest.raises(ValueError, match=match):
         standardize(b, workers=workers, chunk_bytes=16 << 10, **kw)
-    # groups before the offending one are standardized (on one thread, none after it)
+    # groups before the offending one are standardized (on one thread, none after it); the
+    # offending image is as given (its shift, added back, is exact for data near its mean)
     _check_unit(b[:9], (1, 2))
+    np.testing.assert_array_equal(b[9], a[9])
     if workers == 1:
         assert np.array_equal(b[10:], a[10:])
 
@@ -639,3 +658,132 @@ def test_scratch_memory_grows_with_threads_only_by_their_blocks(rng):
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak < 10 * chunk, f"{peak / chunk:.1f} chunks with {kw}"
+
+
+# -- the float path's shift: a sample of rows, redone when it lies far from the mean ---------
+@pytest.mark.parametrize("offset", [5.0, 500.0])
+def test_a_sample_far_from_the_mean_is_redone_to_full_precision(rng, offset):
+    """The shift is the mean of 8 rows spread over each image (every 32nd of the 256 rows
+    of 1024 pixels of a 512 x 512 image); here those rows sit ``offset`` (100 to 10^4 noise
+    stds) above the rest, so the first shift lies 5.5 stds or more from the mean. The
+    groups are shifted again and summed again: the stats keep float32 partial-sum
+    precision (without the second shift the std is off by 2e-7 to 5e-7)."""
+    a = (1000 + 0.05 * rng.standard_normal((2, 512, 512, 3))).astype(np.float32)
+    a.reshape(2, 256, 3072)[:, ::32] += np.float32(offset)
+    mean, std = _truth(a, (1, 2))
+    results = []
+    for workers, constant in ((1, "zero"), (2, "zero"), (1, "raise")):
+        out, stats = standardize(a.copy(), workers=workers, constant=constant,
+                                 return_stats=True)
+        np.testing.assert_allclose(stats.std, std, rtol=5e-8)
+        np.testing.assert_allclose(stats.mean, mean, rtol=0, atol=5e-8 * std.max())
+        _check_unit(out, (1, 2), tol=1e-7)
+        results.append((out, stats))
+    assert np.array_equal(results[0][0], results[1][0])  # the same bits on two threads
+    assert np.array_equal(results[0][1].std, results[1][1].std)
+
+
+def test_nonfinite_error_adds_the_shift_back(rng):
+    """The float path subtracts a per-group shift in place before it sees a NaN; the error
+    adds it back: exact for data within a factor 2 of the shift, otherwise within one
+    rounding of ``x - shift``; a group with a NaN in its sampled rows is not shifted."""
+    near = (100 + rng.standard_normal((3, 64, 64, 3))).astype(np.float32)
+    centred = rng.standard_normal((3, 64, 64, 3)).astype(np.float32)
+    for a, exact in ((near, True), (centred, False)):
+        for where in ((1, 5, 7, 2), (1, 0, 0, 2)):  # outside, inside the sampled rows
+            b = a.copy()
+            b[where] = np.nan
+            c = b.copy()
+            with pytest.raises(ValueError, match=r"NaN or infinite values in group \(1, 2\)"):
+                standardize(c, workers=1, chunk_bytes=64 * 64 * 3 * 4)  # a block per image
+            _check_unit(c[:1], (1, 2))
+            np.testing.assert_array_equal(c[2], b[2])
+            if exact:
+                np.testing.assert_array_equal(c[1], b[1])
+                continue
+            if where == (1, 0, 0, 2):
+                np.testing.assert_array_equal(c[1, ..., 2], b[1, ..., 2])
+            err = np.abs(c[1].astype(np.float64) - b[1])
+            assert np.isnan(c[where]) and np.nanmax(err) > 0  # some values moved
+            assert np.nanmax(err) <= 2 * np.finfo(np.float32).eps * np.nanmax(np.abs(b[1]))
+
+
+def test_float32_offset_near_float32_max_is_summed_from_a_scratch_copy(rng):
+    """|shift| >= 2**102 could make ``x - shift`` overflow: such blocks are not shifted in
+    place; their deviations go to scratch (and an error leaves the data untouched)."""
+    a = (1e35 + 1e30 * rng.standard_normal((2, 40, 30, 3))).astype(np.float32)
+    mean, std = _truth(a, (1, 2))
+    out, stats = standardize(a.copy(), return_stats=True)
+    np.testing.assert_allclose(stats.std, std, rtol=2e-7)
+    np.testing.assert_allclose(stats.mean, mean, rtol=0, atol=2e-7 * std.max())
+    _check_unit(out, (1, 2))
+    b = a.copy()
+    b[1, 3, 3, 1] = np.inf
+    c = b.copy()
+    with pytest.raises(ValueError, match=r"NaN or infinite values in group \(1, 1\)"):
+        standardize(c)
+    np.testing.assert_array_equal(c[1], b[1])
+
+
+def test_float32_run_sums_are_within_their_stated_bound(rng):
+    """Column sums of 37 rows (two runs of 16 and a tail of 5) and of their squares: a
+    float32 column sum errs by at most 22 * 2**-24 of the sum of |terms| (one more
+    rounding for the squares themselves); the overflow fallback is exact float64."""
+    from stimgen.standardize import _RUN_ROWS, _add_run_sums
+
+    assert _RUN_ROWS == 16
+    d = (rng.standard_normal((3, 37, 50)) * np.exp(rng.uniform(-3, 3, (3, 37, 50))))
+    d = d.astype(np.float32)
+    s1, s2 = np.zeros((3, 50)), np.zeros((3, 50))
+    _add_run_sums(d, s1, s2)
+    d64 = d.astype(np.float64)
+    u = 2.0**-24
+    np.testing.assert_array_less(np.abs(s1 - d64.sum(axis=1)), 22 * u * np.abs(d64).sum(axis=1))
+    np.testing.assert_array_less(np.abs(s2 - (d64 * d64).sum(axis=1)),
+                                 23 * u * (d64 * d64).sum(axis=1))
+    assert np.abs(s2 / (d64 * d64).sum(axis=1) - 1).max() > 0  # float32 sums, not float64
+    huge = d * np.float32(1e18)  # squares beyond float32: summed in float64
+    h1, h2 = np.zeros((3, 50)), np.zeros((3, 50))
+    with np.errstate(over="ignore"):  # (as standardize calls it)
+        _add_run_sums(huge, h1, h2)
+    h64 = huge.astype(np.float64)
+    np.testing.assert_allclose(h2, (h64 * h64).sum(axis=1), rtol=1e-14)
+
+
+def test_quantized_float32_data_has_no_std_bias(rng):
+    """``1000 + 0.05 N(0, 1)`` in float32 lies on a grid of 2**-14: float32 sums of its
+    squared deviations over runs of 128 rows came out 6.7e-7 low (std 3.4e-7 low); runs of
+    16 rows leave ~1e-9."""
+    a = (1000 + 0.05 * rng.standard_normal((2, 512, 512, 3))).astype(np.float32)
+    mean, std = _truth(a, (1, 2))
+    out, stats = standardize(a.copy(), return_stats=True)
+    assert np.abs(stats.std / std - 1).max() < 2e-8
+    o = out.astype(np.float64)
+    assert np.abs(o.std(axis=(1, 2)) - 1).max() < 1e-7
+
+
+@pytest.mark.parametrize("shape, kw, nan_at", [((64, 1, 1367), {"channel_axis": None}, (5, 0, 100)),
+                                               ((64, 1367, 1, 2), {}, (5, 100, 0, 1))],
+                         ids=["gray", "2 channels"])
+def test_small_prime_sized_groups_are_summed_by_halving(rng, shape, kw, nan_at):
+    """Groups of 1367 pixels (prime: no rows of a few hundred values) stay one row each;
+    their sums are pairwise (halves added together), exact to float32 resolution, the
+    same on any number of threads, with a NaN group propagated (the other groups keep
+    their bits) or named."""
+    a = (1e3 + rng.standard_normal(shape)).astype(np.float32)
+    axis = (1, 2)
+    mean, std = _fsum_stats(a, axis)
+    out, stats = standardize(a.copy(), return_stats=True, **kw)
+    np.testing.assert_allclose(stats.std, std, rtol=2e-7)
+    np.testing.assert_allclose(stats.mean, mean, rtol=0, atol=2e-7 * std.max())
+    _check_unit(out, axis)
+    assert np.array_equal(standardize(a.copy(), workers=3, **kw), out)
+    b = a.copy()
+    b[nan_at] = np.nan
+    prop = standardize(b.copy(), nonfinite="propagate", **kw)
+    group = (5, slice(None), slice(None)) + nan_at[3:]
+    assert np.isnan(prop[group]).all()
+    keep = ~np.isnan(prop)
+    assert keep.sum() == a.size - 1367 and np.array_equal(prop[keep], out[keep])
+    with pytest.raises(ValueError, match=r"NaN or infinite values in group \(5"):
+        standardize(b, **kw)
