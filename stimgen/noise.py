@@ -46,6 +46,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -325,17 +326,23 @@ def _spectral(
     seeds = _image_seeds(gen, count)
     out = np.empty((count, h, w), dtype=dt)
 
+    ctype = np.complex64 if dt == np.float32 else np.complex128
+    scratch: dict[int, np.ndarray] = {}  # one spectrum per thread, reused image after image
+
     def chunk(a: int) -> int:
-        return sum(_spectral_image(seeds[i], grid, lay, h, w, dt, rms, out[i], 1, None)[1]
+        spec = scratch.get(threading.get_ident())
+        if spec is None:
+            spec = scratch[threading.get_ident()] = np.zeros((h, w // 2 + 1), dtype=ctype)
+        return sum(_spectral_image(seeds[i], grid, lay, h, w, dt, rms, out[i], 1, None, spec)[1]
                    for i in range(a, min(count, a + per_chunk)))
 
-    starts = range(0, count, per_chunk)
+    starts = list(range(0, count, per_chunk))
     if threads == 1:
         return out, sum(chunk(a) for a in starts)
     if count < threads:  # fewer images than threads: each image uses them all, in turn
         return out, sum(_spectral_image(seeds[i], grid, lay, h, w, dt, rms, out[i], threads, _pool(threads))[1]
                         for i in range(count))
-    return out, sum(_pool(threads).map(chunk, starts))
+    return out, sum(_share(_pool(threads), threads, chunk, starts))
 
 
 def _count_outside(images: np.ndarray, limit: float = 1.0) -> int:
@@ -471,27 +478,92 @@ def _hermitian_power(spec: np.ndarray, lay: _SpectralLayout, band_sum: float) ->
     return float(total)
 
 
+def _share(pool: ThreadPoolExecutor | None, threads: int, fn: Any, items: list[Any]) -> list[Any]:
+    """``[fn(x) for x in items]`` by this thread and up to ``threads - 1`` threads of ``pool``.
+
+    Every thread takes the next item in turn until none is left (a thread slowed by
+    another process takes fewer), this one included (no wake-up to wait for before work
+    starts). The results are in the order of ``items`` whichever thread made them.
+    """
+    if pool is None or threads < 2 or len(items) < 2:
+        return [fn(x) for x in items]
+    results: list[Any] = [None] * len(items)
+    todo = iter(enumerate(items))  # next() is atomic: each item is taken once
+
+    def work() -> None:
+        for i, x in todo:
+            results[i] = fn(x)
+
+    helpers = [pool.submit(work) for _ in range(min(threads, len(items)) - 1)]
+    try:
+        work()
+    finally:
+        for f in helpers:  # every helper done before the caller sees the results (or the error)
+            f.result()
+    return results
+
+
+#: Bytes of the image rows of one block of the inverse row transform (with its half
+#: spectrum, it stays in a core's cache while it is scaled and counted).
+_ROW_BLOCK_BYTES = 2**17
+
+
+def _row_ranges(h: int, w: int, cols: int, parts: int) -> list[tuple[int, int, int]] | None:
+    """Row ranges ``(first, stop, saved)`` of the in-place inverse row transform.
+
+    The image is written over its own half spectrum: image row ``r`` takes the first
+    ``w`` of the ``2 cols`` reals of spectrum row ``r`` and the ``r * (2 cols - w)`` before
+    it, so it lies over spectrum rows ``<= r`` only. Rows done in order, each read before
+    it is written, overwrite only rows already read. A range that starts at row ``s`` writes
+    over the last ``saved = ceil(s (2 cols - w) / (2 cols))`` rows of the range before it:
+    those are copied before any range starts. None when a range would write over more
+    than the range before it (tiny images): then the image gets its own array.
+    """
+    bounds = [h * k // parts for k in range(parts + 1)]
+    out = []
+    for k in range(parts):
+        a, b = bounds[k], bounds[k + 1]
+        saved = -(-b * (2 * cols - w) // (2 * cols)) if k + 1 < parts else 0
+        if saved > b - a:
+            return None
+        out.append((a, b, saved))
+    return out
+
+
 def _spectral_image(
     seed: np.random.SeedSequence, grid: np.ndarray, lay: _SpectralLayout, h: int, w: int, dt: np.dtype,
     rms: tuple[float, float] | None, out: np.ndarray | None, threads: int,
-    pool: ThreadPoolExecutor | None,
+    pool: ThreadPoolExecutor | None, scratch: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
-    """One image by spectral synthesis, written into ``out`` (or a new array).
+    """One image by spectral synthesis, written into ``out`` (or over its own spectrum).
 
     Its RMS contrast and mean are set from the spectrum (Parseval) before the inverse
-    transform, the scale applied in the one pass that writes the image, and the values
-    beyond +-1 counted while it is in cache. Returns the image and that count.
+    transform. The inverse transform runs in place: the column transform on the columns
+    drawn, then the row transform block by block, each block scaled and its values beyond
+    +-1 counted while in cache, and written once (with ``out`` None, over the rows of the
+    spectrum already read: no image-sized array besides the spectrum). ``threads`` (with
+    ``pool``) share the bands, the column transform and the row blocks. ``scratch`` is a
+    spectrum array to reuse (stacks with ``out``): the rows of the bands not drawn are
+    zeroed again. Returns the image and the count.
     """
     from scipy import fft
 
     ctype = np.complex64 if dt == np.float32 else np.complex128
     cols = w // 2 + 1
-    spec = (np.empty if lay.full else np.zeros)((h, cols), dtype=ctype)
-    seeds = seed.spawn(lay.n_bands)
-    if pool is not None and len(lay.bands) > 1:
-        sums = list(pool.map(lambda bd: _draw_band(spec, grid, lay, bd, seeds, dt, rms is not None), lay.bands))
+    if scratch is None:
+        spec = (np.empty if lay.full else np.zeros)((h, cols), dtype=ctype)
     else:
-        sums = [_draw_band(spec, grid, lay, bd, seeds, dt, rms is not None) for bd in lay.bands]
+        spec = scratch
+        drawn = [0]
+        for _, a, b in lay.bands:  # the column transform filled the rows of the bands not drawn
+            if a > drawn[-1]:
+                spec[drawn[-1] : a, : lay.cols] = 0
+            drawn.append(b)
+        if h > drawn[-1]:
+            spec[drawn[-1] :, : lay.cols] = 0
+    seeds = seed.spawn(lay.n_bands)
+    sums = _share(pool, threads, lambda bd: _draw_band(spec, grid, lay, bd, seeds, dt, rms is not None),
+                  lay.bands)
     n_px = h * w
     if rms is None:
         gain = math.sqrt(n_px / 2.0)  # white noise of variance 1 before the transfer
@@ -503,22 +575,39 @@ def _spectral_image(
         gain = rms[0] * n_px / math.sqrt(power)
         if rms[1] != 0.0:
             spec[0, 0] = rms[1] * n_px / gain
-    # the inverse transform in two steps: the column transform in place (no fresh buffer)
-    if lay.cols < cols:
-        spec[:, : lay.cols] = fft.ifft(spec[:, : lay.cols], axis=0, workers=threads)
+    # the column transform in place, on the columns drawn only (the others stay zero)
+    drawn_cols = spec[:, : lay.cols]
+    res = fft.ifft(drawn_cols, axis=0, workers=threads, overwrite_x=True)
+    if not np.shares_memory(res, spec):  # pragma: no cover - scipy.fft wrote elsewhere
+        drawn_cols[...] = res
+    # the row transform, block by block, each scaled and counted while in cache
+    parts = threads if pool is not None else 1
+    ranges = _row_ranges(h, w, cols, parts) if out is None else None
+    if ranges is None:  # into out, or a tiny image into its own array
+        target = np.empty((h, w), dtype=dt) if out is None else out
+        ranges = [(h * k // parts, h * (k + 1) // parts, 0) for k in range(parts)]
     else:
-        spec = fft.ifft(spec, axis=0, workers=threads, overwrite_x=True)
-    img = fft.irfft(spec, n=w, axis=1, workers=threads, overwrite_x=True)
-    target = img if out is None else out
+        target = spec.view(dt).reshape(-1)[:n_px].reshape(h, w)
+    tails = [spec[b - saved : b].copy() for _, b, saved in ranges]  # read before any range writes
+    step = max(1, _ROW_BLOCK_BYTES // (w * dt.itemsize))
+    scale = dt.type(gain)
 
-    def finish(a: int, b: int) -> int:  # the one write (scaled), counted while in cache
-        np.multiply(img[a:b], dt.type(gain), out=target[a:b])
-        return 0 if rms is None else _count_outside(target[a:b])
+    def rows(rng: tuple[int, int, int], tail: np.ndarray) -> int:
+        a, b, saved = rng
+        outside = 0
+        blocks: list[tuple[int, int, np.ndarray | None]] = [
+            (r, min(b - saved, r + step), None) for r in range(a, b - saved, step)]
+        if saved:
+            blocks.append((b - saved, b, tail))
+        for r0, r1, src in blocks:
+            img = fft.irfft(spec[r0:r1] if src is None else src, n=w, axis=1)
+            np.multiply(img, scale, out=target[r0:r1])  # the one write
+            if rms is not None:
+                outside += _count_outside(target[r0:r1])
+        return outside
 
-    if pool is None:
-        return target, finish(0, h)
-    step = -(-h // threads)
-    return target, sum(pool.map(lambda a: finish(a, min(h, a + step)), range(0, h, step)))
+    counts = _share(pool, parts, lambda k: rows(ranges[k], tails[k]), list(range(len(ranges))))
+    return target, sum(counts)
 
 
 def make_filter(
