@@ -40,13 +40,13 @@ import math
 import sys
 import warnings
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy import optimize, special
 
+from . import _threads
 from . import _validate as v
 from .geometry import ViewingGeometry, as_ppd
 
@@ -176,6 +176,16 @@ def _filter_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: str) -
     return out
 
 
+def _mirrored_rows(filt: Filter) -> bool:
+    """Whether row ``H - k`` of the transfer grid of ``filt`` repeats row ``k`` bit for bit.
+
+    True for the filters whose :meth:`Filter.response` is ``transfer(hypot(fx, fy))``: row
+    ``H - k`` of the ``fftfreq`` grid has the frequencies of row ``k`` negated, hence the
+    same ``hypot`` (and :func:`_evaluate_grid` copies it).
+    """
+    return type(filt).response is Filter.response
+
+
 _TILE = 128  # rows and columns of one tile: its float64 temporaries stay in cache
 _PARALLEL_GRID_SIZE = 2**20  # grids with more distinct rows x columns use two threads
 
@@ -197,7 +207,7 @@ def _evaluate_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: np.d
     cols = fx.shape[1]
     out = np.empty((h, cols), dtype=dtype)
     fy_col, fx_row = fy[:, 0], fx[0]
-    radial = type(filt).response is Filter.response  # response = transfer(hypot(fx, fy))
+    radial = _mirrored_rows(filt)  # response = transfer(hypot(fx, fy))
     rows = h // 2 + 1 if radial else h  # distinct |fy|: rows 0 .. H // 2
     square = radial and real and shape[0] == shape[1]  # then |fy| of rows 0 .. H//2 == fx
 
@@ -217,8 +227,7 @@ def _evaluate_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: np.d
         for i0 in starts:
             band(i0)
     else:  # numpy releases the GIL in the ufuncs: two threads evaluate the bands
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(band, starts))
+        _threads.share(_threads.pool(2), 2, band, starts)
     if radial and h > rows - 1:  # rows H//2+1 .. H-1 mirror rows (H-1)//2 .. 1
         out[rows:] = out[1 : h - rows + 1][::-1]
     return out

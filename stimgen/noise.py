@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _threads
 from . import _validate as v
 from .contrast import set_rms_contrast
 from .filters import (
@@ -61,6 +61,7 @@ from .filters import (
     Orientation,
     PowerLaw,
     _apply,
+    _mirrored_rows,
     check_fits_image,
     critical_band_filter,
     design_filter,
@@ -319,7 +320,8 @@ def _spectral(
     if n is None:
         threads = _stack_workers(workers) if workers is not None or h * w >= _THREADED_IMAGE_PX else 1
         seed = _image_seeds(gen, 1)[0]
-        return _spectral_image(seed, grid, lay, h, w, dt, rms, None, threads, _pool(threads) if threads > 1 else None)
+        workers_pool = _threads.pool(threads) if threads > 1 else None
+        return _spectral_image(seed, grid, lay, h, w, dt, rms, None, threads, workers_pool)
     count = v.positive_int("n", n)
     per_chunk = max(1, int(v.positive_int("chunk_bytes", chunk_bytes) // (h * w * dt.itemsize)))
     threads = _stack_workers(workers)
@@ -340,9 +342,9 @@ def _spectral(
     if threads == 1:
         return out, sum(chunk(a) for a in starts)
     if count < threads:  # fewer images than threads: each image uses them all, in turn
-        return out, sum(_spectral_image(seeds[i], grid, lay, h, w, dt, rms, out[i], threads, _pool(threads))[1]
+        return out, sum(_spectral_image(seeds[i], grid, lay, h, w, dt, rms, out[i], threads, _threads.pool(threads))[1]
                         for i in range(count))
-    return out, sum(_share(_pool(threads), threads, chunk, starts))
+    return out, sum(_threads.share(_threads.pool(threads), threads, chunk, starts))
 
 
 def _count_outside(images: np.ndarray, limit: float = 1.0) -> int:
@@ -378,9 +380,20 @@ class _SpectralLayout:
         rows = max(1, min(h, -(-_BAND_COEFFS // cols)))
         starts = range(0, h, rows)
         self.n_bands = len(starts)
-        # largest |H| of every row and column (reductions only: no grid-sized temporary)
-        row_mag = np.maximum(grid.max(axis=1), -grid.min(axis=1))
-        col_mag = np.maximum(grid.max(axis=0), -grid.min(axis=0))
+        # largest |H| of every row and column: one pass of cache-sized row blocks over the
+        # distinct rows (no grid-sized temporary)
+        distinct = h // 2 + 1 if _mirrored_rows(filt) else h
+        row_mag = np.empty(h, dtype=grid.dtype)
+        col_max = np.full(cols, -np.inf, dtype=grid.dtype)
+        col_min = np.full(cols, np.inf, dtype=grid.dtype)
+        step = max(1, 2**16 // cols)
+        for r0 in range(0, distinct, step):
+            block = grid[r0 : min(distinct, r0 + step)]
+            np.maximum(block.max(axis=1), -block.min(axis=1), out=row_mag[r0 : r0 + len(block)])
+            np.maximum(col_max, block.max(axis=0), out=col_max)
+            np.minimum(col_min, block.min(axis=0), out=col_min)
+        row_mag[distinct:] = row_mag[1 : h - distinct + 1][::-1]  # rows H//2+1 .. H-1 mirror (H-1)//2 .. 1
+        col_mag = np.maximum(col_max, -col_min)
         limit = float(row_mag.max()) * NEGLIGIBLE_TRANSFER[dt.name]
         row_any, col_any = row_mag > limit, col_mag > limit
         self.cols = cols if whole_rows else (int(np.flatnonzero(col_any)[-1]) + 1 if col_any.any() else 0)
@@ -406,18 +419,6 @@ def _frozen_filtered_noise(shape_px: Any, filt: Filter, *, kind: str, rng: Any, 
     images, _ = _filtered(h, w, filt, None, kind, v.rng(rng), _float_dtype(dtype), None, _DEFAULT_CHUNK_BYTES,
                           None, synthesis, whole_rows=True)  # fmt: skip
     return images
-
-
-_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """A lasting pool of ``threads`` threads of this process (a forked child makes its own)."""
-    key = (os.getpid(), threads)
-    pool = _POOLS.get(key)
-    if pool is None:
-        pool = _POOLS[key] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stimgen-noise")
-    return pool
 
 
 def _image_seeds(gen: np.random.Generator, count: int) -> list[np.random.SeedSequence]:
@@ -476,31 +477,6 @@ def _hermitian_power(spec: np.ndarray, lay: _SpectralLayout, band_sum: float) ->
         herm += col  # twice the Hermitian part
         total += 0.25 * np.vdot(herm, herm).real - 2.0 * np.vdot(col, col).real
     return float(total)
-
-
-def _share(pool: ThreadPoolExecutor | None, threads: int, fn: Any, items: list[Any]) -> list[Any]:
-    """``[fn(x) for x in items]`` by this thread and up to ``threads - 1`` threads of ``pool``.
-
-    Every thread takes the next item in turn until none is left (a thread slowed by
-    another process takes fewer), this one included (no wake-up to wait for before work
-    starts). The results are in the order of ``items`` whichever thread made them.
-    """
-    if pool is None or threads < 2 or len(items) < 2:
-        return [fn(x) for x in items]
-    results: list[Any] = [None] * len(items)
-    todo = iter(enumerate(items))  # next() is atomic: each item is taken once
-
-    def work() -> None:
-        for i, x in todo:
-            results[i] = fn(x)
-
-    helpers = [pool.submit(work) for _ in range(min(threads, len(items)) - 1)]
-    try:
-        work()
-    finally:
-        for f in helpers:  # every helper done before the caller sees the results (or the error)
-            f.result()
-    return results
 
 
 #: Bytes of the image rows of one block of the inverse row transform (with its half
@@ -562,7 +538,7 @@ def _spectral_image(
         if h > drawn[-1]:
             spec[drawn[-1] :, : lay.cols] = 0
     seeds = seed.spawn(lay.n_bands)
-    sums = _share(pool, threads, lambda bd: _draw_band(spec, grid, lay, bd, seeds, dt, rms is not None),
+    sums = _threads.share(pool, threads, lambda bd: _draw_band(spec, grid, lay, bd, seeds, dt, rms is not None),
                   lay.bands)
     n_px = h * w
     if rms is None:
@@ -606,7 +582,7 @@ def _spectral_image(
                 outside += _count_outside(target[r0:r1])
         return outside
 
-    counts = _share(pool, parts, lambda k: rows(ranges[k], tails[k]), list(range(len(ranges))))
+    counts = _threads.share(pool, parts, lambda k: rows(ranges[k], tails[k]), list(range(len(ranges))))
     return target, sum(counts)
 
 
@@ -686,6 +662,13 @@ def make_filter(
 def _passband(filt: Filter, level: str) -> Any:
     """``filt.passband(level)``, remembered (filters and passbands are immutable)."""
     return filt.passband(level)
+
+
+@functools.lru_cache(maxsize=256)
+def _passes_nothing(filt: Filter, shape: tuple[int, int]) -> bool:
+    """Whether the transfer grid of ``filt`` at ``shape`` is zero everywhere (remembered:
+    filters are immutable, and this spares a pass over the grid per call)."""
+    return not np.any(filt.grid(shape))
 
 
 def _seed_record(rng: Any) -> tuple[np.random.Generator, Any]:
@@ -828,7 +811,7 @@ def bandpass_noise(
         passband = _passband(filt, level)
         check_fits_image(passband, shape, p)
         design = passband.to_dict(p)
-    if filt is not None and not np.any(filt.grid(shape)):
+    if filt is not None and _passes_nothing(filt, tuple(shape)):
         lo, hi = _passband(filt, level).band_cpd(p) if filt.radial else (0.0, p / 2)
         raise ValueError(
             f"band_cpd [{lo:.4g}, {hi:.4g}] holds no DFT "
