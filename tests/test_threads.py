@@ -1,0 +1,69 @@
+"""stimgen._threads: lasting pools, and work shared by the caller and a pool."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from stimgen import _threads
+
+
+def test_a_pool_lasts_per_process_and_size():
+    assert _threads.pool(3) is _threads.pool(3)
+    assert _threads.pool(2) is not _threads.pool(3)
+    assert _threads._POOLS[(os.getpid(), 3)] is _threads.pool(3)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_share_does_every_item_once_and_keeps_their_order(threads):
+    seen: list[int] = []
+    lock = threading.Lock()
+    names: set[str] = set()
+
+    def square(x: int) -> int:
+        with lock:
+            seen.append(x)
+            names.add(threading.current_thread().name)
+        return x * x
+
+    items = list(range(200))
+    assert _threads.share(_threads.pool(threads), threads, square, items) == [x * x for x in items]
+    assert sorted(seen) == items  # each item once
+    assert len(names) <= threads
+    assert _threads.share(None, threads, square, [5]) == [25]
+    assert _threads.share(_threads.pool(threads), threads, square, []) == []
+
+
+def test_share_without_a_pool_or_with_one_thread_runs_here_in_order():
+    order: list[int] = []
+    here = threading.get_ident()
+
+    def note(x: int) -> int:
+        assert threading.get_ident() == here
+        order.append(x)
+        return -x
+
+    assert _threads.share(None, 4, note, [3, 1, 2]) == [-3, -1, -2]
+    assert _threads.share(_threads.pool(4), 1, note, [7, 8]) == [-7, -8]
+    assert order == [3, 1, 2, 7, 8]
+
+
+def test_an_error_of_any_item_is_raised_once_every_thread_stopped():
+    running = []
+    lock = threading.Lock()
+
+    def fn(x: int) -> int:
+        with lock:
+            running.append(x)
+        if x == 13:
+            raise ValueError("item 13 failed")
+        return x
+
+    with pytest.raises(ValueError, match="item 13 failed"):
+        _threads.share(_threads.pool(3), 3, fn, list(range(40)))
+    assert 13 in running
+    after = list(running)
+    _threads.pool(3).submit(lambda: None).result()  # any helper still at work would run on
+    assert running == after  # no thread took an item after share() returned
