@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 __all__ = ["pool", "share"]
 
 _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_helping = threading.local()  # .now: this thread is doing items of a share()
 
 
 def pool(threads: int) -> ThreadPoolExecutor:
@@ -35,9 +37,11 @@ def share(workers: ThreadPoolExecutor | None, threads: int, fn: Callable[[Any], 
     Every thread takes the next item in turn until none is left, this one included. The
     results are in the order of ``items`` whichever thread made them; an exception of any
     item is raised here once every thread has stopped. Without ``workers``, with
-    ``threads < 2`` or fewer than two items, this thread does them all, in order.
+    ``threads < 2``, with fewer than two items, or in a pool thread already doing items of
+    a ``share`` (so that nested calls never wait for threads busy waiting themselves), this
+    thread does them all, in order.
     """
-    if workers is None or threads < 2 or len(items) < 2:
+    if workers is None or threads < 2 or len(items) < 2 or getattr(_helping, "now", False):
         return [fn(x) for x in items]
     results: list[Any] = [None] * len(items)
     todo = iter(enumerate(items))  # next() is atomic: each item is taken once
@@ -46,7 +50,14 @@ def share(workers: ThreadPoolExecutor | None, threads: int, fn: Callable[[Any], 
         for i, x in todo:
             results[i] = fn(x)
 
-    helpers = [workers.submit(work) for _ in range(min(threads, len(items)) - 1)]
+    def helper() -> None:
+        _helping.now = True  # a share() inside runs in this thread: no wait on a busy pool
+        try:
+            work()
+        finally:
+            _helping.now = False
+
+    helpers = [workers.submit(helper) for _ in range(min(threads, len(items)) - 1)]
     try:
         work()
     finally:

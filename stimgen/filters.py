@@ -198,8 +198,8 @@ def _evaluate_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: np.d
     stay in cache, and for radial filters only on distinct radii: row ``H - k`` has the
     frequencies of row ``k`` negated (``fftfreq``), hence the same ``hypot``; and on a
     square ``rfft2`` grid the quarter ``|fy|, fx <= 1/2`` is symmetric (``hypot`` is), so
-    one triangle of tiles is evaluated and the other transposed. Large grids use two
-    threads. This makes the first call at a new size 3-8x cheaper than a whole-grid
+    one triangle of tiles is evaluated and the other transposed. Large grids use the
+    available cores. This makes the first call at a new size 3-8x cheaper than a whole-grid
     evaluation, bit for bit equal.
     """
     fy, fx = frequency_grid_cpp(shape, real)
@@ -222,14 +222,21 @@ def _evaluate_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: np.d
             if square and j0 != i0:
                 out[j0:j1, i0:i1] = out[i0:i1, j0:j1].T
 
-    starts = range(0, rows, _TILE)
+    def mirror(part: tuple[int, int]) -> None:  # rows H//2+1 .. H-1 mirror rows (H-1)//2 .. 1
+        m0, m1 = part  # rows rows + m0 .. rows + m1 - 1 (H - r mirrors r)
+        out[rows + m0 : rows + m1] = out[h - rows - m1 + 1 : h - rows - m0 + 1][::-1]
+
+    mirrored = h - rows if radial else 0
     if rows * cols < _PARALLEL_GRID_SIZE:
-        for i0 in starts:
+        for i0 in range(0, rows, _TILE):
             band(i0)
-    else:  # numpy releases the GIL in the ufuncs: two threads evaluate the bands
-        _threads.share(_threads.pool(2), 2, band, starts)
-    if radial and h > rows - 1:  # rows H//2+1 .. H-1 mirror rows (H-1)//2 .. 1
-        out[rows:] = out[1 : h - rows + 1][::-1]
+        mirror((0, mirrored))
+    else:  # numpy releases the GIL in the ufuncs: the cores share the bands, then the mirror
+        threads = v.available_cores()
+        pool = _threads.pool(threads)
+        _threads.share(pool, threads, band, range(0, rows, _TILE))
+        _threads.share(pool, threads, mirror, [(mirrored * k // threads, mirrored * (k + 1) // threads)
+                                               for k in range(threads)])
     return out
 
 

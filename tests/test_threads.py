@@ -67,3 +67,22 @@ def test_an_error_of_any_item_is_raised_once_every_thread_stopped():
     after = list(running)
     _threads.pool(3).submit(lambda: None).result()  # any helper still at work would run on
     assert running == after  # no thread took an item after share() returned
+
+
+def test_a_share_inside_a_shared_item_runs_in_its_thread_and_never_deadlocks():
+    """Items that share work themselves, on the same pool: its one thread is busy with an
+    outer item (waiting for an inner helper would wait for itself), so the inner items run
+    in the thread that asked for them."""
+
+    def inner(x: int) -> int:
+        return x + 1
+
+    def outer(x: int) -> list[int]:
+        return _threads.share(_threads.pool(1), 2, inner, [x, x * 10, x * 100])
+
+    got: list[list[list[int]]] = []
+    caller = threading.Thread(target=lambda: got.append(_threads.share(_threads.pool(1), 2, outer, list(range(20)))),
+                              daemon=True)  # a deadlock fails the test instead of hanging it
+    caller.start()
+    caller.join(60)
+    assert got == [[[x + 1, x * 10 + 1, x * 100 + 1] for x in range(20)]]
