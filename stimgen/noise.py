@@ -38,7 +38,10 @@ Conventions
 * Threads: stacks use ``workers`` threads (default: the available cores); single images
   with spectral synthesis too (from 2^17 px, e.g. 363 x 363), with spatial synthesis
   ``workers`` threads of ``scipy.fft`` (default 1). The images are the same bit for bit for every
-  number of workers and every chunk size.
+  number of workers and every chunk size. The threads are lasting ones
+  (:mod:`stimgen._threads`), the calling thread among them.
+* Memory: one image by spectral synthesis is written over its own half spectrum, row block
+  by row block (no second image-sized array); a stack reuses one half spectrum per thread.
 """
 
 from __future__ import annotations
