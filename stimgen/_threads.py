@@ -35,8 +35,10 @@ def share(workers: ThreadPoolExecutor | None, threads: int, fn: Callable[[Any], 
     """``[fn(x) for x in items]`` by this thread and up to ``threads - 1`` threads of ``workers``.
 
     Every thread takes the next item in turn until none is left, this one included. The
-    results are in the order of ``items`` whichever thread made them; an exception of any
-    item is raised here once every thread has stopped. Without ``workers``, with
+    results are in the order of ``items`` whichever thread made them. After an exception of
+    any item, or an interrupt of this thread (Ctrl-C, SIGTERM), no thread takes another
+    item, and it is raised here once the others have finished the item they were doing
+    (at most one each). Without ``workers``, with
     ``threads < 2``, with fewer than two items, or in a pool thread already doing items of
     a ``share`` (so that nested calls never wait for threads busy waiting themselves), this
     thread does them all, in order.
@@ -45,10 +47,17 @@ def share(workers: ThreadPoolExecutor | None, threads: int, fn: Callable[[Any], 
         return [fn(x) for x in items]
     results: list[Any] = [None] * len(items)
     todo = iter(enumerate(items))  # next() is atomic: each item is taken once
+    stop: list[bool] = []  # set on an error or an interrupt: no thread takes another item
 
     def work() -> None:
         for i, x in todo:
-            results[i] = fn(x)
+            if stop:
+                return
+            try:
+                results[i] = fn(x)
+            except BaseException:
+                stop.append(True)
+                raise
 
     def helper() -> None:
         _helping.now = True  # a share() inside runs in this thread: no wait on a busy pool
@@ -60,7 +69,14 @@ def share(workers: ThreadPoolExecutor | None, threads: int, fn: Callable[[Any], 
     helpers = [workers.submit(helper) for _ in range(min(threads, len(items)) - 1)]
     try:
         work()
-    finally:
-        for f in helpers:  # every helper done before the caller sees the results (or the error)
+        for f in helpers:
             f.result()
+    except BaseException:  # an item failed, or an interrupt (Ctrl-C, SIGTERM) came here
+        stop.append(True)
+        for f in helpers:
+            f.cancel()  # not started: never will
+        for f in helpers:  # started: done after its current item
+            if not f.cancelled():
+                f.exception()
+        raise
     return results

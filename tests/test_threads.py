@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 
@@ -86,3 +87,28 @@ def test_a_share_inside_a_shared_item_runs_in_its_thread_and_never_deadlocks():
     caller.start()
     caller.join(60)
     assert got == [[[x + 1, x * 10 + 1, x * 100 + 1] for x in range(20)]]
+
+
+def test_after_an_error_no_thread_takes_another_item():
+    """A failing item stops the sharing: the other threads finish the item they hold and take
+    no more, as after an interrupt of the caller."""
+    started: list[int] = []
+    lock = threading.Lock()
+    second, raised = threading.Event(), threading.Event()
+
+    def fn(x: int) -> int:
+        with lock:
+            started.append(x)
+            first = len(started) == 1
+        if first:  # the first item taken fails once another thread holds an item too
+            second.wait(10)
+            raised.set()
+            raise KeyboardInterrupt
+        second.set()
+        raised.wait(10)
+        time.sleep(0.05)  # the failing thread marks the stop meanwhile
+        return x
+
+    with pytest.raises(KeyboardInterrupt):
+        _threads.share(_threads.pool(2), 2, fn, list(range(1000)))
+    assert len(started) <= 3  # the failing item, the other thread's item and at most the one after
