@@ -560,7 +560,7 @@ def _spectral_image(
     if not np.shares_memory(res, spec):  # pragma: no cover - scipy.fft wrote elsewhere
         drawn_cols[...] = res
     # the row transform, block by block, each scaled and counted while in cache
-    parts = threads if pool is not None else 1
+    parts = 4 * threads if pool is not None else 1  # a few ranges per thread: a slowed thread takes fewer
     ranges = _row_ranges(h, w, cols, parts) if out is None else None
     if ranges is None:  # into out, or a tiny image into its own array
         target = np.empty((h, w), dtype=dt) if out is None else out
