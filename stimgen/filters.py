@@ -187,7 +187,7 @@ def _mirrored_rows(filt: Filter) -> bool:
 
 
 _TILE = 128  # rows and columns of one tile: its float64 temporaries stay in cache
-_PARALLEL_GRID_SIZE = 2**20  # grids with more distinct rows x columns use two threads
+_PARALLEL_GRID_SIZE = 2**20  # grids with more distinct rows x columns use the available cores
 
 
 def _evaluate_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: np.dtype) -> np.ndarray:

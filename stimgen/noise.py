@@ -490,13 +490,14 @@ _ROW_BLOCK_BYTES = 2**17
 def _row_ranges(h: int, w: int, cols: int, parts: int) -> list[tuple[int, int, int]] | None:
     """Row ranges ``(first, stop, saved)`` of the in-place inverse row transform.
 
-    The image is written over its own half spectrum: image row ``r`` takes the first
-    ``w`` of the ``2 cols`` reals of spectrum row ``r`` and the ``r * (2 cols - w)`` before
-    it, so it lies over spectrum rows ``<= r`` only. Rows done in order, each read before
-    it is written, overwrite only rows already read. A range that starts at row ``s`` writes
-    over the last ``saved = ceil(s (2 cols - w) / (2 cols))`` rows of the range before it:
-    those are copied before any range starts. None when a range would write over more
-    than the range before it (tiny images): then the image gets its own array.
+    The image is written over its own half spectrum, ``W = 2 cols`` reals a row: image row
+    ``r`` fills reals ``r w .. (r + 1) w - 1``, which lie in spectrum rows ``<= r`` (``w <
+    W``). Rows done in order, each read before it is written, overwrite only rows already
+    read. A range that starts at row ``s`` writes from real ``s w`` on, over the last
+    ``saved = ceil(s (W - w) / W)`` rows of the range before it: those are copied before
+    any range starts, so the ranges may run at the same time and in any order. None when a
+    range would write over more than the range before it (tiny images): then the image
+    gets its own array.
     """
     bounds = [h * k // parts for k in range(parts + 1)]
     out = []
@@ -541,8 +542,8 @@ def _spectral_image(
         if h > drawn[-1]:
             spec[drawn[-1] :, : lay.cols] = 0
     seeds = seed.spawn(lay.n_bands)
-    sums = _threads.share(pool, threads, lambda bd: _draw_band(spec, grid, lay, bd, seeds, dt, rms is not None),
-                  lay.bands)
+    zero_dc = rms is not None
+    sums = _threads.share(pool, threads, lambda bd: _draw_band(spec, grid, lay, bd, seeds, dt, zero_dc), lay.bands)
     n_px = h * w
     if rms is None:
         gain = math.sqrt(n_px / 2.0)  # white noise of variance 1 before the transfer
