@@ -40,13 +40,13 @@ import math
 import sys
 import warnings
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy import optimize, special
 
+from . import _threads
 from . import _validate as v
 from .geometry import ViewingGeometry, as_ppd
 
@@ -176,8 +176,18 @@ def _filter_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: str) -
     return out
 
 
+def _mirrored_rows(filt: Filter) -> bool:
+    """Whether row ``H - k`` of the transfer grid of ``filt`` repeats row ``k`` bit for bit.
+
+    True for the filters whose :meth:`Filter.response` is ``transfer(hypot(fx, fy))``: row
+    ``H - k`` of the ``fftfreq`` grid has the frequencies of row ``k`` negated, hence the
+    same ``hypot`` (and :func:`_evaluate_grid` copies it).
+    """
+    return type(filt).response is Filter.response
+
+
 _TILE = 128  # rows and columns of one tile: its float64 temporaries stay in cache
-_PARALLEL_GRID_SIZE = 2**20  # grids with more distinct rows x columns use two threads
+_PARALLEL_GRID_SIZE = 2**20  # grids with more distinct rows x columns use the available cores
 
 
 def _evaluate_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: np.dtype) -> np.ndarray:
@@ -188,8 +198,8 @@ def _evaluate_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: np.d
     stay in cache, and for radial filters only on distinct radii: row ``H - k`` has the
     frequencies of row ``k`` negated (``fftfreq``), hence the same ``hypot``; and on a
     square ``rfft2`` grid the quarter ``|fy|, fx <= 1/2`` is symmetric (``hypot`` is), so
-    one triangle of tiles is evaluated and the other transposed. Large grids use two
-    threads. This makes the first call at a new size 3-8x cheaper than a whole-grid
+    one triangle of tiles is evaluated and the other transposed. Large grids use the
+    available cores. This makes the first call at a new size 3-8x cheaper than a whole-grid
     evaluation, bit for bit equal.
     """
     fy, fx = frequency_grid_cpp(shape, real)
@@ -197,7 +207,7 @@ def _evaluate_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: np.d
     cols = fx.shape[1]
     out = np.empty((h, cols), dtype=dtype)
     fy_col, fx_row = fy[:, 0], fx[0]
-    radial = type(filt).response is Filter.response  # response = transfer(hypot(fx, fy))
+    radial = _mirrored_rows(filt)  # response = transfer(hypot(fx, fy))
     rows = h // 2 + 1 if radial else h  # distinct |fy|: rows 0 .. H // 2
     square = radial and real and shape[0] == shape[1]  # then |fy| of rows 0 .. H//2 == fx
 
@@ -212,15 +222,21 @@ def _evaluate_grid(filt: Filter, shape: tuple[int, int], real: bool, dtype: np.d
             if square and j0 != i0:
                 out[j0:j1, i0:i1] = out[i0:i1, j0:j1].T
 
-    starts = range(0, rows, _TILE)
+    def mirror(part: tuple[int, int]) -> None:  # rows H//2+1 .. H-1 mirror rows (H-1)//2 .. 1
+        m0, m1 = part  # rows rows + m0 .. rows + m1 - 1 (H - r mirrors r)
+        out[rows + m0 : rows + m1] = out[h - rows - m1 + 1 : h - rows - m0 + 1][::-1]
+
+    mirrored = h - rows if radial else 0
     if rows * cols < _PARALLEL_GRID_SIZE:
-        for i0 in starts:
+        for i0 in range(0, rows, _TILE):
             band(i0)
-    else:  # numpy releases the GIL in the ufuncs: two threads evaluate the bands
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(band, starts))
-    if radial and h > rows - 1:  # rows H//2+1 .. H-1 mirror rows (H-1)//2 .. 1
-        out[rows:] = out[1 : h - rows + 1][::-1]
+        mirror((0, mirrored))
+    else:  # numpy releases the GIL in the ufuncs: the cores share the bands, then the mirror
+        threads = v.available_cores()
+        pool = _threads.pool(threads)
+        _threads.share(pool, threads, band, range(0, rows, _TILE))
+        _threads.share(pool, threads, mirror, [(mirrored * k // threads, mirrored * (k + 1) // threads)
+                                               for k in range(threads)])
     return out
 
 

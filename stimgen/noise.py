@@ -38,20 +38,24 @@ Conventions
 * Threads: stacks use ``workers`` threads (default: the available cores); single images
   with spectral synthesis too (from 2^17 px, e.g. 363 x 363), with spatial synthesis
   ``workers`` threads of ``scipy.fft`` (default 1). The images are the same bit for bit for every
-  number of workers and every chunk size.
+  number of workers and every chunk size. The threads are lasting ones
+  (:mod:`stimgen._threads`), the calling thread among them.
+* Memory: one image by spectral synthesis is written over its own half spectrum, row block
+  by row block (no second image-sized array); a stack reuses one half spectrum per thread.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import os
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from . import _threads
 from . import _validate as v
 from .contrast import set_rms_contrast
 from .filters import (
@@ -60,6 +64,7 @@ from .filters import (
     Orientation,
     PowerLaw,
     _apply,
+    _mirrored_rows,
     check_fits_image,
     critical_band_filter,
     design_filter,
@@ -318,24 +323,31 @@ def _spectral(
     if n is None:
         threads = _stack_workers(workers) if workers is not None or h * w >= _THREADED_IMAGE_PX else 1
         seed = _image_seeds(gen, 1)[0]
-        return _spectral_image(seed, grid, lay, h, w, dt, rms, None, threads, _pool(threads) if threads > 1 else None)
+        workers_pool = _threads.pool(threads) if threads > 1 else None
+        return _spectral_image(seed, grid, lay, h, w, dt, rms, None, threads, workers_pool)
     count = v.positive_int("n", n)
     per_chunk = max(1, int(v.positive_int("chunk_bytes", chunk_bytes) // (h * w * dt.itemsize)))
     threads = _stack_workers(workers)
     seeds = _image_seeds(gen, count)
     out = np.empty((count, h, w), dtype=dt)
 
+    ctype = np.complex64 if dt == np.float32 else np.complex128
+    scratch: dict[int, np.ndarray] = {}  # one spectrum per thread, reused image after image
+
     def chunk(a: int) -> int:
-        return sum(_spectral_image(seeds[i], grid, lay, h, w, dt, rms, out[i], 1, None)[1]
+        spec = scratch.get(threading.get_ident())
+        if spec is None:
+            spec = scratch[threading.get_ident()] = np.zeros((h, w // 2 + 1), dtype=ctype)
+        return sum(_spectral_image(seeds[i], grid, lay, h, w, dt, rms, out[i], 1, None, spec)[1]
                    for i in range(a, min(count, a + per_chunk)))
 
-    starts = range(0, count, per_chunk)
+    starts = list(range(0, count, per_chunk))
     if threads == 1:
         return out, sum(chunk(a) for a in starts)
     if count < threads:  # fewer images than threads: each image uses them all, in turn
-        return out, sum(_spectral_image(seeds[i], grid, lay, h, w, dt, rms, out[i], threads, _pool(threads))[1]
+        return out, sum(_spectral_image(seeds[i], grid, lay, h, w, dt, rms, out[i], threads, _threads.pool(threads))[1]
                         for i in range(count))
-    return out, sum(_pool(threads).map(chunk, starts))
+    return out, sum(_threads.share(_threads.pool(threads), threads, chunk, starts))
 
 
 def _count_outside(images: np.ndarray, limit: float = 1.0) -> int:
@@ -371,9 +383,20 @@ class _SpectralLayout:
         rows = max(1, min(h, -(-_BAND_COEFFS // cols)))
         starts = range(0, h, rows)
         self.n_bands = len(starts)
-        # largest |H| of every row and column (reductions only: no grid-sized temporary)
-        row_mag = np.maximum(grid.max(axis=1), -grid.min(axis=1))
-        col_mag = np.maximum(grid.max(axis=0), -grid.min(axis=0))
+        # largest |H| of every row and column: one pass of cache-sized row blocks over the
+        # distinct rows (no grid-sized temporary)
+        distinct = h // 2 + 1 if _mirrored_rows(filt) else h
+        row_mag = np.empty(h, dtype=grid.dtype)
+        col_max = np.full(cols, -np.inf, dtype=grid.dtype)
+        col_min = np.full(cols, np.inf, dtype=grid.dtype)
+        step = max(1, 2**16 // cols)
+        for r0 in range(0, distinct, step):
+            block = grid[r0 : min(distinct, r0 + step)]
+            np.maximum(block.max(axis=1), -block.min(axis=1), out=row_mag[r0 : r0 + len(block)])
+            np.maximum(col_max, block.max(axis=0), out=col_max)
+            np.minimum(col_min, block.min(axis=0), out=col_min)
+        row_mag[distinct:] = row_mag[1 : h - distinct + 1][::-1]  # rows H//2+1 .. H-1 mirror (H-1)//2 .. 1
+        col_mag = np.maximum(col_max, -col_min)
         limit = float(row_mag.max()) * NEGLIGIBLE_TRANSFER[dt.name]
         row_any, col_any = row_mag > limit, col_mag > limit
         self.cols = cols if whole_rows else (int(np.flatnonzero(col_any)[-1]) + 1 if col_any.any() else 0)
@@ -399,18 +422,6 @@ def _frozen_filtered_noise(shape_px: Any, filt: Filter, *, kind: str, rng: Any, 
     images, _ = _filtered(h, w, filt, None, kind, v.rng(rng), _float_dtype(dtype), None, _DEFAULT_CHUNK_BYTES,
                           None, synthesis, whole_rows=True)  # fmt: skip
     return images
-
-
-_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """A lasting pool of ``threads`` threads of this process (a forked child makes its own)."""
-    key = (os.getpid(), threads)
-    pool = _POOLS.get(key)
-    if pool is None:
-        pool = _POOLS[key] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stimgen-noise")
-    return pool
 
 
 def _image_seeds(gen: np.random.Generator, count: int) -> list[np.random.SeedSequence]:
@@ -471,27 +482,68 @@ def _hermitian_power(spec: np.ndarray, lay: _SpectralLayout, band_sum: float) ->
     return float(total)
 
 
+#: Bytes of the image rows of one block of the inverse row transform (with its half
+#: spectrum, it stays in a core's cache while it is scaled and counted).
+_ROW_BLOCK_BYTES = 2**17
+
+
+def _row_ranges(h: int, w: int, cols: int, parts: int) -> list[tuple[int, int, int]] | None:
+    """Row ranges ``(first, stop, saved)`` of the in-place inverse row transform.
+
+    The image is written over its own half spectrum, ``W = 2 cols`` reals a row: image row
+    ``r`` fills reals ``r w .. (r + 1) w - 1``, which lie in spectrum rows ``<= r`` (``w <
+    W``). Rows done in order, each read before it is written, overwrite only rows already
+    read. A range that starts at row ``s`` writes from real ``s w`` on, over the last
+    ``saved = ceil(s (W - w) / W)`` rows of the range before it: those are copied before
+    any range starts, so the ranges may run at the same time and in any order. None when a
+    range would write over more than the range before it (tiny images): then the image
+    gets its own array.
+    """
+    bounds = [h * k // parts for k in range(parts + 1)]
+    out = []
+    for k in range(parts):
+        a, b = bounds[k], bounds[k + 1]
+        saved = -(-b * (2 * cols - w) // (2 * cols)) if k + 1 < parts else 0
+        if saved > b - a:
+            return None
+        out.append((a, b, saved))
+    return out
+
+
 def _spectral_image(
     seed: np.random.SeedSequence, grid: np.ndarray, lay: _SpectralLayout, h: int, w: int, dt: np.dtype,
     rms: tuple[float, float] | None, out: np.ndarray | None, threads: int,
-    pool: ThreadPoolExecutor | None,
+    pool: ThreadPoolExecutor | None, scratch: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
-    """One image by spectral synthesis, written into ``out`` (or a new array).
+    """One image by spectral synthesis, written into ``out`` (or over its own spectrum).
 
     Its RMS contrast and mean are set from the spectrum (Parseval) before the inverse
-    transform, the scale applied in the one pass that writes the image, and the values
-    beyond +-1 counted while it is in cache. Returns the image and that count.
+    transform. The inverse transform runs in place: the column transform on the columns
+    drawn, then the row transform block by block, each block scaled and its values beyond
+    +-1 counted while in cache, and written once (with ``out`` None, over the rows of the
+    spectrum already read: no image-sized array besides the spectrum). ``threads`` (with
+    ``pool``) share the bands, the column transform and the row blocks. ``scratch`` is a
+    spectrum array to reuse (stacks with ``out``): the rows of the bands not drawn are
+    zeroed again. Returns the image and the count.
     """
     from scipy import fft
 
     ctype = np.complex64 if dt == np.float32 else np.complex128
     cols = w // 2 + 1
-    spec = (np.empty if lay.full else np.zeros)((h, cols), dtype=ctype)
-    seeds = seed.spawn(lay.n_bands)
-    if pool is not None and len(lay.bands) > 1:
-        sums = list(pool.map(lambda bd: _draw_band(spec, grid, lay, bd, seeds, dt, rms is not None), lay.bands))
+    if scratch is None:
+        spec = (np.empty if lay.full else np.zeros)((h, cols), dtype=ctype)
     else:
-        sums = [_draw_band(spec, grid, lay, bd, seeds, dt, rms is not None) for bd in lay.bands]
+        spec = scratch
+        drawn = [0]
+        for _, a, b in lay.bands:  # the column transform filled the rows of the bands not drawn
+            if a > drawn[-1]:
+                spec[drawn[-1] : a, : lay.cols] = 0
+            drawn.append(b)
+        if h > drawn[-1]:
+            spec[drawn[-1] :, : lay.cols] = 0
+    seeds = seed.spawn(lay.n_bands)
+    zero_dc = rms is not None
+    sums = _threads.share(pool, threads, lambda bd: _draw_band(spec, grid, lay, bd, seeds, dt, zero_dc), lay.bands)
     n_px = h * w
     if rms is None:
         gain = math.sqrt(n_px / 2.0)  # white noise of variance 1 before the transfer
@@ -503,22 +555,39 @@ def _spectral_image(
         gain = rms[0] * n_px / math.sqrt(power)
         if rms[1] != 0.0:
             spec[0, 0] = rms[1] * n_px / gain
-    # the inverse transform in two steps: the column transform in place (no fresh buffer)
-    if lay.cols < cols:
-        spec[:, : lay.cols] = fft.ifft(spec[:, : lay.cols], axis=0, workers=threads)
+    # the column transform in place, on the columns drawn only (the others stay zero)
+    drawn_cols = spec[:, : lay.cols]
+    res = fft.ifft(drawn_cols, axis=0, workers=threads, overwrite_x=True)
+    if not np.shares_memory(res, spec):  # pragma: no cover - scipy.fft wrote elsewhere
+        drawn_cols[...] = res
+    # the row transform, block by block, each scaled and counted while in cache
+    parts = 4 * threads if pool is not None else 1  # a few ranges per thread: a slowed thread takes fewer
+    ranges = _row_ranges(h, w, cols, parts) if out is None else None
+    if ranges is None:  # into out, or a tiny image into its own array
+        target = np.empty((h, w), dtype=dt) if out is None else out
+        ranges = [(h * k // parts, h * (k + 1) // parts, 0) for k in range(parts)]
     else:
-        spec = fft.ifft(spec, axis=0, workers=threads, overwrite_x=True)
-    img = fft.irfft(spec, n=w, axis=1, workers=threads, overwrite_x=True)
-    target = img if out is None else out
+        target = spec.view(dt).reshape(-1)[:n_px].reshape(h, w)
+    tails = [spec[b - saved : b].copy() for _, b, saved in ranges]  # read before any range writes
+    step = max(1, _ROW_BLOCK_BYTES // (w * dt.itemsize))
+    scale = dt.type(gain)
 
-    def finish(a: int, b: int) -> int:  # the one write (scaled), counted while in cache
-        np.multiply(img[a:b], dt.type(gain), out=target[a:b])
-        return 0 if rms is None else _count_outside(target[a:b])
+    def rows(rng: tuple[int, int, int], tail: np.ndarray) -> int:
+        a, b, saved = rng
+        outside = 0
+        blocks: list[tuple[int, int, np.ndarray | None]] = [
+            (r, min(b - saved, r + step), None) for r in range(a, b - saved, step)]
+        if saved:
+            blocks.append((b - saved, b, tail))
+        for r0, r1, src in blocks:
+            img = fft.irfft(spec[r0:r1] if src is None else src, n=w, axis=1)
+            np.multiply(img, scale, out=target[r0:r1])  # the one write
+            if rms is not None:
+                outside += _count_outside(target[r0:r1])
+        return outside
 
-    if pool is None:
-        return target, finish(0, h)
-    step = -(-h // threads)
-    return target, sum(pool.map(lambda a: finish(a, min(h, a + step)), range(0, h, step)))
+    counts = _threads.share(pool, parts, lambda k: rows(ranges[k], tails[k]), list(range(len(ranges))))
+    return target, sum(counts)
 
 
 def make_filter(
@@ -597,6 +666,13 @@ def make_filter(
 def _passband(filt: Filter, level: str) -> Any:
     """``filt.passband(level)``, remembered (filters and passbands are immutable)."""
     return filt.passband(level)
+
+
+@functools.lru_cache(maxsize=256)
+def _passes_nothing(filt: Filter, shape: tuple[int, int]) -> bool:
+    """Whether the transfer grid of ``filt`` at ``shape`` is zero everywhere (remembered:
+    filters are immutable, and this spares a pass over the grid per call)."""
+    return not np.any(filt.grid(shape))
 
 
 def _seed_record(rng: Any) -> tuple[np.random.Generator, Any]:
@@ -739,7 +815,7 @@ def bandpass_noise(
         passband = _passband(filt, level)
         check_fits_image(passband, shape, p)
         design = passband.to_dict(p)
-    if filt is not None and not np.any(filt.grid(shape)):
+    if filt is not None and _passes_nothing(filt, tuple(shape)):
         lo, hi = _passband(filt, level).band_cpd(p) if filt.radial else (0.0, p / 2)
         raise ValueError(
             f"band_cpd [{lo:.4g}, {hi:.4g}] holds no DFT "

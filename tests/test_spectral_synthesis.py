@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +14,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import fft, stats
 
 from stimgen import experiment as ex
+from stimgen import noise
 from stimgen.cli import main
-from stimgen.filters import Filter
+from stimgen.filters import Filter, _mirrored_rows
 from stimgen.noise import (
+    _draw_band,
+    _hermitian_power,
+    _image_seeds,
     _spectral_layout,
     bandpass_noise,
     filtered_noise,
@@ -204,6 +209,96 @@ def test_same_seed_same_noise_for_any_workers_and_chunking(monkeypatch):
 
 
 DOG = make_filter("dog", ppd=30, band_cpd=(1, 4))
+
+
+def reference_images(filt: Filter, h: int, w: int, n: int, rng: int, dtype: Any, rms: float | None) -> np.ndarray:
+    """The images of spectral synthesis the plain way: every band drawn into a zeroed half
+    spectrum, ``ifft`` over the columns and ``irfft`` over the rows of the whole array (new
+    arrays), then scaled."""
+    dt = np.dtype(dtype)
+    lay = _spectral_layout(filt, h, w, dt.name)
+    grid = filt.grid((h, w), dtype=dt)
+    out = []
+    for seed in _image_seeds(np.random.default_rng(rng), n):
+        spec = np.zeros((h, w // 2 + 1), dtype=np.complex64 if dt == np.float32 else np.complex128)
+        seeds = seed.spawn(lay.n_bands)
+        sums = [_draw_band(spec, grid, lay, band, seeds, dt, rms is not None) for band in lay.bands]
+        if rms is None:
+            gain = math.sqrt(h * w / 2.0)
+        else:
+            gain = rms * h * w / math.sqrt(_hermitian_power(spec, lay, math.fsum(sums)))
+        img = fft.irfft(fft.ifft(spec, axis=0), n=w, axis=1)
+        out.append(img * dt.type(gain))
+    return np.stack(out)
+
+
+SHAPES = [(2, 2), (3, 5), (5, 3), (4, 64), (64, 4), (31, 33), (130, 2), (2, 130), (300, 260), (257, 511), (512, 512)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_images_written_over_their_spectrum_equal_the_plain_transforms(shape, monkeypatch):
+    """One image is written over its own half spectrum, row block by row block, in thread
+    ranges: the same bytes as the plain transforms, for every thread count, in whatever
+    order the threads take the ranges (here also last first, so that every range writes
+    before the range above it has read its last rows), and with tiny blocks."""
+    h, w = shape
+    filt = make_filter("log_gaussian", ppd=8, band_cpd=(0.5, 2.0))
+    ref = reference_images(filt, h, w, 1, 5, np.float32, None)[0]
+    ref64 = reference_images(filt, h, w, 1, 5, np.float64, None)[0]
+    order = {"in order": noise._threads.share}
+
+    def last_first(workers, threads, fn, items):
+        done = [fn(x) for x in reversed(items)]
+        return done[::-1]
+
+    order["last first"] = last_first
+    for name, share in order.items():
+        monkeypatch.setattr(noise._threads, "share", share)
+        for block_bytes in (1, 2**17):
+            monkeypatch.setattr(noise, "_ROW_BLOCK_BYTES", block_bytes)
+            for workers in (1, 2, 3, 7):
+                img = filtered_noise(shape, filt, rng=5, workers=workers)
+                assert img.shape == shape and img.flags.c_contiguous, (name, workers)
+                assert img.tobytes() == ref.tobytes(), (name, block_bytes, workers)
+            assert filtered_noise(shape, filt, rng=5, workers=3, dtype=np.float64).tobytes() == ref64.tobytes()
+
+
+def test_stacks_reuse_one_spectrum_per_thread_and_equal_the_plain_transforms():
+    # a narrow low band: columns and bands not drawn, which the reused spectrum must zero again
+    filt = make_filter("log_gaussian", ppd=60, band_cpd=(0.5, 1.0))
+    lay = _spectral_layout(filt, 1024, 256, "float32")
+    assert lay.cols < 256 // 2 + 1 and 1 < len(lay.bands) < lay.n_bands
+    ref = reference_images(filt, 1024, 256, 5, 8, np.float32, 0.2)
+    for workers in (1, 2, 4, 8):
+        for chunk in (1, 2**30):
+            imgs, _ = noise._filtered(1024, 256, filt, 5, "gaussian", np.random.default_rng(8), np.dtype(np.float32),
+                                      workers, chunk, (0.2, 0.0), "spectral")  # fmt: skip
+            assert imgs.tobytes() == ref.tobytes(), (workers, chunk)
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (97, 130), (130, 97), (2, 2), (3, 4)])
+def test_the_layout_is_the_largest_transfer_of_every_row_and_column(shape):
+    """One pass of row blocks (over the distinct rows of a radial filter) finds the rows and
+    columns the plain reductions over the whole grid find."""
+    h, w = shape
+    filters = [make_filter("log_gaussian", ppd=60, band_cpd=(0.5, 1.0)), make_filter("ideal", ppd=20, band_cpd=(1, 3)),
+               make_filter("dog", ppd=30, band_cpd=(1, 5), orientation_deg=20), make_filter("lowpass", ppd=30, cutoff_cpd=2)]
+    assert [_mirrored_rows(f) for f in filters] == [True, True, False, True]
+    for filt in filters:
+        for dtype in ("float32", "float64"):
+            grid = filt.grid(shape, dtype=dtype)
+            row_mag = np.abs(grid).max(axis=1)
+            col_mag = np.abs(grid).max(axis=0)
+            limit = float(row_mag.max()) * noise.NEGLIGIBLE_TRANSFER[dtype]
+            lay = noise._SpectralLayout(filt, h, w, np.dtype(dtype))
+            last = np.flatnonzero(col_mag > limit)
+            assert lay.cols == (int(last[-1]) + 1 if last.size else 0)
+            drawn = np.zeros(h, bool)
+            for _, a, b in lay.bands:
+                drawn[a:b] = True
+            rows = lay.bands[0][2] - lay.bands[0][1] if lay.bands else h
+            for a in range(0, h, rows):
+                assert drawn[a : a + rows].all() == (row_mag[a : a + rows] > limit).any()
 
 
 def test_synthesis_is_validated_and_other_kinds_keep_their_path():
