@@ -861,38 +861,51 @@ def test_the_forward_flow_does_not_depend_on_the_consistency_check():
 
 def test_frame_items_are_built_once_by_the_first_thread_that_asks():
     # the per-frame cache is shared by the two estimates: a second thread asking for an
-    # item being built waits for it (or, with wait=False, gets None) instead of rebuilding
+    # item being built waits for it (or, with wait=False, gets None) instead of rebuilding;
+    # the builder is held until the others have asked (no sleeps: the order is forced)
     import threading
-    import time
 
     from stimgen.flow import _Derivatives, _Frame
 
     frame = _Frame(bandpass_noise(64, 8.0, seed=2), _Derivatives("gaussian", 1.0))
-    calls: list[int] = []
-    started = threading.Event()
 
-    def slow():
-        calls.append(1)
-        started.set()
-        time.sleep(0.2)
-        return "built"
+    def held(value):
+        calls: list[int] = []
+        started, release = threading.Event(), threading.Event()
 
-    worker = threading.Thread(target=lambda: frame._get("item", 0, slow))
-    worker.start()
-    started.wait()
-    assert frame._get("item", 0, slow, wait=False) is None  # being built elsewhere
-    assert frame._get("item", 0, slow) == "built"  # waits for it
-    worker.join()
-    assert calls == [1]
-    assert frame._get("item", 0, slow, wait=False) == "built"  # built: returned at once
+        def make():
+            calls.append(1)
+            started.set()
+            release.wait()
+            if isinstance(value, Exception):
+                raise value
+            return value
 
-    def fail():
-        raise RuntimeError("no")
+        return make, calls, started, release
 
-    with pytest.raises(RuntimeError, match="no"):
-        frame._get("bad", 0, fail)
-    with pytest.raises(RuntimeError, match="no"):  # the waiting threads see the error too
-        frame._get("bad", 0, fail)
+    def ask(what, make, results):
+        try:
+            results.append(frame._get(what, 0, make))
+        except RuntimeError as exc:
+            results.append(exc)
+
+    for what, value in (("item", "built"), ("bad", RuntimeError("no"))):
+        make, calls, started, release = held(value)
+        results: list = []
+        builder = threading.Thread(target=ask, args=(what, make, results))
+        builder.start()
+        started.wait()
+        assert frame._get(what, 0, make, wait=False) is None  # being built elsewhere
+        waiter = threading.Thread(target=ask, args=(what, make, results))
+        waiter.start()  # waits for the builder (or finds the item done)
+        release.set()
+        builder.join()
+        waiter.join()
+        assert calls == [1]  # built once
+        assert len(results) == 2 and all(r is value for r in results)  # value or error
+    assert frame._get("item", 0, held("other")[0], wait=False) == "built"  # done: at once
+    with pytest.raises(RuntimeError, match="no"):  # a failed item fails again, not rebuilt
+        frame._get("bad", 0, held("other")[0])
 
 
 def test_mixed_integer_part_weights_equal_the_direct_formulas():
