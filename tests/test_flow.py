@@ -937,3 +937,69 @@ def test_movie_flow_passes_workers_on_and_keeps_its_numbers():
     assert one.u == pytest.approx(1.3, abs=1e-3) and "workers" not in one.options
     with pytest.raises(ValueError, match="workers must be a non-zero integer"):
         movie_flow(movie, workers=0)
+
+
+@pytest.mark.parametrize("consistency", [True, False])
+def test_an_interrupt_of_the_calling_thread_leaves_no_thread_waiting(monkeypatch, consistency):
+    # a signal (KeyboardInterrupt, or a termination turned into an exception) reaches the
+    # calling thread at any bytecode, e.g. just after it registered as the builder of an
+    # item the other thread then waits for: the call must still end with the error, its
+    # thread joined, instead of waiting for the other thread forever
+    import threading
+
+    import stimgen.flow as fl
+
+    frames: list = []
+    caller: list = []
+
+    class InterruptedAtRelease:
+        """The frame's lock; the calling thread is interrupted once, on releasing it
+        while the reference's finest tensor is registered but not built."""
+
+        fired = False
+
+        def __init__(self, frame):
+            self.lock, self.frame = threading.Lock(), frame
+
+        def __enter__(self):
+            return self.lock.__enter__()
+
+        def __exit__(self, *exc):
+            self.lock.__exit__(*exc)
+            pending = any(k[:2] == ("tensor", 0) and not f.done() for k, f in self.frame._cache.items())
+            if pending and not InterruptedAtRelease.fired and threading.current_thread() is caller[0]:
+                InterruptedAtRelease.fired = True
+                raise KeyboardInterrupt("signal")
+
+    init = fl._Frame.__init__
+
+    def patched_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self._lock = InterruptedAtRelease(self)
+        frames.append(self)
+
+    monkeypatch.setattr(fl._Frame, "__init__", patched_init)
+    ref = bandpass_noise(64, 8.0, seed=21)
+    outcome: list = []
+
+    def call():
+        caller.append(threading.current_thread())
+        try:
+            lucas_kanade(ref, fourier_shift(ref, 1.0, 0.5), workers=2, levels=1,
+                         consistency=consistency)
+        except BaseException as exc:  # noqa: BLE001 - the interrupt is the outcome
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(60)  # a liveness bound: the call takes well under a second
+    stuck = thread.is_alive()
+    if stuck:  # release the waiting thread so that the test run can end
+        for frame in frames:
+            for item in list(frame._cache.values()):
+                if not item.done():
+                    item.set_exception(RuntimeError("released by the test"))
+        thread.join()
+    assert not stuck, "a thread waited forever for an item the interrupted thread owned"
+    assert InterruptedAtRelease.fired and len(outcome) == 1
+    assert isinstance(outcome[0], KeyboardInterrupt)
