@@ -959,11 +959,13 @@ class _Frame:
         # the builder may never finish the item (a signal can interrupt the calling thread
         # between any two lines): then the wait ends through `_stop`
         while True:
-            try:
-                return item.result(timeout=_WAIT_POLL_S)
+            try:  # (`exception` raises TimeoutError for the wait alone, not for a stored one)
+                item.exception(timeout=_WAIT_POLL_S)
             except FutureTimeoutError:
                 if self._stop.is_set():
                     raise CancelledError("the estimate was abandoned") from None
+                continue
+            return item.result()
 
     def image(self, lev: int) -> np.ndarray:
         """Pyramid level ``lev`` (0: the frame; each further one half the size)."""

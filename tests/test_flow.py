@@ -1003,3 +1003,42 @@ def test_an_interrupt_of_the_calling_thread_leaves_no_thread_waiting(monkeypatch
     assert not stuck, "a thread waited forever for an item the interrupted thread owned"
     assert InterruptedAtRelease.fired and len(outcome) == 1
     assert isinstance(outcome[0], KeyboardInterrupt)
+
+
+def test_a_waiting_thread_sees_an_item_that_failed_with_a_timeout_error():
+    # a builder's own TimeoutError is its item's error, not the end of a wait: the waiting
+    # thread gets it instead of waiting on
+    import threading
+
+    from stimgen.flow import _Derivatives, _Frame
+
+    frame = _Frame(bandpass_noise(64, 8.0, seed=2), _Derivatives("gaussian", 1.0))
+    started, release = threading.Event(), threading.Event()
+    error = TimeoutError("the builder's")
+
+    def make():
+        started.set()
+        release.wait()
+        raise error
+
+    builder = threading.Thread(target=lambda: pytest.raises(TimeoutError, frame._get, "x", 0, make))
+    builder.start()
+    started.wait()
+    got: list = []
+
+    def ask():
+        try:
+            frame._get("x", 0, make)
+        except TimeoutError as exc:
+            got.append(exc)
+
+    waiter = threading.Thread(target=ask, daemon=True)
+    waiter.start()
+    release.set()
+    builder.join()
+    waiter.join(60)  # a liveness bound (well under a second when right)
+    stuck = waiter.is_alive()
+    if stuck:
+        frame._stop.set()  # ends the wait
+        waiter.join()
+    assert not stuck and got == [error]
