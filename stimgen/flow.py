@@ -57,7 +57,8 @@ import functools
 import math
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -900,6 +901,10 @@ def _smooth_flow(f: np.ndarray, sigma_window: float, out: np.ndarray | None = No
 
 
 # == the estimator =====================================================================
+#: s between checks of a thread waiting for a frame item that its builder abandoned
+_WAIT_POLL_S = 0.1
+
+
 @functools.lru_cache(maxsize=8)
 def _grid(shape: tuple[int, int], dtype: str) -> np.ndarray:
     """``np.indices(shape)`` in ``dtype``, read-only (shared by every frame of the shape)."""
@@ -915,29 +920,52 @@ class _Frame:
     (the others wait for it)."""
 
     def __init__(self, image: np.ndarray, deriv: _Derivatives,
-                 scratch: dict[Any, np.ndarray] | None = None) -> None:
+                 scratch: dict[Any, np.ndarray] | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.scratch: dict[Any, np.ndarray] = {} if scratch is None else scratch
         self.deriv = deriv
         self._cache: dict[tuple[Any, ...], Future] = {}
         self._lock = threading.Lock()
+        # set when the calling thread abandons the estimate (an error, an interrupt):
+        # the other thread then stops at its next item instead of waiting for one that
+        # will never be built
+        self._stop = threading.Event() if stop is None else stop
         self._get("image", 0, lambda: image)
 
     def _get(self, what: str, lev: int, make, *extra: Any, wait: bool = True):
+        if self._stop.is_set():
+            raise CancelledError("the estimate was abandoned")
         key = (what, lev, *extra)
-        with self._lock:
-            item = self._cache.get(key)
-            mine = item is None
-            if item is None:
-                item = self._cache[key] = Future()
-        if not (mine or wait or item.done()):
-            return None
-        if mine:
-            try:
-                item.set_result(make())
-            except BaseException as exc:  # the waiting threads see it too
+        item: Future | None = None
+        mine = False
+        try:
+            with self._lock:
+                item = self._cache.get(key)
+                if item is None:
+                    item = Future()
+                    mine = True  # (before the item is seen: an interrupt from here on fails it)
+                    self._cache[key] = item
+            if mine:
+                value = make()
+        except BaseException as exc:  # the waiting threads see it too
+            if mine and item is not None and not item.done():
                 item.set_exception(exc)
-                raise
-        return item.result()
+            raise
+        if mine:
+            item.set_result(value)
+            return value
+        if not (wait or item.done()):
+            return None
+        # the builder may never finish the item (a signal can interrupt the calling thread
+        # between any two lines): then the wait ends through `_stop`
+        while True:
+            try:  # (`exception` raises TimeoutError for the wait alone, not for a stored one)
+                item.exception(timeout=_WAIT_POLL_S)
+            except FutureTimeoutError:
+                if self._stop.is_set():
+                    raise CancelledError("the estimate was abandoned") from None
+                continue
+            return item.result()
 
     def image(self, lev: int) -> np.ndarray:
         """Pyramid level ``lev`` (0: the frame; each further one half the size)."""
@@ -1272,49 +1300,55 @@ def _on_two_threads(ref: np.ndarray, mov: np.ndarray, deriv: _Derivatives,
     order on data it does not share for writing (own samplers and scratch arrays), so the
     results are the same bit for bit. Returns ``(forward, fb_error_px or None, options)``."""
     fwd_fft = _FFTThreads()
+    # set if this thread leaves with an error (or an interrupt): the other one then stops
+    stop = threading.Event()
+    ref_f, mov_f = _Frame(ref, deriv, {}, stop), _Frame(mov, deriv, {}, stop)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stimgen-flow") as pool:
-        ref_f, mov_f = _Frame(ref, deriv, {}), _Frame(mov, deriv, {})
-        # (the moving frame's gradients and the reference's sampler are the backward
-        # estimate's)
-        both = ("gradient", "sampler")
-        ref_parts, mov_parts = (both, both) if consistency else (("gradient",), ("sampler",))
-        job = pool.submit(mov_f.prepare, range(1), mov_parts)  # the finest level needs no depth
-        opt = options()
-        sigma_window, n_levels = opt.sigma_window, opt.n_levels
-        # the other levels, taken in turn by the two threads
-        units = iter([(ref_f, 0)] + [(f, lev) for lev in range(1, n_levels) for f in (mov_f, ref_f)])
-        lock = threading.Lock()
+        try:
+            # (the moving frame's gradients and the reference's sampler are the backward
+            # estimate's)
+            both = ("gradient", "sampler")
+            ref_parts, mov_parts = (both, both) if consistency else (("gradient",), ("sampler",))
+            job = pool.submit(mov_f.prepare, range(1), mov_parts)  # the finest level needs no depth
+            opt = options()
+            sigma_window, n_levels = opt.sigma_window, opt.n_levels
+            # the other levels, taken in turn by the two threads
+            units = iter([(ref_f, 0)] + [(f, lev) for lev in range(1, n_levels) for f in (mov_f, ref_f)])
+            lock = threading.Lock()
 
-        def prepare_units() -> None:
-            while True:
-                with lock:
-                    unit = next(units, None)
-                if unit is None:
-                    return
-                frame, lev = unit
-                frame.prepare(range(lev, lev + 1), ref_parts if frame is ref_f else mov_parts)
+            def prepare_units() -> None:
+                while True:
+                    with lock:
+                        unit = next(units, None)
+                    if unit is None:
+                        return
+                    frame, lev = unit
+                    frame.prepare(range(lev, lev + 1), ref_parts if frame is ref_f else mov_parts)
 
-        rest = pool.submit(prepare_units)  # after the finest level (one worker: in order)
-        prepare_units()
-        job.result()
-        rest.result()
-        if not consistency:
-            tensor_job = pool.submit(ref_f.tensor, 0, sigma_window, True)
-            tensor_job.add_done_callback(lambda _: setattr(fwd_fft, "n", 2))
-            fwd = _coarse_to_fine(ref_f, mov_f, opt, _STOP_PX, True, fwd_fft)
-            tensor_job.result()
-            return fwd, None, opt
-        # the forward estimate iterates more at the finest level: this thread builds its
-        # finest tensor, then runs the backward estimate, whose finest tensor the other
-        # thread builds between the forward estimate's coarse and finest levels (unless
-        # this thread got there first)
-        fwd_job = pool.submit(_coarse_to_fine, ref_f, mov_f, opt, _STOP_PX, True, fwd_fft,
-                              lambda: mov_f.start_tensor(0, sigma_window, False))
-        ref_f.tensor(0, sigma_window, True)
-        bwd = _coarse_to_fine(mov_f, ref_f, opt, _STOP_PX_BACKWARD, False)
-        fwd_fft.n = 2  # the forward estimate's remaining FFTs use both threads
-        fwd = fwd_job.result()
-        fb = _forward_backward_error(fwd, bwd, ref_f.scratch, pool, mov_f.scratch)
+            rest = pool.submit(prepare_units)  # after the finest level (one worker: in order)
+            prepare_units()
+            job.result()
+            rest.result()
+            if not consistency:
+                tensor_job = pool.submit(ref_f.tensor, 0, sigma_window, True)
+                tensor_job.add_done_callback(lambda _: setattr(fwd_fft, "n", 2))
+                fwd = _coarse_to_fine(ref_f, mov_f, opt, _STOP_PX, True, fwd_fft)
+                tensor_job.result()
+                return fwd, None, opt
+            # the forward estimate iterates more at the finest level: this thread builds its
+            # finest tensor, then runs the backward estimate, whose finest tensor the other
+            # thread builds between the forward estimate's coarse and finest levels (unless
+            # this thread got there first)
+            fwd_job = pool.submit(_coarse_to_fine, ref_f, mov_f, opt, _STOP_PX, True, fwd_fft,
+                                  lambda: mov_f.start_tensor(0, sigma_window, False))
+            ref_f.tensor(0, sigma_window, True)
+            bwd = _coarse_to_fine(mov_f, ref_f, opt, _STOP_PX_BACKWARD, False)
+            fwd_fft.n = 2  # the forward estimate's remaining FFTs use both threads
+            fwd = fwd_job.result()
+            fb = _forward_backward_error(fwd, bwd, ref_f.scratch, pool, mov_f.scratch)
+        except BaseException:
+            stop.set()
+            raise
     return fwd, fb, opt
 
 

@@ -861,38 +861,51 @@ def test_the_forward_flow_does_not_depend_on_the_consistency_check():
 
 def test_frame_items_are_built_once_by_the_first_thread_that_asks():
     # the per-frame cache is shared by the two estimates: a second thread asking for an
-    # item being built waits for it (or, with wait=False, gets None) instead of rebuilding
+    # item being built waits for it (or, with wait=False, gets None) instead of rebuilding;
+    # the builder is held until the others have asked (no sleeps: the order is forced)
     import threading
-    import time
 
     from stimgen.flow import _Derivatives, _Frame
 
     frame = _Frame(bandpass_noise(64, 8.0, seed=2), _Derivatives("gaussian", 1.0))
-    calls: list[int] = []
-    started = threading.Event()
 
-    def slow():
-        calls.append(1)
-        started.set()
-        time.sleep(0.2)
-        return "built"
+    def held(value):
+        calls: list[int] = []
+        started, release = threading.Event(), threading.Event()
 
-    worker = threading.Thread(target=lambda: frame._get("item", 0, slow))
-    worker.start()
-    started.wait()
-    assert frame._get("item", 0, slow, wait=False) is None  # being built elsewhere
-    assert frame._get("item", 0, slow) == "built"  # waits for it
-    worker.join()
-    assert calls == [1]
-    assert frame._get("item", 0, slow, wait=False) == "built"  # built: returned at once
+        def make():
+            calls.append(1)
+            started.set()
+            release.wait()
+            if isinstance(value, Exception):
+                raise value
+            return value
 
-    def fail():
-        raise RuntimeError("no")
+        return make, calls, started, release
 
-    with pytest.raises(RuntimeError, match="no"):
-        frame._get("bad", 0, fail)
-    with pytest.raises(RuntimeError, match="no"):  # the waiting threads see the error too
-        frame._get("bad", 0, fail)
+    def ask(what, make, results):
+        try:
+            results.append(frame._get(what, 0, make))
+        except RuntimeError as exc:
+            results.append(exc)
+
+    for what, value in (("item", "built"), ("bad", RuntimeError("no"))):
+        make, calls, started, release = held(value)
+        results: list = []
+        builder = threading.Thread(target=ask, args=(what, make, results))
+        builder.start()
+        started.wait()
+        assert frame._get(what, 0, make, wait=False) is None  # being built elsewhere
+        waiter = threading.Thread(target=ask, args=(what, make, results))
+        waiter.start()  # waits for the builder (or finds the item done)
+        release.set()
+        builder.join()
+        waiter.join()
+        assert calls == [1]  # built once
+        assert len(results) == 2 and all(r is value for r in results)  # value or error
+    assert frame._get("item", 0, held("other")[0], wait=False) == "built"  # done: at once
+    with pytest.raises(RuntimeError, match="no"):  # a failed item fails again, not rebuilt
+        frame._get("bad", 0, held("other")[0])
 
 
 def test_mixed_integer_part_weights_equal_the_direct_formulas():
@@ -924,3 +937,108 @@ def test_movie_flow_passes_workers_on_and_keeps_its_numbers():
     assert one.u == pytest.approx(1.3, abs=1e-3) and "workers" not in one.options
     with pytest.raises(ValueError, match="workers must be a non-zero integer"):
         movie_flow(movie, workers=0)
+
+
+@pytest.mark.parametrize("consistency", [True, False])
+def test_an_interrupt_of_the_calling_thread_leaves_no_thread_waiting(monkeypatch, consistency):
+    # a signal (KeyboardInterrupt, or a termination turned into an exception) reaches the
+    # calling thread at any bytecode, e.g. just after it registered as the builder of an
+    # item the other thread then waits for: the call must still end with the error, its
+    # thread joined, instead of waiting for the other thread forever
+    import threading
+
+    import stimgen.flow as fl
+
+    frames: list = []
+    caller: list = []
+
+    class InterruptedAtRelease:
+        """The frame's lock; the calling thread is interrupted once, on releasing it
+        while the reference's finest tensor is registered but not built."""
+
+        fired = False
+
+        def __init__(self, frame):
+            self.lock, self.frame = threading.Lock(), frame
+
+        def __enter__(self):
+            return self.lock.__enter__()
+
+        def __exit__(self, *exc):
+            self.lock.__exit__(*exc)
+            pending = any(k[:2] == ("tensor", 0) and not f.done() for k, f in self.frame._cache.items())
+            if pending and not InterruptedAtRelease.fired and threading.current_thread() is caller[0]:
+                InterruptedAtRelease.fired = True
+                raise KeyboardInterrupt("signal")
+
+    init = fl._Frame.__init__
+
+    def patched_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self._lock = InterruptedAtRelease(self)
+        frames.append(self)
+
+    monkeypatch.setattr(fl._Frame, "__init__", patched_init)
+    ref = bandpass_noise(64, 8.0, seed=21)
+    outcome: list = []
+
+    def call():
+        caller.append(threading.current_thread())
+        try:
+            lucas_kanade(ref, fourier_shift(ref, 1.0, 0.5), workers=2, levels=1,
+                         consistency=consistency)
+        except BaseException as exc:  # noqa: BLE001 - the interrupt is the outcome
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(60)  # a liveness bound: the call takes well under a second
+    stuck = thread.is_alive()
+    if stuck:  # release the waiting thread so that the test run can end
+        for frame in frames:
+            for item in list(frame._cache.values()):
+                if not item.done():
+                    item.set_exception(RuntimeError("released by the test"))
+        thread.join()
+    assert not stuck, "a thread waited forever for an item the interrupted thread owned"
+    assert InterruptedAtRelease.fired and len(outcome) == 1
+    assert isinstance(outcome[0], KeyboardInterrupt)
+
+
+def test_a_waiting_thread_sees_an_item_that_failed_with_a_timeout_error():
+    # a builder's own TimeoutError is its item's error, not the end of a wait: the waiting
+    # thread gets it instead of waiting on
+    import threading
+
+    from stimgen.flow import _Derivatives, _Frame
+
+    frame = _Frame(bandpass_noise(64, 8.0, seed=2), _Derivatives("gaussian", 1.0))
+    started, release = threading.Event(), threading.Event()
+    error = TimeoutError("the builder's")
+
+    def make():
+        started.set()
+        release.wait()
+        raise error
+
+    builder = threading.Thread(target=lambda: pytest.raises(TimeoutError, frame._get, "x", 0, make))
+    builder.start()
+    started.wait()
+    got: list = []
+
+    def ask():
+        try:
+            frame._get("x", 0, make)
+        except TimeoutError as exc:
+            got.append(exc)
+
+    waiter = threading.Thread(target=ask, daemon=True)
+    waiter.start()
+    release.set()
+    builder.join()
+    waiter.join(60)  # a liveness bound (well under a second when right)
+    stuck = waiter.is_alive()
+    if stuck:
+        frame._stop.set()  # ends the wait
+        waiter.join()
+    assert not stuck and got == [error]
