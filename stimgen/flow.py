@@ -905,12 +905,26 @@ def _smooth_flow(f: np.ndarray, sigma_window: float, out: np.ndarray | None = No
 _WAIT_POLL_S = 0.1
 
 
-@functools.lru_cache(maxsize=8)
+#: index grids up to this size (bytes) are kept between calls; larger ones (e.g. a
+#: 4096 x 2160 float64 frame's 140 MB) are made per call and freed with it
+_GRID_CACHE_BYTES = 16 * 2**20
+
+
 def _grid(shape: tuple[int, int], dtype: str) -> np.ndarray:
-    """``np.indices(shape)`` in ``dtype``, read-only (shared by every frame of the shape)."""
+    """``np.indices(shape)`` in ``dtype``, read-only (shared by every frame of the shape;
+    kept between calls when it is small)."""
+    if 2 * shape[0] * shape[1] * np.dtype(dtype).itemsize > _GRID_CACHE_BYTES:
+        return _new_grid(shape, dtype)
+    return _kept_grid(shape, dtype)
+
+
+def _new_grid(shape: tuple[int, int], dtype: str) -> np.ndarray:
     grid = np.indices(shape, dtype=dtype)
     grid.setflags(write=False)
     return grid
+
+
+_kept_grid = functools.lru_cache(maxsize=8)(_new_grid)
 
 
 class _Frame:
