@@ -691,28 +691,33 @@ def _standardize_fast(
         mu = total + delta
         sd = np.sqrt(var)
         bad = None  # groups with NaN or inf in the data (None: none)
+
+        def rescaled(o: int, i: int) -> bool:  # a group's moments from scaled deviations
+            # (the column holds the deviations from the shift in place, else the data)
+            base = 0.0 if in_place else float(total[o, i])
+            delta[o, i], sd[o, i] = _scaled_moments(blk[o].reshape(reduced, inner)[:, i],
+                                                    policy.ddof, base)
+            mu[o, i] = total[o, i] + delta[o, i]
+            return math.isfinite(sd[o, i]) and math.isfinite(mu[o, i])
+
         if not (np.isfinite(mu).all() and np.isfinite(sd).all()):
             bad = ~np.isfinite(S1)  # NaN or inf in the data, or a sum beyond float64
-            if bad.any():
-                for o, i in np.argwhere(bad):  # finite data whose sum overflows: too large
-                    # (deviations are finite exactly where the data is: no shift overflows)
-                    if np.isfinite(blk[o].reshape(reduced, inner)[:, i]).all():
+            for o, i in np.argwhere(bad) if bad.any() else ():
+                # finite data whose sums overflow (float64 data near its max), or whose
+                # deviations from a shift in scratch do (data spanning more than the
+                # dtype's range): its moments from scaled float64 deviations, else too large
+                if np.isfinite(blk[o].reshape(reduced, inner)[:, i]).all():
+                    if not rescaled(o, i):
                         restore()
                         raise _overflow_error(_where(o0 + o, i, group_shape, inner))
-                if policy.nonfinite == "raise":
-                    o, i = np.argwhere(bad)[0]
-                    restore()
-                    raise policy.nonfinite_error(_where(o0 + o, i, group_shape, inner))
+                    bad[o, i] = False
+            if bad.any() and policy.nonfinite == "raise":
+                o, i = np.argwhere(bad)[0]
+                restore()
+                raise policy.nonfinite_error(_where(o0 + o, i, group_shape, inner))
             over = ~bad & ~(np.isfinite(sd) & np.isfinite(mu))
             for o, i in np.argwhere(over):  # squares overflow: redo this group scaled
-                col = blk[o].reshape(reduced, inner)[:, i]
-                m, sd[o, i] = _scaled_moments(col, policy.ddof)
-                if in_place:  # the column holds the deviations from the shift
-                    delta[o, i] = m
-                    mu[o, i] = total[o, i] + m
-                else:
-                    mu[o, i] = m
-                if not (math.isfinite(sd[o, i]) and math.isfinite(mu[o, i])):
+                if not rescaled(o, i):
                     restore()
                     raise _overflow_error(_where(o0 + o, i, group_shape, inner))
             mu[bad] = np.nan
@@ -729,12 +734,7 @@ def _standardize_fast(
                 col = blk[o].reshape(reduced, inner)[:, i]
                 const[o, i] = bool((col == col[0]).all())
                 if not const[o, i] and sd[o, i] < small:  # squares near underflow: redo
-                    m, sd[o, i] = _scaled_moments(col, policy.ddof)
-                    if in_place:
-                        delta[o, i] = m
-                        mu[o, i] = total[o, i] + m
-                    else:
-                        mu[o, i] = m
+                    rescaled(o, i)
             if const.any():
                 o, i = np.argwhere(const)[0]
                 policy.constant_groups(const, _where(o0 + o, i, group_shape, inner))
@@ -755,12 +755,25 @@ def _standardize_fast(
         scale = 1.0 / sd
         if const is not None:
             scale[const] = np.nan if policy.constant == "nan" else 0.0
-        offset = delta if in_place else mu
-        m_hi = offset.astype(dt)
-        m_lo = (offset - m_hi.astype(np.float64)).astype(dt)
+        if in_place:  # the data holds x - total: subtract delta
+            m_hi = delta.astype(dt)
+            m_lo = (delta - m_hi.astype(np.float64)).astype(dt)
+        else:  # the data holds x: subtract total + delta, as an unrounded sum (a float64
+            # mu would round off up to eps64 * |mu| / sd of the output)
+            m_hi, m_lo = _split_sum(total, delta, dt)
+        # groups whose x - total - delta might not fit the dtype (data spanning more than
+        # its range): left as they are by the tiles, finished in float64 below
+        wide = (sd * math.sqrt(reduced) + np.abs(delta) * (1 + math.sqrt(reduced))
+                >= float(np.finfo(dt).max) / 4)
+        if const is not None:
+            wide &= ~const
         if bad is not None:
             m_hi[bad] = 0
             m_lo[bad] = 0
+        if wide.any():
+            m_hi[wide] = 0
+            m_lo[wide] = 0
+            scale[wide] = 1.0
         hi[:g] = tiled(m_hi)
         inv[:g] = tiled(scale.astype(dt))
         # the low part is subtracted (one more pass) only where it moves the output by
@@ -774,9 +787,41 @@ def _standardize_fast(
             if use_lo:
                 _rows_op(np.subtract, x, shift_t[:g], x)
             _rows_op(np.multiply, x, inv[:g], x)
+        for o, i in np.argwhere(wide) if wide.any() else ():
+            _finish_wide(blk[o].reshape(reduced, inner)[:, i], 0.0 if in_place else total[o, i],
+                         float(delta[o, i]), float(sd[o, i]))
 
     _run_blocks(-(-outer // g_step), block, buffers, workers)
     return means.reshape(group_shape), stds.reshape(group_shape)
+
+
+def _split_sum(a: np.ndarray, b: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``a + b`` (float64 arrays) as ``hi + lo`` in ``dt``: ``hi`` the sum rounded to
+    ``dt``, ``lo`` the rest rounded to ``dt`` (the float64 rounding error of ``a + b`` is
+    kept by Knuth's TwoSum, so ``hi + lo`` is ``a + b`` to about ``eps(dt)**2``)."""
+    s = a + b
+    bv = s - a
+    err = (a - (s - bv)) + (b - bv)  # s + err == a + b exactly (where s is finite)
+    hi = s.astype(dt)
+    lo = ((s - hi.astype(np.float64)) + err).astype(dt)
+    return hi, lo
+
+
+def _finish_wide(col: np.ndarray, base: float, delta: float, sd: float) -> None:
+    """``col = ((col - base) - delta) / sd`` in float64, for a group whose deviations may
+    not fit its dtype, in slices of at most 2**16 values. Every term is scaled by the
+    power of two nearest ``1 / sd`` first, so nothing overflows: ``|x - mean|`` is at
+    most ``sqrt(n) * sd``, and a group that is not constant has ``sd`` of at least an ulp
+    of its values over ``sqrt(n)``."""
+    p = math.ldexp(1.0, -math.frexp(sd)[1])
+    b, d, s = base * p, delta * p, sd * p
+    for j in range(0, col.shape[0], 1 << 16):
+        y = col[j : j + (1 << 16)].astype(np.float64)
+        y *= p
+        y -= b
+        y -= d
+        y /= s
+        col[j : j + (1 << 16)] = y
 
 
 def _add_run_sums(d: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
@@ -901,10 +946,15 @@ def _small_std(dtype: np.dtype) -> float:
     return math.sqrt(float(np.finfo(dtype).tiny)) * 2.0**26
 
 
-def _scaled_moments(col: np.ndarray, ddof: int) -> tuple[float, float]:
-    """Mean and std of a 1-D column, exact for tiny (or subnormal) values: the deviations
-    are scaled by a power of two before they are squared."""
+def _scaled_moments(col: np.ndarray, ddof: int, base: float = 0.0) -> tuple[float, float]:
+    """Mean (minus ``base``) and std of a 1-D column, exact for tiny (or subnormal) values
+    and for huge ones: the deviations are scaled by a power of two before they are
+    squared. The mean is returned relative to ``base`` (a value near it, such as the
+    group's shift), so it is not rounded to float64 at the data's magnitude (the caller
+    keeps ``base + mean`` as an unrounded sum)."""
     x = col.astype(np.float64)
+    if base:
+        x -= base
     mean = float(x.mean())
     d = x - mean
     top = float(np.abs(d).max())

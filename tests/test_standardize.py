@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -787,3 +788,44 @@ def test_small_prime_sized_groups_are_summed_by_halving(rng, shape, kw, nan_at):
     assert keep.sum() == a.size - 1367 and np.array_equal(prop[keep], out[keep])
     with pytest.raises(ValueError, match=r"NaN or infinite values in group \(5"):
         standardize(b, **kw)
+
+
+@pytest.mark.parametrize("offset, spread, kw", [(1e6, 1.0, {"constant": "raise"}),
+                                                (1e15, 1e9, {"constant": "raise"}),
+                                                (1e300, 1e294, {})],
+                         ids=["1e6 raise", "1e15 raise", "1e300"])
+def test_float64_offset_not_shifted_in_place_keeps_the_mean_exact(rng, offset, spread, kw):
+    """Blocks that are not shifted in place (``constant="raise"``, or shifts beyond 2**970)
+    subtract the mean from the data itself: a float64 mean rounded once (ulp(1e6) / 1 =
+    1.2e-10) would move every output value by up to half its ulp, so it is split into a
+    high and a low part (output mean ~1e-17, not ~1e-10)."""
+    a = offset + spread * rng.standard_normal((3, 40, 30, 2))
+    p = 2.0 ** -math.frexp(offset)[1]  # (exact scaling: no squares overflow)
+    mean, std = (v / p for v in _fsum_stats(a * p, (1, 2)))
+    out, stats = standardize(a.copy(), return_stats=True, **kw)
+    np.testing.assert_allclose(stats.std, std, rtol=1e-14)
+    np.testing.assert_allclose(stats.mean, mean, rtol=1e-15)
+    _check_unit(out, (1, 2), tol=1e-14)
+    assert np.array_equal(out, standardize(a.copy(), workers=2, **kw))
+
+
+@pytest.mark.parametrize("sampled", [0.0, 3.3e38], ids=["shift 0", "shift 3.3e38"])
+def test_float32_deviations_beyond_float32_max_come_out_finite(sampled):
+    """float32 data spanning more than float32's range (-3.3e38 and 3.3e38 in one group):
+    ``x - mean`` does not fit float32, but the output does; it must neither come out inf
+    nor raise. The sampled rows (every 8th of 64 rows of 256 values) hold 0 (the shift is
+    0, in place, and the offset left, the mean ~3e38, is too large for a second shift in
+    place) or 3.3e38 (a shift not applied in place; ``x - shift`` overflows float32)."""
+    a = np.full((2, 256, 64, 1), 3.3e38, np.float32)
+    for r in range(0, 64, 8):
+        a[:, 4 * r : 4 * r + 4] = sampled
+    a[:, 5] = -3.3e38
+    a[1, 6, :10] = 1e37
+    mean, std = _fsum_stats(a, (1, 2))
+    out, stats = standardize(a.copy(), return_stats=True)
+    np.testing.assert_allclose(stats.std, std, rtol=1e-7)
+    np.testing.assert_allclose(stats.mean, mean, rtol=0, atol=1e-7 * std.max())
+    ref = (a.astype(np.float64) - mean[:, None, None]) / std[:, None, None]
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, ref, rtol=0, atol=4 * np.finfo(np.float32).eps * np.abs(ref).max())
+    assert np.array_equal(out, standardize(a.copy(), workers=2))
