@@ -1171,10 +1171,14 @@ def _standardize_generic(a: np.ndarray, red: tuple[int, ...], *, chunk_bytes: in
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = 1.0 / sd
     scale[const] = np.nan if policy.constant == "nan" else 0.0
-    shift = np.where(bad, 0.0, mu)
+    # x - pilot, then - delta: one float64 mean (pilot + delta rounded) would move the
+    # output by up to eps * |mean| / sd
+    shift = np.where(bad, 0.0, pilot)
+    rest = np.where(bad | const, 0.0, delta)
     for sl in blocks:
         x = a[sl].astype(np.float64)
         x -= shift[gsl(sl)]
+        x -= rest[gsl(sl)]
         x *= scale[gsl(sl)]
         a[sl] = x
     out_shape = tuple(a.shape[i] for i in keep)

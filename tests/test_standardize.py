@@ -829,3 +829,22 @@ def test_float32_deviations_beyond_float32_max_come_out_finite(sampled):
     assert np.isfinite(out).all()
     np.testing.assert_allclose(out, ref, rtol=0, atol=4 * np.finfo(np.float32).eps * np.abs(ref).max())
     assert np.array_equal(out, standardize(a.copy(), workers=2))
+
+
+@pytest.mark.parametrize("layout", ["F", "step"])
+def test_float64_offset_generic_path_keeps_the_mean_exact(rng, layout):
+    """The generic path (Fortran order, strided views) subtracts its float64 pilot mean and
+    the offset from it separately: one rounded float64 mean would move every output value
+    of ``1e6 + N(0, 1)`` by up to ulp(1e6) / 2 = 6e-11."""
+    a = 1e6 + rng.standard_normal((3, 40, 30, 2))
+    if layout == "F":
+        x = np.asfortranarray(a)
+    else:
+        x = np.zeros((3, 40, 60, 2))[:, :, ::2]
+        x[...] = a
+    mean, std = _fsum_stats(a, (1, 2))
+    out, stats = standardize(x, return_stats=True)
+    assert out is x
+    np.testing.assert_allclose(stats.std, std, rtol=1e-14)
+    np.testing.assert_allclose(stats.mean, mean, rtol=1e-15)
+    _check_unit(out, (1, 2), tol=1e-14)
