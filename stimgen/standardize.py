@@ -26,6 +26,9 @@ Conventions
   16 bits). Values are never rescaled by dtype: uint8 data is standardized from its
   0..255 values. For 8/16-bit input the statistics are exact (integer sums) and the
   output is written in one pass over the input per chunk (no float copy of the input).
+  Integers the output dtype cannot hold exactly (64-bit ones in float64, 32-bit ones
+  with ``dtype=np.float32``) are offset by an integer near each group's mean first
+  (exact integer arithmetic, one more pass), so ``2**60 + small`` keeps its spread.
 * Memory: apart from the output and the statistics (a few float64 values per group),
   the work needs scratch of about one or two ``chunk_bytes`` (default 2 MiB), whatever the
   size and layout of the input (blocks split axis 0, then axis 1, ... as needed), so numpy
@@ -228,8 +231,13 @@ def standardize(
         )
     policy = _Policy(constant=constant, nonfinite=nonfinite, ddof=ddof)
     int_layout = _integer_layout(a, target, red, chunk_bytes)
+    ref = None  # integer input the output's float type cannot hold: per-group offsets
     if target is not a and int_layout is None:
-        _copy_chunked(target, a, chunk_bytes)
+        ref = _integer_reference(a, red, target.dtype, chunk_bytes)
+        if ref is None:
+            _copy_chunked(target, a, chunk_bytes)
+        else:
+            _copy_offsets(target, a, ref, red, chunk_bytes)
     layout = _fast_layout(target, red, chunk_bytes)
     # non-finite values and constant groups are detected explicitly; silence numpy's
     # floating-point warnings about them in the arithmetic
@@ -243,6 +251,8 @@ def standardize(
         else:
             mu, sd = _standardize_generic(target, red, chunk_bytes=chunk_bytes, policy=policy)
     policy.finish()
+    if ref is not None:
+        mu = mu + ref.reshape(mu.shape).astype(np.float64)
     if return_stats:
         return target, StandardizeStats(mu, sd)
     return target
@@ -320,6 +330,52 @@ def _target(a: np.ndarray, images: Any, *, out: Any, inplace: bool, dtype: Any) 
 def _copy_chunked(dst: np.ndarray, src: np.ndarray, chunk_bytes: int) -> None:
     for sl in _blocks(src.shape, max(src.itemsize, dst.itemsize), chunk_bytes):
         np.copyto(dst[sl], src[sl], casting="unsafe")
+
+
+def _fits_exactly(int_dtype: np.dtype, float_dtype: np.dtype) -> bool:
+    """True if every value of ``int_dtype`` is exactly a ``float_dtype`` value."""
+    bits = 1 if int_dtype.kind == "b" else int_dtype.itemsize * 8 - (int_dtype.kind == "i")
+    return bits <= np.finfo(float_dtype).nmant + 1
+
+
+def _offset_from(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``x - ref`` (integer arrays, ``ref`` int64 or uint64 broadcasting against ``x``) in
+    float64, computed exactly and rounded once (wrapping 64-bit differences, taken in the
+    direction where they are non-negative)."""
+    xw = x.astype(ref.dtype)
+    xu, ru = xw.view(np.uint64), ref.view(np.uint64)
+    return np.where(xw >= ref, (xu - ru).astype(np.float64), -(ru - xu).astype(np.float64))
+
+
+def _integer_reference(a: np.ndarray, red: tuple[int, ...], dt: np.dtype,
+                       chunk_bytes: int) -> np.ndarray | None:
+    """For integer input whose values ``dt`` cannot all hold exactly (64-bit integers in
+    float64, 32-bit ones in float32): an integer near each group's mean (keepdims shape,
+    int64 or uint64), from which the values are offset exactly before they are rounded to
+    ``dt``, so a large offset costs no precision. None when the cast is exact."""
+    if a.dtype.kind not in "iu" or _fits_exactly(a.dtype, dt):
+        return None
+    wide = np.dtype(np.uint64 if a.dtype.kind == "u" else np.int64)
+    first = a[tuple(slice(0, 1) if ax in red else slice(None) for ax in range(a.ndim))]
+    first = first.astype(wide)  # the first element of each group, then the mean's
+    total = np.zeros(first.shape)  # offset from it (float64 sums of exact differences)
+    for sl in _blocks(a.shape, 32, chunk_bytes):  # (a few 8-byte temporaries per value)
+        g = tuple(slice(None) if ax in red else x for ax, x in enumerate(sl))
+        total[g] += _offset_from(a[sl], first[g]).sum(axis=red, keepdims=True)
+    step = np.rint(total / math.prod(a.shape[i] for i in red))  # |step| < 2**64
+    # first + step lies between the group's extremes, so it fits ``wide``: add it modulo
+    # 2**64 (step's magnitude as uint64, exact for integer-valued floats below 2**64)
+    mag = np.abs(step).astype(np.uint64)
+    fu = first.view(np.uint64)
+    return np.where(step >= 0, fu + mag, fu - mag).view(wide)
+
+
+def _copy_offsets(dst: np.ndarray, src: np.ndarray, ref: np.ndarray, red: tuple[int, ...],
+                  chunk_bytes: int) -> None:
+    """``dst = src - ref`` per chunk (see :func:`_integer_reference`)."""
+    for sl in _blocks(src.shape, 32, chunk_bytes):
+        g = tuple(slice(None) if ax in red else x for ax, x in enumerate(sl))
+        dst[sl] = _offset_from(src[sl], ref[g])
 
 
 def _blocks(shape: tuple[int, ...], itemsize: int, chunk_bytes: int):
@@ -978,6 +1034,8 @@ def _integer_layout(a: np.ndarray, target: np.ndarray, red: tuple[int, ...],
     """Like :func:`_fast_layout`, for 8/16-bit C-contiguous input and a separate
     C-contiguous float output; None if that path does not apply."""
     if a.dtype.kind not in "biu" or a.dtype.itemsize > 2 or target is a:
+        return None
+    if not _fits_exactly(a.dtype, target.dtype):  # (16-bit integers to float16)
         return None
     if not (a.flags.c_contiguous and target.flags.c_contiguous):
         return None

@@ -848,3 +848,51 @@ def test_float64_offset_generic_path_keeps_the_mean_exact(rng, layout):
     np.testing.assert_allclose(stats.std, std, rtol=1e-14)
     np.testing.assert_allclose(stats.mean, mean, rtol=1e-15)
     _check_unit(out, (1, 2), tol=1e-14)
+
+
+def _exact_int_values(x: np.ndarray, axis: tuple[int, ...]):
+    """Mean and population std of each group of integers (exact Python integer sums), and
+    each element's exactly computed standardized value."""
+    from fractions import Fraction
+
+    xs = np.moveaxis(x, axis, tuple(range(-len(axis), 0)))
+    flat = xs.reshape(*xs.shape[: xs.ndim - len(axis)], -1)
+    means, stds = np.empty(flat.shape[:-1]), np.empty(flat.shape[:-1])
+    z = np.empty(flat.shape)
+    for idx in np.ndindex(*flat.shape[:-1]):
+        v = [int(t) for t in flat[idx]]
+        m = Fraction(sum(v), len(v))
+        var = sum((t - m) ** 2 for t in v) / len(v)
+        means[idx], stds[idx] = float(m), math.sqrt(float(var))
+        z[idx] = [float((t - m) / Fraction(stds[idx])) for t in v]
+    return means, stds, z
+
+
+@pytest.mark.parametrize("dtype, base, kw", [
+    (np.int64, 2**60, {}),
+    (np.int64, -(2**62), {"out": "F"}),
+    (np.uint64, 2**64 - 2**12, {}),
+    (np.int32, 2**30, {"dtype": np.float32}),
+    (np.uint32, 2**32 - 2**10, {"dtype": np.float32}),
+    (np.uint16, 60000, {"dtype": np.float16}),
+], ids=["int64", "int64 out", "uint64", "int32 to float32", "uint32 to float32",
+        "uint16 to float16"])
+def test_wide_integers_with_an_offset_keep_their_spread(rng, dtype, base, kw):
+    """Integers that the output's float type cannot hold exactly (2**60 + 0..99 in
+    float64, 2**30 + 0..99 in float32) are standardized from their offset to an integer
+    near each group's mean (exact integer arithmetic), not from rounded values: the spread
+    must not vanish (a "constant" group) or be quantized. The first element of a group is
+    an outlier (the offset is not taken from it alone)."""
+    x = (rng.integers(0, 100, (3, 20, 30, 2)) + np.array(base, dtype=object)).astype(dtype)
+    x[:, 0, 0] = np.array(base + 1000 if base < 0 else base - 1000, dtype=object).astype(dtype)
+    mean, std, z = _exact_int_values(x, (1, 2))
+    if kw.get("out") == "F":
+        kw = {"out": np.empty(x.shape, order="F")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "constant group" warning
+        out, stats = standardize(x, return_stats=True, **kw)
+    tol = 4 * float(np.finfo(out.dtype).eps)
+    np.testing.assert_allclose(stats.std, std, rtol=max(tol, 1e-14))
+    np.testing.assert_allclose(stats.mean, mean, rtol=1e-15)
+    got = np.moveaxis(out, (1, 2), (-2, -1)).reshape(z.shape).astype(np.float64)
+    np.testing.assert_allclose(got, z, rtol=0, atol=max(tol, 1e-14) * np.abs(z).max())
