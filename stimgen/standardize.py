@@ -168,8 +168,12 @@ def standardize(
         processed in order; when an error is raised part-way, groups before the offending
         one have already been standardized in place, and with several ``workers`` a few
         groups after it may have been too (use ``inplace=False`` to keep the input
-        intact). The error raised is always that of the first offending group. The
-        offending block of groups (float input) has had its shift subtracted and added
+        intact). The error raised is that of the first offending group, whatever the
+        number of threads, among groups of one kind of fault: non-finite values (and
+        sums overflowing float64) are checked in a whole block of groups before constant
+        groups and stds too small for the dtype, so a NaN in a later group of the same
+        block is reported before an earlier constant group (the generic path: in the
+        whole array). The offending block of groups (float input) has had its shift subtracted and added
         back: its values are as given where they lie within a factor 2 of their group's
         shift (data with an offset), and otherwise within two ulps (in the data's dtype)
         of the group's largest magnitude; ``constant="raise"`` never modifies it.

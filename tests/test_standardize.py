@@ -896,3 +896,20 @@ def test_wide_integers_with_an_offset_keep_their_spread(rng, dtype, base, kw):
     np.testing.assert_allclose(stats.mean, mean, rtol=1e-15)
     got = np.moveaxis(out, (1, 2), (-2, -1)).reshape(z.shape).astype(np.float64)
     np.testing.assert_allclose(got, z, rtol=0, atol=max(tol, 1e-14) * np.abs(z).max())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_nonfinite_values_are_reported_before_constant_groups_of_their_block(rng, workers):
+    """Documented order within a block of groups (here one block of six small images): a
+    NaN in group (1, 1) is reported before the constant group (0, 0); the same error on
+    any number of threads, and the block is left as given (``constant="raise"``)."""
+    a = rng.random((6, 5, 7, 2)).astype(np.float32)
+    a[0, ..., 0] = 3.0
+    a[1, 2, 2, 1] = np.nan
+    b = a.copy()
+    with pytest.raises(ValueError, match=r"NaN or infinite values in group \(1, 1\)"):
+        standardize(b, constant="raise", workers=workers)
+    np.testing.assert_array_equal(b, a)
+    a[1, 2, 2, 1] = 0.5
+    with pytest.raises(ValueError, match=r"constant group \(std 0\) in group \(0, 0\)"):
+        standardize(a, constant="raise", workers=workers)
