@@ -367,9 +367,11 @@ def _integer_reference(a: np.ndarray, red: tuple[int, ...], dt: np.dtype,
         g = tuple(slice(None) if ax in red else x for ax, x in enumerate(sl))
         total[g] += _offset_from(a[sl], first[g]).sum(axis=red, keepdims=True)
     step = np.rint(total / math.prod(a.shape[i] for i in red))  # |step| < 2**64
-    # first + step lies between the group's extremes, so it fits ``wide``: add it modulo
-    # 2**64 (step's magnitude as uint64, exact for integer-valued floats below 2**64)
-    mag = np.abs(step).astype(np.uint64)
+    # first + step lies between the group's extremes (up to the rounding of a float64
+    # sum), so it fits ``wide``: add it modulo 2**64 (step's magnitude as uint64, exact
+    # for integer-valued floats below 2**64; any reference gives exact differences, one
+    # near the mean keeps them small)
+    mag = np.minimum(np.abs(step), 2.0**64 - 2.0**11).astype(np.uint64)
     fu = first.view(np.uint64)
     return np.where(step >= 0, fu + mag, fu - mag).view(wide)
 
