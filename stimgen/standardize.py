@@ -173,10 +173,11 @@ def standardize(
         sums overflowing float64) are checked in a whole block of groups before constant
         groups and stds too small for the dtype, so a NaN in a later group of the same
         block is reported before an earlier constant group (the generic path: in the
-        whole array). The offending block of groups (float input) has had its shift subtracted and added
-        back: its values are as given where they lie within a factor 2 of their group's
-        shift (data with an offset), and otherwise within two ulps (in the data's dtype)
-        of the group's largest magnitude; ``constant="raise"`` never modifies it.
+        whole array). The offending block of groups (float input) has had its shift
+        subtracted and added back: its values are as given where they lie within a
+        factor 2 of their group's shift (data with an offset; of both shifts where a
+        group was shifted twice), and otherwise within two ulps (in the data's dtype) of
+        the group's largest magnitude; ``constant="raise"`` never modifies it.
 
     Notes
     -----
@@ -186,7 +187,8 @@ def standardize(
     sums over at most 16 rows, accumulated in float64), so :math:`\\mu = K + S_1/n` and
     :math:`\\sigma^2 = (S_2 - S_1^2/n)/(n - \\text{ddof})` (Chan, Golub & LeVeque's
     corrected two-pass algorithm); a :math:`K` further than :math:`\\sigma/4` from
-    :math:`\\mu` is replaced and the sums are taken again. The deviations
+    :math:`\\mu` is replaced by :math:`\\mu` (the data shifted back first) and the sums
+    are taken again. The deviations
     :math:`x_i - K` overwrite the data as they are summed; the output
     :math:`(x_i - K - (\\mu - K))/\\sigma` is then computed in the data's precision, so
     no precision is lost to a large offset. 8- and 16-bit input has exact integer sums.
@@ -624,8 +626,9 @@ def _standardize_fast(
     and sums the deviations and their squares (:func:`_add_run_sums`: float32 runs of at
     most ``_RUN_ROWS`` rows, accumulated in float64). Pass 2 turns the deviations into
     ``(d - (mu - shift)) * (1 / sd)``. A group whose shift lies more than ``_REDO_STDS``
-    stds from its mean is shifted again by the remaining offset and summed again (rare:
-    the sample is spread over the whole group). Small groups (one row) are split into
+    stds from its mean gets its first shift added back and is shifted by its mean
+    instead (from ``x``, one rounding), then summed again (rare: the sample is spread
+    over the whole group). Small groups (one row) are split into
     rows of at most ``_SMALL_ROW`` values, or, when their pixel count has no such
     divisor, kept in one row and summed by halving (:func:`_tree_sum`).
     When the block cannot be shifted in place (``constant="raise"`` must leave a constant
@@ -741,12 +744,21 @@ def _standardize_fast(
             poor = delta * delta > var * _REDO_STDS**2
             if attempt or not poor.any():
                 break
-            # a shift far from the mean costs precision: shift again by the offset left
+            # a shift far from the mean costs precision: shift again, by the mean
             if in_place:
-                shift = np.where(poor, delta, 0.0).astype(dt)
-                if not (np.abs(shift) < no_overflow).all():  # (values near the dtype's max)
+                new = np.where(poor, total + delta, total).astype(dt)
+                if not (np.abs(new) < no_overflow).all():  # (values near the dtype's max)
                     break
-                total = total + shift.astype(np.float64)
+                # the data of those groups back to x (exactly where x is within a factor
+                # 2 of the first shift), then x - the new shift: one rounding, which the
+                # shift added back on an error undoes (-0.0 and 0.0 leave the others'
+                # bits as they are)
+                shift_t[:g] = tiled(np.where(poor, applied[0], -0.0).astype(dt))
+                for x in steps:
+                    _rows_op(np.add, x, shift_t[:g], x)
+                applied[0] = np.where(poor, 0.0, applied[0]).astype(dt)
+                shift = np.where(poor, new, 0.0).astype(dt)
+                total = np.where(poor, new.astype(np.float64), total)
             else:
                 shift = np.where(poor, total + delta, total).astype(dt)
                 total = shift.astype(np.float64)

@@ -913,3 +913,34 @@ def test_nonfinite_values_are_reported_before_constant_groups_of_their_block(rng
     a[1, 2, 2, 1] = 0.5
     with pytest.raises(ValueError, match=r"constant group \(std 0\) in group \(0, 0\)"):
         standardize(a, constant="raise", workers=workers)
+
+
+def test_a_second_shift_is_taken_from_the_data_itself(rng):
+    """A group whose sampled rows are unrepresentative is shifted a second time, by its
+    mean: from ``x`` itself (x - the first shift is added back first), not from the
+    deviations from the first shift (two roundings). An error adds the shifts back
+    exactly for values within a factor 2 of both shifts (here every value of group 0,
+    shifted by ~3.0 and then ~2.93, with a few values at 1.6..5.6 whose deviations from
+    the mean need more bits than (x - 3.0) - 0.07 kept); and the statistics keep the
+    precision a representative shift gives (sampled rows at 1, the rest at 4..5, with
+    values 1 + j * 2**-23: the mean was off by 1.2e-7 std)."""
+    rng = np.random.default_rng(2)  # (with these draws, 3 values moved by an ulp)
+    a = (2.9 + 0.05 * rng.random((1, 512, 512, 2))).astype(np.float32)
+    for r in range(0, 512, 64):  # the sampled rows (every 16th row of 2048 values)
+        a[:, r : r + 4] = (3.0 + 0.05 * rng.random((1, 4, 512, 2))).astype(np.float32)
+    a[0, 5, :40] = (1.6 + 4 * rng.random((40, 2))).astype(np.float32)
+    b = a.copy()
+    b[0, 10, 10, 1] = np.nan
+    c = b.copy()
+    with pytest.raises(ValueError, match=r"NaN or infinite values in group \(0, 1\)"):
+        standardize(c, workers=1)
+    np.testing.assert_array_equal(c[..., 0], b[..., 0])
+
+    a = (4 + rng.random((1, 512, 512, 2))).astype(np.float32)
+    for r in range(0, 512, 64):
+        a[:, r : r + 4] = (1 + rng.integers(0, 64, (1, 4, 512, 2)) * 2.0**-23).astype(np.float32)
+    mean, std = _fsum_stats(a, (1, 2))
+    out, stats = standardize(a.copy(), return_stats=True)
+    assert np.abs(stats.mean - mean).max() < 2e-8 * std.min()
+    np.testing.assert_allclose(stats.std, std, rtol=2e-8)
+    _check_unit(out, (1, 2), tol=1e-7)
