@@ -28,7 +28,8 @@ Conventions
   output is written in one pass over the input per chunk (no float copy of the input).
   Integers the output dtype cannot hold exactly (64-bit ones in float64, 32-bit ones
   with ``dtype=np.float32``) are offset by an integer near each group's mean first
-  (exact integer arithmetic, one more pass), so ``2**60 + small`` keeps its spread.
+  (exact integer arithmetic; a min/max pass finds whether they fit), so ``2**60 +
+  small`` keeps its spread.
 * Memory: apart from the output and the statistics (a few float64 values per group),
   the work needs scratch of about one or two ``chunk_bytes`` (default 2 MiB), whatever the
   size and layout of the input (blocks split axis 0, then axis 1, ... as needed), so numpy
@@ -346,21 +347,37 @@ def _fits_exactly(int_dtype: np.dtype, float_dtype: np.dtype) -> bool:
 
 def _offset_from(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """``x - ref`` (integer arrays, ``ref`` int64 or uint64 broadcasting against ``x``) in
-    float64, computed exactly and rounded once (wrapping 64-bit differences, taken in the
-    direction where they are non-negative)."""
-    xw = x.astype(ref.dtype)
-    xu, ru = xw.view(np.uint64), ref.view(np.uint64)
-    return np.where(xw >= ref, (xu - ru).astype(np.float64), -(ru - xu).astype(np.float64))
+    float64, computed exactly and rounded once: a wrapping 64-bit difference, which is the
+    true one unless its magnitude reaches 2**63 (64-bit input spanning more than half its
+    range); those few are taken as unsigned differences in the direction where they are
+    non-negative."""
+    xw = x.astype(ref.dtype, copy=False)
+    d = np.subtract(xw, ref).view(np.int64)  # (integer arrays wrap silently)
+    out = d.astype(np.float64)
+    if x.dtype.itemsize == 8:
+        up = xw >= ref
+        wrong = up != (d >= 0)
+        if wrong.any():
+            xu = xw[wrong].view(np.uint64)
+            ru = np.broadcast_to(ref, xw.shape)[wrong].view(np.uint64)
+            out[wrong] = np.where(up[wrong], (xu - ru).astype(np.float64),
+                                  -(ru - xu).astype(np.float64))
+    return out
 
 
 def _integer_reference(a: np.ndarray, red: tuple[int, ...], dt: np.dtype,
                        chunk_bytes: int) -> np.ndarray | None:
-    """For integer input whose values ``dt`` cannot all hold exactly (64-bit integers in
-    float64, 32-bit ones in float32): an integer near each group's mean (keepdims shape,
-    int64 or uint64), from which the values are offset exactly before they are rounded to
-    ``dt``, so a large offset costs no precision. None when the cast is exact."""
+    """For integer input with values ``dt`` cannot hold exactly (64-bit integers beyond
+    2**53 in float64, 32-bit ones beyond 2**24 in float32): an integer near each group's
+    mean (keepdims shape, int64 or uint64), from which the values are offset exactly
+    before they are rounded to ``dt``, so a large offset costs no precision. None when
+    the cast is exact (checked with one pass of min/max)."""
     if a.dtype.kind not in "iu" or _fits_exactly(a.dtype, dt):
         return None
+    exact = 2 ** (np.finfo(dt).nmant + 1)  # integers up to this magnitude are exact in dt
+    if all(-exact <= int(a[sl].min()) and int(a[sl].max()) <= exact
+           for sl in _blocks(a.shape, a.itemsize, chunk_bytes)):
+        return None  # (the values fit: a plain cast, as for narrower integers)
     wide = np.dtype(np.uint64 if a.dtype.kind == "u" else np.int64)
     first = a[tuple(slice(0, 1) if ax in red else slice(None) for ax in range(a.ndim))]
     first = first.astype(wide)  # the first element of each group, then the mean's

@@ -944,3 +944,20 @@ def test_a_second_shift_is_taken_from_the_data_itself(rng):
     assert np.abs(stats.mean - mean).max() < 2e-8 * std.min()
     np.testing.assert_allclose(stats.std, std, rtol=2e-8)
     _check_unit(out, (1, 2), tol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64])
+def test_wide_integers_spanning_their_whole_range(rng, dtype):
+    """64-bit integers whose differences reach 2**63 and more (the type's extremes in one
+    group): exact differences from the groups' offsets, whatever their sign."""
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max, (2, 8, 8, 1), dtype=dtype, endpoint=True)
+    x[0, ::2] = info.min
+    x[0, 1::2] = info.max
+    x[1, 0, 0] = info.min
+    mean, std, z = _exact_int_values(x, (1, 2))
+    out, stats = standardize(x, return_stats=True)
+    np.testing.assert_allclose(stats.std, std, rtol=1e-14)
+    np.testing.assert_allclose(stats.mean, mean, rtol=0, atol=1e-15 * std.max())
+    got = np.moveaxis(out, (1, 2), (-2, -1)).reshape(z.shape)
+    np.testing.assert_allclose(got, z, rtol=0, atol=1e-14 * np.abs(z).max())
