@@ -1266,7 +1266,7 @@ def _standardize_generic(a: np.ndarray, red: tuple[int, ...], *, chunk_bytes: in
     scale[const] = np.nan if policy.constant == "nan" else 0.0
     # x - pilot, then - delta: one float64 mean (pilot + delta rounded) would move the
     # output by up to eps * |mean| / sd
-    shift = np.where(bad, 0.0, pilot)
+    shift = np.where(bad, 0.0, np.where(const, lo, pilot))  # (constant: x - lo = 0)
     rest = np.where(bad | const, 0.0, delta)
     for sl in blocks:
         x = a[sl].astype(np.float64)
