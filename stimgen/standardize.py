@@ -26,6 +26,10 @@ Conventions
   16 bits). Values are never rescaled by dtype: uint8 data is standardized from its
   0..255 values. For 8/16-bit input the statistics are exact (integer sums) and the
   output is written in one pass over the input per chunk (no float copy of the input).
+  Integers the output dtype cannot hold exactly (64-bit ones in float64, 32-bit ones
+  with ``dtype=np.float32``) are offset by an integer near each group's mean first
+  (exact integer arithmetic; a min/max pass finds whether they fit), so ``2**60 +
+  small`` keeps its spread.
 * Memory: apart from the output and the statistics (a few float64 values per group),
   the work needs scratch of about one or two ``chunk_bytes`` (default 2 MiB), whatever the
   size and layout of the input (blocks split axis 0, then axis 1, ... as needed), so numpy
@@ -165,11 +169,16 @@ def standardize(
         processed in order; when an error is raised part-way, groups before the offending
         one have already been standardized in place, and with several ``workers`` a few
         groups after it may have been too (use ``inplace=False`` to keep the input
-        intact). The error raised is always that of the first offending group. The
-        offending block of groups (float input) has had its shift subtracted and added
-        back: its values are as given where they lie within a factor 2 of their group's
-        shift (data with an offset), and otherwise within two ulps (in the data's dtype)
-        of the group's largest magnitude; ``constant="raise"`` never modifies it.
+        intact). The error raised is that of the first offending group, whatever the
+        number of threads, among groups of one kind of fault: non-finite values (and
+        sums overflowing float64) are checked in a whole block of groups before constant
+        groups and stds too small for the dtype, so a NaN in a later group of the same
+        block is reported before an earlier constant group (the generic path: in the
+        whole array). The offending block of groups (float input) has had its shift
+        subtracted and added back: its values are as given where they lie within a
+        factor 2 of their group's shift (data with an offset; of both shifts where a
+        group was shifted twice), and otherwise within two ulps (in the data's dtype) of
+        the group's largest magnitude; ``constant="raise"`` never modifies it.
 
     Notes
     -----
@@ -179,7 +188,8 @@ def standardize(
     sums over at most 16 rows, accumulated in float64), so :math:`\\mu = K + S_1/n` and
     :math:`\\sigma^2 = (S_2 - S_1^2/n)/(n - \\text{ddof})` (Chan, Golub & LeVeque's
     corrected two-pass algorithm); a :math:`K` further than :math:`\\sigma/4` from
-    :math:`\\mu` is replaced and the sums are taken again. The deviations
+    :math:`\\mu` is replaced by :math:`\\mu` (the data shifted back first) and the sums
+    are taken again. The deviations
     :math:`x_i - K` overwrite the data as they are summed; the output
     :math:`(x_i - K - (\\mu - K))/\\sigma` is then computed in the data's precision, so
     no precision is lost to a large offset. 8- and 16-bit input has exact integer sums.
@@ -228,8 +238,13 @@ def standardize(
         )
     policy = _Policy(constant=constant, nonfinite=nonfinite, ddof=ddof)
     int_layout = _integer_layout(a, target, red, chunk_bytes)
+    ref = None  # integer input the output's float type cannot hold: per-group offsets
     if target is not a and int_layout is None:
-        _copy_chunked(target, a, chunk_bytes)
+        ref = _integer_reference(a, red, target.dtype, chunk_bytes)
+        if ref is None:
+            _copy_chunked(target, a, chunk_bytes)
+        else:
+            _copy_offsets(target, a, ref, red, chunk_bytes)
     layout = _fast_layout(target, red, chunk_bytes)
     # non-finite values and constant groups are detected explicitly; silence numpy's
     # floating-point warnings about them in the arithmetic
@@ -243,6 +258,8 @@ def standardize(
         else:
             mu, sd = _standardize_generic(target, red, chunk_bytes=chunk_bytes, policy=policy)
     policy.finish()
+    if ref is not None:
+        mu = mu + ref.reshape(mu.shape).astype(np.float64)
     if return_stats:
         return target, StandardizeStats(mu, sd)
     return target
@@ -320,6 +337,70 @@ def _target(a: np.ndarray, images: Any, *, out: Any, inplace: bool, dtype: Any) 
 def _copy_chunked(dst: np.ndarray, src: np.ndarray, chunk_bytes: int) -> None:
     for sl in _blocks(src.shape, max(src.itemsize, dst.itemsize), chunk_bytes):
         np.copyto(dst[sl], src[sl], casting="unsafe")
+
+
+def _fits_exactly(int_dtype: np.dtype, float_dtype: np.dtype) -> bool:
+    """True if every value of ``int_dtype`` is exactly a ``float_dtype`` value."""
+    bits = 1 if int_dtype.kind == "b" else int_dtype.itemsize * 8 - (int_dtype.kind == "i")
+    return bits <= np.finfo(float_dtype).nmant + 1
+
+
+def _offset_from(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``x - ref`` (integer arrays, ``ref`` int64 or uint64 broadcasting against ``x``) in
+    float64, computed exactly and rounded once: a wrapping 64-bit difference, which is the
+    true one unless its magnitude reaches 2**63 (64-bit input spanning more than half its
+    range); those few are taken as unsigned differences in the direction where they are
+    non-negative."""
+    xw = x.astype(ref.dtype, copy=False)
+    d = np.subtract(xw, ref).view(np.int64)  # (integer arrays wrap silently)
+    out = d.astype(np.float64)
+    if x.dtype.itemsize == 8:
+        up = xw >= ref
+        wrong = up != (d >= 0)
+        if wrong.any():
+            xu = xw[wrong].view(np.uint64)
+            ru = np.broadcast_to(ref, xw.shape)[wrong].view(np.uint64)
+            out[wrong] = np.where(up[wrong], (xu - ru).astype(np.float64),
+                                  -(ru - xu).astype(np.float64))
+    return out
+
+
+def _integer_reference(a: np.ndarray, red: tuple[int, ...], dt: np.dtype,
+                       chunk_bytes: int) -> np.ndarray | None:
+    """For integer input with values ``dt`` cannot hold exactly (64-bit integers beyond
+    2**53 in float64, 32-bit ones beyond 2**24 in float32): an integer near each group's
+    mean (keepdims shape, int64 or uint64), from which the values are offset exactly
+    before they are rounded to ``dt``, so a large offset costs no precision. None when
+    the cast is exact (checked with one pass of min/max)."""
+    if a.dtype.kind not in "iu" or _fits_exactly(a.dtype, dt):
+        return None
+    exact = 2 ** (np.finfo(dt).nmant + 1)  # integers up to this magnitude are exact in dt
+    if all(-exact <= int(a[sl].min()) and int(a[sl].max()) <= exact
+           for sl in _blocks(a.shape, a.itemsize, chunk_bytes)):
+        return None  # (the values fit: a plain cast, as for narrower integers)
+    wide = np.dtype(np.uint64 if a.dtype.kind == "u" else np.int64)
+    first = a[tuple(slice(0, 1) if ax in red else slice(None) for ax in range(a.ndim))]
+    first = first.astype(wide)  # the first element of each group, then the mean's
+    total = np.zeros(first.shape)  # offset from it (float64 sums of exact differences)
+    for sl in _blocks(a.shape, 32, chunk_bytes):  # (a few 8-byte temporaries per value)
+        g = tuple(slice(None) if ax in red else x for ax, x in enumerate(sl))
+        total[g] += _offset_from(a[sl], first[g]).sum(axis=red, keepdims=True)
+    step = np.rint(total / math.prod(a.shape[i] for i in red))  # |step| < 2**64
+    # first + step lies between the group's extremes (up to the rounding of a float64
+    # sum), so it fits ``wide``: add it modulo 2**64 (step's magnitude as uint64, exact
+    # for integer-valued floats below 2**64; any reference gives exact differences, one
+    # near the mean keeps them small)
+    mag = np.minimum(np.abs(step), 2.0**64 - 2.0**11).astype(np.uint64)
+    fu = first.view(np.uint64)
+    return np.where(step >= 0, fu + mag, fu - mag).view(wide)
+
+
+def _copy_offsets(dst: np.ndarray, src: np.ndarray, ref: np.ndarray, red: tuple[int, ...],
+                  chunk_bytes: int) -> None:
+    """``dst = src - ref`` per chunk (see :func:`_integer_reference`)."""
+    for sl in _blocks(src.shape, 32, chunk_bytes):
+        g = tuple(slice(None) if ax in red else x for ax, x in enumerate(sl))
+        dst[sl] = _offset_from(src[sl], ref[g])
 
 
 def _blocks(shape: tuple[int, ...], itemsize: int, chunk_bytes: int):
@@ -562,8 +643,9 @@ def _standardize_fast(
     and sums the deviations and their squares (:func:`_add_run_sums`: float32 runs of at
     most ``_RUN_ROWS`` rows, accumulated in float64). Pass 2 turns the deviations into
     ``(d - (mu - shift)) * (1 / sd)``. A group whose shift lies more than ``_REDO_STDS``
-    stds from its mean is shifted again by the remaining offset and summed again (rare:
-    the sample is spread over the whole group). Small groups (one row) are split into
+    stds from its mean gets its first shift added back and is shifted by its mean
+    instead (from ``x``, one rounding), then summed again (rare: the sample is spread
+    over the whole group). Small groups (one row) are split into
     rows of at most ``_SMALL_ROW`` values, or, when their pixel count has no such
     divisor, kept in one row and summed by halving (:func:`_tree_sum`).
     When the block cannot be shifted in place (``constant="raise"`` must leave a constant
@@ -679,40 +761,54 @@ def _standardize_fast(
             poor = delta * delta > var * _REDO_STDS**2
             if attempt or not poor.any():
                 break
-            # a shift far from the mean costs precision: shift again by the offset left
+            # a shift far from the mean costs precision: shift again, by the mean
             if in_place:
-                shift = np.where(poor, delta, 0.0).astype(dt)
-                if not (np.abs(shift) < no_overflow).all():  # (values near the dtype's max)
+                new = np.where(poor, total + delta, total).astype(dt)
+                if not (np.abs(new) < no_overflow).all():  # (values near the dtype's max)
                     break
-                total = total + shift.astype(np.float64)
+                # the data of those groups back to x (exactly where x is within a factor
+                # 2 of the first shift), then x - the new shift: one rounding, which the
+                # shift added back on an error undoes (-0.0 and 0.0 leave the others'
+                # bits as they are)
+                shift_t[:g] = tiled(np.where(poor, applied[0], -0.0).astype(dt))
+                for x in steps:
+                    _rows_op(np.add, x, shift_t[:g], x)
+                applied[0] = np.where(poor, 0.0, applied[0]).astype(dt)
+                shift = np.where(poor, new, 0.0).astype(dt)
+                total = np.where(poor, new.astype(np.float64), total)
             else:
                 shift = np.where(poor, total + delta, total).astype(dt)
                 total = shift.astype(np.float64)
         mu = total + delta
         sd = np.sqrt(var)
         bad = None  # groups with NaN or inf in the data (None: none)
+
+        def rescaled(o: int, i: int) -> bool:  # a group's moments from scaled deviations
+            # (the column holds the deviations from the shift in place, else the data)
+            base = 0.0 if in_place else float(total[o, i])
+            delta[o, i], sd[o, i] = _scaled_moments(blk[o].reshape(reduced, inner)[:, i],
+                                                    policy.ddof, base)
+            mu[o, i] = total[o, i] + delta[o, i]
+            return math.isfinite(sd[o, i]) and math.isfinite(mu[o, i])
+
         if not (np.isfinite(mu).all() and np.isfinite(sd).all()):
             bad = ~np.isfinite(S1)  # NaN or inf in the data, or a sum beyond float64
-            if bad.any():
-                for o, i in np.argwhere(bad):  # finite data whose sum overflows: too large
-                    # (deviations are finite exactly where the data is: no shift overflows)
-                    if np.isfinite(blk[o].reshape(reduced, inner)[:, i]).all():
+            for o, i in np.argwhere(bad) if bad.any() else ():
+                # finite data whose sums overflow (float64 data near its max), or whose
+                # deviations from a shift in scratch do (data spanning more than the
+                # dtype's range): its moments from scaled float64 deviations, else too large
+                if np.isfinite(blk[o].reshape(reduced, inner)[:, i]).all():
+                    if not rescaled(o, i):
                         restore()
                         raise _overflow_error(_where(o0 + o, i, group_shape, inner))
-                if policy.nonfinite == "raise":
-                    o, i = np.argwhere(bad)[0]
-                    restore()
-                    raise policy.nonfinite_error(_where(o0 + o, i, group_shape, inner))
+                    bad[o, i] = False
+            if bad.any() and policy.nonfinite == "raise":
+                o, i = np.argwhere(bad)[0]
+                restore()
+                raise policy.nonfinite_error(_where(o0 + o, i, group_shape, inner))
             over = ~bad & ~(np.isfinite(sd) & np.isfinite(mu))
             for o, i in np.argwhere(over):  # squares overflow: redo this group scaled
-                col = blk[o].reshape(reduced, inner)[:, i]
-                m, sd[o, i] = _scaled_moments(col, policy.ddof)
-                if in_place:  # the column holds the deviations from the shift
-                    delta[o, i] = m
-                    mu[o, i] = total[o, i] + m
-                else:
-                    mu[o, i] = m
-                if not (math.isfinite(sd[o, i]) and math.isfinite(mu[o, i])):
+                if not rescaled(o, i):
                     restore()
                     raise _overflow_error(_where(o0 + o, i, group_shape, inner))
             mu[bad] = np.nan
@@ -729,12 +825,7 @@ def _standardize_fast(
                 col = blk[o].reshape(reduced, inner)[:, i]
                 const[o, i] = bool((col == col[0]).all())
                 if not const[o, i] and sd[o, i] < small:  # squares near underflow: redo
-                    m, sd[o, i] = _scaled_moments(col, policy.ddof)
-                    if in_place:
-                        delta[o, i] = m
-                        mu[o, i] = total[o, i] + m
-                    else:
-                        mu[o, i] = m
+                    rescaled(o, i)
             if const.any():
                 o, i = np.argwhere(const)[0]
                 policy.constant_groups(const, _where(o0 + o, i, group_shape, inner))
@@ -755,12 +846,25 @@ def _standardize_fast(
         scale = 1.0 / sd
         if const is not None:
             scale[const] = np.nan if policy.constant == "nan" else 0.0
-        offset = delta if in_place else mu
-        m_hi = offset.astype(dt)
-        m_lo = (offset - m_hi.astype(np.float64)).astype(dt)
+        if in_place:  # the data holds x - total: subtract delta
+            m_hi = delta.astype(dt)
+            m_lo = (delta - m_hi.astype(np.float64)).astype(dt)
+        else:  # the data holds x: subtract total + delta, as an unrounded sum (a float64
+            # mu would round off up to eps64 * |mu| / sd of the output)
+            m_hi, m_lo = _split_sum(total, delta, dt)
+        # groups whose x - total - delta might not fit the dtype (data spanning more than
+        # its range): left as they are by the tiles, finished in float64 below
+        wide = (sd * math.sqrt(reduced) + np.abs(delta) * (1 + math.sqrt(reduced))
+                >= float(np.finfo(dt).max) / 4)
+        if const is not None:
+            wide &= ~const
         if bad is not None:
             m_hi[bad] = 0
             m_lo[bad] = 0
+        if wide.any():
+            m_hi[wide] = 0
+            m_lo[wide] = 0
+            scale[wide] = 1.0
         hi[:g] = tiled(m_hi)
         inv[:g] = tiled(scale.astype(dt))
         # the low part is subtracted (one more pass) only where it moves the output by
@@ -774,9 +878,41 @@ def _standardize_fast(
             if use_lo:
                 _rows_op(np.subtract, x, shift_t[:g], x)
             _rows_op(np.multiply, x, inv[:g], x)
+        for o, i in np.argwhere(wide) if wide.any() else ():
+            _finish_wide(blk[o].reshape(reduced, inner)[:, i], 0.0 if in_place else total[o, i],
+                         float(delta[o, i]), float(sd[o, i]))
 
     _run_blocks(-(-outer // g_step), block, buffers, workers)
     return means.reshape(group_shape), stds.reshape(group_shape)
+
+
+def _split_sum(a: np.ndarray, b: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``a + b`` (float64 arrays) as ``hi + lo`` in ``dt``: ``hi`` the sum rounded to
+    ``dt``, ``lo`` the rest rounded to ``dt`` (the float64 rounding error of ``a + b`` is
+    kept by Knuth's TwoSum, so ``hi + lo`` is ``a + b`` to about ``eps(dt)**2``)."""
+    s = a + b
+    bv = s - a
+    err = (a - (s - bv)) + (b - bv)  # s + err == a + b exactly (where s is finite)
+    hi = s.astype(dt)
+    lo = ((s - hi.astype(np.float64)) + err).astype(dt)
+    return hi, lo
+
+
+def _finish_wide(col: np.ndarray, base: float, delta: float, sd: float) -> None:
+    """``col = ((col - base) - delta) / sd`` in float64, for a group whose deviations may
+    not fit its dtype, in slices of at most 2**16 values. Every term is scaled by the
+    power of two nearest ``1 / sd`` first, so nothing overflows: ``|x - mean|`` is at
+    most ``sqrt(n) * sd``, and a group that is not constant has ``sd`` of at least an ulp
+    of its values over ``sqrt(n)``."""
+    p = math.ldexp(1.0, -math.frexp(sd)[1])
+    b, d, s = base * p, delta * p, sd * p
+    for j in range(0, col.shape[0], 1 << 16):
+        y = col[j : j + (1 << 16)].astype(np.float64)
+        y *= p
+        y -= b
+        y -= d
+        y /= s
+        col[j : j + (1 << 16)] = y
 
 
 def _add_run_sums(d: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
@@ -901,10 +1037,15 @@ def _small_std(dtype: np.dtype) -> float:
     return math.sqrt(float(np.finfo(dtype).tiny)) * 2.0**26
 
 
-def _scaled_moments(col: np.ndarray, ddof: int) -> tuple[float, float]:
-    """Mean and std of a 1-D column, exact for tiny (or subnormal) values: the deviations
-    are scaled by a power of two before they are squared."""
+def _scaled_moments(col: np.ndarray, ddof: int, base: float = 0.0) -> tuple[float, float]:
+    """Mean (minus ``base``) and std of a 1-D column, exact for tiny (or subnormal) values
+    and for huge ones: the deviations are scaled by a power of two before they are
+    squared. The mean is returned relative to ``base`` (a value near it, such as the
+    group's shift), so it is not rounded to float64 at the data's magnitude (the caller
+    keeps ``base + mean`` as an unrounded sum)."""
     x = col.astype(np.float64)
+    if base:
+        x -= base
     mean = float(x.mean())
     d = x - mean
     top = float(np.abs(d).max())
@@ -928,6 +1069,8 @@ def _integer_layout(a: np.ndarray, target: np.ndarray, red: tuple[int, ...],
     """Like :func:`_fast_layout`, for 8/16-bit C-contiguous input and a separate
     C-contiguous float output; None if that path does not apply."""
     if a.dtype.kind not in "biu" or a.dtype.itemsize > 2 or target is a:
+        return None
+    if not _fits_exactly(a.dtype, target.dtype):  # (16-bit integers to float16)
         return None
     if not (a.flags.c_contiguous and target.flags.c_contiguous):
         return None
@@ -1121,10 +1264,14 @@ def _standardize_generic(a: np.ndarray, red: tuple[int, ...], *, chunk_bytes: in
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = 1.0 / sd
     scale[const] = np.nan if policy.constant == "nan" else 0.0
-    shift = np.where(bad, 0.0, mu)
+    # x - pilot, then - delta: one float64 mean (pilot + delta rounded) would move the
+    # output by up to eps * |mean| / sd
+    shift = np.where(bad, 0.0, np.where(const, lo, pilot))  # (constant: x - lo = 0)
+    rest = np.where(bad | const, 0.0, delta)
     for sl in blocks:
         x = a[sl].astype(np.float64)
         x -= shift[gsl(sl)]
+        x -= rest[gsl(sl)]
         x *= scale[gsl(sl)]
         a[sl] = x
     out_shape = tuple(a.shape[i] for i in keep)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -787,3 +788,176 @@ def test_small_prime_sized_groups_are_summed_by_halving(rng, shape, kw, nan_at):
     assert keep.sum() == a.size - 1367 and np.array_equal(prop[keep], out[keep])
     with pytest.raises(ValueError, match=r"NaN or infinite values in group \(5"):
         standardize(b, **kw)
+
+
+@pytest.mark.parametrize("offset, spread, kw", [(1e6, 1.0, {"constant": "raise"}),
+                                                (1e15, 1e9, {"constant": "raise"}),
+                                                (1e300, 1e294, {})],
+                         ids=["1e6 raise", "1e15 raise", "1e300"])
+def test_float64_offset_not_shifted_in_place_keeps_the_mean_exact(rng, offset, spread, kw):
+    """Blocks that are not shifted in place (``constant="raise"``, or shifts beyond 2**970)
+    subtract the mean from the data itself: a float64 mean rounded once (ulp(1e6) / 1 =
+    1.2e-10) would move every output value by up to half its ulp, so it is split into a
+    high and a low part (output mean ~1e-17, not ~1e-10)."""
+    a = offset + spread * rng.standard_normal((3, 40, 30, 2))
+    p = 2.0 ** -math.frexp(offset)[1]  # (exact scaling: no squares overflow)
+    mean, std = (v / p for v in _fsum_stats(a * p, (1, 2)))
+    out, stats = standardize(a.copy(), return_stats=True, **kw)
+    np.testing.assert_allclose(stats.std, std, rtol=1e-14)
+    np.testing.assert_allclose(stats.mean, mean, rtol=1e-15)
+    _check_unit(out, (1, 2), tol=1e-14)
+    assert np.array_equal(out, standardize(a.copy(), workers=2, **kw))
+
+
+@pytest.mark.parametrize("sampled", [0.0, 3.3e38], ids=["shift 0", "shift 3.3e38"])
+def test_float32_deviations_beyond_float32_max_come_out_finite(sampled):
+    """float32 data spanning more than float32's range (-3.3e38 and 3.3e38 in one group):
+    ``x - mean`` does not fit float32, but the output does; it must neither come out inf
+    nor raise. The sampled rows (every 8th of 64 rows of 256 values) hold 0 (the shift is
+    0, in place, and the offset left, the mean ~3e38, is too large for a second shift in
+    place) or 3.3e38 (a shift not applied in place; ``x - shift`` overflows float32)."""
+    a = np.full((2, 256, 64, 1), 3.3e38, np.float32)
+    for r in range(0, 64, 8):
+        a[:, 4 * r : 4 * r + 4] = sampled
+    a[:, 5] = -3.3e38
+    a[1, 6, :10] = 1e37
+    mean, std = _fsum_stats(a, (1, 2))
+    out, stats = standardize(a.copy(), return_stats=True)
+    np.testing.assert_allclose(stats.std, std, rtol=1e-7)
+    np.testing.assert_allclose(stats.mean, mean, rtol=0, atol=1e-7 * std.max())
+    ref = (a.astype(np.float64) - mean[:, None, None]) / std[:, None, None]
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, ref, rtol=0, atol=4 * np.finfo(np.float32).eps * np.abs(ref).max())
+    assert np.array_equal(out, standardize(a.copy(), workers=2))
+
+
+@pytest.mark.parametrize("layout", ["F", "step"])
+def test_float64_offset_generic_path_keeps_the_mean_exact(rng, layout):
+    """The generic path (Fortran order, strided views) subtracts its float64 pilot mean and
+    the offset from it separately: one rounded float64 mean would move every output value
+    of ``1e6 + N(0, 1)`` by up to ulp(1e6) / 2 = 6e-11."""
+    a = 1e6 + rng.standard_normal((3, 40, 30, 2))
+    if layout == "F":
+        x = np.asfortranarray(a)
+    else:
+        x = np.zeros((3, 40, 60, 2))[:, :, ::2]
+        x[...] = a
+    mean, std = _fsum_stats(a, (1, 2))
+    out, stats = standardize(x, return_stats=True)
+    assert out is x
+    np.testing.assert_allclose(stats.std, std, rtol=1e-14)
+    np.testing.assert_allclose(stats.mean, mean, rtol=1e-15)
+    _check_unit(out, (1, 2), tol=1e-14)
+
+
+def _exact_int_values(x: np.ndarray, axis: tuple[int, ...]):
+    """Mean and population std of each group of integers (exact Python integer sums), and
+    each element's exactly computed standardized value."""
+    from fractions import Fraction
+
+    xs = np.moveaxis(x, axis, tuple(range(-len(axis), 0)))
+    flat = xs.reshape(*xs.shape[: xs.ndim - len(axis)], -1)
+    means, stds = np.empty(flat.shape[:-1]), np.empty(flat.shape[:-1])
+    z = np.empty(flat.shape)
+    for idx in np.ndindex(*flat.shape[:-1]):
+        v = [int(t) for t in flat[idx]]
+        m = Fraction(sum(v), len(v))
+        var = sum((t - m) ** 2 for t in v) / len(v)
+        means[idx], stds[idx] = float(m), math.sqrt(float(var))
+        z[idx] = [float((t - m) / Fraction(stds[idx])) for t in v]
+    return means, stds, z
+
+
+@pytest.mark.parametrize("dtype, base, kw", [
+    (np.int64, 2**60, {}),
+    (np.int64, -(2**62), {"out": "F"}),
+    (np.uint64, 2**64 - 2**12, {}),
+    (np.int32, 2**30, {"dtype": np.float32}),
+    (np.uint32, 2**32 - 2**10, {"dtype": np.float32}),
+    (np.uint16, 60000, {"dtype": np.float16}),
+], ids=["int64", "int64 out", "uint64", "int32 to float32", "uint32 to float32",
+        "uint16 to float16"])
+def test_wide_integers_with_an_offset_keep_their_spread(rng, dtype, base, kw):
+    """Integers that the output's float type cannot hold exactly (2**60 + 0..99 in
+    float64, 2**30 + 0..99 in float32) are standardized from their offset to an integer
+    near each group's mean (exact integer arithmetic), not from rounded values: the spread
+    must not vanish (a "constant" group) or be quantized. The first element of a group is
+    an outlier (the offset is not taken from it alone)."""
+    x = (rng.integers(0, 100, (3, 20, 30, 2)) + np.array(base, dtype=object)).astype(dtype)
+    x[:, 0, 0] = np.array(base + 1000 if base < 0 else base - 1000, dtype=object).astype(dtype)
+    mean, std, z = _exact_int_values(x, (1, 2))
+    if kw.get("out") == "F":
+        kw = {"out": np.empty(x.shape, order="F")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "constant group" warning
+        out, stats = standardize(x, return_stats=True, **kw)
+    tol = 4 * float(np.finfo(out.dtype).eps)
+    np.testing.assert_allclose(stats.std, std, rtol=max(tol, 1e-14))
+    np.testing.assert_allclose(stats.mean, mean, rtol=1e-15)
+    got = np.moveaxis(out, (1, 2), (-2, -1)).reshape(z.shape).astype(np.float64)
+    np.testing.assert_allclose(got, z, rtol=0, atol=max(tol, 1e-14) * np.abs(z).max())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_nonfinite_values_are_reported_before_constant_groups_of_their_block(rng, workers):
+    """Documented order within a block of groups (here one block of six small images): a
+    NaN in group (1, 1) is reported before the constant group (0, 0); the same error on
+    any number of threads, and the block is left as given (``constant="raise"``)."""
+    a = rng.random((6, 5, 7, 2)).astype(np.float32)
+    a[0, ..., 0] = 3.0
+    a[1, 2, 2, 1] = np.nan
+    b = a.copy()
+    with pytest.raises(ValueError, match=r"NaN or infinite values in group \(1, 1\)"):
+        standardize(b, constant="raise", workers=workers)
+    np.testing.assert_array_equal(b, a)
+    a[1, 2, 2, 1] = 0.5
+    with pytest.raises(ValueError, match=r"constant group \(std 0\) in group \(0, 0\)"):
+        standardize(a, constant="raise", workers=workers)
+
+
+def test_a_second_shift_is_taken_from_the_data_itself(rng):
+    """A group whose sampled rows are unrepresentative is shifted a second time, by its
+    mean: from ``x`` itself (x - the first shift is added back first), not from the
+    deviations from the first shift (two roundings). An error adds the shifts back
+    exactly for values within a factor 2 of both shifts (here every value of group 0,
+    shifted by ~3.0 and then ~2.93, with a few values at 1.6..5.6 whose deviations from
+    the mean need more bits than (x - 3.0) - 0.07 kept); and the statistics keep the
+    precision a representative shift gives (sampled rows at 1, the rest at 4..5, with
+    values 1 + j * 2**-23: the mean was off by 1.2e-7 std)."""
+    rng = np.random.default_rng(2)  # (with these draws, 3 values moved by an ulp)
+    a = (2.9 + 0.05 * rng.random((1, 512, 512, 2))).astype(np.float32)
+    for r in range(0, 512, 64):  # the sampled rows (every 16th row of 2048 values)
+        a[:, r : r + 4] = (3.0 + 0.05 * rng.random((1, 4, 512, 2))).astype(np.float32)
+    a[0, 5, :40] = (1.6 + 4 * rng.random((40, 2))).astype(np.float32)
+    b = a.copy()
+    b[0, 10, 10, 1] = np.nan
+    c = b.copy()
+    with pytest.raises(ValueError, match=r"NaN or infinite values in group \(0, 1\)"):
+        standardize(c, workers=1)
+    np.testing.assert_array_equal(c[..., 0], b[..., 0])
+
+    a = (4 + rng.random((1, 512, 512, 2))).astype(np.float32)
+    for r in range(0, 512, 64):
+        a[:, r : r + 4] = (1 + rng.integers(0, 64, (1, 4, 512, 2)) * 2.0**-23).astype(np.float32)
+    mean, std = _fsum_stats(a, (1, 2))
+    out, stats = standardize(a.copy(), return_stats=True)
+    assert np.abs(stats.mean - mean).max() < 2e-8 * std.min()
+    np.testing.assert_allclose(stats.std, std, rtol=2e-8)
+    _check_unit(out, (1, 2), tol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64])
+def test_wide_integers_spanning_their_whole_range(rng, dtype):
+    """64-bit integers whose differences reach 2**63 and more (the type's extremes in one
+    group): exact differences from the groups' offsets, whatever their sign."""
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max, (2, 8, 8, 1), dtype=dtype, endpoint=True)
+    x[0, ::2] = info.min
+    x[0, 1::2] = info.max
+    x[1, 0, 0] = info.min
+    mean, std, z = _exact_int_values(x, (1, 2))
+    out, stats = standardize(x, return_stats=True)
+    np.testing.assert_allclose(stats.std, std, rtol=1e-14)
+    np.testing.assert_allclose(stats.mean, mean, rtol=0, atol=1e-15 * std.max())
+    got = np.moveaxis(out, (1, 2), (-2, -1)).reshape(z.shape)
+    np.testing.assert_allclose(got, z, rtol=0, atol=1e-14 * np.abs(z).max())
