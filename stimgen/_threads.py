@@ -20,14 +20,30 @@ __all__ = ["pool", "share"]
 
 _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 _helping = threading.local()  # .now: this thread is doing items of a share()
+_making = threading.Lock()  # one pool per process and size, whichever threads ask at once
+
+
+def _new_lock_in_child() -> None:  # a fork while another thread made a pool: not left held
+    global _making
+    _making = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def pool(threads: int) -> ThreadPoolExecutor:
-    """A lasting pool of ``threads`` threads of this process (a forked child makes its own)."""
+    """A lasting pool of ``threads`` threads of this process (a forked child makes its own).
+
+    Threads asking at once for a pool not made yet get the same one.
+    """
     key = (os.getpid(), threads)
     found = _POOLS.get(key)
     if found is None:
-        found = _POOLS[key] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stimgen")
+        with _making:
+            found = _POOLS.get(key)
+            if found is None:
+                found = _POOLS[key] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stimgen")
     return found
 
 

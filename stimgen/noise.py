@@ -586,7 +586,7 @@ def _spectral_image(
                 outside += _count_outside(target[r0:r1])
         return outside
 
-    counts = _threads.share(pool, parts, lambda k: rows(ranges[k], tails[k]), list(range(len(ranges))))
+    counts = _threads.share(pool, threads, lambda k: rows(ranges[k], tails[k]), list(range(len(ranges))))
     return target, sum(counts)
 
 

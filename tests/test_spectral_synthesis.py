@@ -276,6 +276,28 @@ def test_stacks_reuse_one_spectrum_per_thread_and_equal_the_plain_transforms():
             assert imgs.tobytes() == ref.tobytes(), (workers, chunk)
 
 
+def test_one_image_uses_at_most_workers_threads(monkeypatch):
+    """The row ranges of one image (four per thread) are shared by ``workers`` threads, the
+    calling one included: never one more."""
+    import threading
+    import time
+
+    seen: set[int] = set()
+    plain = fft.irfft
+
+    def irfft(*args: Any, **kwargs: Any) -> np.ndarray:
+        seen.add(threading.get_ident())
+        time.sleep(0.002)  # every thread free to take a range gets one
+        return plain(*args, **kwargs)
+
+    monkeypatch.setattr(fft, "irfft", irfft)
+    filt = make_filter("log_gaussian", ppd=8, band_cpd=(0.5, 2.0))
+    for workers in (2, 3):
+        seen.clear()
+        filtered_noise((600, 600), filt, rng=1, workers=workers)
+        assert 1 <= len(seen) <= workers, (workers, len(seen))
+
+
 @pytest.mark.parametrize("shape", [(128, 128), (97, 130), (130, 97), (2, 2), (3, 4)])
 def test_the_layout_is_the_largest_transfer_of_every_row_and_column(shape):
     """One pass of row blocks (over the distinct rows of a radial filter) finds the rows and

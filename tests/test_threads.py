@@ -112,3 +112,29 @@ def test_after_an_error_no_thread_takes_another_item():
     with pytest.raises(KeyboardInterrupt):
         _threads.share(_threads.pool(2), 2, fn, list(range(1000)))
     assert len(started) <= 3  # the failing item, the other thread's item and at most the one after
+
+
+def test_threads_asking_at_once_for_a_new_pool_get_the_same_one(monkeypatch):
+    made: list[object] = []
+    plain = _threads.ThreadPoolExecutor
+
+    class SlowToMake(plain):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            time.sleep(0.05)  # the other thread asks meanwhile
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(_threads, "ThreadPoolExecutor", SlowToMake)
+    size = 977  # a size no other test asks for
+    got: list[object] = []
+    askers = [threading.Thread(target=lambda: got.append(_threads.pool(size))) for _ in range(2)]
+    for t in askers:
+        t.start()
+    for t in askers:
+        t.join()
+    try:
+        assert len(made) == 1 and got[0] is got[1] is made[0]
+    finally:
+        _threads._POOLS.pop((os.getpid(), size), None)
+        for p in made:
+            p.shutdown()  # type: ignore[attr-defined]
