@@ -181,9 +181,10 @@ def _mirrored_rows(filt: Filter) -> bool:
 
     True for the filters whose :meth:`Filter.response` is ``transfer(hypot(fx, fy))``: row
     ``H - k`` of the ``fftfreq`` grid has the frequencies of row ``k`` negated, hence the
-    same ``hypot`` (and :func:`_evaluate_grid` copies it).
+    same ``hypot`` (and :func:`_evaluate_grid` copies it). False for a subclass that
+    overrides :meth:`Filter.grid` itself: its rows are read as they are.
     """
-    return type(filt).response is Filter.response
+    return type(filt).response is Filter.response and type(filt).grid is Filter.grid
 
 
 _TILE = 128  # rows and columns of one tile: its float64 temporaries stay in cache

@@ -466,3 +466,32 @@ def test_a_failing_image_raises_in_the_caller(monkeypatch):
     monkeypatch.setattr(noise, "_DEFAULT_CHUNK_BYTES", 1)
     with pytest.raises(ValueError, match="image 3 failed"):
         bandpass_noise(size_px=16, ppd=16, band_cpd=(1, 4), n=9, rng=0, workers=2)
+
+
+@dataclass(frozen=True)
+class OneRowGrid(Filter):
+    """A filter that overrides ``grid`` itself: passes one row of the rfft grid only (a row
+    in the lower half, whose mirror row is blocked), so its rows are not mirror images."""
+
+    family: ClassVar[str] = "one_row"
+    row: int = -3
+
+    def transfer(self, f_cpp: Any) -> np.ndarray:
+        return np.ones_like(np.asarray(f_cpp, dtype=float))
+
+    def grid(self, shape, *, real=True, dtype=np.float32):
+        g = np.zeros((shape[0], shape[1] // 2 + 1 if real else shape[1]), dtype=dtype)
+        g[self.row, 1:-1] = 1  # not the Nyquist column, which mirrors within itself
+        return g
+
+
+def test_a_filter_overriding_grid_has_its_own_rows_drawn():
+    """The layout reads every row of a grid that is not the hub's radial one: the power of
+    the image is in the passed row (its mirror row holds nothing in the filter)."""
+    h, w = 32, 24
+    img = noise.filtered_noise((h, w), OneRowGrid(), rng=3)
+    power = np.abs(np.fft.rfft2(img)) ** 2
+    assert power.sum() > 0
+    # a real image's spectrum is Hermitian: row H-3 (columns > 0) and its mirror row 3 of
+    # the full spectrum; in the rfft half-plane the energy sits in row H-3
+    assert power[h - 3, 1:-1].sum() > 0.99 * power.sum()
